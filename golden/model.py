@@ -1,0 +1,395 @@
+"""Bit-accurate golden model of the D-IMC core: matrix-vector products and the DPU.
+
+All results are exact integers (numpy int64). Operands are validated against the configuration:
+a value outside its precision, a wrong shape or a non-integer dtype raises ``ValueError`` or
+``TypeError`` naming the operand.
+
+The core computes, per pass, ``y[b, c] = sum_k W[k, c] * X[b, k]`` over ``rows`` terms
+(:func:`mvm`, or cycle by cycle in :func:`mvm_bitserial`); several passes accumulate into a
+saturating ``psum_bits`` partial sum (:func:`accumulate`, :func:`mvm_tiled`); the DPU then adds
+bias, requantizes, adds the output zero point and an optional rescaled residual, and clamps to
+the activation range (:func:`dpu`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from .arith import INT32_MAX, INT32_MIN, MULTIPLIER_RANGE, SHIFT_RANGE, check_range, requantize
+from .config import CoreConfig, signed_bits_for, value_range
+
+__all__ = [
+    "BitSerialResult",
+    "DpuParams",
+    "accumulate",
+    "check_activations",
+    "check_weights",
+    "dpu",
+    "fold_input_zero_point",
+    "mvm",
+    "mvm_bitserial",
+    "mvm_tiled",
+]
+
+# A float32 GEMM is exact while every partial sum stays below 2**24 in magnitude; float64 while
+# below 2**53 (always true for the configuration ranges).
+_F32_EXACT = 1 << 24
+
+
+def _int_array(name: str, value: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    return arr
+
+
+def _dtype_within(arr: np.ndarray, lo: int, hi: int) -> bool:
+    info = np.iinfo(arr.dtype)
+    return lo <= info.min and info.max <= hi
+
+
+def _check_values(name: str, arr: np.ndarray, lo: int, hi: int) -> None:
+    if not _dtype_within(arr, lo, hi):
+        check_range(name, arr, lo, hi)
+
+
+def check_weights(cfg: CoreConfig, W: Any, rows: int | None = None) -> np.ndarray:
+    """Validate a weight matrix of shape ``(rows, cols)`` and return it as an integer array.
+
+    ``rows`` overrides ``cfg.rows`` (for K-tiled layers of any depth).
+    """
+    W = _int_array("weights", W)
+    rows = cfg.rows if rows is None else rows
+    if W.ndim != 2 or W.shape != (rows, cfg.cols):
+        raise ValueError(f"weights must have shape ({rows}, {cfg.cols}) (rows, cols), "
+                         f"got {W.shape}")
+    _check_values(f"weights ({cfg.weight_bits}-bit "
+                  f"{'signed' if cfg.weight_signed else 'unsigned'})", W, *cfg.weight_range)
+    return W
+
+
+def check_activations(cfg: CoreConfig, X: Any, bits: int | None = None,
+                      rows: int | None = None) -> np.ndarray:
+    """Validate activations of shape ``(rows,)`` or ``(batch, rows)``; return them 2-D.
+
+    ``bits`` is the runtime precision (default ``cfg.act_bits``).
+    """
+    X = _int_array("activations", X)
+    rows = cfg.rows if rows is None else rows
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[1] != rows:
+        raise ValueError(f"activations must have shape ({rows},) or (batch, {rows}), "
+                         f"got {X.shape}")
+    bits = cfg.act_bits if bits is None else cfg.check_runtime_bits(bits)
+    sign = "signed" if cfg.act_signed else "unsigned"
+    _check_values(f"activations ({bits}-bit {sign})", X, *value_range(bits, cfg.act_signed))
+    return X
+
+
+def _exact_matmul(X: np.ndarray, W: np.ndarray, bound: int) -> np.ndarray:
+    """``X @ W`` as int64, through a float GEMM that is exact for partial sums below ``bound``."""
+    ftype = np.float32 if bound < _F32_EXACT else np.float64
+    return (X.astype(ftype) @ W.astype(ftype)).astype(np.int64)
+
+
+def mvm(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None) -> np.ndarray:
+    """One pass of the core: the exact dot products of every activation vector with every column.
+
+    Parameters
+    ----------
+    cfg : CoreConfig
+    W : array_like of int, shape (rows, cols)
+    X : array_like of int, shape (rows,) or (batch, rows)
+    act_bits : int, optional
+        Runtime precision of the pass; ``X`` must fit it.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (batch, cols)
+    """
+    W = check_weights(cfg, W)
+    X = check_activations(cfg, X, act_bits)
+    lo, hi = cfg.acc_range
+    return _exact_matmul(X, W, max(-lo, hi) + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class BitSerialResult:
+    """What :func:`mvm_bitserial` returns.
+
+    Attributes
+    ----------
+    sums : numpy.ndarray of int64, shape (batch, cols)
+        Final pass results (equal to :func:`mvm`).
+    partial : numpy.ndarray of int64, shape (cycles, batch, cols)
+        Adder-tree output of every column in each compute cycle, LSB slice first; the top slice
+        of a signed activation is signed.
+    acc : numpy.ndarray of int64, shape (cycles, batch, cols)
+        Shift-and-add accumulator after each compute cycle.
+    """
+
+    sums: np.ndarray
+    partial: np.ndarray
+    acc: np.ndarray
+
+    @property
+    def cycles(self) -> int:
+        """Compute cycles of the pass."""
+        return self.partial.shape[0]
+
+
+def mvm_bitserial(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None
+                  ) -> BitSerialResult:
+    """One pass on the hardware's schedule: ``serial_bits`` activation bits per cycle.
+
+    Each cycle ``j`` takes slice ``j`` (bits ``j*s .. j*s+s-1``, LSB first, ``s =
+    serial_bits``) of every activation, sign-extended to ``cycles*s`` bits; every cell ANDs its
+    weight with the slice bits, a column adder tree sums the products, and the accumulator adds
+    the sum shifted left by ``j*s``. The top slice of a signed activation is weighted
+    negatively (two's complement). Every intermediate is checked against the width the
+    configuration gives it.
+
+    Parameters are as for :func:`mvm`; ``act_bits`` sets the pass to
+    ``cfg.cycles_per_pass(act_bits)`` cycles.
+
+    Raises
+    ------
+    OverflowError
+        An intermediate does not fit its configured width (a configuration bug).
+    """
+    W = check_weights(cfg, W)
+    bits = cfg.act_bits if act_bits is None else cfg.check_runtime_bits(act_bits)
+    X = check_activations(cfg, X, bits)
+    s = cfg.serial_bits
+    n = cfg.cycles_per_pass(bits)
+    mask = (1 << s) - 1
+    X64 = X.astype(np.int64)
+    # Slices j < n-1 are unsigned; the top slice keeps the sign (arithmetic shift).
+    slices = np.empty((n,) + X.shape, dtype=np.int64)
+    for j in range(n - 1):
+        slices[j] = (X64 >> (j * s)) & mask
+    top = X64 >> ((n - 1) * s)
+    slices[n - 1] = top if cfg.act_signed else top & mask
+    # One GEMM over the stacked slices: (n*batch, rows) @ (rows, cols).
+    lo, hi = cfg.slice_psum_range
+    batch = X.shape[0]
+    partial = _exact_matmul(slices.reshape(n * batch, cfg.rows), W,
+                            max(-lo, hi) + 1).reshape(n, batch, cfg.cols)
+    _check_width("adder-tree output", partial, cfg.slice_psum_bits)
+    shifts = (np.arange(n, dtype=np.int64) * s)[:, None, None]
+    acc = np.cumsum(partial << shifts, axis=0)
+    _check_width("accumulator", acc, cfg.acc_bits)
+    return BitSerialResult(sums=acc[-1].copy(), partial=partial, acc=acc)
+
+
+def _check_width(what: str, values: np.ndarray, bits: int) -> None:
+    lo, hi = int(values.min()), int(values.max())
+    if signed_bits_for(lo, hi) > bits:
+        raise OverflowError(f"{what} needs {signed_bits_for(lo, hi)} bits, the configuration "
+                            f"gives it {bits}")
+
+
+def accumulate(cfg: CoreConfig, psum: Any, pass_result: Any) -> np.ndarray:
+    """Add a pass result into the K-tiled partial sum, saturating at ``psum_bits``.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    lo, hi = cfg.psum_range
+    return np.clip(np.asarray(psum, dtype=np.int64) + np.asarray(pass_result, dtype=np.int64),
+                   lo, hi)
+
+
+def mvm_tiled(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None) -> np.ndarray:
+    """A layer of any depth K as ``ceil(K / rows)`` passes accumulated by :func:`accumulate`.
+
+    Parameters
+    ----------
+    W : array_like of int, shape (K, cols)
+        The last pass is padded with zero weights.
+    X : array_like of int, shape (K,) or (batch, K)
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (batch, cols)
+        The saturated ``psum_bits`` partial sums after the last pass.
+    """
+    W = _int_array("weights", W)
+    if W.ndim != 2 or W.shape[1] != cfg.cols or W.shape[0] < 1:
+        raise ValueError(f"weights must have shape (K, {cfg.cols}) with K >= 1, got {W.shape}")
+    K = W.shape[0]
+    W = check_weights(cfg, W, rows=K)
+    X = check_activations(cfg, X, act_bits, rows=K)
+    passes = -(-K // cfg.rows)
+    pad = passes * cfg.rows - K
+    if pad:
+        W = np.concatenate([W, np.zeros((pad, cfg.cols), dtype=W.dtype)])
+        X = np.concatenate([X, np.zeros((X.shape[0], pad), dtype=X.dtype)], axis=1)
+    psum = np.zeros((X.shape[0], cfg.cols), dtype=np.int64)
+    for p in range(passes):
+        k = slice(p * cfg.rows, (p + 1) * cfg.rows)
+        psum = accumulate(cfg, psum, mvm(cfg, W[k], X[:, k], act_bits))
+    return psum
+
+
+@dataclasses.dataclass(frozen=True)
+class DpuParams:
+    """Per-layer DPU settings, validated on construction.
+
+    Attributes
+    ----------
+    bias, multiplier, shift : numpy.ndarray of int64, shape (cols,)
+        Per-channel int32 bias, requantization multiplier in [0, 2**31 - 1] and shift in
+        [-31, 30] (positive: left).
+    out_zp : int
+        Output zero point, in [-128, 127].
+    act_min, act_max : int
+        Output clamp, ``-128 <= act_min <= act_max <= 127`` (identity: -128..127; ReLU:
+        out_zp..127; ReLU6: out_zp..q(6)).
+    res_multiplier, res_shift, res_zp : int
+        Per-tensor rescale of the residual input: ``requantize(r - res_zp, res_multiplier,
+        res_shift)`` is added before the clamp. Used only when a residual is passed to
+        :func:`dpu`.
+    """
+
+    bias: np.ndarray
+    multiplier: np.ndarray
+    shift: np.ndarray
+    out_zp: int = 0
+    act_min: int = -128
+    act_max: int = 127
+    res_multiplier: int = 0
+    res_shift: int = 0
+    res_zp: int = 0
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("bias", INT32_MIN, INT32_MAX),
+                             ("multiplier", *MULTIPLIER_RANGE), ("shift", *SHIFT_RANGE)):
+            arr = _int_array(name, getattr(self, name))
+            if arr.ndim != 1:
+                raise ValueError(f"{name} must be a 1-D per-channel array, got shape {arr.shape}")
+            check_range(name, arr, lo, hi)
+            object.__setattr__(self, name, arr.astype(np.int64))
+        if not self.bias.shape == self.multiplier.shape == self.shift.shape:
+            raise ValueError("bias, multiplier and shift must have the same length, got "
+                             f"{self.bias.shape[0]}, {self.multiplier.shape[0]}, "
+                             f"{self.shift.shape[0]}")
+        for name, lo, hi in (("out_zp", -128, 127), ("act_min", -128, 127),
+                             ("act_max", -128, 127), ("res_multiplier", *MULTIPLIER_RANGE),
+                             ("res_shift", *SHIFT_RANGE), ("res_zp", -128, 127)):
+            value = getattr(self, name)
+            if isinstance(value, np.integer):
+                value = int(value)
+                object.__setattr__(self, name, value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int in [{lo}, {hi}], "
+                                f"got {type(value).__name__} {value!r}")
+            if not lo <= value <= hi:
+                raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+        if self.act_min > self.act_max:
+            raise ValueError(f"act_min must be <= act_max ({self.act_max}), got {self.act_min}")
+
+    @property
+    def cols(self) -> int:
+        """Number of channels."""
+        return self.bias.shape[0]
+
+    _ARRAYS = ("bias", "multiplier", "shift")
+    _SCALARS = ("out_zp", "act_min", "act_max", "res_multiplier", "res_shift", "res_zp")
+
+    @classmethod
+    def from_npz(cls, data: Any) -> DpuParams:
+        """Build from a mapping such as ``numpy.load("P.npz")``; keys are the attribute names
+        (``bias``, ``multiplier``, ``shift`` required; the scalars optional).
+
+        Raises
+        ------
+        ValueError
+            A required key is missing or an unknown key is present.
+        """
+        keys = set(data.keys())
+        missing = sorted(set(cls._ARRAYS) - keys)
+        if missing:
+            raise ValueError(f"DPU parameters are missing key(s) {', '.join(missing)}")
+        unknown = sorted(keys - set(cls._ARRAYS) - set(cls._SCALARS))
+        if unknown:
+            raise ValueError(f"unknown DPU parameter key(s) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(cls._ARRAYS + cls._SCALARS)}")
+        kwargs: dict[str, Any] = {k: np.asarray(data[k]) for k in cls._ARRAYS}
+        for k in cls._SCALARS:
+            if k in keys:
+                v = np.asarray(data[k])
+                if v.ndim != 0 or v.dtype.kind not in "iu":
+                    raise ValueError(f"{k} must be an integer scalar, got {v.dtype} {v.shape}")
+                kwargs[k] = int(v)
+        return cls(**kwargs)
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        """The mapping :meth:`from_npz` reads (for ``numpy.savez``)."""
+        out = {k: getattr(self, k) for k in self._ARRAYS}
+        out.update({k: np.int64(getattr(self, k)) for k in self._SCALARS})
+        return out
+
+
+def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> np.ndarray:
+    """The DPU: bias add, requantization, zero point, residual add, clamp.
+
+    For each channel ``c``::
+
+        a   = sat32(psum + bias[c])
+        y   = requantize(a, multiplier[c], shift[c], cfg.rounding) + out_zp
+        y  += requantize(residual - res_zp, res_multiplier, res_shift, cfg.rounding)  # optional
+        out = clamp(y, act_min, act_max)
+
+    Intermediates are exact (no wrap); saturating them at any width of 32 bits or more gives
+    the same output, because the final clamp lies inside int8.
+
+    Parameters
+    ----------
+    psum : array_like of int, shape (batch, cols) or (cols,)
+        Partial sums in ``cfg.psum_range``.
+    params : DpuParams
+        Tables for ``cfg.cols`` channels.
+    residual : array_like of int, optional
+        Int8 residual of the same shape as ``psum``; requires ``cfg.dpu_residual``.
+
+    Returns
+    -------
+    numpy.ndarray of int64, the shape of ``psum``, values in [act_min, act_max].
+    """
+    psum = _int_array("partial sums", psum)
+    if psum.shape[-1:] != (cfg.cols,) or psum.ndim > 2:
+        raise ValueError(f"partial sums must have shape ({cfg.cols},) or (batch, {cfg.cols}), "
+                         f"got {psum.shape}")
+    check_range("partial sums", psum, *cfg.psum_range)
+    if params.cols != cfg.cols:
+        raise ValueError(f"DPU tables must have cols ({cfg.cols}) entries, got {params.cols}")
+    acc = np.clip(psum.astype(np.int64) + params.bias, INT32_MIN, INT32_MAX)
+    y = requantize(acc, params.multiplier, params.shift, cfg.rounding) + params.out_zp
+    if residual is not None:
+        if not cfg.dpu_residual:
+            raise ValueError("residual given, but the configuration has dpu_residual = false")
+        r = _int_array("residual", residual)
+        if r.shape != psum.shape:
+            raise ValueError(f"residual must have the shape of the partial sums {psum.shape}, "
+                             f"got {r.shape}")
+        _check_values("residual (int8)", r, -128, 127)
+        y = y + requantize(r.astype(np.int64) - params.res_zp, params.res_multiplier,
+                           params.res_shift, cfg.rounding)
+    return np.clip(y, params.act_min, params.act_max)
+
+
+def fold_input_zero_point(W: Any, bias: Any, zp_x: int) -> np.ndarray:
+    """Fold an input zero point into the bias, offline: ``B_c = bias_c - zp_x * sum_k W_kc``.
+
+    With it the core multiplies raw (zero-point-carrying) activations and the DPU's bias
+    removes the offset. Returns int64; the caller checks that it fits int32.
+    """
+    W = _int_array("weights", W).astype(np.int64)
+    b = _int_array("bias", bias).astype(np.int64)
+    return b - int(zp_x) * W.sum(axis=0)

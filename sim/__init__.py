@@ -1,0 +1,1 @@
+"""Building Verilog, running simulators, and the dcim command line."""

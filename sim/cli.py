@@ -1,0 +1,141 @@
+"""The ``dcim`` command line.
+
+Every subcommand that needs a core takes the same configuration options, generated from the
+fields of :class:`~dcim.golden.config.CoreConfig` (or ``--config FILE``). Bad input ends in one
+line on stderr, ``dcim: error: ...``, and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..golden.config import CoreConfig
+
+__all__ = ["SUBCOMMANDS", "CliError", "add_config_args", "config_from_args", "main"]
+
+
+class CliError(Exception):
+    """A user error the CLI reports as one line with exit code 2."""
+
+
+_HELP = {
+    "rows": "reduction length per pass (1..4096)",
+    "cols": "output channels (1..4096)",
+    "act_bits": "maximum activation precision (1..8)",
+    "weight_bits": "weight precision (1..8)",
+    "act_signed": "signed activations (true/false)",
+    "weight_signed": "signed weights (true/false)",
+    "serial_bits": "activation bits per cycle (1, 2, 4, 8; divides act_bits)",
+    "acc_bits": "pass accumulator width (default: the minimum that never overflows)",
+    "psum_bits": "K-tiled partial-sum width (up to 32)",
+    "dpu_lanes": "DPU lanes (divides cols)",
+    "dpu_residual": "include the DPU residual-add stage (true/false)",
+    "rounding": "requantization rounding mode (single, double, rne)",
+    "tree_regs": "pipeline register stages in each adder tree",
+    "w_stream_bits": "weight stream width (multiple of 8)",
+    "x_stream_bits": "activation stream width (multiple of 8)",
+    "y_stream_bits": "result stream width (multiple of 32)",
+    "name": "top module name (a Verilog identifier)",
+}
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE`` and one option per configuration field to ``parser``."""
+    group = parser.add_argument_group("core configuration (over --config values)")
+    group.add_argument("--config", type=Path, metavar="FILE",
+                       help="configuration file (.json or .toml, as `dcim config` writes)")
+    for field in dataclasses.fields(CoreConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in ("bool", bool):
+            kind: Callable[[str], Any] = _parse_bool
+        elif field.type in ("str", str):
+            kind = str
+        else:
+            kind = int
+        group.add_argument(flag, dest="cfg_" + field.name, type=kind, default=None,
+                           metavar=field.name.upper(),
+                           help=f"{_HELP[field.name]}; default {field.default}")
+
+
+def config_from_args(args: argparse.Namespace) -> CoreConfig:
+    """Build the one validated configuration from ``--config`` and the field options."""
+    fields: dict[str, Any] = {}
+    if args.config is not None:
+        fields = CoreConfig.load(args.config).fields()
+        if fields["acc_bits"] == CoreConfig.from_dict({**fields, "acc_bits": None}).acc_bits:
+            fields["acc_bits"] = None  # re-derive when other fields change
+    for field in dataclasses.fields(CoreConfig):
+        value = getattr(args, "cfg_" + field.name)
+        if value is not None:
+            fields[field.name] = value
+    return CoreConfig(**fields)
+
+
+#: Subcommands in help order; each is a module ``cmd_<name>`` of this package with a docstring
+#: (its help), ``configure(parser)`` and ``run(args) -> int``. Absent modules are skipped.
+SUBCOMMANDS = ("config", "golden", "generate", "regress", "calibrate", "synth")
+
+
+def _commands():
+    import importlib
+
+    for name in SUBCOMMANDS:
+        modname = f"{__package__}.cmd_{name}"
+        try:
+            module = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name != modname:
+                raise
+            continue
+        yield name, module
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="dcim",
+        description="RTL generator and verification environment for a digital SRAM "
+                    "in-memory-compute core.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in _commands():
+        summary = (module.__doc__ or "").strip().splitlines()[0]
+        p = sub.add_parser(name, help=summary, description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.configure(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 success, 1 failed check, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (CliError, TypeError, ValueError, OverflowError, OSError) as exc:
+        if os.environ.get("DCIM_DEBUG"):
+            raise
+        print(f"dcim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dcim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

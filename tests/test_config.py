@@ -1,0 +1,154 @@
+"""The configuration object: validation messages, derived figures, serialization."""
+
+import json
+
+import pytest
+
+from dcim.golden.config import CoreConfig, signed_bits_for, value_range
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "pattern"),
+    [
+        ({"rows": 0}, ValueError, r"^rows must be in \[1, 4096\], got 0$"),
+        ({"rows": 4097}, ValueError, r"^rows must be in \[1, 4096\], got 4097$"),
+        ({"rows": 8.0}, TypeError, r"^rows must be an int in \[1, 4096\], got float 8\.0$"),
+        ({"rows": True}, TypeError, r"^rows must be an int in \[1, 4096\], got bool True$"),
+        ({"cols": 0}, ValueError, r"^cols must be in \[1, 4096\], got 0$"),
+        ({"cols": "8"}, TypeError, r"^cols must be an int in \[1, 4096\], got str '8'$"),
+        ({"act_bits": 9}, ValueError, r"^act_bits must be in \[1, 8\], got 9$"),
+        ({"weight_bits": 0}, ValueError, r"^weight_bits must be in \[1, 8\], got 0$"),
+        ({"act_signed": 1}, TypeError, r"^act_signed must be a bool \(true or false\), got int 1$"),
+        ({"weight_signed": "yes"}, TypeError,
+         r"^weight_signed must be a bool \(true or false\), got str 'yes'$"),
+        ({"serial_bits": 3}, ValueError, r"^serial_bits must be one of \(1, 2, 4, 8\), got 3$"),
+        ({"serial_bits": 2.0}, TypeError,
+         r"^serial_bits must be an int, one of \(1, 2, 4, 8\), got float 2\.0$"),
+        ({"act_bits": 6, "serial_bits": 4}, ValueError,
+         r"^serial_bits must divide act_bits \(6\), got 4$"),
+        ({"rows": 64, "acc_bits": 21}, ValueError, r"^acc_bits must be in \[22, 32\], got 21$"),
+        ({"acc_bits": 33}, ValueError, r"^acc_bits must be in \[22, 32\], got 33$"),
+        ({"psum_bits": 33}, ValueError, r"^psum_bits must be in \[22, 32\], got 33$"),
+        ({"acc_bits": 30, "psum_bits": 24}, ValueError,
+         r"^acc_bits must be in \[22, 24\], got 30$"),
+        ({"cols": 32, "dpu_lanes": 3}, ValueError, r"^dpu_lanes must divide cols \(32\), got 3$"),
+        ({"cols": 32, "dpu_lanes": 64}, ValueError, r"^dpu_lanes must be in \[1, 32\], got 64$"),
+        ({"dpu_residual": None}, TypeError, r"^dpu_residual must be a bool"),
+        ({"rounding": "floor"}, ValueError,
+         r"^rounding must be one of single, double, rne, got 'floor'$"),
+        ({"rounding": 1}, TypeError, r"^rounding must be a str, one of single, double, rne, got int"),
+        ({"rows": 64, "tree_regs": 7}, ValueError, r"^tree_regs must be in \[0, 6\], got 7$"),
+        ({"x_stream_bits": 12}, ValueError,
+         r"^x_stream_bits must be a multiple of 8 in \[8, 4096\], got 12$"),
+        ({"w_stream_bits": 0}, ValueError, r"^w_stream_bits must be in \[8, 4096\], got 0$"),
+        ({"y_stream_bits": 48}, ValueError,
+         r"^y_stream_bits must be a multiple of 32 in \[32, 4096\], got 48$"),
+        ({"name": "module"}, ValueError, r"^name must be a Verilog identifier .*got 'module'$"),
+        ({"name": "1core"}, ValueError, r"^name must be a Verilog identifier .*got '1core'$"),
+        ({"name": "a-b"}, ValueError, r"^name must be a Verilog identifier .*got 'a-b'$"),
+        ({"name": 5}, TypeError, r"^name must be a str \(a Verilog identifier\), got int 5$"),
+    ],
+)
+def test_validation_messages(kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        CoreConfig(**kwargs)
+
+
+def test_runtime_bits_validation():
+    cfg = CoreConfig(act_bits=4, serial_bits=2)
+    with pytest.raises(ValueError, match=r"^act_bits \(runtime\) must be in \[1, 4\], got 5$"):
+        cfg.cycles_per_pass(5)
+    assert [cfg.cycles_per_pass(b) for b in (1, 2, 3, 4)] == [1, 1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("rows", "ab", "wb", "asg", "wsg", "expect"),
+    [
+        # rows * 128 * 128 = 2**20 at 64 rows needs 22 signed bits (2**20 <= 2**21 - 1).
+        (64, 8, 8, True, True, 22),
+        (1, 8, 8, True, True, 16),   # 16384 = -128 * -128 needs 16 bits
+        (4096, 8, 8, True, True, 28),
+        (1, 1, 1, False, False, 2),  # 0..1 as a signed value
+        (3, 8, 8, False, False, 19),  # 3 * 255 * 255 = 195075 < 2**18
+        (2, 8, 8, True, False, 17),  # 2 * -128 * 255 = -65280 >= -2**16; 2 * 127 * 255 < 2**16
+    ],
+)
+def test_min_acc_bits(rows, ab, wb, asg, wsg, expect):
+    cfg = CoreConfig(rows=rows, act_bits=ab, weight_bits=wb, act_signed=asg, weight_signed=wsg)
+    assert cfg.min_acc_bits == expect
+    assert cfg.acc_bits == expect
+
+
+def test_acc_bits_bound_is_tight():
+    # Brute force over every operand pair: the extreme products times rows need exactly that.
+    for asg in (False, True):
+        for wsg in (False, True):
+            cfg = CoreConfig(rows=5, act_bits=3, weight_bits=2, act_signed=asg, weight_signed=wsg)
+            a = range(*(lambda r: (r[0], r[1] + 1))(value_range(3, asg)))
+            w = range(*(lambda r: (r[0], r[1] + 1))(value_range(2, wsg)))
+            prods = [x * y for x in a for y in w]
+            lo, hi = 5 * min(prods), 5 * max(prods)
+            bits = 1
+            while not (-(2 ** (bits - 1)) <= lo and hi < 2 ** (bits - 1)):
+                bits += 1
+            assert cfg.min_acc_bits == bits
+
+
+def test_signed_bits_for():
+    assert signed_bits_for(0, 0) == 1
+    assert signed_bits_for(-1, 0) == 1
+    assert signed_bits_for(0, 1) == 2
+    assert signed_bits_for(-128, 127) == 8
+    assert signed_bits_for(-129, 0) == 9
+    assert signed_bits_for(0, 128) == 9
+
+
+def test_derived_figures():
+    cfg = CoreConfig(rows=64, cols=32, act_bits=8, serial_bits=2)
+    assert cfg.cycles_per_pass() == 4
+    assert cfg.peak_macs_per_cycle == 64 * 32 / 4
+    assert cfg.tree_depth == 6
+    assert CoreConfig(rows=1).tree_depth == 0
+    assert CoreConfig(rows=65).tree_depth == 7
+    assert cfg.x_beats == 8 and cfg.w_beats == 4
+    assert cfg.y_beats(raw=True) == 16 and cfg.y_beats(raw=False) == 4
+
+
+def test_frozen():
+    cfg = CoreConfig()
+    with pytest.raises(Exception):
+        cfg.rows = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_round_trip(tmp_path, suffix):
+    cfg = CoreConfig(rows=100, cols=12, act_bits=4, serial_bits=2, act_signed=False,
+                     dpu_lanes=4, rounding="rne", tree_regs=3, name="my_core")
+    path = tmp_path / f"core{suffix}"
+    cfg.save(path)
+    assert CoreConfig.load(path) == cfg
+
+
+def test_json_has_derived_and_rejects_unknown(tmp_path):
+    data = json.loads(CoreConfig().to_json())
+    assert data["derived"]["cycles_per_pass"] == 8
+    data["rowz"] = 3
+    with pytest.raises(ValueError, match=r"^unknown config key\(s\) rowz; allowed: "):
+        CoreConfig.from_dict(data)
+
+
+def test_load_errors(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match=r"c\.json: not valid JSON"):
+        CoreConfig.load(bad)
+    other = tmp_path / "c.yaml"
+    other.write_text("")
+    with pytest.raises(ValueError, match=r"^config file must end in \.json or \.toml, got 'c\.yaml'$"):
+        CoreConfig.load(other)
+
+
+def test_replace_rederives_acc_bits():
+    cfg = CoreConfig(rows=64)
+    assert cfg.replace(rows=4096).acc_bits == 28
+    assert CoreConfig(rows=64, acc_bits=30).replace(rows=128).acc_bits == 30
