@@ -11,8 +11,10 @@ Requantization computes ``round(x * M / 2**(31 - shift))`` for an int32 ``x``, a
     ``(x*M + 2**(t-1)) >> t`` with ``t = 31 - shift`` and an arithmetic shift: ties toward
     +infinity (TFLite single rounding, CMSIS-NN).
 ``double``
-    gemmlowp: ``SaturatingRoundingDoublingHighMul(sat32(x << max(shift, 0)), M)`` then
-    ``RoundingDivideByPOT(., max(-shift, 0))``; both steps round ties away from zero. The left
+    gemmlowp / TFLite's default: ``SaturatingRoundingDoublingHighMul(sat32(x << max(shift, 0)),
+    M)`` then ``RoundingDivideByPOT(., max(-shift, 0))``, bit for bit as gemmlowp's C code: the
+    high multiply rounds to nearest with ties toward +infinity (its nudge is ``1 - 2**30`` for
+    negative products), the division by a power of two rounds ties away from zero. The left
     shift saturates to int32.
 ``rne``
     Round half to even of the exact quotient (ONNX ``QuantizeLinear``).

@@ -1,0 +1,157 @@
+"""`dcim config` and `dcim golden`: outputs, and one clear error line with exit code 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcim.golden.config import CoreConfig
+from dcim.sim.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_config_writes_json_with_derived(tmp_path, capsys):
+    path = tmp_path / "core.json"
+    code, out, _ = run_cli(capsys, "config", "--rows", "64", "--cols", "32", "--serial-bits", "2",
+                           "--act-signed", "false", "-o", str(path))
+    assert code == 0 and "wrote" in out
+    data = json.loads(path.read_text())
+    assert data["rows"] == 64 and data["serial_bits"] == 2 and data["act_signed"] is False
+    assert data["derived"]["cycles_per_pass"] == 4
+    assert CoreConfig.load(path) == CoreConfig(rows=64, cols=32, serial_bits=2, act_signed=False)
+
+
+def test_config_file_then_overrides_rederive_acc_bits(tmp_path, capsys):
+    path = tmp_path / "core.toml"
+    assert run_cli(capsys, "config", "--rows", "16", "-o", str(path))[0] == 0
+    code, out, _ = run_cli(capsys, "config", "--config", str(path), "--rows", "4096")
+    assert code == 0
+    assert json.loads(out)["acc_bits"] == 28
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["config", "--rows", "0"], "dcim: error: rows must be in [1, 4096], got 0"),
+        (["config", "--serial-bits", "3"], "dcim: error: serial_bits must be one of (1, 2, 4, 8), "
+                                           "got 3"),
+        (["config", "--rounding", "up"], "dcim: error: rounding must be one of single, double, "
+                                         "rne, got 'up'"),
+        (["config", "--name", "wire"], "dcim: error: name must be a Verilog identifier "
+                                       "([A-Za-z_][A-Za-z0-9_]*, not a reserved word), got 'wire'"),
+        (["config", "--config", "missing.json"],
+         "dcim: error: [Errno 2] No such file or directory: 'missing.json'"),
+    ],
+)
+def test_config_errors_are_one_line(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err == message + "\n"
+
+
+def test_config_rejects_unknown_key(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"rows": 8, "colz": 3}))
+    code, _, err = run_cli(capsys, "config", "--config", str(path))
+    assert code == 2
+    assert err.startswith("dcim: error: unknown config key(s) colz; allowed: ")
+    assert err.count("\n") == 1
+
+
+@pytest.fixture
+def vectors(tmp_path):
+    rng = np.random.default_rng(7)
+    cfg = CoreConfig(rows=8, cols=4)
+    cfg.save(tmp_path / "core.json")
+    W = rng.integers(-128, 128, size=(20, 4), dtype=np.int8)  # K = 20: three passes of 8
+    X = rng.integers(-128, 128, size=(5, 20), dtype=np.int8)
+    np.save(tmp_path / "W.npy", W)
+    np.save(tmp_path / "X.npy", X)
+    return tmp_path, W.astype(int), X.astype(int)
+
+
+def test_golden_sums(vectors, capsys):
+    d, W, X = vectors
+    code, out, _ = run_cli(capsys, "golden", "--config", str(d / "core.json"),
+                           "--weights", str(d / "W.npy"), "--inputs", str(d / "X.npy"),
+                           "-o", str(d / "Y.npy"))
+    assert code == 0
+    Y = np.load(d / "Y.npy")
+    assert Y.dtype == np.int32
+    expect = [[sum(int(W[k, c]) * int(X[b, k]) for k in range(20)) for c in range(4)]
+              for b in range(5)]
+    assert Y.tolist() == expect
+
+
+def test_golden_dpu(vectors, capsys):
+    d, W, X = vectors
+    np.savez(d / "P.npz", bias=np.array([0, 10, -10, 0]), multiplier=np.full(4, 1 << 30),
+             shift=np.full(4, -6), out_zp=3, act_min=-128, act_max=127)
+    code, _, _ = run_cli(capsys, "golden", "--config", str(d / "core.json"), "--weights",
+                         str(d / "W.npy"), "--inputs", str(d / "X.npy"), "--dpu",
+                         str(d / "P.npz"), "-o", str(d / "Y.npy"))
+    assert code == 0
+    Y = np.load(d / "Y.npy")
+    assert Y.dtype == np.int8
+    bias = [0, 10, -10, 0]
+    for b in range(5):
+        for c in range(4):
+            acc = sum(int(W[k, c]) * int(X[b, k]) for k in range(20)) + bias[c]
+            q = (acc * 2**30 + 2**36) >> 37  # x * 2^30 / 2^37 = x / 128, ties up
+            assert Y[b, c] == min(max(q + 3, -128), 127)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: np.save(d / "X.npy", np.full((2, 20), 200, dtype=np.int16)),
+         "dcim: error: activations (8-bit signed) must be in [-128, 127], got 200"),
+        (lambda d: np.save(d / "X.npy", np.zeros((2, 19), dtype=np.int8)),
+         "dcim: error: activations must have shape (20,) or (batch, 20), got (2, 19)"),
+        (lambda d: np.save(d / "X.npy", np.zeros((2, 20), dtype=np.float32)),
+         "dcim: error: activations must be an integer array, got dtype float32"),
+        (lambda d: np.save(d / "W.npy", np.zeros((20, 5), dtype=np.int8)),
+         "dcim: error: weights must have shape (K, 4) with K >= 1, got (20, 5)"),
+        (lambda d: (d / "W.npy").write_text("not numpy"),
+         None),  # message names the file; checked below
+    ],
+)
+def test_golden_bad_inputs(vectors, capsys, make, message):
+    d, _, _ = vectors
+    make(d)
+    code, _, err = run_cli(capsys, "golden", "--config", str(d / "core.json"), "--weights",
+                           str(d / "W.npy"), "--inputs", str(d / "X.npy"), "-o", str(d / "Y.npy"))
+    assert code == 2
+    assert err.count("\n") == 1
+    if message is None:
+        assert err.startswith(f"dcim: error: weights file {d / 'W.npy'} is not a readable .npy")
+    else:
+        assert err == message + "\n"
+    assert not (d / "Y.npy").exists()
+
+
+def test_golden_missing_file(vectors, capsys):
+    d, _, _ = vectors
+    code, _, err = run_cli(capsys, "golden", "--config", str(d / "core.json"), "--weights",
+                           str(d / "nope.npy"), "--inputs", str(d / "X.npy"), "-o",
+                           str(d / "Y.npy"))
+    assert (code, err) == (2, f"dcim: error: weights file not found: {d / 'nope.npy'}\n")
+
+
+def test_console_script_exit_code(tmp_path):
+    """The installed `dcim` entry point: one line on stderr, exit 2, no traceback."""
+    exe = Path(sys.executable).with_name("dcim")
+    proc = subprocess.run([str(exe), "config", "--cols", "5000"], capture_output=True,
+                          text=True, env={**os.environ, "DCIM_DEBUG": ""})
+    assert proc.returncode == 2
+    assert proc.stderr == "dcim: error: cols must be in [1, 4096], got 5000\n"
+    assert "Traceback" not in proc.stdout + proc.stderr
