@@ -1,0 +1,58 @@
+"""Layout helpers shared by the float reference, the integer path and the example trainer.
+
+Pure data movement (no arithmetic on values), so the same functions serve float tensors and
+exact int64 tensors. NCHW layout throughout, as in ONNX.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["conv_out_size", "im2col", "pool_windows"]
+
+
+def conv_out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int) -> int:
+    """Output length of a convolution or pooling window along one axis (floor mode)."""
+    return (size + pad_lo + pad_hi - kernel) // stride + 1
+
+
+def _pad(x: np.ndarray, pads: tuple[int, int, int, int], value) -> np.ndarray:
+    top, left, bottom, right = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def pool_windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+                 pads: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value=0) -> np.ndarray:
+    """Every window of a 2-D sliding operation.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (N, C, H, W)
+    kernel, strides : (kh, kw), (sh, sw)
+    pads : (top, left, bottom, right)
+        ONNX ``pads`` order (begin values then end values).
+    pad_value : scalar
+        Value of the padding (0 for a float convolution, the zero point for a quantized one).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, OH, OW, kh, kw)
+        A view where possible.
+    """
+    xp = _pad(x, pads, pad_value)
+    win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(2, 3))
+    return win[:, :, ::strides[0], ::strides[1]]
+
+
+def im2col(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+           pads: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value=0) -> np.ndarray:
+    """Unfold convolution patches into rows: shape ``(N * OH * OW, C * kh * kw)``.
+
+    Row ``(n, oh, ow)`` (row-major) holds the patch in ``(c, i, j)`` order, so a weight tensor
+    of shape ``(Cout, C, kh, kw)`` reshaped to ``(Cout, C*kh*kw)`` and transposed multiplies it.
+    """
+    win = pool_windows(x, kernel, strides, pads, pad_value)
+    n, c, oh, ow, kh, kw = win.shape
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, c * kh * kw)
