@@ -319,6 +319,11 @@ class CoreConfig:
         """Beats in one weight-row packet (``cols`` weights)."""
         return math.ceil(self.cols / self.w_lanes)
 
+    @property
+    def r_beats(self) -> int:
+        """Beats in one residual packet (``cols`` int8 values, activation-stream width)."""
+        return math.ceil(self.cols / self.x_lanes)
+
     def y_lanes(self, raw: bool) -> int:
         """Results per beat of the result stream: int32 lanes if ``raw``, else int8 lanes."""
         return self.y_stream_bits // (32 if raw else 8)

@@ -1,0 +1,366 @@
+"""The AXI4-Lite register map of the core, described once.
+
+The RTL decoder in :mod:`dcim.hdl.csr` is built from this description, and so are the register
+map documents (:meth:`RegMap.to_markdown`, :meth:`RegMap.to_json`, :meth:`RegMap.to_c_header`).
+This module imports no amaranth: testbenches and software read it as plain data.
+
+Conventions
+-----------
+* 32-bit registers at word-aligned byte addresses; ``addr_bits`` (16) address bits.
+* Every write is a full 32-bit write (``wstrb`` is ignored). Bits outside every field read 0.
+* Signed fields hold two's complement in their own bits and read back zero-extended.
+* A read or write to an address that is neither a register nor a table entry of an existing
+  column gets ``SLVERR``; the write has no effect, the read returns 0.
+* Per-column tables ``BIAS``, ``MULT``, ``SHIFT`` have ``cols`` entries with a 4-byte stride.
+  They are memories: not cleared by reset (power-up value 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ..golden.config import ROUNDING_MODES, CoreConfig
+
+__all__ = ["ACCESS", "MAGIC", "VERSION", "Field", "RegMap", "Register", "Table", "embed_markdown"]
+
+#: Value of the read-only ``MAGIC`` register: ASCII "DCIM".
+MAGIC = 0x4443494D
+#: Register-map version (major, minor), read from ``VERSION``.
+VERSION = (1, 0)
+
+#: Field access types.
+ACCESS = {
+    "ro": "read-only (constant or driven by the core); writes ignored",
+    "rw": "read/write",
+    "w1c": "sticky flag set by the core; write 1 to clear",
+    "w1p": "write 1 to trigger (one-cycle pulse); reads 0",
+}
+
+_ADDR_BITS = 16
+_TABLE_STRIDE = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """A bit field of a register.
+
+    Attributes
+    ----------
+    name : str
+    lsb, width : int
+        Bit position and width inside the 32-bit word.
+    access : str
+        One of :data:`ACCESS`.
+    reset : int
+        Value after reset (the constant for read-only ID fields), as the field's bits.
+    desc : str
+    signed : bool
+        Two's complement field.
+    legal : (int, int) or None
+        Inclusive range of values a write may set (``rw`` fields); a write of any other value
+        leaves the field unchanged. ``None``: every value.
+    """
+
+    name: str
+    lsb: int
+    width: int
+    access: str
+    reset: int
+    desc: str
+    signed: bool = False
+    legal: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.access not in ACCESS:
+            raise ValueError(f"access must be one of {', '.join(ACCESS)}, got {self.access!r}")
+        if not (0 <= self.lsb and 1 <= self.width and self.lsb + self.width <= 32):
+            raise ValueError(f"field {self.name} must fit bits [0, 31], got lsb {self.lsb} "
+                             f"width {self.width}")
+        object.__setattr__(self, "reset", self.reset & ((1 << self.width) - 1))
+
+    @property
+    def mask(self) -> int:
+        """The field's bits in the register word."""
+        return ((1 << self.width) - 1) << self.lsb
+
+
+@dataclasses.dataclass(frozen=True)
+class Register:
+    """A 32-bit register: a byte offset and its fields."""
+
+    name: str
+    offset: int
+    desc: str
+    fields: tuple[Field, ...]
+
+    @property
+    def reset(self) -> int:
+        """The whole word after reset."""
+        return sum(f.reset << f.lsb for f in self.fields)
+
+    def field(self, name: str) -> Field:
+        """Return the field called ``name``."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A per-column table: entry ``c`` at ``base + 4*c`` for ``c`` in ``0..cols-1``.
+
+    ``select`` is the DPU table selector (``tbl_sel``) that stores it.
+    """
+
+    name: str
+    base: int
+    width: int
+    signed: bool
+    select: int
+    desc: str
+
+
+class RegMap:
+    """The register map of the core configured by ``cfg``.
+
+    Parameters
+    ----------
+    cfg : CoreConfig
+
+    Raises
+    ------
+    TypeError
+        ``cfg`` is not a :class:`~dcim.golden.config.CoreConfig`.
+    """
+
+    addr_bits = _ADDR_BITS
+    table_stride = _TABLE_STRIDE
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        if not isinstance(cfg, CoreConfig):
+            raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.registers: tuple[Register, ...] = tuple(_registers(cfg))
+        self.tables: tuple[Table, ...] = (
+            Table("BIAS", 0x4000, 32, True, 0,
+                  "Per-column bias added to the partial sum (int32)."),
+            Table("MULT", 0x8000, 31, False, 1,
+                  "Per-column requantization multiplier, 0..2**31-1."),
+            Table("SHIFT", 0xC000, 6, True, 2,
+                  "Per-column requantization shift, -31..30 (positive: left)."),
+        )
+        offsets = [r.offset for r in self.registers]
+        assert len(set(offsets)) == len(offsets)
+        assert all(o < self.tables[0].base for o in offsets)
+
+    def __getitem__(self, name: str) -> Register:
+        for r in self.registers:
+            if r.name == name:
+                return r
+        raise KeyError(f"no register {name}")
+
+    def table(self, name: str) -> Table:
+        """Return the table called ``name``."""
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(f"no table {name}")
+
+    # ----------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The register map as plain data (what :meth:`to_json` writes)."""
+        return {
+            "name": self.cfg.name,
+            "version": list(VERSION),
+            "addr_bits": self.addr_bits,
+            "data_bits": 32,
+            "access_types": dict(ACCESS),
+            "registers": [
+                {"name": r.name, "offset": r.offset, "reset": r.reset, "desc": r.desc,
+                 "fields": [{"name": f.name, "lsb": f.lsb, "width": f.width,
+                             "access": f.access, "reset": f.reset, "signed": f.signed,
+                             "legal": None if f.legal is None else list(f.legal),
+                             "desc": f.desc} for f in r.fields]}
+                for r in self.registers],
+            "tables": [
+                {"name": t.name, "base": t.base, "stride": self.table_stride,
+                 "entries": self.cfg.cols, "width": t.width, "signed": t.signed,
+                 "access": "rw", "desc": t.desc}
+                for t in self.tables],
+        }
+
+    def to_json(self) -> str:
+        """The register map as JSON (deterministic)."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_markdown(self) -> str:
+        """The register map as a markdown document."""
+        cfg = self.cfg
+        out = [f"# Register map of `{cfg.name}` (version {VERSION[0]}.{VERSION[1]})", "",
+               f"AXI4-Lite, 32-bit data, {self.addr_bits}-bit byte addresses. Generated from "
+               "`hdl/regmap.py`; do not edit.", "",
+               "Access types: " + "; ".join(f"`{k}` {v}" for k, v in ACCESS.items()) + ".", "",
+               "Every write is a full 32-bit write (`wstrb` is ignored); unused bits read 0; "
+               "signed fields read back zero-extended. An unmapped address answers `SLVERR` "
+               "(write ignored, read 0).", "",
+               "## Registers", "",
+               "| offset | register | reset | field | bits | access | field reset | "
+               "description |",
+               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in self.registers:
+            first = True
+            for f in r.fields:
+                bits = (f"[{f.lsb}]" if f.width == 1
+                        else f"[{f.lsb + f.width - 1}:{f.lsb}]")
+                sign = " (signed)" if f.signed else ""
+                head = (f"| 0x{r.offset:04X} | {r.name} | 0x{r.reset:08X} " if first
+                        else "| | | ")
+                out.append(f"{head}| {f.name} | {bits} | {f.access} | 0x{f.reset:X} | "
+                           f"{f.desc}{sign} |")
+                first = False
+        out += ["", "Register descriptions:", ""]
+        out += [f"- **{r.name}**: {r.desc}" for r in self.registers]
+        out += ["", "## Per-column tables", "",
+                f"Entry `c` (0..{cfg.cols - 1}) at `base + {self.table_stride}*c`; read/write; "
+                "memories, not cleared by reset (power-up 0).", "",
+                "| base | table | bits | description |", "| --- | --- | --- | --- |"]
+        for t in self.tables:
+            sign = " (signed)" if t.signed else ""
+            out.append(f"| 0x{t.base:04X} | {t.name} | [{t.width - 1}:0] | {t.desc}{sign} |")
+        return "\n".join(out) + "\n"
+
+    def to_c_header(self) -> str:
+        """The register map as a C header of ``#define`` constants."""
+        p = self.cfg.name.upper()
+        guard = f"{p}_REGS_H"
+        out = [f"/* Register map of {self.cfg.name}, generated from hdl/regmap.py; do not edit. */",
+               f"#ifndef {guard}", f"#define {guard}", "",
+               f"#define {p}_REGMAP_VERSION_MAJOR {VERSION[0]}u",
+               f"#define {p}_REGMAP_VERSION_MINOR {VERSION[1]}u",
+               f"#define {p}_MAGIC_VALUE 0x{MAGIC:08X}u", ""]
+        for r in self.registers:
+            out.append(f"#define {p}_{r.name} 0x{r.offset:04X}u")
+            out.append(f"#define {p}_{r.name}_RESET 0x{r.reset:08X}u")
+            for f in r.fields:
+                out.append(f"#define {p}_{r.name}_{f.name}_SHIFT {f.lsb}u")
+                out.append(f"#define {p}_{r.name}_{f.name}_MASK 0x{f.mask:08X}u")
+            out.append("")
+        for t in self.tables:
+            out.append(f"#define {p}_{t.name}_BASE 0x{t.base:04X}u")
+            out.append(f"#define {p}_{t.name}(c) ({p}_{t.name}_BASE + {self.table_stride}u * "
+                       "(unsigned)(c))")
+        out += [f"#define {p}_TABLE_ENTRIES {self.cfg.cols}u", "", f"#endif /* {guard} */"]
+        return "\n".join(out) + "\n"
+
+
+def _registers(cfg: CoreConfig) -> list[Register]:
+    rounding = ROUNDING_MODES.index(cfg.rounding)
+    row_bits = max(1, (cfg.rows - 1).bit_length())
+    regs = [
+        Register("MAGIC", 0x00, "Identifies the core: ASCII \"DCIM\".",
+                 (Field("MAGIC", 0, 32, "ro", MAGIC, "0x4443494D"),)),
+        Register("VERSION", 0x04, "Register-map version.",
+                 (Field("MINOR", 0, 16, "ro", VERSION[1], "minor version"),
+                  Field("MAJOR", 16, 16, "ro", VERSION[0], "major version"))),
+        Register("ROWS", 0x08, "Rows of the array (reduction length of one pass).",
+                 (Field("ROWS", 0, 13, "ro", cfg.rows, "rows"),)),
+        Register("COLS", 0x0C, "Columns of the array (output channels).",
+                 (Field("COLS", 0, 13, "ro", cfg.cols, "cols"),)),
+        Register("PREC", 0x10, "Operand precisions and signedness.",
+                 (Field("ACT_BITS", 0, 4, "ro", cfg.act_bits, "maximum activation bits"),
+                  Field("WEIGHT_BITS", 4, 4, "ro", cfg.weight_bits, "weight bits"),
+                  Field("SERIAL_BITS", 8, 4, "ro", cfg.serial_bits,
+                        "activation bits per compute cycle"),
+                  Field("ACT_SIGNED", 16, 1, "ro", int(cfg.act_signed), "signed activations"),
+                  Field("WEIGHT_SIGNED", 17, 1, "ro", int(cfg.weight_signed),
+                        "signed weights"))),
+        Register("DPU", 0x14, "DPU configuration.",
+                 (Field("LANES", 0, 13, "ro", cfg.dpu_lanes, "DPU lanes"),
+                  Field("ROUNDING", 16, 2, "ro", rounding,
+                        "rounding mode: " + ", ".join(f"{i} {m}"
+                                                      for i, m in enumerate(ROUNDING_MODES))),
+                  Field("RESIDUAL", 20, 1, "ro", int(cfg.dpu_residual),
+                        "residual-add stage present"))),
+        Register("WIDTHS", 0x18, "Accumulator widths and adder-tree pipelining.",
+                 (Field("ACC_BITS", 0, 6, "ro", cfg.acc_bits, "pass accumulator bits"),
+                  Field("PSUM_BITS", 8, 6, "ro", cfg.psum_bits, "partial-sum bits"),
+                  Field("TREE_REGS", 16, 4, "ro", cfg.tree_regs, "adder-tree register stages"))),
+        Register("STREAMS", 0x1C, "Stream widths in lanes.",
+                 (Field("W_LANES", 0, 10, "ro", cfg.w_lanes, "weight bytes per beat"),
+                  Field("X_LANES", 10, 10, "ro", cfg.x_lanes, "activation bytes per beat"),
+                  Field("Y_WORDS", 20, 10, "ro", cfg.y_lanes(raw=True),
+                        "32-bit words per result beat"))),
+        Register("CTRL", 0x40,
+                 "Control. RUN_BITS applies to activation packets whose first beat arrives "
+                 "after the write; RAW and RES_EN apply to results emitted after the write. "
+                 "Change them while STATUS.BUSY is 0.",
+                 (Field("RUN_BITS", 0, 4, "rw", cfg.act_bits,
+                        f"runtime activation precision 1..{cfg.act_bits}; a write of another "
+                        "value leaves the field unchanged", legal=(1, cfg.act_bits)),
+                  Field("RAW", 4, 1, "rw", 0,
+                        "emit raw int32 partial sums (bypass the DPU)"),
+                  Field("RES_EN", 5, 1, "rw" if cfg.dpu_residual else "ro", 0,
+                        "consume one s_axis_r residual vector per emitted DPU result"
+                        + ("" if cfg.dpu_residual else " (not present: reads 0)")),
+                  Field("CLEAR", 8, 1, "w1p", 0, "zero every partial sum"))),
+        Register("STATUS", 0x44, "Status and sticky error flags.",
+                 (Field("BUSY", 0, 1, "ro", 0,
+                        "a packet, pass or result is in progress or waiting"),
+                  Field("ERR_W_LEN", 8, 1, "w1c", 0,
+                        f"a weight packet had a beat count other than {cfg.w_beats} (dropped)"),
+                  Field("ERR_X_LEN", 9, 1, "w1c", 0,
+                        f"an activation packet had a beat count other than {cfg.x_beats} "
+                        "(dropped)"),
+                  Field("ERR_R_LEN", 10, 1, "w1c", 0,
+                        f"a residual packet had a beat count other than {cfg.r_beats} "
+                        "(dropped)"),
+                  Field("PSUM_SAT", 11, 1, "w1c", 0,
+                        f"a partial sum saturated at {cfg.psum_bits} bits"))),
+        Register("PASSES", 0x48, "Compute passes completed since reset (wraps).",
+                 (Field("COUNT", 0, 32, "ro", 0, "passes"),)),
+        Register("W_ROW", 0x4C,
+                 "Row written by the next weight packet; increments after each accepted "
+                 "row, wrapping at rows.",
+                 (Field("ROW", 0, row_bits, "rw", 0,
+                        f"row 0..{cfg.rows - 1}; a write of a larger value is ignored",
+                        legal=(0, cfg.rows - 1)),)),
+        Register("OUT_ZP", 0x60, "DPU output zero point.",
+                 (Field("OUT_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
+        Register("ACT_MIN", 0x64, "DPU clamp minimum (ReLU: out_zp).",
+                 (Field("ACT_MIN", 0, 8, "rw", -128, "int8", signed=True),)),
+        Register("ACT_MAX", 0x68, "DPU clamp maximum.",
+                 (Field("ACT_MAX", 0, 8, "rw", 127, "int8", signed=True),)),
+        Register("RES_MULT", 0x6C, "Residual requantization multiplier.",
+                 (Field("RES_MULT", 0, 31, "rw", 0, "0..2**31-1"),)),
+        Register("RES_SHIFT", 0x70, "Residual requantization shift (positive: left).",
+                 (Field("RES_SHIFT", 0, 6, "rw", 0, "-31..30", signed=True),)),
+        Register("RES_ZP", 0x74, "Residual zero point.",
+                 (Field("RES_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
+    ]
+    return regs
+
+
+_DOC_BEGIN = "<!-- regmap:begin -->"
+_DOC_END = "<!-- regmap:end -->"
+
+
+def embed_markdown(doc: str, regmap: RegMap) -> str:
+    """Return ``doc`` with the text between the ``<!-- regmap:begin -->`` and
+    ``<!-- regmap:end -->`` markers replaced by ``regmap``'s markdown (headings demoted two
+    levels).
+
+    Raises
+    ------
+    ValueError
+        ``doc`` lacks the markers.
+    """
+    head, sep, rest = doc.partition(_DOC_BEGIN)
+    _, sep2, tail = rest.partition(_DOC_END)
+    if not sep or not sep2:
+        raise ValueError(f"document must contain {_DOC_BEGIN} ... {_DOC_END}")
+    md = "\n".join("##" + line if line.startswith("#") else line
+                   for line in regmap.to_markdown().splitlines())
+    return f"{head}{_DOC_BEGIN}\n{md}\n{_DOC_END}{tail}"

@@ -1,0 +1,78 @@
+"""The register-map description: consistency, generated documents, docs/core.md is current."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dcim.golden.config import CoreConfig
+from dcim.hdl.regmap import MAGIC, Field, RegMap, embed_markdown
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "core.md"
+CONFIGS = [CoreConfig(), CoreConfig(rows=1, cols=1, act_bits=1, weight_bits=1),
+           CoreConfig(rows=4096, cols=4096, dpu_residual=False, act_signed=False)]
+
+
+def test_core_doc_is_current():
+    text = DOC.read_text()
+    assert embed_markdown(text, RegMap(CoreConfig())) == text
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_layout_is_consistent(cfg):
+    rm = RegMap(cfg)
+    offsets = [r.offset for r in rm.registers]
+    assert len(offsets) == len(set(offsets))
+    assert all(o % 4 == 0 and o < 0x4000 for o in offsets)
+    for r in rm.registers:
+        used = 0
+        for f in r.fields:
+            assert used & f.mask == 0, f"{r.name}.{f.name} overlaps"
+            used |= f.mask
+        assert used < 1 << 32
+    tops = [t.base + 4 * cfg.cols for t in rm.tables]
+    assert all(top <= 1 << rm.addr_bits for top in tops)
+    assert [t.base for t in rm.tables] == sorted({t.base for t in rm.tables})
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_id_block_reports_config(cfg):
+    rm = RegMap(cfg)
+    assert rm["MAGIC"].reset == 0x4443494D == MAGIC
+    assert rm["ROWS"].reset == cfg.rows
+    assert rm["COLS"].reset == cfg.cols
+    prec = rm["PREC"]
+    assert prec.field("ACT_BITS").reset == cfg.act_bits
+    assert prec.field("WEIGHT_BITS").reset == cfg.weight_bits
+    assert prec.field("SERIAL_BITS").reset == cfg.serial_bits
+    assert prec.field("ACT_SIGNED").reset == cfg.act_signed
+    assert rm["CTRL"].field("RUN_BITS").reset == cfg.act_bits
+    assert rm["ACT_MIN"].reset == 0x80 and rm["ACT_MAX"].reset == 0x7F
+
+
+def test_json_and_header():
+    cfg = CoreConfig(cols=48)
+    rm = RegMap(cfg)
+    data = json.loads(rm.to_json())
+    assert data["tables"][0]["entries"] == 48
+    names = [r["name"] for r in data["registers"]]
+    for required in ("CTRL", "STATUS", "PASSES", "W_ROW", "OUT_ZP", "ACT_MIN", "ACT_MAX",
+                     "RES_MULT", "RES_SHIFT", "RES_ZP"):
+        assert required in names
+    header = rm.to_c_header()
+    defines = re.findall(r"^#define (\w+)", header, re.M)
+    assert len(defines) == len(set(defines))
+    assert "#define DCIM_CORE_CTRL 0x0040u" in header
+    assert "#define DCIM_CORE_BIAS(c) (DCIM_CORE_BIAS_BASE + 4u * (unsigned)(c))" in header
+
+
+def test_errors():
+    with pytest.raises(TypeError, match=r"^cfg must be a CoreConfig, got dict$"):
+        RegMap({})
+    with pytest.raises(ValueError, match=r"^access must be one of ro, rw, w1c, w1p, got 'x'$"):
+        Field("F", 0, 1, "x", 0, "")
+    with pytest.raises(ValueError, match=r"^field F must fit bits \[0, 31\], got lsb 30 width 4$"):
+        Field("F", 30, 4, "rw", 0, "")
+    with pytest.raises(ValueError, match=r"^document must contain <!-- regmap:begin -->"):
+        embed_markdown("no markers", RegMap(CoreConfig()))
