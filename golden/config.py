@@ -9,6 +9,7 @@ copy. This module imports neither amaranth nor cocotb.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -210,7 +211,7 @@ class CoreConfig:
 
     # ----------------------------------------------------------------------------------------
     # Operand ranges
-    @property
+    @functools.cached_property
     def act_range(self) -> tuple[int, int]:
         """Inclusive range of an activation at full precision."""
         return value_range(self.act_bits, self.act_signed)
@@ -220,7 +221,7 @@ class CoreConfig:
         self.check_runtime_bits(bits)
         return value_range(bits, self.act_signed)
 
-    @property
+    @functools.cached_property
     def weight_range(self) -> tuple[int, int]:
         """Inclusive range of a weight."""
         return value_range(self.weight_bits, self.weight_signed)
@@ -266,7 +267,7 @@ class CoreConfig:
         """Two's complement width of one column's adder-tree output."""
         return signed_bits_for(*self.slice_psum_range)
 
-    @property
+    @functools.cached_property
     def acc_range(self) -> tuple[int, int]:
         """Inclusive range of a full-precision pass result (a dot product of ``rows`` terms)."""
         lo, hi = self.product_range

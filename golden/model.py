@@ -14,6 +14,7 @@ the activation range (:func:`dpu`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -46,13 +47,14 @@ def _int_array(name: str, value: Any) -> np.ndarray:
     return arr
 
 
-def _dtype_within(arr: np.ndarray, lo: int, hi: int) -> bool:
-    info = np.iinfo(arr.dtype)
+@functools.lru_cache(maxsize=64)
+def _dtype_within(dtype: np.dtype, lo: int, hi: int) -> bool:
+    info = np.iinfo(dtype)
     return lo <= info.min and info.max <= hi
 
 
 def _check_values(name: str, arr: np.ndarray, lo: int, hi: int) -> None:
-    if not _dtype_within(arr, lo, hi):
+    if not _dtype_within(arr.dtype, lo, hi):
         check_range(name, arr, lo, hi)
 
 
@@ -128,18 +130,35 @@ class BitSerialResult:
     partial : numpy.ndarray of int64, shape (cycles, batch, cols)
         Adder-tree output of every column in each compute cycle, LSB slice first; the top slice
         of a signed activation is signed.
-    acc : numpy.ndarray of int64, shape (cycles, batch, cols)
-        Shift-and-add accumulator after each compute cycle.
+    serial_bits : int
+        Activation bits per cycle (the shift between consecutive cycles).
+    acc_bits : int
+        Width of the shift-and-add accumulator, checked when :attr:`acc` is read.
     """
 
     sums: np.ndarray
     partial: np.ndarray
-    acc: np.ndarray
+    serial_bits: int
+    acc_bits: int
 
     @property
     def cycles(self) -> int:
         """Compute cycles of the pass."""
         return self.partial.shape[0]
+
+    @functools.cached_property
+    def acc(self) -> np.ndarray:
+        """Shift-and-add accumulator after each compute cycle, shape (cycles, batch, cols).
+
+        Computed on first access and checked against ``acc_bits`` (OverflowError if it does not
+        fit).
+        """
+        acc = np.empty_like(self.partial)
+        np.copyto(acc[0], self.partial[0])
+        for j in range(1, self.cycles):
+            np.add(acc[j - 1], self.partial[j] << (j * self.serial_bits), out=acc[j])
+        _check_width("accumulator", acc, self.acc_bits)
+        return acc
 
 
 def mvm_bitserial(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None
@@ -151,7 +170,8 @@ def mvm_bitserial(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None
     weight with the slice bits, a column adder tree sums the products, and the accumulator adds
     the sum shifted left by ``j*s``. The top slice of a signed activation is weighted
     negatively (two's complement). Every intermediate is checked against the width the
-    configuration gives it.
+    configuration gives it: the adder-tree outputs and the final sums here, the accumulator
+    trace when :attr:`BitSerialResult.acc` is read.
 
     Parameters are as for :func:`mvm`; ``act_bits`` sets the pass to
     ``cfg.cycles_per_pass(act_bits)`` cycles.
@@ -167,23 +187,27 @@ def mvm_bitserial(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None
     s = cfg.serial_bits
     n = cfg.cycles_per_pass(bits)
     mask = (1 << s) - 1
-    X64 = X.astype(np.int64)
-    # Slices j < n-1 are unsigned; the top slice keeps the sign (arithmetic shift).
-    slices = np.empty((n,) + X.shape, dtype=np.int64)
-    for j in range(n - 1):
-        slices[j] = (X64 >> (j * s)) & mask
-    top = X64 >> ((n - 1) * s)
-    slices[n - 1] = top if cfg.act_signed else top & mask
-    # One GEMM over the stacked slices: (n*batch, rows) @ (rows, cols).
     lo, hi = cfg.slice_psum_range
+    ftype = np.float32 if max(-lo, hi) < _F32_EXACT else np.float64
+    # Slices j < n-1 are unsigned; the top slice keeps the sign (arithmetic shift). Values
+    # have at most 9 bits, so int16 shifts and masks are exact.
+    X16 = X.astype(np.int16)
     batch = X.shape[0]
-    partial = _exact_matmul(slices.reshape(n * batch, cfg.rows), W,
-                            max(-lo, hi) + 1).reshape(n, batch, cfg.cols)
-    _check_width("adder-tree output", partial, cfg.slice_psum_bits)
-    shifts = (np.arange(n, dtype=np.int64) * s)[:, None, None]
-    acc = np.cumsum(partial << shifts, axis=0)
-    _check_width("accumulator", acc, cfg.acc_bits)
-    return BitSerialResult(sums=acc[-1].copy(), partial=partial, acc=acc)
+    slices = np.empty((n, batch, cfg.rows), dtype=ftype)
+    for j in range(n - 1):
+        slices[j] = (X16 >> (j * s)) & mask
+    top = X16 >> ((n - 1) * s)
+    slices[n - 1] = top if cfg.act_signed else top & mask
+    # One GEMM over the stacked slices: (n*batch, rows) @ (rows, cols), exact in ftype.
+    pf = (slices.reshape(n * batch, cfg.rows) @ W.astype(ftype)).reshape(n, batch, cfg.cols)
+    _check_width("adder-tree output", pf, cfg.slice_psum_bits)
+    partial = pf.astype(np.int64)
+    sums = partial[n - 1].copy()
+    for j in range(n - 2, -1, -1):  # Horner: ((p[n-1] << s) + p[n-2]) << s ...
+        sums <<= s
+        sums += partial[j]
+    _check_width("pass result", sums, cfg.acc_bits)
+    return BitSerialResult(sums=sums, partial=partial, serial_bits=s, acc_bits=cfg.acc_bits)
 
 
 def _check_width(what: str, values: np.ndarray, bits: int) -> None:
