@@ -1,0 +1,462 @@
+"""Import a float ONNX model into a small layer graph with a numpy reference forward pass.
+
+Supported (opset 13+; older opsets are converted first): Gemm, MatMul (constant right
+operand), Conv (2-D, any stride and padding, group 1, dilation 1), Relu, Clip, Add (two
+tensors: a residual; a constant after Conv/Gemm/MatMul: folded into the bias), MaxPool,
+AveragePool (no padding), GlobalAveragePool, Flatten (axis 1), Reshape (to ``(batch, -1)``),
+BatchNormalization (folded into the Conv/Gemm/MatMul that feeds it) and a final Softmax. Any
+other op is rejected with a ``ValueError`` naming the op and the node.
+
+The graph has one float input (batch first) and one output. This module is the float side of
+``dcim calibrate``: weights are float64; nothing here is quantized.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tensor_ops import conv_out_size, im2col, pool_windows
+
+__all__ = ["SUPPORTED_OPS", "FloatGraph", "Node", "conv_out_hw", "flatten", "float_op",
+           "import_model", "load_model"]
+
+#: ONNX op types the importer accepts.
+SUPPORTED_OPS = ("AveragePool", "BatchNormalization", "Clip", "Constant", "Conv", "Flatten",
+                 "Gemm", "GlobalAveragePool", "MatMul", "MaxPool", "Relu", "Reshape", "Softmax",
+                 "Add")
+#: Op kinds of :class:`Node`: the ones with weights run on the core's array.
+MATMUL_KINDS = ("conv", "gemm")
+
+
+@dataclasses.dataclass
+class Node:
+    """One layer of the imported graph.
+
+    Attributes
+    ----------
+    name : str
+        The ONNX node name (``<OpType>_<index>`` if the model leaves it empty); for folded
+        nodes, the name of the Conv/Gemm/MatMul.
+    kind : str
+        ``conv``, ``gemm``, ``relu``, ``clip``, ``add``, ``maxpool``, ``avgpool``, ``gap``,
+        ``flatten`` or ``softmax``.
+    inputs : tuple of str
+        Names of the tensor inputs (two for ``add``, one otherwise).
+    output : str
+        Name of the output tensor.
+    weight : numpy.ndarray or None
+        ``conv``: float64 ``(Cout, Cin, kh, kw)``; ``gemm``: float64 ``(N, K)`` (out, in).
+    bias : numpy.ndarray or None
+        float64 ``(Cout,)`` for ``conv`` and ``gemm``.
+    kernel, strides : tuple of int
+        ``(kh, kw)``, ``(sh, sw)`` for ``conv``, ``maxpool``, ``avgpool``.
+    pads : tuple of int
+        ``(top, left, bottom, right)``.
+    clip : tuple of float
+        ``(lo, hi)`` for ``relu`` (``(0, inf)``) and ``clip``.
+    flat_size : int or None
+        Second dimension a ``Reshape`` asked for (checked at run time), else None.
+    axis : int
+        Softmax axis.
+    """
+
+    name: str
+    kind: str
+    inputs: tuple[str, ...]
+    output: str
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    kernel: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    clip: tuple[float, float] = (-np.inf, np.inf)
+    flat_size: int | None = None
+    axis: int = 1
+
+    @property
+    def is_matmul(self) -> bool:
+        """Whether the layer is a weighted layer the core's array computes."""
+        return self.kind in MATMUL_KINDS
+
+
+@dataclasses.dataclass
+class FloatGraph:
+    """An imported model: nodes in execution order, one input and one output.
+
+    Attributes
+    ----------
+    name : str
+    input_name : str
+    input_shape : tuple of (int or None)
+        Shape of one sample (batch dimension removed); None for a symbolic dimension.
+    output_name : str
+    nodes : list of Node
+    """
+
+    name: str
+    input_name: str
+    input_shape: tuple[int | None, ...]
+    output_name: str
+    nodes: list[Node]
+
+    def check_input(self, x: np.ndarray, what: str = "input") -> None:
+        """Raise ValueError unless ``x`` is a batch of samples of the model's input shape."""
+        want = self.input_shape
+        if x.ndim != len(want) + 1 or any(w is not None and w != g
+                                          for w, g in zip(want, x.shape[1:])):
+            shown = ", ".join("?" if w is None else str(w) for w in want)
+            raise ValueError(f"{what} has samples of shape {tuple(x.shape[1:])}, the model "
+                             f"{self.name!r} expects ({shown}) (input {self.input_name!r})")
+
+    def forward(self, x: np.ndarray, keep_all: bool = False) -> dict[str, np.ndarray]:
+        """Run the float64 reference.
+
+        Returns
+        -------
+        dict
+            ``{output_name: y}``, or every tensor by name if ``keep_all``.
+        """
+        self.check_input(x)
+        env = {self.input_name: np.asarray(x, dtype=np.float64)}
+        for node in self.nodes:
+            env[node.output] = float_op(node, [env[i] for i in node.inputs])
+        if keep_all:
+            return env
+        return {self.output_name: env[self.output_name]}
+
+
+def float_op(node: Node, args: list[np.ndarray]) -> np.ndarray:
+    """One node's float64 forward computation."""
+    x = args[0]
+    kind = node.kind
+    if kind == "conv":
+        cols = im2col(x, node.kernel, node.strides, node.pads, 0.0)
+        cout = node.weight.shape[0]
+        y = cols @ node.weight.reshape(cout, -1).T + node.bias
+        n = x.shape[0]
+        oh, ow = conv_out_hw(x, node)
+        return y.reshape(n, oh, ow, cout).transpose(0, 3, 1, 2)
+    if kind == "gemm":
+        _check_2d(node, x)
+        return x @ node.weight.T + node.bias
+    if kind in ("relu", "clip"):
+        return np.clip(x, *node.clip)
+    if kind == "add":
+        return x + args[1]
+    if kind == "maxpool":
+        return pool_windows(x, node.kernel, node.strides, node.pads, -np.inf).max(axis=(-2, -1))
+    if kind == "avgpool":
+        return pool_windows(x, node.kernel, node.strides).mean(axis=(-2, -1))
+    if kind == "gap":
+        return x.mean(axis=(2, 3), keepdims=True)
+    if kind == "flatten":
+        return flatten(node, x)
+    if kind == "softmax":
+        z = x - x.max(axis=node.axis, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=node.axis, keepdims=True)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def conv_out_hw(x: np.ndarray, node: Node) -> tuple[int, int]:
+    """Output height and width of a ``conv`` or pooling node on an NCHW input."""
+    t, l, b, r = node.pads
+    return (conv_out_size(x.shape[2], node.kernel[0], node.strides[0], t, b),
+            conv_out_size(x.shape[3], node.kernel[1], node.strides[1], l, r))
+
+
+def _check_2d(node: Node, x: np.ndarray) -> None:
+    if x.ndim != 2 or x.shape[1] != node.weight.shape[1]:
+        raise ValueError(f"{node.name}: expects a (batch, {node.weight.shape[1]}) input, "
+                         f"got {tuple(x.shape)}")
+
+
+def flatten(node: Node, x: np.ndarray) -> np.ndarray:
+    """Flatten to ``(batch, -1)`` (Flatten axis 1, or a flattening Reshape)."""
+    y = x.reshape(x.shape[0], -1)
+    if node.flat_size is not None and y.shape[1] != node.flat_size:
+        raise ValueError(f"{node.name}: Reshape to (batch, {node.flat_size}) of a tensor with "
+                         f"{y.shape[1]} elements per sample")
+    return y
+
+
+# ----------------------------------------------------------------------------------------------
+# Import
+def load_model(path: str | Path) -> FloatGraph:
+    """Read, check and import an ONNX model.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is not a valid ONNX model, or uses an unsupported op or attribute (the
+        message names the op and the node).
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # protobuf DecodeError, ValidationError, ...
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a valid ONNX model ({detail})") from None
+    return import_model(model, path.stem)
+
+
+def _opset(model) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    return 0
+
+
+def import_model(model, name: str = "model") -> FloatGraph:
+    """Import an in-memory ``onnx.ModelProto`` (see :func:`load_model`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    if _opset(model) < 13:
+        try:
+            model = onnx.version_converter.convert_version(model, 13)
+        except Exception as exc:
+            raise ValueError(f"model opset {_opset(model)} could not be converted to opset 13 "
+                             f"({str(exc).strip().splitlines()[0]})") from None
+    g = model.graph
+    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    inputs = [i for i in g.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise ValueError(f"model must have exactly one data input, got {len(inputs)}: "
+                         f"{', '.join(i.name for i in inputs)}")
+    if len(g.output) != 1:
+        raise ValueError(f"model must have exactly one output, got {len(g.output)}")
+    inp = inputs[0]
+    dims = inp.type.tensor_type.shape.dim
+    if len(dims) < 2:
+        raise ValueError(f"model input {inp.name!r} must have a batch dimension and at least "
+                         f"one more, got rank {len(dims)}")
+    shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                  for d in dims[1:])
+    if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise ValueError(f"model input {inp.name!r} must be float32")
+    consumers: dict[str, int] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers[i] = consumers.get(i, 0) + 1
+    out_name = g.output[0].name
+    consumers[out_name] = consumers.get(out_name, 0) + 1
+    b = _Builder(consts, consumers, out_name)
+    for index, n in enumerate(g.node):
+        b.add(n, n.name or f"{n.op_type}_{index}")
+    known = {inp.name} | {node.output for node in b.nodes}
+    if out_name not in known:
+        raise ValueError(f"model output {out_name!r} is not computed from the input")
+    return FloatGraph(g.name or name, inp.name, shape, out_name, b.nodes)
+
+
+class _Builder:
+    def __init__(self, consts, consumers, out_name):
+        self.consts = consts
+        self.consumers = consumers
+        self.out_name = out_name
+        self.nodes: list[Node] = []
+        self.by_output: dict[str, Node] = {}
+
+    # -- helpers -------------------------------------------------------------------------------
+    def attrs(self, n) -> dict[str, Any]:
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in n.attribute}
+
+    def const(self, n, name, index, what) -> np.ndarray:
+        if index >= len(n.input) or not n.input[index]:
+            return None
+        tensor = n.input[index]
+        if tensor not in self.consts:
+            raise ValueError(f"{n.op_type} node {name!r}: {what} ({tensor!r}) must be a constant "
+                             "initializer")
+        return self.consts[tensor]
+
+    def emit(self, node: Node) -> None:
+        self.nodes.append(node)
+        self.by_output[node.output] = node
+
+    def foldable(self, tensor: str) -> Node | None:
+        """The weighted node producing ``tensor`` if only one node consumes it."""
+        node = self.by_output.get(tensor)
+        if node is not None and node.is_matmul and self.consumers.get(tensor, 0) == 1:
+            return node
+        return None
+
+    def retarget(self, node: Node, new_output: str) -> None:
+        del self.by_output[node.output]
+        node.output = new_output
+        self.by_output[new_output] = node
+
+    def unsupported(self, n, name, what):
+        raise ValueError(f"{n.op_type} node {name!r}: {what} is not supported")
+
+    # -- ops -----------------------------------------------------------------------------------
+    def add(self, n, name: str) -> None:
+        op = n.op_type
+        if n.domain not in ("", "ai.onnx"):
+            raise ValueError(f"unsupported ONNX op {n.domain}.{op} in node {name!r}")
+        if op not in SUPPORTED_OPS:
+            raise ValueError(f"unsupported ONNX op {op} in node {name!r}; supported: "
+                             f"{', '.join(sorted(set(SUPPORTED_OPS) - {'Constant'}))}")
+        getattr(self, "op_" + op)(n, name, self.attrs(n))
+
+    def op_Constant(self, n, name, a):
+        from onnx import numpy_helper
+
+        if "value" not in a:
+            self.unsupported(n, name, "a Constant without a tensor 'value'")
+        self.consts[n.output[0]] = numpy_helper.to_array(a["value"])
+
+    def op_Conv(self, n, name, a):
+        w = self.const(n, name, 1, "the weight")
+        if w.ndim != 4:
+            self.unsupported(n, name, f"a {w.ndim - 2}-D convolution (only 2-D)")
+        if a.get("group", 1) != 1:
+            self.unsupported(n, name, f"groups={a['group']} (only groups=1)")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            self.unsupported(n, name, f"dilations={list(a['dilations'])}")
+        pads = self.pads(n, name, a, w.shape[2:])
+        bias = self.const(n, name, 2, "the bias")
+        bias = np.zeros(w.shape[0]) if bias is None else bias.astype(np.float64)
+        self.emit(Node(name, "conv", (n.input[0],), n.output[0], weight=w.astype(np.float64),
+                       bias=bias, kernel=tuple(int(k) for k in w.shape[2:]),
+                       strides=tuple(int(s) for s in a.get("strides", [1, 1])), pads=pads))
+
+    def pads(self, n, name, a, kernel) -> tuple[int, int, int, int]:
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID"):
+            self.unsupported(n, name, f"auto_pad={auto} (give explicit pads)")
+        pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
+        if len(pads) != 4:
+            self.unsupported(n, name, f"pads={pads} (only 2-D)")
+        return tuple(pads)
+
+    def op_Gemm(self, n, name, a):
+        if a.get("transA", 0):
+            self.unsupported(n, name, "transA=1")
+        w = self.const(n, name, 1, "the B operand").astype(np.float64)
+        if w.ndim != 2:
+            self.unsupported(n, name, f"a {w.ndim}-D B operand")
+        w = w if a.get("transB", 0) else w.T  # (N, K)
+        w = w * a.get("alpha", 1.0)
+        c = self.const(n, name, 2, "the C operand")
+        bias = np.zeros(w.shape[0]) if c is None else np.broadcast_to(
+            c.astype(np.float64).reshape(-1) * a.get("beta", 1.0), (w.shape[0],)).copy()
+        self.emit(Node(name, "gemm", (n.input[0],), n.output[0], weight=w, bias=bias))
+
+    def op_MatMul(self, n, name, a):
+        w = self.const(n, name, 1, "the right operand")
+        if w.ndim != 2:
+            self.unsupported(n, name, f"a {w.ndim}-D right operand")
+        self.emit(Node(name, "gemm", (n.input[0],), n.output[0],
+                       weight=w.astype(np.float64).T.copy(), bias=np.zeros(w.shape[1])))
+
+    def op_BatchNormalization(self, n, name, a):
+        if a.get("training_mode", 0):
+            self.unsupported(n, name, "training_mode=1")
+        target = self.foldable(n.input[0])
+        if target is None:
+            self.unsupported(n, name, "a BatchNormalization that does not directly follow a "
+                                      "Conv/Gemm/MatMul (it cannot be folded)")
+        gamma, beta, mean, var = (self.const(n, name, i, w).astype(np.float64) for i, w in
+                                  ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+        s = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
+        shape = (-1,) + (1,) * (target.weight.ndim - 1)
+        target.weight = target.weight * s.reshape(shape)
+        target.bias = (target.bias - mean) * s + beta
+        self.retarget(target, n.output[0])
+
+    def op_Add(self, n, name, a):
+        x, y = n.input[0], n.input[1]
+        cx, cy = x in self.consts, y in self.consts
+        if cx and cy:
+            self.unsupported(n, name, "an Add of two constants")
+        if cx or cy:
+            tensor, const = (y, self.consts[x]) if cx else (x, self.consts[y])
+            target = self.foldable(tensor)
+            if target is None:
+                self.unsupported(n, name, "adding a constant other than as the bias of a "
+                                          "Conv/Gemm/MatMul")
+            cout = target.weight.shape[0]
+            const = np.asarray(const, dtype=np.float64)
+            if const.size not in (1, cout) or (const.size == cout and const.shape[-1 if
+                                               target.kind == "gemm" else -3] != cout):
+                self.unsupported(n, name, f"a constant of shape {const.shape} (not per channel)")
+            target.bias = target.bias + np.broadcast_to(const.reshape(-1), (cout,))
+            self.retarget(target, n.output[0])
+            return
+        self.emit(Node(name, "add", (x, y), n.output[0]))
+
+    def op_Relu(self, n, name, a):
+        self.emit(Node(name, "relu", (n.input[0],), n.output[0], clip=(0.0, np.inf)))
+
+    def op_Clip(self, n, name, a):
+        lo = self.const(n, name, 1, "min")
+        hi = self.const(n, name, 2, "max")
+        self.emit(Node(name, "clip", (n.input[0],), n.output[0],
+                       clip=(-np.inf if lo is None else float(lo), np.inf if hi is None
+                             else float(hi))))
+
+    def pool_attrs(self, n, name, a):
+        if a.get("ceil_mode", 0):
+            self.unsupported(n, name, "ceil_mode=1")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            self.unsupported(n, name, f"dilations={list(a['dilations'])}")
+        kernel = tuple(int(k) for k in a["kernel_shape"])
+        if len(kernel) != 2:
+            self.unsupported(n, name, f"a {len(kernel)}-D pooling window (only 2-D)")
+        strides = tuple(int(s) for s in a.get("strides", [1, 1]))
+        return kernel, strides, self.pads(n, name, a, kernel)
+
+    def op_MaxPool(self, n, name, a):
+        if len([o for o in n.output if o]) > 1:
+            self.unsupported(n, name, "the Indices output")
+        if a.get("storage_order", 0):
+            self.unsupported(n, name, "storage_order=1")
+        kernel, strides, pads = self.pool_attrs(n, name, a)
+        self.emit(Node(name, "maxpool", (n.input[0],), n.output[0], kernel=kernel,
+                       strides=strides, pads=pads))
+
+    def op_AveragePool(self, n, name, a):
+        kernel, strides, pads = self.pool_attrs(n, name, a)
+        if any(pads):
+            self.unsupported(n, name, f"padding pads={list(pads)}")
+        self.emit(Node(name, "avgpool", (n.input[0],), n.output[0], kernel=kernel,
+                       strides=strides))
+
+    def op_GlobalAveragePool(self, n, name, a):
+        self.emit(Node(name, "gap", (n.input[0],), n.output[0]))
+
+    def op_Flatten(self, n, name, a):
+        if a.get("axis", 1) != 1:
+            self.unsupported(n, name, f"axis={a['axis']} (only axis=1)")
+        self.emit(Node(name, "flatten", (n.input[0],), n.output[0]))
+
+    def op_Reshape(self, n, name, a):
+        shape = [int(s) for s in self.const(n, name, 1, "the shape")]
+        if len(shape) != 2 or shape[0] not in (0, -1) or (shape[0] == -1 and shape[1] == -1):
+            self.unsupported(n, name, f"shape={shape} (only a flattening reshape to "
+                                      "(batch, -1))")
+        if shape[0] == -1 and shape[1] in (0,):
+            self.unsupported(n, name, f"shape={shape}")
+        self.emit(Node(name, "flatten", (n.input[0],), n.output[0],
+                       flat_size=None if shape[1] == -1 else shape[1]))
+
+    def op_Softmax(self, n, name, a):
+        if n.output[0] != self.out_name:
+            self.unsupported(n, name, "a Softmax other than the final node")
+        self.emit(Node(name, "softmax", (n.input[0],), n.output[0], axis=a.get("axis", -1)))
