@@ -1,0 +1,184 @@
+"""Synthesize the core with open tools and report area, Fmax, TOPS, TOPS/mm2 and energy per MAC.
+
+Yosys maps the generated Verilog on the OSU 0.18 um cells (areas corrected from the LEF),
+OpenSTA gives the critical path and Fmax, and a gate-level simulation of the netlist on a random
+INT8 and a sparse (ReLU-like) workload gives the switching activity for OpenSTA's power report.
+Figures are reported per block (weights, compute, accum, dpu, ctrl, glue), with the weight store
+also modelled as 8T SRAM bit-cells, and scaled to 22 nm and 12 nm as labelled estimates.
+Arrays above --flat-limit MACs are estimated from two smaller flat runs (docs/synth.md).
+
+Writes DIR/synth.json (every figure) and DIR/synth.md; with --sweep, one subdirectory per size
+and DIR/sweep.json, DIR/sweep.md and DIR/sweep.png.
+
+Examples:
+  dcim synth --rows 64 --cols 32 -o out
+  dcim synth --sweep rows=32,64 cols=16,32 -o sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..golden.config import CoreConfig
+from .cli import CliError, add_config_args, config_from_args
+
+__all__ = ["configure", "parse_sweep", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``dcim synth``."""
+    add_config_args(parser)
+    g = parser.add_argument_group("synthesis")
+    g.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                   help="output directory (created)")
+    g.add_argument("--liberty", default="osu018", metavar="osu018|PATH",
+                   help="standard cells: osu018 (default) or a liberty file (a .lef and .v with "
+                        "the same stem are used when present)")
+    g.add_argument("--clock-ns", type=float, default=10.0, metavar="T",
+                   help="your clock period for timing and the 'at clock' figures (default 10)")
+    g.add_argument("--verilog", type=Path, metavar="FILE",
+                   help="synthesize this Verilog (top module = --name) instead of generating it")
+    g.add_argument("--method", choices=("auto", "flat", "estimate"), default="auto",
+                   help="flat synthesis, or the hierarchical estimate from two smaller flat runs;"
+                        " auto: flat up to --flat-limit MACs (default)")
+    g.add_argument("--flat-limit", type=int, default=4096, metavar="N",
+                   help="largest rows*cols synthesized flat by --method auto (default 4096)")
+    g.add_argument("--workloads", default="random,sparse", metavar="LIST",
+                   help="activity workloads for power: random, sparse, or none "
+                        "(default random,sparse)")
+    g.add_argument("--vectors", type=int, default=16, metavar="N",
+                   help="activation vectors per workload (default 16)")
+    g.add_argument("--sweep", nargs="+", metavar="FIELD=V1,V2",
+                   help="synthesize every combination, e.g. rows=32,64 cols=16,32")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+
+
+def parse_sweep(items: list[str]) -> list[dict[str, int]]:
+    """Turn ``["rows=32,64", "cols=16"]`` into the list of field combinations.
+
+    Raises
+    ------
+    CliError
+        An item is not ``FIELD=V1,V2,...`` with integer values of a known integer field.
+    """
+    ints = {"rows", "cols", "act_bits", "weight_bits", "serial_bits", "psum_bits", "dpu_lanes",
+            "tree_regs", "w_stream_bits", "x_stream_bits", "y_stream_bits"}
+    axes: dict[str, list[int]] = {}
+    for item in items:
+        field, sep, values = item.partition("=")
+        field = field.strip().replace("-", "_")
+        if not sep or not values:
+            raise CliError(f"--sweep item must be FIELD=V1,V2,..., got {item!r}")
+        if field not in ints:
+            raise CliError(f"--sweep field must be one of {', '.join(sorted(ints))}, "
+                           f"got {field!r}")
+        try:
+            axes[field] = [int(v) for v in values.split(",")]
+        except ValueError:
+            raise CliError(f"--sweep values of {field} must be integers, got {values!r}") from None
+    names = list(axes)
+    return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+
+
+def _generator():
+    """The core generator: ``generate(cfg, directory) -> Path`` of ``<name>.v``."""
+    try:
+        from ..hdl.generate import write_verilog  # type: ignore[attr-defined]
+    except ImportError:
+        write_verilog = None
+    if write_verilog is None:
+        def missing(cfg: CoreConfig, directory: Path) -> Path:
+            raise CliError("the core generator (dcim.hdl) is not available in this checkout; "
+                           "pass --verilog FILE")
+        return missing
+
+    def generate(cfg: CoreConfig, directory: Path) -> Path:
+        return Path(write_verilog(cfg, Path(directory)))
+    return generate
+
+
+def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, workloads,
+         progress) -> dict:
+    from ..synth import flow, report
+
+    method = args.method
+    if method == "auto":
+        method = "flat" if cfg.rows * cfg.cols <= args.flat_limit or args.verilog else "estimate"
+    kw = dict(liberty=args.liberty, clock_ns=args.clock_ns, workloads=workloads,
+              vectors=args.vectors, progress=progress)
+    if method == "flat":
+        outdir.mkdir(parents=True, exist_ok=True)
+        if args.verilog is not None:
+            verilog = args.verilog
+            if not verilog.is_file():
+                raise CliError(f"Verilog file not found: {verilog}")
+        else:
+            verilog = generate(cfg, outdir)
+        result = flow.synthesize(cfg, verilog, outdir, **kw)
+    else:
+        if args.verilog is not None:
+            raise CliError("--method estimate generates smaller arrays and cannot use --verilog")
+        result = flow.estimate(cfg, generate, outdir, **kw)
+    (outdir / "synth.md").write_text(report.markdown(result))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Synthesize one configuration or a sweep; print the summary; write JSON/markdown/PNG."""
+    from ..synth import flow, report
+
+    base = config_from_args(args)
+    if args.workloads.strip().lower() == "none":
+        workloads: tuple[str, ...] = ()
+    else:
+        workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
+        for w in workloads:
+            if w not in ("random", "sparse"):
+                raise CliError(f"--workloads must list random, sparse or be none, got {w!r}")
+    if not 1 <= args.vectors <= 10000:
+        raise CliError(f"--vectors must be in [1, 10000], got {args.vectors}")
+    if args.flat_limit < 1:
+        raise CliError(f"--flat-limit must be >= 1, got {args.flat_limit}")
+    t0 = time.monotonic()
+
+    def progress(msg: str) -> None:
+        if not args.quiet:
+            print(f"[{time.monotonic() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    generate = _generator()
+    out: Path = args.output
+    try:
+        if not args.sweep:
+            result = _one(base, args, out, generate, workloads, progress)
+            print("\n".join(report.summary_lines(result)))
+            print(f"wrote {out / 'synth.json'} and {out / 'synth.md'} "
+                  f"({time.monotonic() - t0:.1f} s)")
+            return 0
+        if args.verilog is not None:
+            raise CliError("--sweep generates every size and cannot use --verilog")
+        points = parse_sweep(args.sweep)
+        rows = []
+        for i, point in enumerate(points, 1):
+            fields = {**base.fields(), **point}
+            if "acc_bits" not in point:
+                fields["acc_bits"] = None
+            cfg = CoreConfig(**fields)
+            tag = "_".join(f"{k}{v}" for k, v in point.items())
+            progress(f"sweep {i}/{len(points)}: {tag}")
+            result = _one(cfg, args, out / tag, generate, workloads, progress)
+            rows.append(report.sweep_row(result))
+            (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+        table = report.sweep_markdown(rows)
+        (out / "sweep.md").write_text(table)
+        report.plot_sweep(rows, out / "sweep.png")
+        print(table, end="")
+        print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'} "
+              f"({time.monotonic() - t0:.1f} s)")
+        return 0
+    except flow.FlowError as exc:
+        raise CliError(str(exc)) from None

@@ -1,0 +1,339 @@
+"""Switching activity of the core on a workload, as OpenSTA ``set_power_activity`` commands.
+
+The Debian OpenSTA cannot read VCD or SAIF, so the flow measures toggle rates itself:
+
+1. :func:`workload` draws weights and activation vectors (``random``: uniform INT8 over the
+   configured ranges; ``sparse``: ReLU-like activations, about 60 % zeros and small positive
+   values, and Gaussian-like weights).
+2. :func:`write_testbench` writes a Verilog testbench that streams the weights through
+   ``s_axis_w`` and the vectors through ``s_axis_x`` (tuser EMIT) with ``m_axis_y`` always ready,
+   and dumps a VCD of the compute window only (after the weights are loaded).
+3. :func:`toggle_rates` reads that VCD and returns, per requested signal bit, the toggles per
+   clock cycle and the fraction of time at 1.
+4. :func:`activity_tcl` turns the rates of register outputs and input ports into
+   ``set_power_activity -pins`` / ``-input_ports`` commands; OpenSTA propagates activity through
+   the combinational logic from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..golden.config import CoreConfig
+
+__all__ = ["WORKLOADS", "BitRate", "Workload", "activity_tcl", "parse_ports", "toggle_rates",
+           "workload", "write_testbench"]
+
+#: Workload names understood by :func:`workload`.
+WORKLOADS = ("random", "sparse")
+
+_PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?"
+                   r"(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """Weights (``rows`` x ``cols``) and activation vectors (``n`` x ``rows``) as Python ints."""
+
+    name: str
+    weights: list[list[int]]
+    vectors: list[list[int]]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates the vectors perform on the array."""
+        return len(self.vectors) * len(self.weights) * len(self.weights[0])
+
+
+def workload(cfg: CoreConfig, name: str, n_vectors: int, seed: int = 1) -> Workload:
+    """Draw workload ``name`` (one of :data:`WORKLOADS`) for ``cfg``.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a workload, or ``n_vectors`` is not positive.
+    """
+    if name not in WORKLOADS:
+        raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, got {name!r}")
+    if n_vectors < 1:
+        raise ValueError(f"vectors must be >= 1, got {n_vectors}")
+    rng = random.Random(f"{seed}-{name}")
+    wl, wh = cfg.weight_range
+    al, ah = cfg.act_range
+    if name == "random":
+        w = [[rng.randint(wl, wh) for _ in range(cfg.cols)] for _ in range(cfg.rows)]
+        x = [[rng.randint(al, ah) for _ in range(cfg.rows)] for _ in range(n_vectors)]
+    else:
+        sw = (wh - wl) / 8
+        w = [[max(wl, min(wh, round(rng.gauss(0, sw)))) for _ in range(cfg.cols)]
+             for _ in range(cfg.rows)]
+        sa = ah / 4
+        x = [[max(0, min(ah, round(rng.gauss(-0.25 * sa, sa)))) for _ in range(cfg.rows)]
+             for _ in range(n_vectors)]
+    return Workload(name, w, x)
+
+
+def parse_ports(verilog: str, top: str) -> dict[str, tuple[str, int]]:
+    """Return ``{port: (direction, width)}`` of module ``top`` in ``verilog`` text.
+
+    Raises
+    ------
+    ValueError
+        Module ``top`` is not in the text.
+    """
+    m = re.search(rf"^module\s+\\?{re.escape(top)}\s*\(", verilog, re.M)
+    if not m:
+        raise ValueError(f"module {top!r} not found in the Verilog")
+    end = verilog.index("endmodule", m.end())
+    ports = {}
+    for p in _PORT.finditer(verilog, m.end(), end):
+        width = int(p.group(2)) - int(p.group(3)) + 1 if p.group(2) else 1
+        ports[p.group(4)] = (p.group(1), width)
+    return ports
+
+
+def _ident(name: str) -> str:
+    """A Verilog identifier for ``name`` (escaped if needed)."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else f"\\{name} "
+
+
+def _pack(values: Sequence[int], lane_bits: int, lanes: int) -> list[int]:
+    """Pack ``values`` little-endian into beats of ``lanes`` lanes of ``lane_bits`` bits."""
+    mask = (1 << lane_bits) - 1
+    beats = []
+    for start in range(0, len(values), lanes):
+        beat = 0
+        for i, v in enumerate(values[start:start + lanes]):
+            beat |= (v & mask) << (i * lane_bits)
+        beats.append(beat)
+    return beats
+
+
+def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Workload,
+                    directory: Path, period_ns: float = 10.0, dump: str = "activity.vcd",
+                    scopes: Sequence[str] = ("",)) -> Path:
+    """Write ``tb_<workload>.v`` and its stimulus files into ``directory``; return the testbench.
+
+    The testbench drives every input port: ``clk``, ``rst`` (high for 4 cycles), the weight
+    and activation streams, ``m_axis_y__tready`` = 1 and 0 on every other input. The VCD holds
+    the nets (not the cells' insides) of each module instance in ``scopes`` (dotted paths
+    below the core, ``""`` for the core itself). It prints
+    ``RESULTS <n>`` (result packets seen) and ``WINDOW <cycles>`` (cycles in the VCD) at the end.
+    """
+    directory = Path(directory)
+    wbeats = [b for row in wl.weights for b in _pack(row, 8, cfg.w_lanes)]
+    xbeats = [b for vec in wl.vectors for b in _pack(vec, 8, cfg.x_lanes)]
+    (directory / f"w_{wl.name}.hex").write_text(
+        "\n".join(f"{b:x}" for b in wbeats) + "\n")
+    (directory / f"x_{wl.name}.hex").write_text(
+        "\n".join(f"{b:x}" for b in xbeats) + "\n")
+    decl, conn = [], []
+    for name, (direction, width) in ports.items():
+        rng = f"[{width - 1}:0] " if width > 1 else ""
+        ident = f"{name} " if name.startswith("\\") else name
+        kind = "reg" if direction == "input" else "wire"
+        init = " = 0" if direction == "input" else ""
+        decl.append(f"  {kind} {rng}{ident}{init};")
+        conn.append(f"    .{ident}({ident})")
+    half = period_ns / 2
+    n_vec = len(wl.vectors)
+    has_tlast = "s_axis_x__tlast" in ports
+    dumps = "\n".join(
+        "    $dumpvars(1, dut" + "".join("." + _ident(p) for p in s.split(".") if p) + ");"
+        for s in scopes)
+    xlast = (f"s_axis_x__tlast = (i % {cfg.x_beats}) == {cfg.x_beats - 1};" if has_tlast
+             else "")
+    return_path = directory / f"tb_{wl.name}.v"
+    return_path.write_text(f"""`timescale 1ns/1ps
+module tb;
+{chr(10).join(decl)}
+  reg [{cfg.w_stream_bits - 1}:0] wmem [0:{len(wbeats) - 1}];
+  reg [{cfg.x_stream_bits - 1}:0] xmem [0:{len(xbeats) - 1}];
+  integer i, results = 0, cycles = 0, window = 0, dumping = 0;
+  {cfg.name} dut (
+{("," + chr(10)).join(conn)}
+  );
+  always #{half} clk = ~clk;
+  always @(posedge clk) begin
+    cycles = cycles + 1;
+    if (dumping) window = window + 1;
+    if (m_axis_y__tvalid && m_axis_y__tready && m_axis_y__tlast) results = results + 1;
+  end
+  initial begin
+    $readmemh("w_{wl.name}.hex", wmem);
+    $readmemh("x_{wl.name}.hex", xmem);
+    rst = 1; m_axis_y__tready = 1;
+    repeat (4) @(posedge clk);
+    @(negedge clk) rst = 0;
+    for (i = 0; i < {len(wbeats)}; i = i + 1) begin
+      @(negedge clk);
+      s_axis_w__tdata = wmem[i]; s_axis_w__tvalid = 1;
+      s_axis_w__tlast = (i % {cfg.w_beats}) == {cfg.w_beats - 1};
+      @(posedge clk); while (!s_axis_w__tready) @(posedge clk);
+    end
+    @(negedge clk) s_axis_w__tvalid = 0;
+    repeat (8) @(negedge clk);
+    $dumpfile("{dump}");
+{dumps}
+    dumping = 1;
+    for (i = 0; i < {len(xbeats)}; i = i + 1) begin
+      @(negedge clk);
+      s_axis_x__tdata = xmem[i]; s_axis_x__tvalid = 1;
+      s_axis_x__tuser = ((i % {cfg.x_beats}) == 0) ? 2'b10 : 2'b00;
+      {xlast}
+      @(posedge clk); while (!s_axis_x__tready) @(posedge clk);
+    end
+    @(negedge clk) s_axis_x__tvalid = 0;
+    i = 0;
+    while (results < {n_vec} && i < {64 + 4 * n_vec * (cfg.cycles_per_pass() + cfg.tree_regs
+                                                       + cfg.x_beats + cfg.y_beats(False) + 8)})
+      begin @(posedge clk); i = i + 1; end
+    @(negedge clk);
+    $dumpoff;
+    $display("RESULTS %0d", results);
+    $display("WINDOW %0d", window);
+    $finish;
+  end
+endmodule
+""")
+    return return_path
+
+
+@dataclasses.dataclass(frozen=True)
+class BitRate:
+    """Toggle rate of one signal bit: toggles per clock cycle and the fraction of time at 1."""
+
+    activity: float
+    duty: float
+
+
+def _vcd_name(raw: str) -> str:
+    return raw[1:] if raw.startswith("\\") else raw
+
+
+def toggle_rates(vcd_path: Path, wanted: Iterable[tuple[str, str, int]], cycles: int,
+                 ) -> dict[tuple[str, str, int], BitRate]:
+    """Measure toggles of the ``wanted`` bits in a VCD.
+
+    Parameters
+    ----------
+    vcd_path : Path
+        The VCD (Icarus format).
+    wanted : iterable of (scope, name, bit)
+        ``scope`` is the dotted instance path below the dumped top (``""`` for the top, e.g.
+        ``"weights"``), ``name`` the signal name without escape, ``bit`` the bit index.
+    cycles : int
+        Clock cycles the VCD covers (the denominator of the toggle rate).
+
+    Returns
+    -------
+    dict
+        A :class:`BitRate` for every wanted bit found in the VCD (missing ones are left out).
+    """
+    if cycles < 1:
+        raise ValueError(f"cycles must be >= 1, got {cycles}")
+    want: dict[tuple[str, str], set[int]] = {}
+    for scope, name, bit in wanted:
+        want.setdefault((scope, name), set()).add(bit)
+    ids: dict[str, list[tuple[str, str, int, int]]] = {}  # code -> [(scope, name, lsb, width)]
+    scopes: list[str] = []
+    with open(vcd_path) as f:
+        for line in f:
+            tok = line.split()
+            if not tok:
+                continue
+            if tok[0] == "$scope":
+                scopes.append(tok[2])
+            elif tok[0] == "$upscope":
+                scopes.pop()
+            elif tok[0] == "$var":
+                width, code, name = int(tok[2]), tok[3], _vcd_name(tok[4])
+                lsb = 0
+                if len(tok) > 6 and tok[5].startswith("["):
+                    rng = tok[5].strip("[]").split(":")
+                    lsb = min(int(r) for r in rng)
+                scope = ".".join(scopes[2:])  # drop the testbench and the core
+                if (scope, name) in want:
+                    ids.setdefault(code, []).append((scope, name, lsb, width))
+            elif tok[0] == "$enddefinitions":
+                break
+        state: dict[str, str] = {}
+        toggles: dict[str, list[int]] = {c: [0] * v[0][3] for c, v in ids.items()}
+        high: dict[str, list[float]] = {c: [0.0] * v[0][3] for c, v in ids.items()}
+        since: dict[str, float] = {}
+        t = 0.0
+        t0 = None
+        for line in f:
+            c = line[0]
+            if c == "#":
+                t = float(line[1:])
+                if t0 is None:
+                    t0 = t
+                continue
+            if c in "01xzXZ":
+                val, code = c, line[1:].strip()
+            elif c in "bB":
+                val, code = line[1:].split()
+            else:
+                continue
+            if code not in ids:
+                continue
+            width = ids[code][0][3]
+            if len(val) < width:
+                pad = val[0] if val[0] in "xzXZ" else "0"
+                val = pad * (width - len(val)) + val
+            old = state.get(code)
+            if old is not None:
+                tg, hi = toggles[code], high[code]
+                dt = t - since[code]
+                for k in range(width):
+                    o, n = old[width - 1 - k], val[width - 1 - k]
+                    if o == "1":
+                        hi[k] += dt
+                    if o != n and o in "01" and n in "01":
+                        tg[k] += 1
+            state[code] = val
+            since[code] = t
+        t_end = t
+    out: dict[tuple[str, str, int], BitRate] = {}
+    span = max(t_end - (t0 or 0.0), 1e-12)
+    for code, entries in ids.items():
+        width = entries[0][3]
+        val = state.get(code, "0" * width)
+        for k in range(width):
+            if val[width - 1 - k] == "1":
+                high[code][k] += t_end - since.get(code, t_end)
+        for scope, name, lsb, _ in entries:
+            for bit in want[(scope, name)]:
+                k = bit - lsb if bit >= lsb else bit
+                if 0 <= k < width:
+                    out[(scope, name, bit)] = BitRate(toggles[code][k] / cycles,
+                                                      min(1.0, high[code][k] / span))
+    return out
+
+
+def activity_tcl(pin_rates: dict[str, BitRate], port_rates: dict[str, BitRate]) -> str:
+    """OpenSTA commands setting the activity of instance pins and input ports.
+
+    Pins and ports with the same rounded (activity, duty) are grouped into one command.
+    """
+    groups: dict[tuple[str, float, float], list[str]] = {}
+    for kind, rates in (("-pins", pin_rates), ("-input_ports", port_rates)):
+        for name, r in rates.items():
+            groups.setdefault((kind, round(r.activity, 4), round(r.duty, 3)), []).append(name)
+    lines = []
+    for (kind, act, duty), names in sorted(groups.items()):
+        for i in range(0, len(names), 500):
+            objs = " ".join("{" + n + "}" for n in names[i:i + 500])
+            if kind == "-pins":
+                # set_power_activity -pins is broken in OpenSTA 2.0.17 (and only takes inputs)
+                lines.append(f"foreach p [get_pins {{{objs}}}] "
+                             f"{{ sta::set_power_pin_activity $p {act} {duty} }}")
+            else:
+                lines.append(f"set_power_activity -input_ports [get_ports {{{objs}}}] "
+                             f"-activity {act} -duty {duty}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,197 @@
+"""Markdown tables and the sweep plot of ``dcim synth`` results (the dicts of :mod:`.flow`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AXELERA_DSRAM", "markdown", "plot_sweep", "summary_lines", "sweep_markdown"]
+
+#: Digital SRAM IMC row of the state-of-the-art table in seed 000 (Eleftheriou, Axelera AI):
+#: Axelera's D-SRAM core, 12 nm, INT8.
+AXELERA_DSRAM = {"node": "12nm", "tops_per_w": 14.11, "tops_per_mm2": 6.64, "tops": 39.3,
+                 "area_mm2": 8.6}
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if x == 0:
+            return "0"
+        if abs(x) >= 1e5 or abs(x) < 1e-3:
+            return f"{x:.{digits}e}"
+        return f"{x:.{digits}g}" if abs(x) < 100 else f"{x:,.0f}"
+    return str(x)
+
+
+def summary_lines(r: dict[str, Any]) -> list[str]:
+    """The figures ``dcim synth`` prints: area, Fmax, TOPS, TOPS/mm2, energy/MAC, blocks."""
+    cfg, d, t = r["config"], r["derived"], r["timing"]
+    full = d["by_runtime_bits"][str(cfg["act_bits"])]
+    lines = [
+        f"core {cfg['rows']}x{cfg['cols']} (act {cfg['act_bits']}b, weight "
+        f"{cfg['weight_bits']}b, serial {cfg['serial_bits']}b, tree_regs {cfg['tree_regs']}); "
+        f"method: {r['method']}",
+        f"area: {d['area_um2_total']:,.0f} um2 total ({r['area']['cells']:,} cells, "
+        f"{r['area']['flops']:,} flops); logic without weight flops "
+        f"{d['area_um2_logic']:,.0f} um2; logic + 8T bit-cell model "
+        f"{d['area_um2_logic_plus_bitcell']:,.0f} um2",
+        f"Fmax: {d['fmax_mhz']:.1f} MHz (min period {t['min_period_ns']:.3f} ns; critical path "
+        f"{t['critical_path']['start']} -> {t['critical_path']['end']})",
+        f"TOPS (peak, {cfg['act_bits']}-bit activations): {full['tops_at_fmax']:.4g} at Fmax, "
+        f"{full['tops_at_clock']:.4g} at {t['clock_ns']:g} ns",
+        f"TOPS/mm2: {full['tops_per_mm2_total']:.4g} total, {_f(full['tops_per_mm2_logic'], 4)} "
+        f"logic only, {full['tops_per_mm2_bitcell']:.4g} logic + bit-cells",
+    ]
+    for w, e in d["energy"].items():
+        lines.append(f"energy/MAC ({w} workload): {e['energy_per_mac_pj']:.4g} pJ, "
+                     f"{e['power_mw_at_fmax']:.4g} mW at Fmax, {e['tops_per_w']:.4g} TOPS/W")
+    total = d["area_um2_total"]
+    lines.append("blocks: " + ", ".join(
+        f"{name} {b['area_um2']:,.0f} um2 ({100 * b['area_um2'] / total:.1f} %)"
+        for name, b in r["area"]["blocks"].items()))
+    return lines
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """A markdown report of one result."""
+    cfg, d, t = r["config"], r["derived"], r["timing"]
+    out = [f"# dcim synth: {cfg['name']} {cfg['rows']}x{cfg['cols']}", "",
+           f"Method: {r['method']}. Liberty: `{r['liberty']}`.", ""]
+    if r.get("area_corrections"):
+        out.append("Cell areas corrected from the LEF (liberty -> LEF, um2): " + ", ".join(
+            f"{c['cell']} {c['liberty_um2']:g} -> {c['lef_um2']:g}"
+            for c in r["area_corrections"]) + ".")
+        out.append("")
+    out += ["## Area per block (OSU 0.18 um, LEF areas)", "",
+            "| block | area (um2) | share | cells |", "| --- | ---: | ---: | ---: |"]
+    total = d["area_um2_total"]
+    for name, b in r["area"]["blocks"].items():
+        out.append(f"| {name} | {b['area_um2']:,.0f} | {100 * b['area_um2'] / total:.1f} % | "
+                   f"{b['cells']:,} |")
+    out.append(f"| **total** | **{total:,.0f}** | 100 % | {r['area']['cells']:,} |")
+    out += ["", f"Weight storage as an 8T bit-cell model ({d['stored_bits']:,} bits): "
+            f"{d['bitcell_area_um2']:,.0f} um2 instead of {d['area_um2_weight_flops']:,.0f} um2 "
+            "of flip-flops and write logic.", ""]
+    g = r.get("generic", {})
+    if g.get("transistors_cmos"):
+        out += [f"Generic synthesis: {g['cells']:,} cells, `stat -tech cmos` transistors: "
+                f"{g['transistors_cmos']} ('+': flip-flops not counted).", ""]
+    out += ["## Timing", "",
+            f"Fmax {d['fmax_mhz']:.1f} MHz (period {t['min_period_ns']:.3f} ns = "
+            f"{t['clock_ns']:g} ns - slack {t['worst_slack_ns']:.3f} ns); critical path "
+            f"`{t['critical_path']['start']}` -> `{t['critical_path']['end']}`.", "",
+            "## Throughput and density", "",
+            "| act bits | cycles/pass | TOPS @Fmax | TOPS @clock | TOPS/mm2 total | "
+            "TOPS/mm2 logic | TOPS/mm2 logic+bit-cells |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for b, x in d["by_runtime_bits"].items():
+        out.append(f"| {b} | {x['cycles_per_pass']} | {_f(x['tops_at_fmax'], 4)} | "
+                   f"{_f(x['tops_at_clock'], 4)} | {_f(x['tops_per_mm2_total'], 4)} | "
+                   f"{_f(x['tops_per_mm2_logic'], 4)} | {_f(x['tops_per_mm2_bitcell'], 4)} |")
+    if d["energy"]:
+        out += ["", "## Power and energy (at Fmax)", "",
+                "| workload | power (mW) | energy/MAC (pJ) | TOPS/W | activity source |",
+                "| --- | ---: | ---: | ---: | --- |"]
+        for w, e in d["energy"].items():
+            out.append(f"| {w} | {_f(e['power_mw_at_fmax'], 4)} | "
+                       f"{_f(e['energy_per_mac_pj'], 4)} | {_f(e['tops_per_w'], 4)} | "
+                       f"{e['activity']} |")
+    out += ["", "## Scaled estimates (first-order generalized scaling, NOT measured)", "",
+            "| node | area logic+bit-cells (um2) | Fmax (MHz) | TOPS | TOPS/mm2 | "
+            + " | ".join(f"TOPS/W {w}" for w in d["energy"]) + " |",
+            "| --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(d["energy"])]
+    src = d["by_runtime_bits"][str(cfg["act_bits"])]
+    out.append(f"| 180nm (measured) | {_f(d['area_um2_logic_plus_bitcell'])} | "
+               f"{_f(d['fmax_mhz'], 4)} | {_f(src['tops_at_fmax'], 4)} | "
+               f"{_f(src['tops_per_mm2_bitcell'], 4)} | "
+               + " | ".join(_f(e["tops_per_w"], 4) for e in d["energy"].values()) + " |")
+    for node, s in d["scaled"].items():
+        out.append(f"| {node} (estimate) | {_f(s['area_um2_logic_plus_bitcell'])} | "
+                   f"{_f(s['fmax_mhz'], 4)} | {_f(s['tops'], 4)} | {_f(s['tops_per_mm2'], 4)} | "
+                   + " | ".join(_f(s[f"tops_per_w_{w}"], 4) for w in d["energy"]) + " |")
+    a = AXELERA_DSRAM
+    out.append(f"| Axelera D-SRAM (seed 000, {a['node']}, silicon) | - | - | {a['tops']} | "
+               f"{a['tops_per_mm2']} | " + " | ".join(str(a["tops_per_w"])
+                                                      for _ in d["energy"]) + " |")
+    out.append("")
+    return "\n".join(out)
+
+
+_SWEEP_COLS = ("rows", "cols", "method", "area_um2", "logic_um2", "fmax_mhz", "tops",
+               "tops_mm2", "tops_mm2_bitcell", "pj_mac_random", "pj_mac_sparse",
+               "tops_w_12nm", "tops_mm2_12nm", "wall_s")
+
+
+def sweep_row(r: dict[str, Any]) -> dict[str, Any]:
+    """The sweep-table entry of one result."""
+    cfg, d = r["config"], r["derived"]
+    full = d["by_runtime_bits"][str(cfg["act_bits"])]
+    e = d["energy"]
+    s12 = d["scaled"]["12nm"]
+    return {
+        "rows": cfg["rows"], "cols": cfg["cols"],
+        "method": "flat" if r["method"] == "flat" else "estimate",
+        "area_um2": d["area_um2_total"], "logic_um2": d["area_um2_logic"],
+        "fmax_mhz": d["fmax_mhz"], "tops": full["tops_at_fmax"],
+        "tops_mm2": full["tops_per_mm2_total"], "tops_mm2_bitcell": full["tops_per_mm2_bitcell"],
+        "pj_mac_random": e.get("random", {}).get("energy_per_mac_pj"),
+        "pj_mac_sparse": e.get("sparse", {}).get("energy_per_mac_pj"),
+        "tops_w_12nm": s12.get("tops_per_w_random"),
+        "tops_mm2_12nm": s12["tops_per_mm2"],
+        "wall_s": r.get("wall_time", {}).get("total_s"),
+    }
+
+
+def sweep_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """A markdown table of :func:`sweep_row` entries, with the Axelera D-SRAM reference."""
+    head = ["rows", "cols", "method", "area (um2)", "logic (um2)", "Fmax (MHz)", "TOPS",
+            "TOPS/mm2", "TOPS/mm2 logic+bit-cells", "pJ/MAC random", "pJ/MAC sparse",
+            "TOPS/W @12nm (est.)", "TOPS/mm2 @12nm (est.)", "wall (s)"]
+    out = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
+    for row in rows:
+        out.append("| " + " | ".join(_f(row[k], 4) if not isinstance(row[k], str) else row[k]
+                                     for k in _SWEEP_COLS) + " |")
+    a = AXELERA_DSRAM
+    out.append(f"| Axelera D-SRAM | (seed 000) | silicon, {a['node']} | - | - | - | {a['tops']} "
+               f"| - | - | - | - | {a['tops_per_w']} | {a['tops_per_mm2']} | - |")
+    return "\n".join(out) + "\n"
+
+
+def plot_sweep(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Plot area and TOPS/mm2 against array size (rows x cols) into ``path`` (PNG).
+
+    Raises
+    ------
+    RuntimeError
+        matplotlib is not installed (the ``plot`` extra).
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover
+        raise RuntimeError("the sweep plot needs matplotlib (pip install dcim[plot])") from exc
+    pts = sorted(rows, key=lambda r: r["rows"] * r["cols"])
+    size = [r["rows"] * r["cols"] for r in pts]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.loglog(size, [r["area_um2"] / 1e6 for r in pts], "o-", label="total (flip-flop weights)")
+    a1.loglog(size, [r["logic_um2"] / 1e6 for r in pts], "s--", label="logic without weights")
+    a1.set_xlabel("array size rows x cols (MACs)")
+    a1.set_ylabel("area (mm2, OSU 0.18 um)")
+    a1.legend()
+    a1.grid(True, which="both", alpha=0.3)
+    a2.semilogx(size, [r["tops_mm2"] for r in pts], "o-", label="total")
+    a2.semilogx(size, [r["tops_mm2_bitcell"] for r in pts], "s--", label="logic + 8T bit-cells")
+    a2.set_xlabel("array size rows x cols (MACs)")
+    a2.set_ylabel("peak TOPS/mm2 at Fmax (180 nm)")
+    a2.legend()
+    a2.grid(True, which="both", alpha=0.3)
+    for r in pts:
+        a1.annotate(f"{r['rows']}x{r['cols']}", (r["rows"] * r["cols"], r["area_um2"] / 1e6),
+                    fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,14 @@
+# dcim static timing and power (OpenSTA). Placeholders (at-sign names) are filled in by dcim.synth.flow.
+read_liberty @{liberty}
+read_verilog @{netlist}
+link_design @{top}
+create_clock -name clk -period @{period} [get_ports clk]
+set inputs [list]
+foreach p [get_ports *] {
+  if {[get_property $p direction] == "input" && [get_name $p] != "clk"} { lappend inputs $p }
+}
+set_input_delay 0 -clock clk $inputs
+set_output_delay 0 -clock clk [all_outputs]
+puts "DCIM_WNS [format %.6f [sta::worst_slack -max]]"
+report_checks -path_delay max -format full -digits 4 -fields {fanout}
+@{activity}
