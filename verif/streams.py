@@ -1,0 +1,240 @@
+"""Whole-packet AXI4-Stream drivers that let the simulator run freely between handshakes.
+
+:class:`StreamSource` sends packets (lists of beat integers) on a slave port; :class:`StreamSink`
+collects packets from a master port. Both bind to the DUT by prefix through cocotbext-axi's
+:class:`~cocotbext.axi.AxiStreamBus`. Python wakes only for a handshake, a beat to present or a
+stall pattern step: while a stream waits on its partner (``tready`` or ``tvalid`` low) the
+driver sleeps on the partner's rising edge instead of polling every clock.
+
+Idle and backpressure insertion: ``pause`` is an iterator of ints (cycles to wait before each
+beat for a source, cycles of ``tready`` low before each beat for a sink), or None for none.
+
+X checks: when ``xcheck`` is set, every sampled handshake signal must be 0 or 1 and every beat a
+sink accepts must be fully known (no X/Z); violations are collected in :attr:`errors`.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge
+from cocotbext.axi import AxiStreamBus
+
+__all__ = ["Packet", "StreamSink", "StreamSource", "pack_beats", "unpack_beats"]
+
+
+def pack_beats(values, lane_bits: int, lanes: int, beats: int | None = None) -> list[int]:
+    """Pack integer ``values`` (two's complement, low ``lane_bits`` bits each) into beats of
+    ``lanes`` lanes, lane ``i`` of beat ``j`` holding ``values[j*lanes + i]``; the unused lanes
+    of the last beat are 0. ``beats`` (default: as many as needed) pads with zero beats or
+    truncates, for deliberately malformed packets."""
+    v = np.asarray(values, dtype=np.int64)
+    n = -(-v.size // lanes) if beats is None else beats
+    buf = np.zeros(max(n * lanes, v.size), dtype=np.int64)
+    buf[:v.size] = v
+    nbytes = lane_bits // 8
+    dtype = {1: "<u1", 2: "<u2", 4: "<u4"}[nbytes]
+    raw = (buf & ((1 << lane_bits) - 1)).astype(dtype).tobytes()
+    step = lanes * nbytes
+    return [int.from_bytes(raw[j * step:(j + 1) * step], "little") for j in range(n)]
+
+
+def unpack_beats(beats: list[int], lane_bits: int, lanes: int, count: int,
+                 signed: bool = True) -> np.ndarray:
+    """Inverse of :func:`pack_beats`: the first ``count`` lanes as int64 (sign-extended if
+    ``signed``)."""
+    nbytes = lane_bits // 8
+    raw = b"".join(b.to_bytes(lanes * nbytes, "little") for b in beats)
+    kind = ("<i" if signed else "<u") + str(nbytes)
+    return np.frombuffer(raw, dtype=kind)[:count].astype(np.int64)
+
+
+@dataclass
+class Packet:
+    """A packet to send: its beats, its ``tuser`` (driven on every beat) and a callback run
+    when its last beat is accepted (the input monitor of the model)."""
+
+    beats: list[int]
+    tuser: int = 0
+    on_accept: Callable[[Packet], None] | None = None
+    sent: Event = field(default_factory=Event)
+
+
+def _is01(value) -> bool:
+    return str(value) in ("0", "1")
+
+
+class _Port:
+    def __init__(self, dut, prefix: str, clock, xcheck: bool):
+        self.bus = AxiStreamBus.from_prefix(dut, prefix)
+        self.name = prefix.rstrip("_")
+        self.clock = clock
+        self.xcheck = xcheck
+        self.errors: list[str] = []
+        self.beats = 0
+        self._edge = RisingEdge(clock)
+
+    def _check01(self, handle, what: str) -> bool:
+        value = handle.value
+        if self.xcheck and not _is01(value):
+            self.errors.append(f"{self.name}: {what} is {value} at {cocotb.utils.get_sim_time('ns')} ns")
+            return False
+        return bool(int(value)) if _is01(value) else False
+
+    async def _wait_high(self, handle, what: str) -> None:
+        """Return at the first clock edge at which ``handle`` was sampled high; sleeps on its
+        rising edge instead of polling."""
+        while True:
+            await ReadOnly()
+            if not _is01(handle.value) or not int(handle.value):
+                await RisingEdge(handle)
+            await self._edge
+            if self._check01(handle, what):
+                return
+
+
+class StreamSource(_Port):
+    """Drives an AXI4-Stream slave port of the DUT with whole packets.
+
+    Parameters
+    ----------
+    dut : cocotb handle
+    prefix : str
+        Port prefix including the trailing ``_`` that cocotbext-axi adds one more to
+        (``"s_axis_x_"`` binds ``s_axis_x__tdata`` ...).
+    clock : cocotb handle
+    pause : iterator of int, optional
+        Idle cycles (``tvalid`` low) inserted before each beat.
+    """
+
+    def __init__(self, dut, prefix: str, clock, *, pause: Iterator[int] | None = None,
+                 xcheck: bool = False):
+        super().__init__(dut, prefix, clock, xcheck)
+        self.pause = pause
+        self.queue: collections.deque[Packet] = collections.deque()
+        self._kick = Event()
+        self.idle = Event()
+        self.idle.set()
+        self.has_tuser = hasattr(self.bus, "tuser")
+        self.bus.tvalid.value = 0
+        self.bus.tlast.value = 0
+        self.bus.tdata.value = 0
+        if self.has_tuser:
+            self.bus.tuser.value = 0
+        self.packets = 0
+        self._task = cocotb.start_soon(self._run())
+
+    def send_nowait(self, packet: Packet) -> Packet:
+        """Queue ``packet``; returns it (await ``packet.sent.wait()`` for its acceptance)."""
+        self.queue.append(packet)
+        self.idle.clear()
+        self._kick.set()
+        return packet
+
+    async def send(self, packet: Packet) -> None:
+        """Queue ``packet`` and wait until its last beat is accepted."""
+        self.send_nowait(packet)
+        await packet.sent.wait()
+
+    def flush(self) -> None:
+        """Drop every queued packet and restart (after a reset)."""
+        self._task.cancel()
+        self.queue.clear()
+        self.bus.tvalid.value = 0
+        self.bus.tlast.value = 0
+        self.idle.set()
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        bus = self.bus
+        while True:
+            if not self.queue:
+                bus.tvalid.value = 0
+                self.idle.set()
+                self._kick.clear()
+                await self._kick.wait()
+                continue
+            pkt = self.queue.popleft()
+            last = len(pkt.beats) - 1
+            for j, beat in enumerate(pkt.beats):
+                n = next(self.pause, 0) if self.pause is not None else 0
+                if n:
+                    bus.tvalid.value = 0
+                    await ClockCycles(self.clock, n)
+                bus.tdata.value = beat
+                bus.tlast.value = int(j == last)
+                if self.has_tuser:
+                    bus.tuser.value = pkt.tuser
+                bus.tvalid.value = 1
+                await self._edge
+                if not self._check01(bus.tready, "tready"):
+                    await self._wait_high(bus.tready, "tready")
+                self.beats += 1
+            self.packets += 1
+            if not self.queue:
+                bus.tvalid.value = 0
+            if pkt.on_accept is not None:
+                pkt.on_accept(pkt)
+            pkt.sent.set()
+
+
+class StreamSink(_Port):
+    """Collects packets from an AXI4-Stream master port of the DUT.
+
+    Parameters
+    ----------
+    pause : iterator of int, optional
+        Cycles of ``tready`` low inserted before each beat (backpressure); without it
+        ``tready`` stays high.
+    on_packet : callable, optional
+        Called with the list of beats of every complete packet (the output monitor).
+    """
+
+    def __init__(self, dut, prefix: str, clock, *, pause: Iterator[int] | None = None,
+                 on_packet: Callable[[list[int]], None] | None = None, xcheck: bool = False):
+        super().__init__(dut, prefix, clock, xcheck)
+        self.pause = pause
+        self.on_packet = on_packet
+        self.packets = 0
+        self._beats: list[int] = []
+        self.bus.tready.value = 0
+        self._task = cocotb.start_soon(self._run())
+
+    def flush(self, restart: bool = True) -> None:
+        """Drop a partial packet; stop (``tready`` low) and restart unless ``restart`` is
+        False (around a reset)."""
+        self._task.cancel()
+        self._beats = []
+        self.bus.tready.value = 0
+        if restart:
+            self._task = cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        bus = self.bus
+        while True:
+            n = next(self.pause, 0) if self.pause is not None else 0
+            while n:
+                bus.tready.value = 0
+                await ClockCycles(self.clock, n)
+                n = next(self.pause, 0) if self.pause is not None else 0
+            bus.tready.value = 1
+            await self._edge
+            if not self._check01(bus.tvalid, "tvalid"):
+                await self._wait_high(bus.tvalid, "tvalid")
+            data, tlast = bus.tdata.value, bus.tlast.value
+            if self.xcheck and not (data.is_resolvable and _is01(tlast)):
+                self.errors.append(f"{self.name}: beat {len(self._beats)} has unknown bits: "
+                                   f"tdata={data} tlast={tlast}")
+                self._beats.append(0)
+            else:
+                self._beats.append(data.to_unsigned())
+            self.beats += 1
+            if _is01(tlast) and int(tlast):
+                beats, self._beats = self._beats, []
+                self.packets += 1
+                if self.on_packet is not None:
+                    self.on_packet(beats)

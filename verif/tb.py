@@ -1,0 +1,325 @@
+"""The testbench of one generated core: clock, reset, stream and CSR drivers, model, scoreboard.
+
+A :class:`TB` wraps the cocotb handle of the top module. Stimulus is whole transactions (weight
+rows, activation vectors, residual vectors, CSR accesses); every packet the DUT accepts is fed
+to the :class:`~dcim.verif.model.CoreModel` by the source that sent it (the input monitor), and
+every result packet the sink collects is compared, in order and bit for bit (all beats, padding
+lanes included), with the model's prediction by the :class:`Scoreboard`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, Event, RisingEdge, with_timeout
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+from ..golden.config import CoreConfig
+from ..golden.model import DpuParams
+from .coverage import Coverage
+from .csr import RegMapView
+from .model import CoreModel
+from .streams import Packet, StreamSink, StreamSource, pack_beats, unpack_beats
+
+__all__ = ["TB", "Scoreboard", "pauses"]
+
+CLOCK_NS = 10
+
+
+def pauses(rng: np.random.Generator, kind: str) -> Iterator[int] | None:
+    """A stall pattern: ``none``; ``light`` (a one-cycle pause before ~1 in 4 beats);
+    ``heavy`` (pauses of 1..20 cycles before ~1 in 2 beats)."""
+    if kind == "none":
+        return None
+
+    def gen():
+        while True:
+            if kind == "light":
+                yield 1 if rng.random() < 0.25 else 0
+            else:
+                yield int(rng.integers(1, 21)) if rng.random() < 0.5 else 0
+    return gen()
+
+
+class Scoreboard:
+    """Compares result packets with the model's predictions, in order.
+
+    Attributes
+    ----------
+    compared : int
+        Result packets compared.
+    macs : int
+        Multiply-accumulates those results verified (rows x cols per contributing pass).
+    errors : list of str
+        Mismatch descriptions (empty when everything matched).
+    """
+
+    def __init__(self, cfg: CoreConfig, model: CoreModel):
+        self.cfg = cfg
+        self.model = model
+        self.compared = 0
+        self.macs = 0
+        self.errors: list[str] = []
+        self.digest = hashlib.sha256()
+        self.event = Event()
+
+    def on_packet(self, beats: list[int]) -> None:
+        """A result packet arrived."""
+        self.digest.update(repr(beats).encode())
+        self.event.set()
+        if not self.model.expected:
+            self.errors.append(f"unexpected result packet ({len(beats)} beats)")
+            return
+        exp = self.model.expected.popleft()
+        if exp.beats is None:
+            self.errors.append("a DPU result arrived before the residual it needs was sent")
+            return
+        if beats != exp.beats:
+            self.errors.append(self._describe(exp, beats))
+        self.compared += 1
+        self.macs += exp.macs
+
+    def _describe(self, exp, beats: list[int]) -> str:
+        cfg = self.cfg
+        what = "raw int32" if exp.raw else "int8"
+        head = f"result {self.compared} ({what}) mismatch"
+        if len(beats) != len(exp.beats):
+            return f"{head}: {len(beats)} beats, expected {len(exp.beats)}"
+        bits = 32 if exp.raw else 8
+        lanes = cfg.y_lanes(exp.raw)
+        got = unpack_beats(beats, bits, lanes, lanes * len(beats))
+        want = unpack_beats(exp.beats, bits, lanes, lanes * len(beats))
+        bad = np.flatnonzero(got != want)
+        cols = ", ".join(f"col {c}: got {got[c]} expected {want[c]}" for c in bad[:4])
+        pad = " (padding lanes)" if bad[0] >= cfg.cols else ""
+        return f"{head} in {bad.size} lanes{pad}: {cols}"
+
+    def check(self) -> None:
+        """Raise AssertionError on any mismatch, any prediction not received, or nothing
+        compared."""
+        if self.errors:
+            raise AssertionError(f"{len(self.errors)} scoreboard error(s); first: "
+                                 f"{self.errors[0]}")
+        if self.model.expected:
+            raise AssertionError(f"{len(self.model.expected)} expected result(s) never arrived")
+        if self.compared == 0:
+            raise AssertionError("the scoreboard compared nothing: a test must compare results")
+
+
+class TB:
+    """Testbench of one core.
+
+    Parameters
+    ----------
+    dut : cocotb handle of the top module
+    cfg : CoreConfig
+    regmap : RegMapView
+    rng : numpy.random.Generator
+        Seeded from ``cocotb.RANDOM_SEED`` by the test.
+    cov : Coverage
+    idle : str
+        Idle insertion on the input streams (see :func:`pauses`).
+    backpressure : str
+        Backpressure on ``m_axis_y`` (see :func:`pauses`).
+    xcheck : bool
+        Require every sampled handshake and every result beat to be 0/1 (Icarus).
+    """
+
+    def __init__(self, dut, cfg: CoreConfig, regmap: RegMapView, rng: np.random.Generator,
+                 cov: Coverage, *, idle: str = "none", backpressure: str = "none",
+                 xcheck: bool = False):
+        self.dut = dut
+        self.cfg = cfg
+        self.regs = regmap
+        self.rng = rng
+        self.cov = cov
+        self.xcheck = xcheck
+        self.model = CoreModel(cfg, cov)
+        self.sb = Scoreboard(cfg, self.model)
+        self.checks = 0
+        clk = dut.clk
+        self.clk = clk
+        dut.rst.value = 1
+        cocotb.start_soon(Clock(clk, CLOCK_NS, unit="ns").start())
+        self.w_src = StreamSource(dut, "s_axis_w_", clk, pause=pauses(rng, idle), xcheck=xcheck)
+        self.x_src = StreamSource(dut, "s_axis_x_", clk, pause=pauses(rng, idle), xcheck=xcheck)
+        self.r_src = (StreamSource(dut, "s_axis_r_", clk, pause=pauses(rng, idle), xcheck=xcheck)
+                      if cfg.dpu_residual else None)
+        self.y_sink = StreamSink(dut, "m_axis_y_", clk, pause=pauses(rng, backpressure),
+                                 on_packet=self.sb.on_packet, xcheck=xcheck)
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), clk, dut.rst)
+        for part in (self.axil.write_if, self.axil.read_if):
+            part.log.setLevel(logging.WARNING)
+        if idle != "none":
+            cov.hit("stalls.idle_inputs")
+        if backpressure != "none":
+            cov.hit(f"stalls.backpressure_{backpressure}")
+
+    # ------------------------------------------------------------------------------------
+    async def reset(self, cycles: int = 3) -> None:
+        """Assert ``rst`` for ``cycles`` clocks; drivers, model and expectations restart."""
+        self.dut.rst.value = 1
+        for src in (self.w_src, self.x_src, self.r_src):
+            if src is not None:
+                src.flush()
+        self.y_sink.flush(restart=False)
+        await ClockCycles(self.clk, cycles)
+        self.model.reset()
+        self.dut.rst.value = 0
+        await RisingEdge(self.clk)
+        self.y_sink.flush()
+
+    # ------------------------------------------------------------------------------------
+    # CSRs
+    async def read(self, addr: int) -> tuple[int, int]:
+        """Read the word at ``addr``: ``(data, resp)``."""
+        r = await self.axil.read(addr, 4)
+        return int.from_bytes(r.data, "little"), int(r.resp)
+
+    async def write(self, addr: int, word: int) -> int:
+        """Write ``word`` to ``addr``; returns the response code."""
+        r = await self.axil.write(addr, (word & 0xFFFFFFFF).to_bytes(4, "little"))
+        return int(r.resp)
+
+    async def read_reg(self, name: str) -> int:
+        """Read register ``name``; a non-OKAY response fails."""
+        data, resp = await self.read(self.regs[name].offset)
+        assert resp == 0, f"read of {name} answered {resp}"
+        return data
+
+    async def write_reg(self, name: str, **fields: int) -> None:
+        """Write register ``name`` with the given fields (others 0) and mirror it in the model."""
+        reg = self.regs[name]
+        resp = await self.write(reg.offset, reg.encode(**fields))
+        assert resp == 0, f"write of {name} answered {resp}"
+        m = self.model
+        if name == "CTRL":
+            bits = fields.get("RUN_BITS", 0)
+            if 1 <= bits <= self.cfg.act_bits:
+                m.run_bits = bits
+            m.raw = bool(fields.get("RAW", 0))
+            m.res_en = bool(fields.get("RES_EN", 0)) and self.cfg.dpu_residual
+            if fields.get("CLEAR", 0):
+                m.psum[:] = 0
+        elif name == "W_ROW":
+            if fields["ROW"] < self.cfg.rows:
+                m.w_row = fields["ROW"]
+        else:
+            attr = {"OUT_ZP": "out_zp", "ACT_MIN": "act_min", "ACT_MAX": "act_max",
+                    "RES_MULT": "res_mult", "RES_SHIFT": "res_shift", "RES_ZP": "res_zp"}
+            if name in attr:
+                setattr(m, attr[name], fields[name])
+
+    async def set_ctrl(self, run_bits: int | None = None, raw: bool | None = None,
+                       res_en: bool | None = None, clear: bool = False) -> None:
+        """Write CTRL, keeping the fields not given at their modelled values."""
+        m = self.model
+        await self.write_reg("CTRL", RUN_BITS=m.run_bits if run_bits is None else run_bits,
+                             RAW=int(m.raw if raw is None else raw),
+                             RES_EN=int(m.res_en if res_en is None else res_en),
+                             CLEAR=int(clear))
+
+    async def set_dpu(self, p: DpuParams) -> None:
+        """Write the DPU scalars and the per-column tables."""
+        for name, value in (("OUT_ZP", p.out_zp), ("ACT_MIN", p.act_min),
+                            ("ACT_MAX", p.act_max), ("RES_MULT", p.res_multiplier),
+                            ("RES_SHIFT", p.res_shift), ("RES_ZP", p.res_zp)):
+            await self.write_reg(name, **{name: value})
+        for name, arr in (("BIAS", p.bias), ("MULT", p.multiplier), ("SHIFT", p.shift)):
+            table = self.regs.table(name)
+            for c, v in enumerate(arr.tolist()):
+                resp = await self.write(table.addr(c), v)
+                assert resp == 0, f"write of {name}[{c}] answered {resp}"
+                self.model.set_table(name, c, v)
+
+    async def wait_passes(self, timeout_cycles: int = 100000) -> None:
+        """Wait until the PASSES counter shows every pass the model has seen (the core then
+        holds no vector; safe to load weights)."""
+        await self.x_src.idle.wait()
+        want = self.model.passes & 0xFFFFFFFF
+        for _ in range(timeout_cycles // 8):
+            if await self.read_reg("PASSES") == want:
+                return
+        raise AssertionError(f"PASSES never reached {want}")
+
+    # ------------------------------------------------------------------------------------
+    # Streams
+    def _feed(self, fn):
+        return lambda pkt: fn(pkt.beats)
+
+    async def load_weights(self, W: np.ndarray, first_row: int = 0) -> None:
+        """Load rows ``first_row..`` of the array with ``W`` (shape (n, cols)); waits until every
+        row is accepted. Call only while the core holds no vector (see :meth:`wait_passes`)."""
+        cfg = self.cfg
+        if first_row != self.model.w_row:
+            await self.write_reg("W_ROW", ROW=first_row)
+        last = None
+        for row in np.asarray(W):
+            beats = pack_beats(row, 8, cfg.w_lanes)
+            last = self.w_src.send_nowait(Packet(beats, 0, self._feed(self.model.weight_packet)))
+        if last is not None:
+            await last.sent.wait()
+
+    def send_vector(self, x, acc: bool = False, emit: bool = True, beats: int | None = None,
+                    garbage: bool = False) -> Packet:
+        """Queue one activation vector (int values; ``garbage`` fills the bits above the
+        runtime precision with random bits, which the core must ignore)."""
+        cfg = self.cfg
+        x = np.asarray(x, dtype=np.int64)
+        if garbage:
+            b = self.model.run_bits
+            x = (x & ((1 << b) - 1)) | (self.rng.integers(0, 256, x.shape) & ~((1 << b) - 1))
+        data = pack_beats(x, 8, cfg.x_lanes, beats)
+        tuser = int(acc) | (int(emit) << 1)
+        return self.x_src.send_nowait(
+            Packet(data, tuser, lambda pkt: self.model.activation_packet(pkt.beats, pkt.tuser)))
+
+    def send_residual(self, r, beats: int | None = None) -> Packet:
+        """Queue one int8 residual vector."""
+        assert self.r_src is not None, "this configuration has no residual stream"
+        data = pack_beats(np.asarray(r, dtype=np.int64), 8, self.cfg.x_lanes, beats)
+        return self.r_src.send_nowait(Packet(data, 0, self._feed(self.model.residual_packet)))
+
+    async def drain(self, timeout_cycles: int | None = None) -> None:
+        """Wait until every queued input is accepted and every predicted result has arrived."""
+        cfg = self.cfg
+        if timeout_cycles is None:
+            timeout_cycles = 2000 + 50 * (cfg.x_beats + cfg.cycles_per_pass() + cfg.y_beats(True)
+                                          + cfg.cols)
+        async def _wait():
+            for src in (self.w_src, self.x_src, self.r_src):
+                if src is not None:
+                    await src.idle.wait()
+            while self.model.expected and not self.sb.errors:
+                self.sb.event.clear()
+                await self.sb.event.wait()
+        total = timeout_cycles * (1 + len(self.model.expected))
+        await with_timeout(_wait(), total * CLOCK_NS, "ns")
+        if self.sb.errors:
+            raise AssertionError(f"{len(self.sb.errors)} scoreboard error(s); first: "
+                                 f"{self.sb.errors[0]}")
+
+    def stream_errors(self) -> list[str]:
+        """X-check violations collected by the stream drivers."""
+        out = []
+        for port in (self.w_src, self.x_src, self.r_src, self.y_sink):
+            if port is not None:
+                out += port.errors
+        return out
+
+    def finish(self) -> None:
+        """Final checks of a test: no X, scoreboard clean, something compared."""
+        errs = self.stream_errors()
+        assert not errs, f"{len(errs)} X-check violation(s); first: {errs[0]}"
+        self.sb.check()
+
+
+def env_path(name: str) -> str | None:
+    """An environment variable or None."""
+    return os.environ.get(name) or None
