@@ -295,6 +295,19 @@ class CoreConfig:
         bits = self.act_bits if bits is None else self.check_runtime_bits(bits)
         return -(-bits // self.serial_bits)
 
+    def pass_latency(self, bits: int | None = None) -> int:
+        """Cycles from the handshake of the last beat of an activation packet (idle core) to
+        the first ``tvalid`` of its raw (CTRL.RAW) result: the pass's compute cycles, the
+        adder-tree registers, and one cycle each for the vector buffer, the accumulate stage
+        and the partial-sum commit."""
+        return self.cycles_per_pass(bits) + self.tree_regs + 3
+
+    def result_latency(self, bits: int | None = None) -> int:
+        """As :meth:`pass_latency`, for a DPU (int8) result: plus one cycle per DPU group
+        of the first result beat and the DPU pipeline (:attr:`dpu_latency`)."""
+        first_beat = min(self.y_lanes(raw=False), self.cols)
+        return self.pass_latency(bits) + -(-first_beat // self.dpu_lanes) + self.dpu_latency
+
     @property
     def peak_macs_per_cycle(self) -> float:
         """MACs per compute cycle at full activation precision."""

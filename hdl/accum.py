@@ -53,7 +53,7 @@ class Accum(wiring.Component):
         super().__init__({
             "t": In(cfg.cols * cfg.slice_psum_bits),
             "valid": In(1), "first": In(1), "last": In(1), "acc": In(1), "emit": In(1),
-            "shamt": In(range(cfg.act_bits)), "clear": In(1), "obuf_busy": In(1),
+            "shamt": In(range(max(2, cfg.act_bits))), "clear": In(1), "obuf_busy": In(1),
             "hold": Out(1), "update": Out(1), "update_emit": Out(1),
             "psum_next": Out(cfg.cols * cfg.psum_bits), "sat": Out(1), "busy": Out(1),
         })

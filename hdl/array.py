@@ -17,7 +17,7 @@ Bus layouts
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -156,7 +156,7 @@ class Weights(wiring.Component):
         self.cfg = _check_cfg(cfg)
         self.hier = hier
         self.module_prefix = module_prefix or cfg.name
-        super().__init__({"we": In(1), "row": In(range(cfg.rows)),
+        super().__init__({"we": In(1), "row": In(range(max(2, cfg.rows))),
                           "wdata": In(cfg.cols * cfg.weight_bits),
                           "q": Out(cfg.rows * cfg.cols * cfg.weight_bits)})
 
@@ -173,7 +173,7 @@ class Weights(wiring.Component):
             q = self.q[c * span:(c + 1) * span]
             if self.hier:
                 m.submodules[f"col{c}"] = Instance(
-                    f"{self.module_prefix}_wcol", i_clk=ClockSignal(), i_row_en=row_en,
+                    f"{self.module_prefix}_wcol", i_clk=ClockSignal(), i_rst=ResetSignal(), i_row_en=row_en,
                     i_wdata=wdata, o_q=q)
             else:
                 col = m.submodules[f"col{c}"] = WeightColumn(cfg)
@@ -206,7 +206,7 @@ class Compute(wiring.Component):
             if self.hier:
                 ports = dict(i_w=w, i_x=self.x, i_neg=self.neg, i_en=self.en, o_y=y)
                 if cfg.tree_regs:
-                    ports["i_clk"] = ClockSignal()
+                    ports["i_clk"], ports["i_rst"] = ClockSignal(), ResetSignal()
                 m.submodules[f"col{c}"] = Instance(f"{self.module_prefix}_ctree", **ports)
             else:
                 col = m.submodules[f"col{c}"] = ColumnTree(cfg)

@@ -26,7 +26,7 @@ class _Receiver:
     """
 
     def __init__(self, m: Module, bus, beats: int, name: str) -> None:
-        self.cnt = Signal(range(beats), name=f"{name}_cnt")
+        self.cnt = Signal(range(max(2, beats)), name=f"{name}_cnt")
         self.over = Signal(name=f"{name}_over")
         self.hs = Signal(name=f"{name}_hs")
         self.first = Signal(name=f"{name}_first")
@@ -136,8 +136,8 @@ class Ctrl(Elaboratable):
         # ---------------- sequencer
         hold = accum.hold
         max_n = cfg.cycles_per_pass()
-        j = Signal(range(max_n))
-        nlast = Signal(range(max_n))
+        j = Signal(range(max(2, max_n)))
+        nlast = Signal(range(max(2, max_n)))
         t_acc = Signal()
         t_emit = Signal()
         xsr = Signal(rows * ab, reset_less=True)  # plane-major: bit p of row k at p*rows + k
@@ -190,10 +190,10 @@ class Ctrl(Elaboratable):
         y_hs = Signal()
         m.d.comb += y_hs.eq(y.tvalid & y.tready)
         raw_beats, dpu_beats = cfg.y_beats(raw=True), cfg.y_beats(raw=False)
-        yb = Signal(range(max(raw_beats, dpu_beats)))
+        yb = Signal(range(max(2, raw_beats, dpu_beats)))
         L = cfg.dpu_lanes
         groups = cols // L
-        g = Signal(range(groups))
+        g = Signal(range(max(2, groups)))
         fed_all = Signal()
         ocnt = Signal(range(cols + 1))
         ybuf = Signal(cols * 8, reset_less=True)
@@ -233,7 +233,7 @@ class Ctrl(Elaboratable):
                 m.d.sync += g.eq(g + 1)
         # DPU results into the result buffer.
         op = dpu.o
-        og = Signal(range(groups))
+        og = Signal(range(max(2, groups)))
         m.d.comb += op.ready.eq(1)
         with m.If(op.valid):
             with m.Switch(og):
@@ -245,7 +245,9 @@ class Ctrl(Elaboratable):
         dpu_words = []
         for bi in range(dpu_beats):
             hi = min(cols, (bi + 1) * y8)
-            dpu_words.append(Cat(ybuf[bi * y8 * 8:hi * 8], Const(0, (bi + 1) * y8 * 8 - hi * 8)))
+            pad = (bi + 1) * y8 * 8 - hi * 8
+            dpu_words.append(Cat(ybuf[bi * y8 * 8:hi * 8], Const(0, pad)) if pad
+                             else ybuf[bi * y8 * 8:hi * 8])
         need = Array(Const(min(cols, (bi + 1) * y8), range(cols + 1))
                      for bi in range(dpu_beats))[yb]
         ybits = cfg.y_stream_bits
@@ -315,7 +317,7 @@ class Ctrl(Elaboratable):
         resp = Signal(2)
         region = addr[14:16]
         word = addr[2:14]
-        tbl_hit = (region != 0) & (word < cfg.cols)
+        tbl_hit = (region != 0) & (word < cfg.cols) if cfg.cols < 1 << len(word) else region != 0
         hits = {reg.name: (region == 0) & (word == reg.offset >> 2) for reg in rm.registers}
         mapped = _or_all(list(hits.values()) + [tbl_hit])
         m.d.comb += [bus.bresp.eq(resp), bus.rresp.eq(resp), bus.rdata.eq(rdata),
@@ -335,8 +337,10 @@ class Ctrl(Elaboratable):
                 elif f.access == "rw":
                     value = wdata[f.lsb:f.lsb + f.width]
                     ok = writing & hits[reg.name]
-                    if f.legal is not None:
-                        ok = ok & (value >= f.legal[0]) & (value <= f.legal[1])
+                    if f.legal is not None and f.legal[0] > 0:
+                        ok = ok & (value >= f.legal[0])
+                    if f.legal is not None and f.legal[1] < (1 << f.width) - 1:
+                        ok = ok & (value <= f.legal[1])
                     with m.If(ok):
                         m.d.sync += csr[key].eq(value)
                 elif f.access == "w1p":

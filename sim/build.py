@@ -1,0 +1,126 @@
+"""Verilog generation of the core: the functions ``dcim generate`` and the regression runner use.
+
+:func:`generate` writes, for a :class:`~dcim.golden.config.CoreConfig` ``cfg``:
+
+``<name>.v``
+    The core: the per-column modules ``<name>_wcol`` and ``<name>_ctree`` once each, then the
+    top ``<name>`` and its blocks. Byte-identical for equal configurations (no source
+    locations, paths or timestamps).
+``<name>.json``
+    The configuration, its derived figures and the timing figures of docs/core.md.
+``<name>_regs.md``, ``<name>_regs.json``, ``<name>_regs.h``
+    The register map (:mod:`dcim.hdl.regmap`).
+
+:func:`lint` runs ``verilator --lint-only -Wall`` with the reviewed waivers of
+``hdl/verilator.vlt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..golden.config import CoreConfig
+
+__all__ = ["WAIVERS", "figures", "generate", "lint", "verilog_text"]
+
+#: Reviewed Verilator lint waivers for the generated Verilog.
+WAIVERS = Path(__file__).resolve().parents[1] / "hdl" / "verilator.vlt"
+
+
+def _convert(elaboratable, name: str) -> str:
+    from amaranth.back import verilog
+
+    return verilog.convert(elaboratable, name=name, emit_src=False)
+
+
+def verilog_text(cfg: CoreConfig, progress: Callable[[str], None] | None = None,
+                 dpu_factory=None) -> str:
+    """Return the Verilog of the core configured by ``cfg`` (see the module docstring)."""
+    from ..hdl.array import ColumnTree, WeightColumn
+    from ..hdl.core import Core
+
+    say = progress or (lambda msg: None)
+    parts = []
+    for label, elab, name in (
+            ("weight column", WeightColumn(cfg), f"{cfg.name}_wcol"),
+            ("column adder tree", ColumnTree(cfg), f"{cfg.name}_ctree"),
+            ("top level", Core(cfg, hier=True, dpu_factory=dpu_factory), cfg.name)):
+        t0 = time.monotonic()
+        say(f"converting {label} ({name}) ...")
+        parts.append(_convert(elab, name))
+        say(f"converted {label} in {time.monotonic() - t0:.1f} s")
+    return "".join(parts)
+
+
+def figures(cfg: CoreConfig) -> dict:
+    """The timing figures docs/core.md defines, per runtime precision."""
+    precisions = range(1, cfg.act_bits + 1)
+    return {
+        "cycles_per_pass": {str(b): cfg.cycles_per_pass(b) for b in precisions},
+        "pass_latency": {str(b): cfg.pass_latency(b) for b in precisions},
+        "result_latency": {str(b): cfg.result_latency(b) for b in precisions},
+        "dpu_latency": cfg.dpu_latency,
+        "peak_macs_per_cycle": cfg.peak_macs_per_cycle,
+    }
+
+
+def generate(cfg: CoreConfig, outdir: str | Path,
+             progress: Callable[[str], None] | None = None, dpu_factory=None) -> dict[str, Path]:
+    """Write the Verilog, the configuration JSON and the register map of ``cfg`` to ``outdir``.
+
+    Returns
+    -------
+    dict
+        ``{"verilog", "config", "regs_md", "regs_json", "regs_h"}`` to the written paths.
+
+    Raises
+    ------
+    OSError
+        ``outdir`` cannot be created or written.
+    """
+    from ..hdl.regmap import RegMap
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    regmap = RegMap(cfg)
+    paths = {
+        "verilog": outdir / f"{cfg.name}.v",
+        "config": outdir / f"{cfg.name}.json",
+        "regs_md": outdir / f"{cfg.name}_regs.md",
+        "regs_json": outdir / f"{cfg.name}_regs.json",
+        "regs_h": outdir / f"{cfg.name}_regs.h",
+    }
+    info = cfg.to_dict()
+    info["figures"] = figures(cfg)
+    info["files"] = {k: p.name for k, p in paths.items()}
+    paths["config"].write_text(json.dumps(info, indent=2) + "\n")
+    paths["regs_md"].write_text(regmap.to_markdown())
+    paths["regs_json"].write_text(regmap.to_json())
+    paths["regs_h"].write_text(regmap.to_c_header())
+    paths["verilog"].write_text(verilog_text(cfg, progress, dpu_factory))
+    return paths
+
+
+def lint(verilog: str | Path, top: str) -> subprocess.CompletedProcess:
+    """Run ``verilator --lint-only -Wall`` (with :data:`WAIVERS`) on ``verilog``.
+
+    Returns the completed process (``returncode`` 0 when clean; messages on ``stderr``).
+
+    Raises
+    ------
+    OSError
+        ``verilator`` is not on PATH.
+    """
+    exe = shutil.which("verilator")
+    if exe is None:
+        raise OSError("verilator not found on PATH (run `make setup`, put .venv/bin first)")
+    env = dict(os.environ)
+    env.pop("VERILATOR_ROOT", None)
+    return subprocess.run([exe, "--lint-only", "-Wall", "--top-module", top, str(WAIVERS),
+                           str(verilog)], capture_output=True, text=True, env=env)
