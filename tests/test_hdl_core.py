@@ -101,3 +101,169 @@ def test_raw_bit_exact_fast(kw):
 @pytest.mark.parametrize("kw", SLOW_GRID, ids=_cfg_id)
 def test_raw_bit_exact_grid(kw):
     run_raw(kw, seed=1, count=4)
+
+
+# ------------------------------------------------------------------------------------------
+# DPU results (the real DPU), timing figures, protocol errors, CSRs.
+
+from dcim.golden.arith import quantize_multiplier  # noqa: E402
+from dcim.golden.model import DpuParams, dpu  # noqa: E402
+
+
+def _dpu_params(cfg, rng):
+    mult, shift = zip(*(quantize_multiplier(float(s)) for s in rng.uniform(1e-4, 5e-3, cfg.cols)))
+    return DpuParams(bias=rng.integers(-5000, 5000, cfg.cols), multiplier=np.array(mult),
+                     shift=np.array(shift), out_zp=int(rng.integers(-10, 10)), act_min=-100,
+                     act_max=110, res_multiplier=quantize_multiplier(0.7)[0],
+                     res_shift=quantize_multiplier(0.7)[1], res_zp=3)
+
+
+async def _program_dpu(b, ctx, p, res_en):
+    regs = b.regs
+    for name, table in (("BIAS", p.bias), ("MULT", p.multiplier), ("SHIFT", p.shift)):
+        base = regs.table(name).base
+        for c, v in enumerate(table.tolist()):
+            assert await b.write(ctx, base + 4 * c, v) == 0
+    for reg, v in (("OUT_ZP", p.out_zp), ("ACT_MIN", p.act_min), ("ACT_MAX", p.act_max),
+                   ("RES_MULT", p.res_multiplier), ("RES_SHIFT", p.res_shift),
+                   ("RES_ZP", p.res_zp)):
+        assert await b.write(ctx, regs[reg].offset, v) == 0
+    await b.write(ctx, regs["CTRL"].offset, b.cfg.act_bits | (32 if res_en else 0))
+
+
+def run_dpu(kw, seed=0, stall=0.3, count=4):
+    cfg = CoreConfig(**kw)
+    rng = np.random.default_rng(seed)
+    W = corner_weights(cfg, rng)
+    X = corner_vectors(cfg, cfg.act_bits, rng, count)
+    R = rng.integers(-128, 128, (len(X), cfg.cols))
+    params = _dpu_params(cfg, rng)
+    bench = CoreBench(cfg, seed=seed, stall=stall)
+
+    async def main(b, ctx):
+        await _program_dpu(b, ctx, params, cfg.dpu_residual)
+        await b.load_weights(ctx, W)
+        for i, x in enumerate(X):
+            if cfg.dpu_residual:
+                await b.send_r(ctx, R[i])
+            await b.send_x(ctx, x)
+        await b.wait_packets(ctx, len(X))
+
+    bench.run(main)
+    psum = mvm(cfg, W, np.array(X))
+    exp = dpu(cfg, psum, params, R if cfg.dpu_residual else None)
+    assert len(bench.packets) == len(X)
+    for i in range(len(X)):
+        assert bench.result(i, raw=False) == exp[i].tolist(), f"vector {i}"
+    return bench
+
+
+DPU_GRID = [
+    dict(rows=4, cols=4, rounding="single"),
+    dict(rows=6, cols=6, rounding="double", dpu_lanes=3, serial_bits=2, dpu_residual=False),
+    dict(rows=3, cols=5, rounding="rne", act_signed=False, dpu_lanes=5, y_stream_bits=32),
+]
+
+
+@pytest.mark.parametrize("kw", DPU_GRID, ids=_cfg_id)
+def test_dpu_results_bit_exact(kw):
+    run_dpu(kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kw", [dict(rows=16, cols=12, rounding=r, dpu_lanes=lanes,
+                                     tree_regs=2, y_stream_bits=64)
+                                for r in ("single", "double", "rne") for lanes in (1, 4)],
+                         ids=_cfg_id)
+def test_dpu_results_grid(kw):
+    run_dpu(kw, seed=2, count=6)
+
+
+@pytest.mark.parametrize("kw", [dict(rows=8, cols=4, serial_bits=2, tree_regs=1),
+                                dict(rows=4, cols=8, act_bits=4, serial_bits=1, tree_regs=2,
+                                     dpu_lanes=2),
+                                dict(rows=5, cols=3, serial_bits=8)], ids=_cfg_id)
+def test_latency_and_pass_interval(kw):
+    """Measured RAW and DPU latency and the back-to-back pass interval equal the figures."""
+    cfg = CoreConfig(x_stream_bits=8 * max(8, kw["rows"]), **kw)
+    assert cfg.x_beats == 1
+    rng = np.random.default_rng(3)
+    W = corner_weights(cfg, rng)
+    bench = CoreBench(cfg)
+    ctrl = bench.regs["CTRL"].offset
+    results = {}
+
+    async def main(b, ctx):
+        await b.load_weights(ctx, W)
+        for bits in (cfg.act_bits, 1):
+            for raw in (True, False):
+                await b.write(ctx, ctrl, bits | (16 if raw else 0))
+                last = await b.send_x(ctx, np.zeros(cfg.rows, int))
+                await b.wait_packets(ctx, len(b.packets) + 1)
+                results[bits, raw] = b.first_valid[len(b.packets) - 1] - last
+            # back-to-back passes without EMIT
+            start = len(b.updates)
+            for _ in range(6):
+                await b.send_x(ctx, np.zeros(cfg.rows, int), emit=False)
+            await b.tick(ctx, 3 * cfg.pass_latency())
+            gaps = np.diff(b.updates[start:])
+            results[bits, "gap"] = sorted(set(gaps.tolist()))
+
+    bench.run(main)
+    for bits in (cfg.act_bits, 1):
+        assert results[bits, True] == cfg.pass_latency(bits)
+        assert results[bits, False] == cfg.result_latency(bits)
+        assert results[bits, "gap"] == [cfg.cycles_per_pass(bits)]
+
+
+def test_protocol_errors_and_csrs():
+    """Wrong packet lengths are dropped and flagged (W1C); ID block, legal-range writes,
+    SLVERR, table read-back."""
+    cfg = CoreConfig(rows=8, cols=4, x_stream_bits=32, w_stream_bits=16)
+    rng = np.random.default_rng(4)
+    W = corner_weights(cfg, rng)
+    x = corner_vectors(cfg, 8, rng, 1)[-1]
+    bench = CoreBench(cfg, dpu_factory=DpuStandin, stall=0.2)
+    regs = bench.regs
+    status, ctrl = regs["STATUS"].offset, regs["CTRL"].offset
+    seen = {}
+
+    async def main(b, ctx):
+        for r in regs.registers:
+            if all(f.access == "ro" for f in r.fields) and r.name not in ("STATUS", "PASSES"):
+                seen[r.name] = await b.read(ctx, r.offset)
+        await b.write(ctx, ctrl, 16)       # RUN_BITS 0 is illegal: unchanged, RAW set
+        seen["ctrl"] = await b.read(ctx, ctrl)
+        await b.write(ctx, ctrl, 8 | 16)
+        seen["unmapped"] = (await b.write(ctx, 0x3000, 1), await b.read(ctx, 0x3000))
+        seen["bad_col"] = await b.read(ctx, regs.table("BIAS").base + 4 * cfg.cols)
+        await b.write(ctx, regs.table("BIAS").base + 4, 0x12345678)
+        seen["bias1"] = await b.read(ctx, regs.table("BIAS").base + 4)
+        await b.load_weights(ctx, W)
+        xb = b.dut.s_axis_x
+        beats = [0x01010101] * cfg.x_beats
+        await b.send(ctx, xb, beats, user=2, last_at=0)                   # short
+        await b.send(ctx, xb, beats + [7], user=2, last_at=cfg.x_beats)    # long
+        seen["status_x"] = await b.read(ctx, status)
+        await b.send(ctx, b.dut.s_axis_w, [0], last_at=0)                 # short row
+        seen["status_w"] = await b.read(ctx, status)
+        await b.write(ctx, status, 1 << 9)
+        seen["status_clr"] = await b.read(ctx, status)
+        await b.send_x(ctx, x)
+        await b.wait_packets(ctx, 1)
+        seen["passes"] = await b.read(ctx, regs["PASSES"].offset)
+
+    bench.run(main)
+    for r in regs.registers:
+        if r.name in seen:
+            assert seen[r.name] == (r.reset, 0), r.name
+    assert seen["ctrl"] == (8 | 16, 0)
+    assert seen["unmapped"] == (2, (0, 2))
+    assert seen["bad_col"] == (0, 2)
+    assert seen["bias1"] == (0x12345678, 0)
+    assert seen["status_x"][0] == 1 << 9
+    assert seen["status_w"][0] == (1 << 9) | (1 << 8)
+    assert seen["status_clr"][0] == 1 << 8
+    assert seen["passes"] == (1, 0)
+    assert len(bench.packets) == 1
+    assert bench.result(0, raw=True) == mvm(cfg, W, x)[0].tolist()
