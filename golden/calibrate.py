@@ -10,15 +10,17 @@ contains 0 (it is widened if needed) and lies inside ``[min, max]`` of the value
     ``[P(100 - p), P(p)]`` with ``p = 99.99`` by default (a side that does not cross zero is
     kept at zero).
 ``entropy``
-    TensorRT-style: a 2048-bin histogram (of ``x`` for a non-negative tensor, of ``|x|``
+    TensorRT-style: a 4096-bin histogram (of ``x`` for a non-negative tensor, of ``|x|``
     otherwise); the threshold whose clipped, ``levels``-level re-quantized distribution has the
     smallest Kullback-Leibler divergence from the clipped reference; ``levels`` is the number
     of codes the side gets (255 for a non-negative int8 tensor, 128 for a signed one). Exact
     zeros are left out of the histogram (zero is always exact; a ReLU's spike at zero would
-    otherwise dominate the divergence).
+    otherwise dominate the divergence). A tensor with no more distinct values than ``levels``
+    (such as 4-bit image pixels) keeps its min/max range: the divergence of such spiky
+    histograms compares shapes only and would clip them all into one bin.
 ``mse``
     The range ``[a * min, a * max]``, ``a`` in a grid over (0, 1], that minimizes the mean
-    squared quantize-dequantize error estimated on a 2048-bin histogram.
+    squared quantize-dequantize error estimated on a 4096-bin histogram.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ __all__ = ["METHODS", "calibrate_range", "entropy_range", "minmax_range", "mse_r
 
 #: Calibration methods, in report order.
 METHODS = ("minmax", "percentile", "entropy", "mse")
-BINS = 2048
+#: Histogram bins of the entropy and mse calibrators.
+BINS = 4096
 
 
 def _values(values: np.ndarray) -> np.ndarray:
@@ -80,6 +83,8 @@ def _kl_threshold(hist: np.ndarray, levels: int) -> int:
         # bins.
         edges = np.linspace(0, i, levels + 1).astype(np.int64)
         src = hist[:i].astype(np.float64)
+        if src.sum() == 0:
+            continue  # nothing left inside the candidate range
         nonzero = src > 0
         group_sum = np.add.reduceat(src, edges[:-1])
         group_cnt = np.add.reduceat(nonzero.astype(np.float64), edges[:-1])
@@ -109,6 +114,10 @@ def entropy_range(values: np.ndarray, cfg: CoreConfig) -> tuple[float, float]:
         data, levels, top = np.abs(v), (qmax - qmin + 1) // 2, max(-vmin, vmax)
     if top == 0.0:
         return 0.0, 0.0
+    if np.unique(data).size <= levels:
+        # Few distinct values (e.g. 4-bit pixels): a histogram divergence compares shapes only
+        # and would happily clip them all into one bin; keep the full range.
+        return minmax_range(v)
     # Exact zeros are exact in every candidate (0 is a code); a ReLU's spike of zeros would
     # otherwise dominate the divergence of any candidate that merges bins.
     hist, edges = np.histogram(data[data != 0.0], bins=BINS, range=(0.0, top))

@@ -242,7 +242,9 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
             if w not in report["warnings"]:
                 report["warnings"].append(w)
         report["methods"][method] = result
-    best = max(methods, key=lambda m: (report["methods"][m]["accuracy"], -methods.index(m)))
+    # Best: highest accuracy; ties go to the higher SQNR of the last integer tensor.
+    best = max(methods, key=lambda m: (report["methods"][m]["accuracy"],
+                                       report["methods"][m]["layers"][-1]["sqnr_db"]))
     report["best_method"] = best
     report["best_drop_vs_fp32"] = report["accuracy_fp32"] - report["methods"][best]["accuracy"]
     shapes = {k: v.shape for k, v in graph.forward(eval_x[:1], keep_all=True).items()}

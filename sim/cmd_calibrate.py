@@ -54,9 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class _Bar:
     """Progress on stderr: a redrawn bar on a terminal, one line per finished stage otherwise."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = self.stream.isatty()
         self.stage = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -98,7 +98,7 @@ def format_report(r: dict[str, Any]) -> str:
         a = r["methods"][m]["accuracy"]
         out.append(f"  {'INT8 golden integer path, ' + m:<44} {_pct(a)}  {100 * (a - fp):+7.2f}")
     out.append(f"  best calibrator: {r['best_method']} ({100 * r['best_drop_vs_fp32']:.2f} % "
-               "below FP32)")
+               "below FP32; ties broken by the SQNR of the last layer)")
     out += ["", "Per-layer SQNR of the INT8 output vs FP32 (dB); fake-quant vs integer path "
                 "(differing codes)",
             "  " + f"{'layer':<14}{'kind':<9}" + "".join(f"{m:>11}" for m in methods)

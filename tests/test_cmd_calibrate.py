@@ -1,0 +1,139 @@
+"""`dcim calibrate`: bad input as one line each, warnings, and the shipped MLP end to end."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import helper
+from onnx_graphs import gemm_model, model, save
+
+from dcim.sim.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture()
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    m = save(gemm_model(rng.normal(size=(3, 4)), rng.normal(size=3)), tmp_path / "m.onnx")
+    x = rng.normal(size=(10, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(10) % 3)
+    return tmp_path, m
+
+
+def _run(capsys, *argv):
+    code = main(["calibrate", *map(str, argv), "--no-peer"])
+    return code, capsys.readouterr()
+
+
+def _error(capsys, *argv):
+    code, cap = _run(capsys, *argv)
+    lines = cap.err.strip().splitlines()
+    assert code == 2, cap.err
+    assert len(lines) == 1 and lines[0].startswith("dcim: error: "), cap.err
+    return lines[0][len("dcim: error: "):]
+
+
+def _npz(tmp_path, name, **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def test_bad_model(files, capsys):
+    tmp, m = files
+    d = tmp / "d.npz"
+    assert _error(capsys, tmp / "none.onnx", "--calib", d, "--eval", d) == (
+        f"model file not found: {tmp / 'none.onnx'}")
+    bad = tmp / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    assert _error(capsys, bad, "--calib", d, "--eval", d).startswith(
+        f"{bad}: not a valid ONNX model (")
+    sig = save(model([helper.make_node("Sigmoid", ["x"], ["y"], name="act0")], [], [4]),
+               tmp / "sig.onnx")
+    assert _error(capsys, sig, "--calib", d, "--eval", d).startswith(
+        "unsupported ONNX op Sigmoid in node 'act0'; supported: ")
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        (None, "calibration data file not found: {p}"),
+        ({"z": np.zeros((3, 4))}, "calibration data {p} has no array 'x' (keys: z)"),
+        ({"x": np.zeros((0, 4))}, "calibration data {p} is empty (0 samples)"),
+        ({"x": np.zeros((3, 5))}, "calibration data {p} has samples of shape (5,), the model "
+                                  "'t' expects (4) (input 'x')"),
+        ({"x": np.array([[0, 1, 2, 3], [0, np.nan, np.inf, 1]])},
+         "calibration data {p}: x has 2 NaN/Inf value(s) (first in sample 1)"),
+    ],
+)
+def test_bad_calibration_data(files, capsys, arrays, message):
+    tmp, m = files
+    p = tmp / "c.npz"
+    if arrays is not None:
+        np.savez(p, **arrays)
+    assert _error(capsys, m, "--calib", p, "--eval", tmp / "d.npz") == message.format(p=p)
+
+
+def test_bad_eval_data(files, capsys):
+    tmp, m = files
+    corrupt = tmp / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    assert _error(capsys, m, "--calib", tmp / "d.npz", "--eval", corrupt).startswith(
+        f"evaluation data {corrupt} is not a readable .npz archive (")
+    nolabels = _npz(tmp, "nolabels.npz", x=np.zeros((3, 4), dtype=np.float32))
+    assert _error(capsys, m, "--calib", tmp / "d.npz", "--eval", nolabels) == (
+        f"evaluation data {nolabels} has no labels 'y'")
+    badlabels = _npz(tmp, "bl.npz", x=np.zeros((3, 4)), y=np.zeros(2, dtype=np.int64))
+    assert _error(capsys, m, "--calib", tmp / "d.npz", "--eval", badlabels) == (
+        f"evaluation data {badlabels}: y must be 3 integer labels, got int64 (2,)")
+    assert _error(capsys, m, "--calib", tmp / "d.npz", "--eval", tmp / "d.npz",
+                  "--clock-mhz", "0") == "--clock-mhz must be a positive frequency, got 0.0"
+
+
+def test_warnings_are_one_line_each(tmp_path, capsys):
+    w = np.ones((2, 200))
+    m = save(gemm_model(w, np.array([-1.0, -1.0]), relu=True), tmp_path / "m.onnx")
+    # Inputs in [0, 0.001]: the ReLU output is all zero on the calibration data.
+    d = _npz(tmp_path, "d.npz", x=np.full((4, 200), 0.001, dtype=np.float32),
+             y=np.zeros(4, dtype=np.int64))
+    code, cap = _run(capsys, m, "--calib", d, "--eval", d, "--method", "minmax",
+                     "--psum-bits", "22")
+    assert code == 0
+    warnings = [ln for ln in cap.err.splitlines() if ln.startswith("dcim: warning: ")]
+    assert warnings == [
+        "dcim: warning: tensor 'y' is constant zero on the calibration data (scale 0): "
+        "fallback scale 1.0, zero point 0",
+        "dcim: warning: layer 'fc': worst-case accumulator 3251200 (2**21.6) exceeds the 22-bit "
+        "partial sum (the core saturates it)",
+    ]
+
+
+def test_shipped_mlp_end_to_end(tmp_path, capsys):
+    """The shipped MLP with every calibrator and the onnxruntime INT8 peer."""
+    model_path = EXAMPLES / "digits_mlp.onnx"
+    calib, ev = EXAMPLES / "digits_calib.npz", EXAMPLES / "digits_eval.npz"
+    report = tmp_path / "r.json"
+    code = main(["calibrate", str(model_path), "--calib", str(calib), "--eval", str(ev),
+                 "--json", str(report), "--clock-mhz", "100"])
+    out = capsys.readouterr().out
+    assert code == 0
+    r = json.loads(report.read_text())
+    data = np.load(ev)
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    fp32 = float((sess.run(None, {"x": data["x"]})[0].argmax(1) == data["y"]).mean())
+    assert r["accuracy_fp32"] == fp32 and r["eval_samples"] == len(data["y"])
+    assert set(r["methods"]) == {"minmax", "percentile", "entropy", "mse"}
+    for res in r["methods"].values():
+        assert abs(res["accuracy"] - fp32) <= 0.01
+        assert [lay["fakequant_mismatches"] for lay in res["layers"]] == [0] * 4
+        assert all(lay["elements"] > 0 for lay in res["layers"])
+    assert abs(r["accuracy_ort_int8"] - fp32) <= 0.02
+    # 64-64-32-10 on the 64 x 32 array: fc1 needs two column tiles.
+    fc = [(m["name"], m["passes"], m["macs"]) for m in r["mapping"]["layers"] if m["passes"]]
+    assert fc == [("fc1", 2, 4096), ("fc2", 1, 2048), ("fc3", 1, 320)]
+    assert r["mapping"]["totals"]["peak_tops"] == pytest.approx(2 * 64 * 32 / 8 * 100e6 / 1e12)
+    assert "bit-exact with the integer path" in out
+    assert "INT8 golden integer path, entropy" in out

@@ -1,0 +1,65 @@
+"""Layer mapping figures against hand-computed layers."""
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx_graphs import gemm_model, init, model
+
+from dcim.golden.config import CoreConfig
+from dcim.golden.mapping import map_layers, totals
+from dcim.golden.onnx_import import import_model
+from dcim.golden.qmodel import plan
+
+
+def _mapped(m, in_shape, cfg, batch=1):
+    g = import_model(m)
+    layers = plan(g)
+    shapes = {k: v.shape for k, v in g.forward(np.zeros((1, *in_shape)), keep_all=True).items()}
+    return map_layers(cfg, layers, shapes, batch)
+
+
+def _conv16():
+    node = helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1])
+    pool = helper.make_node("MaxPool", ["c"], ["y"], name="pool", kernel_shape=[2, 2],
+                            strides=[2, 2])
+    return model([node, pool], [init("w", np.ones((16, 16, 3, 3)))], [16, 8, 8])
+
+
+def test_conv_on_default_core():
+    # rows 64, cols 32, 8 cycles per pass, 8 activation beats, DPU 32 cycles (1 lane),
+    # 4 result beats, 4 beats per weight row.
+    conv, pool = _mapped(_conv16(), (16, 8, 8), CoreConfig())
+    assert (conv.K, conv.N, conv.vectors) == (144, 16, 64)
+    assert (conv.row_tiles, conv.col_tiles, conv.passes) == (3, 1, 192)
+    assert conv.macs == 64 * 144 * 16
+    assert conv.compute_cycles == 192 * 8
+    assert conv.load_cycles == 3 * 64 * 4
+    assert conv.cycles == 768 + 64 * (8 + 8 + 32)  # two K-passes, then the DPU-bound one
+    assert conv.utilization == pytest.approx(147456 / (192 * 64 * 32))
+    assert conv.bound == "dpu"
+    assert (pool.passes, pool.cycles, pool.on_array) == (0, 0, False)
+
+
+def test_gemm_stream_bound_and_batch():
+    cfg = CoreConfig(serial_bits=8, dpu_lanes=32)  # 1 compute cycle; 8 activation beats
+    (fc,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), cfg)
+    assert (fc.row_tiles, fc.col_tiles, fc.passes, fc.macs) == (2, 3, 6, 7000)
+    assert fc.load_cycles == 6 * 64 * 4
+    assert fc.cycles == 1536 + 3 * (8 + 8)
+    assert fc.bound == "x_stream"
+    (fc4,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), cfg, batch=4)
+    assert (fc4.vectors, fc4.passes, fc4.load_cycles) == (4, 24, 1536)
+    assert fc4.cycles == 1536 + 4 * 3 * 16
+    t = totals(cfg, [fc4], 100.0, batch=4)
+    assert t.peak_tops == pytest.approx(2 * 64 * 32 * 100e6 / 1e12)
+    assert t.effective_tops == pytest.approx(2 * 28000 * 100e6 / fc4.cycles / 1e12)
+    assert t.inferences_per_s == pytest.approx(4 * 100e6 / fc4.cycles)
+    assert t.utilization == pytest.approx(28000 / (24 * 2048))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match=r"^batch must be an int >= 1, got 0$"):
+        _mapped(_conv16(), (16, 8, 8), CoreConfig(), batch=0)
+    with pytest.raises(ValueError, match=r"^clock must be a positive frequency in MHz, "
+                                         r"got -1$"):
+        totals(CoreConfig(), [], -1)

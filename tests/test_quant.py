@@ -1,0 +1,168 @@
+"""Quantization maths on hand-computed cases, and the integer path against exact formulas."""
+
+from fractions import Fraction
+import math
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx_graphs import gemm_model, init, model
+
+from dcim.golden.config import CoreConfig
+from dcim.golden.onnx_import import import_model
+from dcim.golden.qmodel import calibration_tensors, plan, quantize_model, run
+from dcim.golden.quant import (QParams, act_qparams, quantize, quantize_bias, quantize_weights,
+                               round_like, sqnr_db)
+
+CFG = CoreConfig()
+
+
+@pytest.mark.parametrize(
+    ("cfg", "lo", "hi", "scale", "zp"),
+    [
+        (CFG, 0.0, 2.55, 0.01, -128),
+        (CFG, -1.0, 1.55, 0.01, -28),
+        (CFG, 0.5, 2.0, 2.0 / 255, -128),       # widened to contain 0
+        (CFG, -3.0, -1.0, 3.0 / 255, 127),
+        (CoreConfig(act_bits=4), 0.0, 1.5, 0.1, -8),
+    ],
+)
+def test_act_qparams(cfg, lo, hi, scale, zp):
+    qp = act_qparams(cfg, lo, hi)
+    assert qp.scale == pytest.approx(scale, rel=1e-12)
+    assert (qp.zero_point, qp.fallback) == (zp, False)
+
+
+def test_act_qparams_fallback_and_errors():
+    assert act_qparams(CFG, 0.0, 0.0) == QParams(1.0, 0, True)
+    with pytest.raises(ValueError, match=r"^calibration needs signed activations "
+                                         r"\(act_signed = true\): the DPU emits signed int8$"):
+        act_qparams(CoreConfig(act_signed=False), 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"^calibrated range must be finite with lo <= hi, "
+                                         r"got \[0.0, nan\]$"):
+        act_qparams(CFG, 0.0, float("nan"))
+
+
+def test_quantize_clamps_and_rounds_half_even():
+    qp = QParams(0.5, -10)
+    x = np.array([0.25, 0.75, -1000.0, 1000.0, 1.0])
+    assert quantize(x, qp, CFG).tolist() == [-10, -8, -128, 127, -8]
+
+
+def test_quantize_weights_per_channel():
+    w = np.array([[0.3, -1.0, 0.25], [0.0, 0.0, 0.0], [2.0, 0.75, -0.5]])
+    q, s, zero = quantize_weights(CFG, w)
+    assert q.tolist() == [[38, -127, 32], [0, 0, 0], [127, 48, -32]]
+    assert s.tolist() == pytest.approx([1 / 127, 1.0, 2 / 127])
+    assert zero.tolist() == [False, True, False]
+    q4, _, _ = quantize_weights(CoreConfig(weight_bits=4), w)
+    assert q4[0].tolist() == [2, -7, 2]
+    with pytest.raises(ValueError, match=r"^calibration needs signed weights"):
+        quantize_weights(CoreConfig(weight_signed=False), w)
+
+
+def test_quantize_bias_saturates():
+    q, sat = quantize_bias(np.array([1.0, -2.0, 1e10]), 0.5, np.array([0.01, 0.02, 1e-3]))
+    assert q.tolist() == [200, -200, 2**31 - 1]
+    assert sat == 1
+
+
+def test_round_like_tie_rules():
+    v = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.4999])
+    assert round_like(v, "single").tolist() == [-2, -1, 0, 1, 2, 3, 0]
+    assert round_like(v, "double").tolist() == [-3, -2, -1, 1, 2, 3, 0]
+    assert round_like(v, "rne").tolist() == [-2, -2, 0, 0, 2, 2, 0]
+
+
+def test_sqnr():
+    assert sqnr_db([3.0, 4.0], [3.0, 3.0]) == pytest.approx(10 * math.log10(25))
+    assert sqnr_db([1.0], [1.0]) == math.inf
+
+
+# ----------------------------------------------------------------------------------------------
+def _quantized(m, x, cfg, ranges=None):
+    g = import_model(m)
+    layers = plan(g, residual_in_dpu=cfg.dpu_residual)
+    env = g.forward(x, keep_all=True)
+    if ranges is None:
+        ranges = {t: (float(env[t].min()), float(env[t].max()))
+                  for t in calibration_tensors(g, layers)}
+    return quantize_model(g, layers, ranges, cfg)
+
+
+@pytest.mark.parametrize("rounding", ["single", "rne"])
+def test_integer_gemm_matches_exact_formula(rounding):
+    """K = 10 over rows = 4 (three K-passes) and N = 5 over cols = 2 (three column tiles)."""
+    rng = np.random.default_rng(3)
+    cfg = CoreConfig(rows=4, cols=2, rounding=rounding)
+    m = gemm_model(rng.normal(size=(5, 10)), rng.normal(size=5), relu=True)
+    x = rng.normal(size=(20, 10)).astype(np.float32)
+    qm = _quantized(m, x, cfg)
+    (layer,) = [lay for lay in qm.layers if lay.kind == "matmul"]
+    qin, qout = qm.qparams["x"], qm.qparams["y"]
+    xq = quantize(x, qin, cfg)
+    _, codes = run(qm, x, keep=True)
+    for b in range(len(x)):
+        for c in range(5):
+            acc = sum((int(xq[b, k]) - qin.zero_point) * int(layer.weights[k, c])
+                      for k in range(10)) + int(layer.bias[c])
+            v = Fraction(acc * int(layer.dpu.multiplier[c]), 2 ** (31 - int(layer.dpu.shift[c])))
+            r = math.floor(v + Fraction(1, 2))
+            if rounding == "rne" and v - math.floor(v) == Fraction(1, 2):
+                r = math.floor(v) + (math.floor(v) % 2)
+            want = min(max(r + qout.zero_point, qout.zero_point), 127)  # fused ReLU
+            assert codes["y"][b, c] == want
+    # The multiplier approximates s_x * s_w / s_y.
+    real = qin.scale * layer.w_scale / qout.scale
+    got = layer.dpu.multiplier * 2.0 ** (layer.dpu.shift - 31)
+    assert np.allclose(got, real, rtol=2**-30)
+
+
+def _residual_model(rng):
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c"], name="c2", pads=[1, 1, 1, 1],
+                              strides=[1, 1]),
+             helper.make_node("Add", ["c", "r1"], ["s"], name="add"),
+             helper.make_node("Relu", ["s"], ["t"], name="relu2"),
+             helper.make_node("MaxPool", ["t"], ["p"], name="pool", kernel_shape=[2, 2],
+                              strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p"], ["y"], name="gap")]
+    inits = [init("w1", rng.normal(size=(3, 2, 3, 3))), init("b1", rng.normal(size=3)),
+             init("w2", rng.normal(size=(3, 3, 3, 3)))]
+    return model(nodes, inits, [2, 6, 6])
+
+
+@pytest.mark.parametrize("dpu_residual", [True, False])
+def test_fake_quant_agrees_with_integer_path(dpu_residual):
+    rng = np.random.default_rng(4)
+    cfg = CoreConfig(rows=8, cols=2, dpu_residual=dpu_residual)
+    x = rng.normal(size=(6, 2, 6, 6)).astype(np.float32)
+    qm = _quantized(_residual_model(rng), x, cfg)
+    kinds = [lay.kind for lay in qm.layers]
+    assert kinds == (["matmul", "matmul", "maxpool", "avgpool"] if dpu_residual else
+                     ["matmul", "matmul", "add", "maxpool", "avgpool"])
+    out_int, codes = run(qm, x, keep=True)
+    out_fake, fake = run(qm, x, fake=True, keep=True)
+    assert sorted(codes) == sorted(fake) and len(codes) >= 5
+    for t in codes:
+        assert np.array_equal(codes[t], fake[t]), t
+    # And the INT8 result is close to the float model.
+    ref = qm.graph.forward(x)["y"]
+    assert sqnr_db(ref, out_int) > 25
+
+
+def test_quantization_warnings():
+    cfg = CoreConfig(psum_bits=22)
+    w = np.ones((3, 200))
+    w[1] = 0.0  # an all-zero output channel
+    m = gemm_model(w, np.array([-1.0, -1.0, -1.0]), relu=True)
+    x = np.zeros((4, 200), dtype=np.float32)
+    qm = _quantized(m, x, cfg, ranges={"x": (0.0, 1.0), "y": (0.0, 0.0)})
+    assert qm.warnings == [
+        "tensor 'y' is constant zero on the calibration data (scale 0): fallback scale 1.0, "
+        "zero point 0",
+        "layer 'fc': 1 output channel(s) with all-zero weights: fallback weight scale 1.0",
+        "layer 'fc': worst-case accumulator 3251200 (2**21.6) exceeds the 22-bit partial sum "
+        "(the core saturates it)",
+    ]
