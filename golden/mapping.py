@@ -5,15 +5,25 @@ vectors per inference (``OH*OW`` for a convolution, 1 for a fully connected laye
 ``rows x cols`` array as ``ceil(K/rows)`` row tiles (K-passes accumulated in the partial sum)
 times ``ceil(N/cols)`` column tiles, so ``passes = V * row_tiles * col_tiles``.
 
-Cycle model (weight-stationary, one tile resident; documented in docs/calibration.md):
+Cycle model, on the core's stream contract (docs/core.md): a weight tile is ``rows`` weight-row
+packets of ``w_beats`` beats; passes run back to back every ``max(cycles_per_pass, x_beats)``
+cycles; an emitted int8 result also needs the DPU (``cols / dpu_lanes`` cycles) and
+``y_beats(raw=False)`` result beats, a raw int32 result ``y_beats(raw=True)`` beats, all
+overlapped with the next pass. The core keeps one partial sum per column, so a layer is run
+with one of these schedules (the cheaper one is reported):
 
-* each tile is loaded once per batch of inferences: ``rows * w_beats`` cycles (not
-  overlapped);
-* each pass takes ``max(cycles_per_pass, x_beats)`` cycles (compute and the next activation
-  vector's stream overlap), and the final K-pass of each vector also waits for the DPU
-  (``cols / dpu_lanes`` cycles) and the int8 result stream (``y_beats``), which overlap it;
-* layers off the array (pooling, a residual add that is not fused into the DPU, flatten,
-  softmax) are listed with zero array cycles.
+``stationary`` (``K <= rows``)
+    each column tile loaded once per batch; one emitting pass per vector.
+``k-reload`` (``K > rows``)
+    per vector and column tile: load each row tile, accumulate its pass (ACC), emit after the
+    last one through the DPU.
+``k-raw`` (``K > rows``)
+    each tile loaded once per batch; every pass emits its raw int32 partial sums and the host
+    adds them (saturating as :func:`dcim.golden.model.accumulate`) and applies the DPU rules
+    (:func:`dcim.golden.model.dpu`) -- the same integers as on the core.
+
+Weight loads are not overlapped with compute. Layers off the array (pooling, an Add not
+fused into the DPU, flatten, softmax) are listed with zero array cycles.
 
 ``utilization`` is the fraction of the array's cells doing useful MACs during the passes
 (``MACs / (passes * rows * cols)``); the totals give effective and peak TOPS at a clock
@@ -53,9 +63,12 @@ class LayerMap:
         Total cycles under the cycle model.
     utilization : float
         ``macs / (passes * rows * cols)`` (0 for layers off the array).
+    schedule : str
+        ``stationary``, ``k-reload`` or ``k-raw`` (see the module docstring; empty for layers
+        off the array).
     bound : str
-        What sets the cycles of the final K-pass of a vector: ``compute``, ``x_stream``,
-        ``dpu`` or ``y_stream`` (empty for layers off the array).
+        What sets the interval of an emitting pass: ``compute``, ``x_stream``, ``dpu`` or
+        ``y_stream`` (empty for layers off the array).
     """
 
     name: str
@@ -71,6 +84,7 @@ class LayerMap:
     load_cycles: int
     cycles: int
     utilization: float
+    schedule: str = ""
     bound: str = ""
 
     @property
@@ -139,11 +153,12 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be an int >= 1, got {batch!r}")
     out = []
-    per_pass = max(cfg.cycles_per_pass(), cfg.x_beats)
-    limits = {"compute": cfg.cycles_per_pass(), "x_stream": cfg.x_beats,
-              "dpu": cfg.cols // cfg.dpu_lanes, "y_stream": cfg.y_beats(raw=False)}
-    bound = max(limits, key=limits.get)  # first of equals: compute wins a tie
-    per_last = limits[bound]
+    cpp = cfg.cycles_per_pass()
+    per_pass = max(cpp, cfg.x_beats)
+    tile_load = cfg.rows * cfg.w_beats
+    emit = {"compute": cpp, "x_stream": cfg.x_beats, "dpu": cfg.cols // cfg.dpu_lanes,
+            "y_stream": cfg.y_beats(raw=False)}
+    raw = {"compute": cpp, "x_stream": cfg.x_beats, "y_stream": cfg.y_beats(raw=True)}
     for layer in layers:
         if layer.kind != "matmul":
             out.append(LayerMap(layer.name, layer.node.kind, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0))
@@ -154,11 +169,21 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
         rt, ct = math.ceil(k / cfg.rows), math.ceil(n_out / cfg.cols)
         passes = v * rt * ct
         macs = v * k * n_out
-        load = rt * ct * cfg.rows * cfg.w_beats
-        cycles = load + v * ct * ((rt - 1) * per_pass + per_last)
+        options = []  # (cycles, load cycles, schedule, limits)
+        if rt == 1:
+            load = ct * tile_load
+            options.append((load + v * ct * max(emit.values()), load, "stationary", emit))
+        else:
+            load = v * ct * rt * tile_load
+            options.append((load + v * ct * ((rt - 1) * per_pass + max(emit.values())), load,
+                            "k-reload", emit))
+            load = rt * ct * tile_load
+            options.append((load + passes * max(raw.values()), load, "k-raw", raw))
+        cycles, load, schedule, limits = min(options, key=lambda o: o[0])
+        bound = max(limits, key=limits.get)  # first of equals: compute wins a tie
         out.append(LayerMap(layer.name, layer.node.kind, k, n_out, v, rt, ct, passes, macs,
-                            passes * cfg.cycles_per_pass(), load, cycles,
-                            macs / (passes * cfg.rows * cfg.cols), bound))
+                            passes * cpp, load, cycles, macs / (passes * cfg.rows * cfg.cols),
+                            schedule, bound))
     return out
 
 

@@ -126,14 +126,14 @@ def format_report(r: dict[str, Any]) -> str:
                 + ("per inference" if t["batch"] == 1 else f"per batch of {t['batch']} "
                    "inferences (one weight load each)"),
             f"  {'layer':<14}{'kind':<9}{'K':>6}{'N':>6}{'vec':>6}{'rowT':>6}{'colT':>6}"
-            f"{'passes':>8}{'MACs':>10}{'cycles':>9}{'util':>8}  bound"]
+            f"{'passes':>8}{'MACs':>10}{'cycles':>9}{'util':>8}  schedule   bound"]
     for m in r["mapping"]["layers"]:
         if m["passes"] == 0:
             out.append(f"  {m['name']:<14}{m['kind']:<9}{'(off the array)':>40}")
             continue
         out.append(f"  {m['name']:<14}{m['kind']:<9}{m['K']:>6}{m['N']:>6}{m['vectors']:>6}"
                    f"{m['row_tiles']:>6}{m['col_tiles']:>6}{m['passes']:>8}{m['macs']:>10}"
-                   f"{m['cycles']:>9}{100 * m['utilization']:>7.1f}%  {m['bound']}")
+                   f"{m['cycles']:>9}{100 * m['utilization']:>7.1f}%  {m['schedule']:<11}{m['bound']}")
     out.append(f"  {'total':<23}{'':>30}{t['passes']:>8}{t['macs']:>10}{t['cycles']:>9}"
                f"{100 * t['utilization']:>7.1f}%")
     out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles of "
