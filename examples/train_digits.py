@@ -185,7 +185,8 @@ class Mlp:
         dense = [lay for lay in self.layers if isinstance(lay, Dense)]
         for i, lay in enumerate(dense):
             out = f"fc{i + 1}"
-            inits += [_init(f"fc{i + 1}.weight", lay.w.value), _init(f"fc{i + 1}.bias", lay.b.value)]
+            inits += [_init(f"fc{i + 1}.weight", lay.w.value),
+                      _init(f"fc{i + 1}.bias", lay.b.value)]
             nodes.append(helper.make_node("Gemm", [h, f"fc{i + 1}.weight", f"fc{i + 1}.bias"],
                                           [out], name=f"fc{i + 1}", transB=1))
             h = out
@@ -240,8 +241,10 @@ class Cnn:
         nodes, inits = [], []
 
         def conv_bn(name, inp, conv, bn):
-            inits.extend([_init(f"{name}.weight", conv.w.value), _init(f"{name}.bias", conv.b.value),
-                          _init(f"{name}.bn.scale", bn.g.value), _init(f"{name}.bn.bias", bn.b.value),
+            inits.extend([_init(f"{name}.weight", conv.w.value),
+                          _init(f"{name}.bias", conv.b.value),
+                          _init(f"{name}.bn.scale", bn.g.value),
+                          _init(f"{name}.bn.bias", bn.b.value),
                           _init(f"{name}.bn.mean", bn.mean), _init(f"{name}.bn.var", bn.var)])
             nodes.append(helper.make_node("Conv", [inp, f"{name}.weight", f"{name}.bias"],
                                           [f"{name}.out"], name=name, kernel_shape=[3, 3],

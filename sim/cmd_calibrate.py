@@ -115,8 +115,8 @@ def format_report(r: dict[str, Any]) -> str:
         out.append("  fake-quant float simulation: bit-exact with the integer path in every "
                    "layer and method")
     else:
-        out.append(f"  fake-quant float simulation: {total_mism} code(s) differ (max "
-                   f"{max(lay['max_lsb_diff'] for m in methods for lay in r['methods'][m]['layers'])}"
+        worst = max(lay["max_lsb_diff"] for m in methods for lay in r["methods"][m]["layers"])
+        out.append(f"  fake-quant float simulation: {total_mism} code(s) differ (max {worst}"
                    " LSB): the integer path uses 31-bit fixed-point multipliers, the float "
                    "simulation real scales; codes within that error of a rounding tie differ, "
                    "and a difference propagates to later layers")
@@ -133,7 +133,8 @@ def format_report(r: dict[str, Any]) -> str:
             continue
         out.append(f"  {m['name']:<14}{m['kind']:<9}{m['K']:>6}{m['N']:>6}{m['vectors']:>6}"
                    f"{m['row_tiles']:>6}{m['col_tiles']:>6}{m['passes']:>8}{m['macs']:>10}"
-                   f"{m['cycles']:>9}{100 * m['utilization']:>7.1f}%  {m['schedule']:<11}{m['bound']}")
+                   f"{m['cycles']:>9}{100 * m['utilization']:>7.1f}%  {m['schedule']:<11}"
+                   f"{m['bound']}")
     out.append(f"  {'total':<23}{'':>30}{t['passes']:>8}{t['macs']:>10}{t['cycles']:>9}"
                f"{100 * t['utilization']:>7.1f}%")
     out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles of "
