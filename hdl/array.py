@@ -17,7 +17,7 @@ Bus layouts
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,11 +61,11 @@ class WeightColumn(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wb = self.cfg.weight_bits
-        store = Signal(self.cfg.rows * wb, reset_less=True)
-        for r in range(self.cfg.rows):
+        words = [Signal(wb, reset_less=True, name=f"w{r}") for r in range(self.cfg.rows)]
+        for r, word in enumerate(words):
             with m.If(self.row_en[r]):
-                m.d.sync += store[r * wb:(r + 1) * wb].eq(self.wdata)
-        m.d.comb += self.q.eq(store)
+                m.d.sync += word.eq(self.wdata)
+        m.d.comb += self.q.eq(Cat(words))
         return m
 
 

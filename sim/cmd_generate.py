@@ -29,6 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the configuration and write the generated files."""
     cfg = config_from_args(args)
+    args.output.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
     def progress(msg: str) -> None:
