@@ -11,7 +11,8 @@ integer tables (weights, folded int32 bias, per-channel multiplier and shift, cl
   requantization through :func:`dcim.golden.model.dpu` or :func:`dcim.golden.arith.requantize`
   with ``cfg.rounding``;
 * ``fake=True``: a float64 simulation of the same quantization (real scales, float products,
-  rounding with the same tie rule); it is the reference the integer path is compared with.
+  rounding with the same tie rule, and for ``double`` gemmlowp's first rounding too); it is the
+  reference the integer path is compared with.
 """
 
 from __future__ import annotations
@@ -322,6 +323,15 @@ def _matmul_int(m: QModel, layer: QLayer, x: np.ndarray, r: np.ndarray | None) -
     return _unrows(y, node, x)
 
 
+def _fround(v: np.ndarray, shift, rounding: str) -> np.ndarray:
+    """Float rounding with the tie rule of ``rounding``; for ``double`` also gemmlowp's first
+    rounding, to ``2**-right`` with ``right = max(-shift, 0)``, before the final one."""
+    if rounding != "double":
+        return round_like(v, rounding)
+    scale = 2.0 ** np.maximum(-np.asarray(shift, dtype=np.float64), 0.0)
+    return round_like(round_like(v * scale, rounding) / scale, rounding)
+
+
 def _matmul_fake(m: QModel, layer: QLayer, x: np.ndarray, r: np.ndarray | None) -> np.ndarray:
     cfg, node = m.cfg, layer.node
     qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.output]
@@ -329,10 +339,10 @@ def _matmul_fake(m: QModel, layer: QLayer, x: np.ndarray, r: np.ndarray | None) 
     X = im2col(xr, node.kernel, node.strides, node.pads, 0.0) if node.kind == "conv" else xr
     w_real = layer.weights * layer.w_scale  # (K, N)
     acc = X @ w_real + layer.bias * (qin.scale * layer.w_scale)
-    y = round_like(acc / qout.scale, cfg.rounding) + qout.zero_point
+    y = _fround(acc / qout.scale, layer.dpu.shift, cfg.rounding) + qout.zero_point
     if r is not None:
-        y = y + round_like(dequantize(_rows(r), m.qparams[layer.residual]) / qout.scale,
-                           cfg.rounding)
+        y = y + _fround(dequantize(_rows(r), m.qparams[layer.residual]) / qout.scale,
+                        layer.dpu.res_shift, cfg.rounding)
     y = np.clip(y, layer.act_min, layer.act_max).astype(np.int64)
     return _unrows(y, node, x)
 
@@ -346,10 +356,10 @@ def _avgpool(m: QModel, layer: QLayer, x: np.ndarray, fake: bool) -> np.ndarray:
         win = pool_windows(x, node.kernel, node.strides)
         win = win.reshape(win.shape[:4] + (-1,))
     n = win.shape[-1]
+    mult, shift = layer.mults[0] if layer.mults else _mult(qin.scale / (n * qout.scale))
     if fake:
-        y = round_like(dequantize(win, qin).mean(axis=-1) / qout.scale, m.cfg.rounding)
+        y = _fround(dequantize(win, qin).mean(axis=-1) / qout.scale, shift, m.cfg.rounding)
     else:
-        mult, shift = layer.mults[0] if layer.mults else _mult(qin.scale / (n * qout.scale))
         total = win.sum(axis=-1, dtype=np.int64) - n * qin.zero_point
         y = requantize(total, mult, shift, m.cfg.rounding)
     return np.clip(y + qout.zero_point, layer.act_min, layer.act_max).astype(np.int64)
@@ -361,7 +371,8 @@ def _add(m: QModel, layer: QLayer, a: np.ndarray, b: np.ndarray, fake: bool) -> 
     for t, v, (mult, shift) in zip(layer.inputs, (a, b), layer.mults):
         qp = m.qparams[t]
         if fake:
-            y = y + round_like(dequantize(v, qp) / qout.scale, m.cfg.rounding).astype(np.int64)
+            y = y + _fround(dequantize(v, qp) / qout.scale, shift,
+                            m.cfg.rounding).astype(np.int64)
         else:
             y = y + requantize(v.astype(np.int64) - qp.zero_point, mult, shift, m.cfg.rounding)
     return np.clip(y, layer.act_min, layer.act_max)

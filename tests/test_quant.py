@@ -133,10 +133,11 @@ def _residual_model(rng):
     return model(nodes, inits, [2, 6, 6])
 
 
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
 @pytest.mark.parametrize("dpu_residual", [True, False])
-def test_fake_quant_agrees_with_integer_path(dpu_residual):
+def test_fake_quant_agrees_with_integer_path(dpu_residual, rounding):
     rng = np.random.default_rng(4)
-    cfg = CoreConfig(rows=8, cols=2, dpu_residual=dpu_residual)
+    cfg = CoreConfig(rows=8, cols=2, dpu_residual=dpu_residual, rounding=rounding)
     x = rng.normal(size=(6, 2, 6, 6)).astype(np.float32)
     qm = _quantized(_residual_model(rng), x, cfg)
     kinds = [lay.kind for lay in qm.layers]
