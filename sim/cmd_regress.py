@@ -253,9 +253,9 @@ def run(args: argparse.Namespace) -> int:
         with lock:
             print(msg, flush=True)
 
-    root = args.out / _tag(cfg)
+    root = args.out.resolve() / _tag(cfg)
     root.mkdir(parents=True, exist_ok=True)
-    verilog, regs = (_check_rtl(cfg, args.rtl) if args.rtl is not None
+    verilog, regs = (_check_rtl(cfg, args.rtl.resolve()) if args.rtl is not None
                      else _generate(cfg, root, say))
     core_json = root / "core.json"
     cfg.save(core_json)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -170,6 +171,24 @@ def _worker_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "dcim.sim.runner", *args]
 
 
+def _run_child(cmd: list[str], env: dict[str, str], timeout: float
+               ) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; on a timeout or an interrupt kill the whole group
+    (the simulator, make and compilers with it), then re-raise."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -206,7 +225,7 @@ def build(sim: str, verilog: Path, top: str, build_dir: Path, *, waves: bool = F
     # given in MAKEFLAGS overrides the makefile's.
     env = sim_env({"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"} if sim == "verilator" else None)
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = _run_child(cmd, env, timeout)
     except subprocess.TimeoutExpired:
         raise SimulatorError(f"{sim} build timed out after {timeout:.0f} s (log: {log})") from None
     if proc.returncode != 0:
@@ -284,7 +303,7 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
     t0 = time.perf_counter()
     error = ""
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = _run_child(cmd, env, timeout)
         if proc.returncode != 0 and not results.exists():
             error = f"simulator exited with code {proc.returncode} (log: {log})"
     except subprocess.TimeoutExpired:

@@ -33,7 +33,7 @@ XCHECK = SIM == "icarus"
 COV = Coverage()
 STATS: dict = {"config": CFG.fields(), "sim": SIM, "tests": {}, "coverage": {}}
 #: Vectors per random test: Icarus is ~50x slower than Verilator on the same design.
-N_VEC = int(os.environ.get("DCIM_VECTORS", "12" if SIM == "icarus" else "48"))
+N_VEC = int(os.environ.get("DCIM_VECTORS", "6" if SIM == "icarus" else "48"))
 
 # Cycles of one vector through the core, generously: input beats, compute, DPU, output beats.
 _VEC_CYCLES = (CFG.x_beats + CFG.cycles_per_pass() + CFG.tree_regs + CFG.cols

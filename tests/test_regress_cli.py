@@ -1,0 +1,167 @@
+"""`dcim regress` plumbing without a simulator: errors, reproduction options, coverage, model."""
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from dcim.golden.config import CoreConfig
+from dcim.golden.model import mvm
+from dcim.sim import runner
+from dcim.sim.cli import build_parser, config_from_args, main
+from dcim.sim.cmd_regress import config_argv
+from dcim.verif.coverage import Coverage, load_testplan, report, summary
+from dcim.verif.model import CoreModel, decode_lanes
+from dcim.verif.streams import pack_beats, unpack_beats
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sim", "modelsim"], "--sim must be one of icarus, verilator or all, got 'modelsim'"),
+        (["--seeds", "0"], "--seeds must be in [1, 1000], got 0"),
+        (["-j", "0"], "--jobs must be in [1, 64], got 0"),
+        (["--tests", "test_(", "--sim", "icarus"], "--tests is not a valid regular expression"),
+        (["--rows", "0"], "rows must be in [1, 4096], got 0"),
+    ],
+)
+def test_regress_errors_are_one_line(capsys, argv, message):
+    code, _, err = run_cli(capsys, "regress", *argv)
+    assert code == 2
+    assert err.startswith("dcim: error: " + message)
+    assert err.count("\n") == 1
+
+
+def test_stale_rtl_is_one_line(tmp_path, capsys):
+    cfg = CoreConfig(rows=32, cols=8)
+    for suffix in (".v", "_regs.json"):
+        (tmp_path / f"{cfg.name}{suffix}").write_text("x")
+    (tmp_path / f"{cfg.name}.json").write_text(cfg.to_json())
+    code, _, err = run_cli(capsys, "regress", "--rows", "64", "--cols", "8", "--sim", "icarus",
+                           "--rtl", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert err.startswith("dcim: error: stale Verilog: ")
+    assert "rows 32 != 64" in err and err.count("\n") == 1
+
+
+def test_missing_rtl_is_one_line(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "regress", "--sim", "icarus", "--rtl", str(tmp_path),
+                           "--out", str(tmp_path / "out"))
+    assert code == 2 and "dcim_core.v not found" in err and err.count("\n") == 1
+
+
+def _fake_exe(tmp_path, text):
+    exe = tmp_path / "verilator"
+    exe.write_text(f"#!/bin/sh\necho '{text}'\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return str(exe)
+
+
+def test_old_verilator_is_rejected(tmp_path, monkeypatch):
+    exe = _fake_exe(tmp_path, "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)")
+    assert runner.verilator_version(exe) == (5, 6)
+    monkeypatch.setattr(runner, "_which", lambda name: exe)
+    with pytest.raises(runner.SimulatorError, match=r"Verilator 5\.006; cocotb needs >= 5\.036"):
+        runner.check_simulator("verilator")
+
+
+def test_verilator_version_from_header(tmp_path):
+    root = tmp_path / "root"
+    (root / "include").mkdir(parents=True)
+    (root / "include" / "verilated_config.h").write_text('#define VERILATOR_VERSION "5.49"\n')
+    exe = tmp_path / "verilator"
+    exe.write_text(f"#!/bin/sh\nif [ \"$1\" = --getenv ]; then echo {root}; "
+                   "else echo 'rev vUNKNOWN-built'; fi\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    assert runner.verilator_version(str(exe)) == (5, 49)
+
+
+def test_unknown_simulator_name():
+    with pytest.raises(ValueError, match=r"simulator must be one of icarus, verilator \(or all\)"
+                                         r", got 'xsim'"):
+        runner.check_simulator("xsim")
+
+
+def test_sim_env_puts_venv_first():
+    env = runner.sim_env()
+    assert env["PATH"].split(os.pathsep)[0] == str(runner._VENV_BIN)
+    assert env["OPENBLAS_NUM_THREADS"] == "1" and "VERILATOR_ROOT" not in env
+
+
+@pytest.mark.parametrize("cfg", [CoreConfig(), CoreConfig(rows=24, cols=12, serial_bits=4,
+                                                          act_signed=False, rounding="rne")])
+def test_reproduction_options_rebuild_the_config(cfg):
+    parser = build_parser()
+    args = parser.parse_args(["regress", *config_argv(cfg)])
+    assert config_from_args(args) == cfg
+
+
+# ------------------------------------------------------------------------------------------
+def test_pack_unpack_round_trip():
+    rng = np.random.default_rng(1)
+    v = rng.integers(-128, 128, 37)
+    beats = pack_beats(v, 8, 8)
+    assert len(beats) == 5 and beats[-1] >> (5 * 8) == 0  # padding lanes are zero
+    assert np.array_equal(unpack_beats(beats, 8, 8, 37), v)
+    w = rng.integers(-(1 << 31), 1 << 31, 5)
+    assert np.array_equal(unpack_beats(pack_beats(w, 32, 2), 32, 2, 5), w)
+    assert pack_beats([-1, 1], 8, 2) == [0x01FF]
+
+
+def test_decode_lanes_uses_only_the_low_bits():
+    # 0xF3 at 4 bits signed is 3; 0x0C at 4 bits signed is -4.
+    beats = pack_beats([0xF3, 0x0C], 8, 2)
+    assert decode_lanes(beats, 2, 2, 4, True).tolist() == [3, -4]
+    assert decode_lanes(beats, 2, 2, 4, False).tolist() == [3, 12]
+
+
+def test_model_predicts_golden_beats():
+    cfg = CoreConfig(rows=16, cols=5, y_stream_bits=64)
+    m = CoreModel(cfg)
+    rng = np.random.default_rng(2)
+    W = rng.integers(-128, 128, (16, 5))
+    for row in W:
+        m.weight_packet(pack_beats(row, 8, cfg.w_lanes))
+    x = rng.integers(-128, 128, 16)
+    m.raw = True
+    m.activation_packet(pack_beats(x, 8, cfg.x_lanes), tuser=2)
+    exp = m.expected.popleft()
+    want = [int(v) for v in mvm(cfg, W, x)[0]]  # independent of the model's packing
+    assert unpack_beats(exp.beats, 32, 2, 5).tolist() == want
+    assert len(exp.beats) == 3 and exp.macs == 16 * 5
+    # A short packet is dropped and counted.
+    m.activation_packet(pack_beats(x, 8, cfg.x_lanes)[:1], tuser=2)
+    assert m.errors["x_len"] == 1 and not m.expected
+
+
+# ------------------------------------------------------------------------------------------
+def test_testplan_and_coverage_report():
+    plan = load_testplan()
+    cov = Coverage(plan)
+    with pytest.raises(KeyError, match="not in the testplan"):
+        cov.hit("modes.nonexistent")
+    cov.hit("modes.raw", 3)
+    unsigned = CoreConfig(act_signed=False).fields()
+    text = report(plan, unsigned, cov.hits)
+    assert "| modes | raw | 3 |" in text
+    assert "| operands | min_chain | n/a |" in text
+    assert "| modes | dpu | **MISSED** |" in text
+    hit, total = summary(plan, CoreConfig().fields(), cov.hits)
+    assert hit == 1 and total > 40
+    assert summary(plan, CoreConfig(act_bits=4, serial_bits=1).fields(), {})[1] == total - 4
+
+
+def test_testplan_rejects_duplicate_bins(tmp_path):
+    p = tmp_path / "plan.json"
+    p.write_text(json.dumps({"features": [{"name": "f", "bins": [{"name": "a"},
+                                                                  {"name": "a"}]}]}))
+    with pytest.raises(ValueError, match="testplan bin f.a is defined twice"):
+        load_testplan(p)
