@@ -309,6 +309,15 @@ class CoreConfig:
         return self.pass_latency(bits) + -(-first_beat // self.dpu_lanes) + self.dpu_latency
 
     @property
+    def dpu_latency(self) -> int:
+        """Cycles from the DPU accepting a group of ``dpu_lanes`` partial sums to its result
+        being valid on the DPU output, when the output is not stalled. The DPU pipeline has one
+        register stage each for: input and table read, bias add, partial products of the
+        multiply, their sum, rounding, second rounding (double) or saturation, and
+        zero point/residual/clamp. Independent of every field."""
+        return 7
+
+    @property
     def peak_macs_per_cycle(self) -> float:
         """MACs per compute cycle at full activation precision."""
         return self.rows * self.cols / self.cycles_per_pass()

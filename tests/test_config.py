@@ -152,3 +152,13 @@ def test_replace_rederives_acc_bits():
     cfg = CoreConfig(rows=64)
     assert cfg.replace(rows=4096).acc_bits == 28
     assert CoreConfig(rows=64, acc_bits=30).replace(rows=128).acc_bits == 30
+
+
+def test_dpu_latency_is_one_figure_for_every_config():
+    # The DPU pipeline depth does not depend on the fields (tests/test_hdl_dpu.py measures it
+    # on the RTL).
+    base = CoreConfig()
+    others = [CoreConfig(rounding=r, dpu_lanes=4, cols=8, dpu_residual=res, psum_bits=24)
+              for r in ("single", "double", "rne") for res in (False, True)]
+    assert isinstance(base.dpu_latency, int) and base.dpu_latency >= 1
+    assert {c.dpu_latency for c in others} == {base.dpu_latency}

@@ -1,0 +1,322 @@
+"""The DPU (``dpu``): bias add, requantization, zero point, residual add and clamp, L lanes wide."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..golden.config import CoreConfig
+
+__all__ = ["Dpu"]
+
+# Requantization operand ranges (the register formats of the tables and scalars).
+_SHIFT_MIN, _SHIFT_MAX = -31, 30
+_MULT_BITS = 31
+_MULT_LO_BITS = 16  # the multiplier is split in two partial products at this bit
+# Table selectors (``tbl_sel``).
+_SEL_BIAS, _SEL_MULT, _SEL_SHIFT = 0, 1, 2
+
+
+class Dpu(wiring.Component):
+    """The DPU: ``dpu_lanes`` lanes of bias add, requantization, output zero point, optional
+    residual add and clamp, one group of lanes per cycle.
+
+    For each lane ``l`` of an input group, channel ``c = col + l``::
+
+        a   = sat32(psum + BIAS[c])
+        y   = requantize(a, MULT[c], SHIFT[c]) + out_zp
+        y  += requantize(res - res_zp, res_multiplier, res_shift)   # if res_en (and built)
+        y   = min(max(y, act_min), act_max)
+
+    with ``cfg.rounding`` as the rounding of both requantizations, bit-exact to
+    :func:`dcim.golden.model.dpu` (intermediates behave as if unbounded).
+
+    Parameters
+    ----------
+    cfg : CoreConfig
+        Uses ``cols``, ``dpu_lanes`` (L), ``psum_bits``, ``rounding`` and ``dpu_residual``
+        (when false the residual path is not built and ``res``/``res_*`` are ignored).
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout))
+        Input groups: ``psum`` (L x signed psum_bits), ``res`` (L x int8 residual), ``col``
+        (column of lane 0, a multiple of L, below cols; lane ``l`` is column ``col + l``) and
+        ``last`` (passed through to ``o``). ``i.ready`` may depend on ``o.ready``.
+    o : Out(stream.Signature(StructLayout))
+        Results: ``y`` (L x int8) and ``last``, in input order, ``cfg.dpu_latency`` cycles
+        after the group was accepted when ``o`` is not stalled. Backpressure of any length
+        stalls the DPU without loss; with ``o.ready`` high one group per cycle passes.
+    tbl_we, tbl_sel, tbl_addr, tbl_wdata : In
+        Table write port (what the CSR block drives). When ``tbl_we`` is high, the entry of
+        column ``tbl_addr`` of table ``tbl_sel`` takes ``tbl_wdata`` at the clock edge; a
+        column at or above ``cols`` or ``tbl_sel`` = 3 is ignored. Register formats of
+        ``tbl_wdata`` (write any value, read the stored, legal one):
+
+        - ``tbl_sel`` = 0, BIAS: bits 31..0, int32.
+        - ``tbl_sel`` = 1, MULT: bits 30..0, unsigned multiplier 0..2**31-1; bit 31 is
+          ignored and reads 0.
+        - ``tbl_sel`` = 2, SHIFT: bits 5..0, a signed 6-bit shift (positive: left), stored
+          saturated to -31..30; bits 31..6 are ignored and read as the sign.
+    tbl_rdata : Out(32)
+        The stored entry at ``tbl_sel``/``tbl_addr`` of the previous cycle (the read takes one
+        cycle), in the register format above; 0 for a column at or above ``cols`` or
+        ``tbl_sel`` = 3. Tables are storage, not reset: they hold their contents through
+        ``rst`` (0 at power-up in simulation).
+    out_zp, act_min, act_max : In(signed(8))
+        Output zero point and clamp (``act_min > act_max`` gives ``act_max``).
+    res_en : In(1)
+        Add the rescaled residual.
+    res_multiplier : In(unsigned(31))
+    res_shift : In(signed(6))
+        Residual rescale; a shift outside -31..30 acts as the nearest end of that range.
+    res_zp : In(signed(8))
+        Residual zero point.
+
+    The scalars ``out_zp`` .. ``res_zp`` must be stable from the acceptance of a group until
+    its result leaves ``o`` (they are CSRs changed while the core is idle).
+
+    Raises
+    ------
+    TypeError
+        ``cfg`` is not a CoreConfig.
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        if not isinstance(cfg, CoreConfig):
+            raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        lanes = cfg.dpu_lanes
+        cw = max(1, ceil_log2(cfg.cols))
+        i_layout = data.StructLayout({
+            "psum": data.ArrayLayout(signed(cfg.psum_bits), lanes),
+            "res": data.ArrayLayout(signed(8), lanes),
+            "col": unsigned(cw),
+            "last": 1,
+        })
+        o_layout = data.StructLayout({"y": data.ArrayLayout(signed(8), lanes), "last": 1})
+        super().__init__({
+            "i": In(stream.Signature(i_layout)),
+            "o": Out(stream.Signature(o_layout)),
+            "tbl_we": In(1),
+            "tbl_sel": In(2),
+            "tbl_addr": In(cw),
+            "tbl_wdata": In(32),
+            "tbl_rdata": Out(32),
+            "out_zp": In(signed(8)),
+            "act_min": In(signed(8)),
+            "act_max": In(signed(8)),
+            "res_en": In(1),
+            "res_multiplier": In(unsigned(_MULT_BITS)),
+            "res_shift": In(signed(6)),
+            "res_zp": In(signed(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        lanes = cfg.dpu_lanes
+        depth = cfg.cols // lanes
+        double = cfg.rounding == "double"
+        residual = cfg.dpu_residual
+        n_stages = cfg.dpu_latency
+
+        # ---------------------------------------------------------------- stage handshake
+        # Stage k (1..n) holds valid[k]; it loads when it is empty or its successor loads
+        # (bubbles collapse), so a stall on o fills the pipeline and then drops i.ready.
+        valid = [self.i.valid] + [Signal(name=f"s{k}_valid") for k in range(1, n_stages + 1)]
+        en = [None] + [Signal(name=f"s{k}_en") for k in range(1, n_stages + 1)]
+        for k in range(1, n_stages + 1):
+            nxt = self.o.ready if k == n_stages else en[k + 1]
+            m.d.comb += en[k].eq(~valid[k] | nxt)
+            with m.If(en[k]):
+                m.d.sync += valid[k].eq(valid[k - 1])
+        m.d.comb += [self.i.ready.eq(en[1]), self.o.valid.eq(valid[n_stages])]
+
+        def stage(k, value, name, shape=None):
+            """A data register of stage ``k`` loading ``value`` when the stage loads."""
+            reg = Signal(value.shape() if shape is None else shape, name=f"s{k}_{name}",
+                         reset_less=True)
+            with m.If(en[k]):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        # ---------------------------------------------------------------- tables
+        wr_entry, wr_lane = _udivmod_const(self.tbl_addr, lanes, cfg.cols)
+        wr_ok = self.tbl_we & (self.tbl_addr < cfg.cols)
+        wr_shift = _saturate(self.tbl_wdata[:6].as_signed(), _SHIFT_MIN, _SHIFT_MAX, 6)
+        rd_entry, _ = _udivmod_const(self.i.payload.col, lanes, cfg.cols)
+        shapes = {_SEL_BIAS: signed(32), _SEL_MULT: unsigned(_MULT_BITS), _SEL_SHIFT: signed(6)}
+        wdata = {_SEL_BIAS: self.tbl_wdata, _SEL_MULT: self.tbl_wdata[:_MULT_BITS],
+                 _SEL_SHIFT: wr_shift}
+        names = {_SEL_BIAS: "bias", _SEL_MULT: "mult", _SEL_SHIFT: "shift"}
+        table = {sel: [] for sel in shapes}     # per lane: stage-1 read data
+        readback = {sel: [] for sel in shapes}  # per lane: CSR read-back data
+        for lane in range(lanes):
+            for sel, shape in shapes.items():
+                we = wr_ok & (self.tbl_sel == sel) & (wr_lane == lane)
+                name = f"{names[sel]}{lane}"
+                if depth == 1:
+                    # One entry per lane: a register (a memory would have a 0-bit address).
+                    reg = Signal(shape, name=name, reset_less=True)
+                    with m.If(we):
+                        m.d.sync += reg.eq(wdata[sel])
+                    table[sel].append(reg)
+                    readback[sel].append(reg)
+                    continue
+                mem = Memory(shape=shape, depth=depth, init=[])
+                m.submodules[name] = mem
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(wr_entry), wp.data.eq(wdata[sel]), wp.en.eq(we)]
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(rd_entry), rp.en.eq(en[1])]
+                table[sel].append(rp.data)
+                cp = mem.read_port()
+                m.d.comb += cp.addr.eq(wr_entry)
+                readback[sel].append(cp.data)
+        rb_sel = Signal(2)
+        rb_lane = Signal.like(wr_lane)
+        rb_ok = Signal()
+        m.d.sync += [rb_sel.eq(self.tbl_sel), rb_lane.eq(wr_lane),
+                     rb_ok.eq(self.tbl_addr < cfg.cols)]
+        with m.If(rb_ok):
+            for sel in shapes:
+                for lane in range(lanes):
+                    with m.If((rb_sel == sel) & (rb_lane == lane)):
+                        # Sign- or zero-extended to 32 bits by the table's shape.
+                        m.d.comb += self.tbl_rdata.eq(readback[sel][lane])
+
+        # ---------------------------------------------------------------- scalars
+        res_shift = _saturate(self.res_shift, _SHIFT_MIN, _SHIFT_MAX, 6)
+        tie = "up" if cfg.rounding == "single" else "even"
+
+        # ---------------------------------------------------------------- datapath
+        p_in = self.i.payload
+        s1_last = stage(1, p_in.last, "last")
+        last = s1_last
+        for k in range(2, n_stages + 1):
+            last = stage(k, last, "last")
+        m.d.comb += self.o.payload.last.eq(last)
+
+        for lane in range(lanes):
+            tag = f"l{lane}"
+            # S1: input registers; the tables are read in the same stage.
+            psum = stage(1, p_in.psum[lane], f"{tag}_psum")
+            bias, mult, shift = (table[s][lane] for s in (_SEL_BIAS, _SEL_MULT, _SEL_SHIFT))
+            # S2: bias add, saturated to int32.
+            a = stage(2, _saturate(psum + bias, -(1 << 31), (1 << 31) - 1, 32), f"{tag}_a")
+            mult2 = stage(2, mult, f"{tag}_mult")
+            shift2 = stage(2, shift, f"{tag}_shift")
+            q_main = _requantize(m, stage, f"{tag}_y", a, mult2, shift2, per_group=True,
+                                 double=double, tie=tie)
+            if residual:
+                res = stage(1, p_in.res[lane], f"{tag}_res")
+                d = stage(2, res - self.res_zp, f"{tag}_d", signed(9))
+                q_res = _requantize(m, stage, f"{tag}_r", d, self.res_multiplier, res_shift,
+                                    per_group=False, double=double, tie=tie)
+                res_bits = len(q_res)
+                # Saturating the main term to one bit more than the residual term keeps the
+                # sign of any out-of-range sum, so the clamp below gives the exact result.
+                sat_bits = res_bits + 1
+            else:
+                sat_bits = 10  # |y| > 511 clamps like any larger value (out_zp is int8)
+            lo, hi = -(1 << (sat_bits - 1)), (1 << (sat_bits - 1)) - 1
+            q6 = stage(6, _saturate(q_main, lo, hi, sat_bits), f"{tag}_qs")
+            total = q6 + self.out_zp
+            if residual:
+                total = total + Mux(self.res_en, stage(6, q_res, f"{tag}_rq"), 0)
+            clamped = Mux(total < self.act_min, self.act_min, total)
+            clamped = Mux(clamped > self.act_max, self.act_max, clamped)
+            y = stage(7, clamped, f"{tag}_out", signed(8))
+            m.d.comb += self.o.payload.y[lane].eq(y)
+        return m
+
+
+def _requantize(m, stage, tag, x, mult, shift, *, per_group, double, tie):
+    """Stages 3..5 of one requantization ``round(x * mult / 2**(31 - shift))``; returns the
+    result, a value of the stage-5 registers.
+
+    ``x`` is an int32-range value valid in stage 2; ``mult`` (unsigned 31 bits) and ``shift``
+    (-31..30) too if ``per_group``, else they are stable scalars.
+
+    Single and rne round ``p = x * mult`` once by ``n = 31 - shift``. Double rounds like
+    gemmlowp: for ``shift >= 0`` the saturated ``sat32(x << shift) * mult`` is rounded by 31,
+    which equals rounding ``p`` by ``31 - shift`` (ties up) unless the left shift saturates;
+    for ``shift < 0`` ``p`` is rounded by 31 (ties up) and then by ``-shift`` (ties away from
+    zero).
+    """
+    def carry(k, value, name):
+        return stage(k, value, f"{tag}_{name}{k}") if per_group else value
+
+    # S3: the two partial products of the multiply.
+    pp_lo = stage(3, x * mult[:_MULT_LO_BITS], f"{tag}_pplo")
+    pp_hi = stage(3, x * mult[_MULT_LO_BITS:], f"{tag}_pphi")
+    p_bits = len(x) + _MULT_BITS  # |x * mult| <= 2**(len(x) - 1) * (2**31 - 1)
+    product = (pp_hi << _MULT_LO_BITS) + pp_lo
+    shift3 = carry(3, shift, "shift")
+    if not double:
+        # S4: the product; S5: one rounding.
+        p = stage(4, product, f"{tag}_p", signed(p_bits))
+        n = stage(4, 31 - shift3, f"{tag}_n", unsigned(6)) if per_group else 31 - shift
+        return stage(5, _round_shift(p, n[:6], tie), f"{tag}_q", signed(p_bits))
+    left = Mux(shift[-1], 0, shift.as_unsigned())[:5]
+    ovf = stage(3, _shl_overflows(x, left), f"{tag}_ovf")
+    pos = stage(3, ~x[-1], f"{tag}_pos")
+    mult3 = carry(3, mult, "mult")
+    # S4: the product, or for a saturated left shift directly the result of rounding
+    # (2**31 - 1) * mult by 31, mult - (mult > 2**30), or (-2**31) * mult, -mult.
+    sat_q = Mux(pos, mult3 - (mult3 > (1 << 30)), -mult3)
+    p = stage(4, Mux(ovf, sat_q, product), f"{tag}_p", signed(max(p_bits, 33)))
+    neg = shift3[-1]
+    n = stage(4, Mux(ovf, 0, Mux(neg, 31, 31 - shift3)), f"{tag}_n", unsigned(6))
+    right = stage(4, Mux(neg, -shift3, 0), f"{tag}_right", unsigned(5))
+    # S5: round by n, ties up (an int32), then by right, ties away from zero.
+    q1 = stage(5, _round_shift(p, n, "up"), f"{tag}_q1", signed(32))
+    right5 = stage(5, right, f"{tag}_right")
+    return _round_shift(q1, right5, "away")
+
+
+def _udivmod_const(x: Value, d: int, limit: int) -> tuple[Value, Value]:
+    """``(x // d, x % d)`` for ``0 <= x < limit``, by a multiply with a constant reciprocal."""
+    rem_bits = max(1, ceil_log2(d))
+    if d & (d - 1) == 0:
+        k = d.bit_length() - 1
+        return x[k:], Cat(x[:k], Const(0, rem_bits))[:rem_bits]
+    for k in range(len(x), 2 * len(x) + d.bit_length() + 1):
+        r = -(-(1 << k) // d)
+        if all((v * r) >> k == v // d for v in range(limit)):
+            quo = (x * r)[k:]
+            return quo, (x - quo * d)[:rem_bits]
+    raise AssertionError(f"no reciprocal for division by {d}")  # pragma: no cover
+
+
+def _saturate(x: Value, lo: int, hi: int, bits: int) -> Value:
+    """``x`` clamped to ``[lo, hi]`` as a signed ``bits``-wide value."""
+    return Mux(x > hi, hi, Mux(x < lo, lo, x))[:bits].as_signed()
+
+
+def _shl_overflows(x: Value, left: Value) -> Value:
+    """Whether the signed ``x << left`` (``left`` in 0..30) leaves the int32 range."""
+    sign = x[-1]
+    terms = [(x[i] ^ sign) & (left >= 31 - i) for i in range(1, len(x) - 1)]
+    return Cat(*terms).any() if terms else Const(0, 1)
+
+
+def _round_shift(v: Value, n: Value, tie: str) -> Value:
+    """``v / 2**n`` rounded to nearest; ties up (``up``), to even (``even``) or away from zero
+    (``away``). ``n`` may be 0."""
+    ext = Cat(Const(0, 1), v).as_signed()  # v * 2, so that a shift by n leaves bit n - 1 of v
+    v1 = ext >> n
+    q = v1[1:].as_signed()
+    rb = v1[0]
+    if tie == "up":
+        return q + rb
+    # Bits of ext below position n (n never exceeds its own range).
+    span = min(len(ext), (1 << len(n)) - 1)
+    sticky = Cat(*(ext[i] & (n > i) for i in range(span))).any()
+    if tie == "even":
+        return q + (rb & (sticky | q[0]))
+    return q + (rb & (sticky | ~v[-1]))

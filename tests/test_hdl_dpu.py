@@ -1,0 +1,514 @@
+"""The DPU (hdl/dpu.py) in Amaranth's simulator, bit-exact against golden.model.dpu."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+from amaranth.hdl import Shape
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from dcim.golden.arith import INT32_MAX, INT32_MIN
+from dcim.golden.config import CoreConfig
+from dcim.golden.model import DpuParams, dpu
+from dcim.hdl.dpu import Dpu
+
+M_MAX = (1 << 31) - 1
+HALF = 1 << 30  # multiplier 0.5 in Q31: makes ties
+
+
+@dataclasses.dataclass
+class Scenario:
+    """One table load and scalar setting, then a batch of vectors through the DPU."""
+
+    params: DpuParams
+    psum: np.ndarray                 # (batch, cols)
+    res: np.ndarray                  # (batch, cols) int8, always driven
+    res_en: bool = False
+
+    def expected(self, cfg: CoreConfig) -> np.ndarray:
+        use = self.res if (self.res_en and cfg.dpu_residual) else None
+        return dpu(cfg, self.psum, self.params, use)
+
+
+class _Packer:
+    """Packs/unpacks a struct-of-arrays payload as raw bits (fast in the simulator), with the
+    offsets and widths taken from the DUT's layout."""
+
+    def __init__(self, layout):
+        self.fields = {}
+        for name, f in layout:
+            if isinstance(f.shape, data.ArrayLayout):
+                w = Shape.cast(f.shape.elem_shape).width
+                self.fields[name] = [(f.offset + k * w, w) for k in range(f.shape.length)]
+            else:
+                self.fields[name] = [(f.offset, f.width)]
+
+    def pack(self, **values) -> int:
+        raw = 0
+        for name, v in values.items():
+            for (off, w), x in zip(self.fields[name], np.atleast_1d(v)):
+                raw |= (int(x) & ((1 << w) - 1)) << off
+        return raw
+
+    def unpack(self, raw: int, name: str, signed: bool = True) -> list[int]:
+        out = []
+        for off, w in self.fields[name]:
+            x = (raw >> off) & ((1 << w) - 1)
+            out.append(x - (1 << w) if signed and x >> (w - 1) else x)
+        return out
+
+
+def run_dpu(cfg: CoreConfig, scenarios: list[Scenario], *, seed: int = 0, in_rate: float = 1.0,
+            out_rate: float = 1.0, hold: tuple[int, int] | None = None,
+            max_cycles: int = 200_000) -> tuple[list[np.ndarray], dict]:
+    """Drive ``scenarios`` through a simulated Dpu with random valid/ready stalls.
+
+    ``hold = (start, length)`` forces ``o.ready`` low for ``length`` cycles from cycle ``start``
+    of each batch. Returns the outputs per scenario and handshake statistics.
+    """
+    dut = Dpu(cfg)
+    lanes, cols = cfg.dpu_lanes, cfg.cols
+    rng = np.random.default_rng(seed)
+    ipk = _Packer(dut.i.payload.shape())
+    opk = _Packer(dut.o.payload.shape())
+    i_raw, o_raw = dut.i.payload.as_value(), dut.o.payload.as_value()
+    outputs: list[np.ndarray] = []
+    stats = {"accepted": 0, "emitted": 0, "cycles": 0, "max_in_flight": 0}
+
+    async def testbench(ctx):
+        loaded = None
+        for sc in scenarios:
+            p = sc.params
+            tables = (p.bias, p.multiplier, p.shift)
+            for sel, table in enumerate(tables):
+                if loaded is not None and np.array_equal(table, loaded[sel]):
+                    continue  # already in the DPU
+                for c in range(cols):
+                    ctx.set(dut.tbl_we, 1)
+                    ctx.set(dut.tbl_sel, sel)
+                    ctx.set(dut.tbl_addr, c)
+                    ctx.set(dut.tbl_wdata, int(table[c]) & 0xFFFFFFFF)
+                    await ctx.tick()
+            ctx.set(dut.tbl_we, 0)
+            loaded = tables
+            for name in ("out_zp", "act_min", "act_max", "res_multiplier", "res_shift",
+                         "res_zp"):
+                ctx.set(getattr(dut, name), getattr(p, name))
+            ctx.set(dut.res_en, sc.res_en)
+            groups = [(b, g * lanes) for b in range(sc.psum.shape[0])
+                      for g in range(cols // lanes)]
+            out = np.full(sc.psum.shape, 999, dtype=np.int64)
+            sent = got = cycle = 0
+            while got < len(groups):
+                assert cycle < max_cycles, f"no progress: {got}/{len(groups)} groups out"
+                drive = sent < len(groups) and rng.random() < in_rate
+                if drive:
+                    b, col = groups[sent]
+                    ctx.set(i_raw, ipk.pack(psum=sc.psum[b, col:col + lanes],
+                                            res=sc.res[b, col:col + lanes], col=col,
+                                            last=col + lanes == cols))
+                ctx.set(dut.i.valid, drive)
+                ready = rng.random() < out_rate
+                if hold is not None and hold[0] <= cycle < hold[0] + hold[1]:
+                    ready = False
+                ctx.set(dut.o.ready, ready)
+                _, _, i_ready, o_valid, o_bits = await ctx.tick().sample(
+                    dut.i.ready, dut.o.valid, o_raw)
+                cycle += 1
+                if drive and i_ready:
+                    sent += 1
+                if o_valid and ready:
+                    b, col = groups[got]
+                    out[b, col:col + lanes] = opk.unpack(o_bits, "y")
+                    assert opk.unpack(o_bits, "last", signed=False) == [col + lanes == cols]
+                    got += 1
+                stats["max_in_flight"] = max(stats["max_in_flight"], sent - got)
+                if hold is not None and cycle == hold[0] + hold[1]:
+                    stats["in_flight_at_hold_end"] = sent - got
+            ctx.set(dut.i.valid, 0)
+            stats["accepted"] += sent
+            stats["emitted"] += got
+            stats["cycles"] += cycle
+            outputs.append(out)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return outputs, stats
+
+
+def check(cfg: CoreConfig, scenarios: list[Scenario], **kw) -> dict:
+    outs, stats = run_dpu(cfg, scenarios, **kw)
+    total = 0
+    for k, (sc, out) in enumerate(zip(scenarios, outs)):
+        exp = sc.expected(cfg)
+        bad = np.argwhere(out != exp)
+        if bad.size:
+            b, c = bad[0]
+            p = sc.params
+            pytest.fail(f"scenario {k}: {len(bad)} mismatches; first at vector {b} column {c}: "
+                        f"psum={sc.psum[b, c]} res={sc.res[b, c]} bias={p.bias[c]} "
+                        f"mult={p.multiplier[c]} shift={p.shift[c]} -> got {out[b, c]}, "
+                        f"expected {exp[b, c]}")
+        total += exp.size
+    assert total > 0 and stats["emitted"] * cfg.dpu_lanes == total
+    return stats
+
+
+# ------------------------------------------------------------------------------------------
+# Stimulus
+
+PSUM_CORNERS = [INT32_MIN, INT32_MIN + 1, -(1 << 30), -1000, -3, -1, 0, 1, 3, 1000, 1 << 30,
+                INT32_MAX - 1, INT32_MAX]
+MULT_CORNERS = [0, 1, HALF - 1, HALF, HALF + 1, M_MAX - 1, M_MAX]
+SHIFT_CORNERS = [-31, -30, -17, -2, -1, 0, 1, 2, 29, 30]
+
+
+def _psum_range(cfg):
+    return -(1 << (cfg.psum_bits - 1)), (1 << (cfg.psum_bits - 1)) - 1
+
+
+def random_psums(cfg, rng, batch):
+    """Mixture: psum corners, small values (ties with a 0.5 multiplier), full range."""
+    lo, hi = _psum_range(cfg)
+    corners = np.array([v for v in PSUM_CORNERS if lo <= v <= hi] + [lo, hi], dtype=np.int64)
+    kind = rng.integers(0, 4, (batch, cfg.cols))
+    out = np.where(kind == 0, rng.choice(corners, (batch, cfg.cols)),
+                   np.where(kind == 1, rng.integers(-64, 65, (batch, cfg.cols)),
+                            np.where(kind == 2, rng.integers(-(1 << 16), 1 << 16,
+                                                             (batch, cfg.cols)),
+                                     rng.integers(lo, hi, (batch, cfg.cols), endpoint=True))))
+    return out.astype(np.int64)
+
+
+def random_params(cfg, rng, *, residual=True):
+    """Per-column tables from corners and realistic ranges; random scalars and clamp."""
+    cols = cfg.cols
+    kind = rng.integers(0, 3, cols)
+    bias = np.where(kind == 0, rng.choice([INT32_MIN, -1, 0, 1, INT32_MAX], cols),
+                    np.where(kind == 1, rng.integers(-4096, 4097, cols),
+                             rng.integers(INT32_MIN, INT32_MAX, cols, endpoint=True)))
+    mult = np.where(rng.integers(0, 2, cols) == 0, rng.choice(MULT_CORNERS, cols),
+                    rng.integers(HALF, M_MAX, cols, endpoint=True))
+    shift = np.where(rng.integers(0, 2, cols) == 0, rng.choice(SHIFT_CORNERS, cols),
+                     rng.integers(-31, 31, cols))
+    out_zp = int(rng.choice([-128, -5, 0, 7, 127, int(rng.integers(-128, 128))]))
+    clamp = rng.integers(0, 4)
+    if clamp == 0:      # identity
+        act_min, act_max = -128, 127
+    elif clamp == 1:    # ReLU
+        act_min, act_max = out_zp, 127
+    elif clamp == 2:    # ReLU6 (6.0 at a random scale)
+        act_min, act_max = out_zp, min(127, out_zp + int(rng.integers(0, 100)))
+    else:
+        act_min, act_max = sorted(int(v) for v in rng.integers(-128, 128, 2))
+    kw = {}
+    if residual:
+        kw = dict(res_multiplier=int(rng.choice([0, 1, HALF, M_MAX,
+                                                 int(rng.integers(HALF, M_MAX))])),
+                  res_shift=int(rng.choice([-31, -1, 0, 1, 30, int(rng.integers(-31, 31))])),
+                  res_zp=int(rng.choice([-128, 0, 127, int(rng.integers(-128, 128))])))
+    return DpuParams(bias=bias.astype(np.int64), multiplier=mult.astype(np.int64),
+                     shift=shift.astype(np.int64), out_zp=out_zp, act_min=act_min,
+                     act_max=act_max, **kw)
+
+
+def random_scenario(cfg, rng, batch):
+    params = random_params(cfg, rng, residual=cfg.dpu_residual)
+    res = rng.integers(-128, 128, (batch, cfg.cols))
+    res[rng.random((batch, cfg.cols)) < 0.2] = rng.choice([-128, 127])
+    return Scenario(params, random_psums(cfg, rng, batch), res.astype(np.int64),
+                    res_en=bool(cfg.dpu_residual and rng.integers(0, 4) > 0))
+
+
+def corner_scenarios(cfg: CoreConfig, rng) -> list[Scenario]:
+    """Directed corners: every (multiplier, shift) corner against psum corners and ties."""
+    cols = cfg.cols
+    lo, hi = _psum_range(cfg)
+    pairs = [(mu, sh) for mu in MULT_CORNERS for sh in SHIFT_CORNERS]
+    # Ties of both signs: a 0.5 multiplier by 2**-k makes every multiple of 2**k an exact
+    # tie; shifts -1..-4 and 0 with odd and even small values.
+    pairs += [(HALF, sh) for sh in (0, -1, -2, -3, -4)]
+    psum_vals = sorted({max(lo, min(hi, v)) for v in PSUM_CORNERS}
+                       | set(range(-20, 21)) | {lo, hi})
+    scen = []
+    zps = [(-128, -128, 127), (127, -128, 127), (0, 0, 127), (-128, -128, -128 + 6 * 4),
+           (5, 5, 127), (0, -128, 127)]
+    for k in range(0, len(pairs), cols):
+        chunk = pairs[k:k + cols]
+        chunk += [pairs[(k + j) % len(pairs)] for j in range(cols - len(chunk))]
+        mult = np.array([p[0] for p in chunk], dtype=np.int64)
+        shift = np.array([p[1] for p in chunk], dtype=np.int64)
+        bias = np.zeros(cols, dtype=np.int64)
+        out_zp, act_min, act_max = zps[(k // cols) % len(zps)]
+        params = DpuParams(bias=bias, multiplier=mult, shift=shift, out_zp=out_zp,
+                           act_min=act_min, act_max=act_max, res_multiplier=HALF,
+                           res_shift=-2, res_zp=3)
+        psum = np.array([[psum_vals[(b + c) % len(psum_vals)] for c in range(cols)]
+                         for b in range(len(psum_vals))], dtype=np.int64)
+        res = rng.integers(-128, 128, psum.shape).astype(np.int64)
+        scen.append(Scenario(params, psum, res, res_en=cfg.dpu_residual and len(scen) % 2 == 0))
+    # Bias saturation at both int32 ends.
+    bias = np.array([INT32_MIN, INT32_MAX] * cols, dtype=np.int64)[:cols]
+    params = DpuParams(bias=bias, multiplier=np.full(cols, M_MAX), shift=np.full(cols, -31))
+    psum = np.array([[v] * cols for v in (lo, -1, 0, 1, hi)], dtype=np.int64)
+    scen.append(Scenario(params, psum, np.zeros_like(psum)))
+    if cfg.dpu_residual:
+        scen += residual_corner_scenarios(cfg, rng)
+    return scen
+
+
+def residual_corner_scenarios(cfg: CoreConfig, rng) -> list[Scenario]:
+    """The residual rescale at its extremes, and huge main and residual terms that cancel."""
+    cols = cfg.cols
+    lo, hi = _psum_range(cfg)
+    scen = []
+    zps = (-128, 0, 127)
+    for i, res_mult in enumerate((0, 1, HALF, M_MAX)):
+        for j, res_shift in enumerate((-31, -1, 0, 1, 30)):
+            for res_zp in (zps[(i + j) % 3],):
+                params = DpuParams(bias=np.zeros(cols, dtype=np.int64),
+                                   multiplier=np.full(cols, HALF), shift=np.full(cols, -3),
+                                   out_zp=int(rng.integers(-128, 128)),
+                                   res_multiplier=res_mult, res_shift=res_shift, res_zp=res_zp)
+                vals = [-128, 127, -1, 0, 1, res_zp]
+                res = np.array([[vals[(b + c) % 6] for c in range(cols)] for b in range(6)],
+                               dtype=np.int64)
+                psum = rng.integers(-200, 201, res.shape).astype(np.int64)
+                scen.append(Scenario(params, psum, res, res_en=True))
+    # Main term ~ +-255 * 2**30 against a residual of the opposite sign and the same scale: the
+    # exact sum is small, so any saturation of an intermediate below ~2**40 shows.
+    mult = np.array([M_MAX - (c % 3) for c in range(cols)], dtype=np.int64)
+    params = DpuParams(bias=np.zeros(cols, dtype=np.int64), multiplier=mult,
+                       shift=np.full(cols, 30), res_multiplier=M_MAX, res_shift=30, res_zp=127)
+    a = np.array([[255 + b - (c % 3) for c in range(cols)] for b in (-1, 0, 1)], dtype=np.int64)
+    a = np.clip(a, lo, hi)
+    scen.append(Scenario(params, a, np.full(a.shape, -128, dtype=np.int64), res_en=True))
+    params_neg = dataclasses.replace(params, res_zp=-128)
+    scen.append(Scenario(params_neg, -a, np.full(a.shape, 127, dtype=np.int64), res_en=True))
+    return scen
+
+
+# ------------------------------------------------------------------------------------------
+# Tests
+
+
+def test_rejects_non_config():
+    with pytest.raises(TypeError, match=r"^cfg must be a CoreConfig, got dict$"):
+        Dpu({"cols": 8})
+
+
+CONFIGS = {
+    "L1": CoreConfig(rows=4, cols=8, dpu_lanes=1),
+    "L4": CoreConfig(rows=4, cols=8, dpu_lanes=4),
+    "L3": CoreConfig(rows=4, cols=6, dpu_lanes=3),
+    "L2-nores-p18": CoreConfig(rows=4, cols=8, dpu_lanes=2, dpu_residual=False, psum_bits=18),
+}
+
+
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+@pytest.mark.parametrize("name", ["L1", "L3", "L2-nores-p18",
+                                  pytest.param("L4", marks=pytest.mark.slow)])
+def test_corners_bit_exact(name, rounding):
+    cfg = CONFIGS[name].replace(rounding=rounding)
+    rng = np.random.default_rng(1)
+    check(cfg, corner_scenarios(cfg, rng), seed=2)
+
+
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+@pytest.mark.parametrize("name", ["L1", "L3", "L2-nores-p18"])
+def test_random_with_stalls(name, rounding):
+    cfg = CONFIGS[name].replace(rounding=rounding)
+    rng = np.random.default_rng(3)
+    stats = check(cfg, [random_scenario(cfg, rng, 12) for _ in range(3)], seed=4, in_rate=0.6,
+                  out_rate=0.5)
+    # The stalls were real: the pipeline held several groups at once.
+    assert stats["max_in_flight"] >= 3
+
+
+def test_long_backpressure_without_loss():
+    cfg = CONFIGS["L4"]
+    rng = np.random.default_rng(5)
+    sc = random_scenario(cfg, rng, 40)
+    stats = check(cfg, [sc], seed=6, hold=(3, 300))
+    # The DPU filled up (one group per stage) and then refused input for the rest of the hold.
+    assert stats["in_flight_at_hold_end"] == cfg.dpu_latency
+    assert stats["cycles"] >= 300
+
+
+def _measure(cfg, n_groups, ready=True):
+    """Cycle of each accepted group and each emitted result, streaming back to back."""
+    dut = Dpu(cfg)
+    events = {"in": [], "out": []}
+
+    async def testbench(ctx):
+        ctx.set(dut.o.ready, ready)
+        sent = cycle = 0
+        while len(events["out"]) < n_groups and cycle < 100 + n_groups * 4:
+            ctx.set(dut.i.valid, sent < n_groups)
+            ctx.set(dut.i.payload.col, (sent * cfg.dpu_lanes) % cfg.cols)
+            _, _, i_ready, o_valid = await ctx.tick().sample(dut.i.ready, dut.o.valid)
+            if sent < n_groups and i_ready:
+                events["in"].append(cycle)
+                sent += 1
+            if o_valid:
+                events["out"].append(cycle)
+            cycle += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return events
+
+
+@pytest.mark.parametrize("kw", [dict(cols=8), dict(cols=6, dpu_lanes=3, rounding="double"),
+                                dict(cols=4, dpu_lanes=2, rounding="rne", dpu_residual=False)])
+def test_latency_and_throughput(kw):
+    cfg = CoreConfig(rows=4, **kw)
+    ev = _measure(cfg, 1)
+    assert len(ev["in"]) == len(ev["out"]) == 1
+    assert ev["out"][0] - ev["in"][0] == cfg.dpu_latency
+    # Back to back: one group accepted and one result emitted per cycle.
+    ev = _measure(cfg, 20)
+    assert ev["in"] == list(range(20))
+    assert ev["out"] == [c + cfg.dpu_latency for c in range(20)]
+
+
+def _table_io(cfg, writes, reads):
+    """Apply ``writes`` (sel, addr, wdata), then read each (sel, addr); return the words."""
+    dut = Dpu(cfg)
+    got = []
+
+    async def testbench(ctx):
+        for sel, addr, value in writes:
+            ctx.set(dut.tbl_we, 1)
+            ctx.set(dut.tbl_sel, sel)
+            ctx.set(dut.tbl_addr, addr)
+            ctx.set(dut.tbl_wdata, value)
+            await ctx.tick()
+        ctx.set(dut.tbl_we, 0)
+        for sel, addr in reads:
+            ctx.set(dut.tbl_sel, sel)
+            ctx.set(dut.tbl_addr, addr)
+            await ctx.tick()
+            # Change the address at once: the data belongs to the previous cycle's address.
+            ctx.set(dut.tbl_addr, (addr + 1) % (1 << len(dut.tbl_addr)))
+            got.append(ctx.get(dut.tbl_rdata))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return got
+
+
+def _stored(sel, word):
+    """The register format of the tables (hdl/dpu.py docstring), from the written word."""
+    if sel == 0:
+        return word
+    if sel == 1:
+        return word & M_MAX
+    v = word & 0x3F
+    v = v - 64 if v >= 32 else v
+    return max(-31, min(30, v)) & 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("kw", [dict(cols=8, dpu_lanes=1), dict(cols=8, dpu_lanes=4),
+                                dict(cols=6, dpu_lanes=3)])
+def test_table_write_read_back(kw):
+    cfg = CoreConfig(rows=4, **kw)
+    rng = np.random.default_rng(7)
+    special = [0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x1F, 0x20, 0x21, 0x3F, 0x3E, 0x1E,
+               0xFFFFFFE1, 0xFFFFFFE0]
+    writes, expect = [], {}
+    for sel in range(3):
+        for c in range(cfg.cols):
+            word = int(rng.choice(special)) if rng.random() < 0.6 else int(rng.integers(0, 1 << 32))
+            writes.append((sel, c, word))
+            expect[sel, c] = _stored(sel, word)
+    span = 1 << max(1, (cfg.cols - 1).bit_length())
+    # Writes to a column beyond cols and to selector 3 are ignored.
+    writes += [(sel, c, 0x12345678) for sel in range(4) for c in range(cfg.cols, span)]
+    writes += [(3, c, 0x12345678) for c in range(cfg.cols)]
+    reads = [(sel, c) for sel in range(4) for c in range(span)]
+    got = _table_io(cfg, writes, reads)
+    want = [expect.get((sel, c), 0) for sel, c in reads]
+    assert got == want
+
+
+def test_table_shift_field_legal_range():
+    # A shift field outside -31..30 is stored saturated (write any value, read the legal one).
+    cfg = CoreConfig(rows=4, cols=4)
+    writes = [(2, 0, 31), (2, 1, 32), (2, 2, 0xFFFFFFC1), (2, 3, 0xFFFFFFE1)]
+    got = _table_io(cfg, writes, [(2, c) for c in range(4)])
+    assert got == [30, 0xFFFFFFE1, 1, 0xFFFFFFE1]
+
+
+def test_res_shift_outside_range_saturates():
+    # res_shift is a 6-bit port: 31 and -32 act as 30 and -31.
+    cfg = CoreConfig(rows=4, cols=4, rounding="rne")
+    rng = np.random.default_rng(8)
+    base = Scenario(DpuParams(bias=np.zeros(4, np.int64), multiplier=np.full(4, HALF),
+                              shift=np.full(4, -3), res_multiplier=HALF, res_shift=-31),
+                    rng.integers(-100, 100, (4, 4)).astype(np.int64),
+                    rng.integers(-128, 128, (4, 4)).astype(np.int64), res_en=True)
+    sc_hi = dataclasses.replace(base, params=dataclasses.replace(base.params, res_shift=30,
+                                                                 res_multiplier=1 << 20))
+    outs, _ = run_dpu(cfg, [base, sc_hi])
+    # Drive the out-of-range ports directly in a second run.
+    dut_outs = _run_with_res_shift(cfg, [base, sc_hi], [-32, 31])
+    assert np.array_equal(outs[0], base.expected(cfg))
+    assert np.array_equal(outs[1], sc_hi.expected(cfg))
+    assert np.array_equal(dut_outs[0], outs[0]) and np.array_equal(dut_outs[1], outs[1])
+
+
+def _run_with_res_shift(cfg, scenarios, shifts):
+    patched = []
+    for sc, s in zip(scenarios, shifts):
+        p = sc.params
+        # Bypass DpuParams validation: the port value is out of the golden range on purpose.
+        q = object.__new__(DpuParams)
+        for f in dataclasses.fields(DpuParams):
+            object.__setattr__(q, f.name, getattr(p, f.name))
+        object.__setattr__(q, "res_shift", s)
+        patched.append(dataclasses.replace(sc, params=q))
+    outs, _ = run_dpu(cfg, patched)
+    return outs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+@pytest.mark.parametrize("kw", [dict(cols=16, dpu_lanes=1), dict(cols=16, dpu_lanes=8),
+                                dict(cols=12, dpu_lanes=3, psum_bits=20),
+                                dict(cols=10, dpu_lanes=5, dpu_residual=False),
+                                dict(cols=1)])
+def test_random_sweep_slow(kw, rounding):
+    cfg = CoreConfig(rows=4, rounding=rounding, **kw)
+    rng = np.random.default_rng(11)
+    check(cfg, [random_scenario(cfg, rng, 40) for _ in range(8)], seed=12, in_rate=0.8,
+          out_rate=0.7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kw", [dict(cols=8, dpu_lanes=2), dict(cols=6, dpu_lanes=3,
+                                                                  rounding="double"),
+                                dict(cols=8, dpu_residual=False, rounding="rne"), dict(cols=1),
+                                dict(cols=12, dpu_lanes=4, psum_bits=20, rounding="double")])
+def test_verilator_lint(tmp_path, kw):
+    """A standalone Dpu is clean under ``verilator --lint-only -Wall`` with the project's
+    reviewed waivers (hdl/verilator.vlt)."""
+    from amaranth.back import verilog
+
+    from dcim.sim.build import lint
+    if shutil.which("verilator") is None:
+        pytest.skip("verilator not on PATH")
+    src = tmp_path / "dpu.v"
+    src.write_text(verilog.convert(Dpu(CoreConfig(rows=4, **kw)), name="dpu", emit_src=False))
+    proc = lint(src, "dpu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
