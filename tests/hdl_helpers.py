@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import ClockDomain, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -102,7 +102,7 @@ class CoreBench:
         self.first_valid = []   # cycle of the first tvalid of each result packet
         self.updates = []       # cycles in which a pass committed
         self.x_last = []        # cycle of the last-beat handshake of each activation packet
-        self.tlast_errors = 0
+        self.block = False      # hold the result stream's tready low
 
     # -- main-side primitives
     async def tick(self, ctx, n=1):
@@ -193,7 +193,7 @@ class CoreBench:
         y = self.dut.m_axis_y
         beats, t, seen = [], 0, False
         while True:
-            ready = not (self.stall and self.rng.random() < self.stall)
+            ready = not (self.block or (self.stall and self.rng.random() < self.stall))
             ctx.set(y.tready, int(ready))
             valid = ctx.get(y.tvalid)
             if valid and not seen:
@@ -210,7 +210,10 @@ class CoreBench:
             t += 1
 
     def run(self, main, vcd=None):
-        sim = Simulator(self.dut)
+        top = Module()
+        top.domains.sync = self.domain = ClockDomain("sync")
+        top.submodules.core = self.dut
+        sim = Simulator(top)
         sim.add_clock(1e-8)
         sim.add_testbench(self._sink, background=True)
 
