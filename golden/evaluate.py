@@ -57,8 +57,12 @@ def load_data(path: str | Path, graph: FloatGraph, what: str, labels: bool = Tru
     if not path.is_file():
         raise FileNotFoundError(f"{what} data file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        with open(path, "rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single array, not an archive of x and y")
+            with data:
+                arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise ValueError(f"{what} data {path} is not a readable .npz archive ({exc})") from None
     if not isinstance(arrays, dict) or "x" not in arrays:

@@ -83,6 +83,11 @@ def test_bad_eval_data(files, capsys):
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     assert _error(capsys, m, "--calib", tmp / "d.npz", "--eval", corrupt).startswith(
         f"evaluation data {corrupt} is not a readable .npz archive (")
+    npy = tmp / "x.npy"
+    np.save(npy, np.zeros((3, 4)))
+    assert _error(capsys, m, "--calib", npy, "--eval", tmp / "d.npz") == (
+        f"calibration data {npy} is not a readable .npz archive (a single array, not an "
+        "archive of x and y)")
     nolabels = _npz(tmp, "nolabels.npz", x=np.zeros((3, 4), dtype=np.float32))
     assert _error(capsys, m, "--calib", tmp / "d.npz", "--eval", nolabels) == (
         f"evaluation data {nolabels} has no labels 'y'")
