@@ -341,7 +341,8 @@ def _matmul_fake(m: QModel, layer: QLayer, x: np.ndarray, r: np.ndarray | None) 
     acc = X @ w_real + layer.bias * (qin.scale * layer.w_scale)
     y = _fround(acc / qout.scale, layer.dpu.shift, cfg.rounding) + qout.zero_point
     if r is not None:
-        y = y + _fround(dequantize(_rows(r), m.qparams[layer.residual]) / qout.scale,
+        qr = m.qparams[layer.residual]
+        y = y + _fround((_rows(r) - qr.zero_point) * (qr.scale / qout.scale),
                         layer.dpu.res_shift, cfg.rounding)
     y = np.clip(y, layer.act_min, layer.act_max).astype(np.int64)
     return _unrows(y, node, x)
@@ -358,7 +359,8 @@ def _avgpool(m: QModel, layer: QLayer, x: np.ndarray, fake: bool) -> np.ndarray:
     n = win.shape[-1]
     mult, shift = layer.mults[0] if layer.mults else _mult(qin.scale / (n * qout.scale))
     if fake:
-        y = _fround(dequantize(win, qin).mean(axis=-1) / qout.scale, shift, m.cfg.rounding)
+        y = _fround((win - qin.zero_point).mean(axis=-1) * (qin.scale / qout.scale), shift,
+                    m.cfg.rounding)
     else:
         total = win.sum(axis=-1, dtype=np.int64) - n * qin.zero_point
         y = requantize(total, mult, shift, m.cfg.rounding)
@@ -371,7 +373,7 @@ def _add(m: QModel, layer: QLayer, a: np.ndarray, b: np.ndarray, fake: bool) -> 
     for t, v, (mult, shift) in zip(layer.inputs, (a, b), layer.mults):
         qp = m.qparams[t]
         if fake:
-            y = y + _fround(dequantize(v, qp) / qout.scale, shift,
+            y = y + _fround((v - qp.zero_point) * (qp.scale / qout.scale), shift,
                             m.cfg.rounding).astype(np.int64)
         else:
             y = y + requantize(v.astype(np.int64) - qp.zero_point, mult, shift, m.cfg.rounding)

@@ -118,8 +118,8 @@ def format_report(r: dict[str, Any]) -> str:
         worst = max(lay["max_lsb_diff"] for m in methods for lay in r["methods"][m]["layers"])
         out.append(f"  fake-quant float simulation: {total_mism} code(s) differ (max {worst}"
                    " LSB): the integer path uses 31-bit fixed-point multipliers, the float "
-                   "simulation real scales; codes within that error of a rounding tie differ, "
-                   "and a difference propagates to later layers")
+                   "simulation real scales and float products; codes within that error of a "
+                   "rounding tie differ, and a difference propagates to later layers")
     t = r["mapping"]["totals"]
     out += ["", f"Mapping onto the {cfg['rows']}x{cfg['cols']} array (serial_bits "
                 f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}), "

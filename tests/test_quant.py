@@ -167,3 +167,48 @@ def test_quantization_warnings():
         "layer 'fc': worst-case accumulator 3251200 (2**21.6) exceeds the 22-bit partial sum "
         "(the core saturates it)",
     ]
+
+
+def _all_kinds_model(rng):
+    """Every integer layer kind: conv + ReLU6 (Clip fused), average pool, a standalone Add with
+    a fused Relu, a standalone Clip, flatten, Gemm, final Softmax."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], name="c1", pads=[0, 1, 0, 1],
+                              strides=[1, 2]),
+             helper.make_node("Clip", ["a", "lo", "hi"], ["a6"], name="relu6"),
+             helper.make_node("AveragePool", ["a6"], ["p"], name="avg", kernel_shape=[2, 2],
+                              strides=[1, 1]),
+             helper.make_node("MaxPool", ["a6"], ["m"], name="max", kernel_shape=[2, 2],
+                              strides=[1, 1]),
+             helper.make_node("Add", ["p", "m"], ["s"], name="add"),
+             helper.make_node("Relu", ["s"], ["sr"], name="relu"),
+             helper.make_node("Flatten", ["sr"], ["f"], name="flat", axis=1),
+             helper.make_node("Clip", ["f", "lo", "hi2"], ["fc"], name="clip"),
+             helper.make_node("Gemm", ["fc", "w2", "b2"], ["g"], name="fc", transB=1),
+             helper.make_node("Softmax", ["g"], ["y"], name="sm", axis=1)]
+    inits = [init("w1", rng.normal(size=(3, 2, 3, 3))), init("b1", rng.normal(size=3)),
+             init("lo", np.float32(0.0)), init("hi", np.float32(6.0)),
+             init("hi2", np.float32(4.0)),
+             init("w2", rng.normal(size=(4, 3 * 3 * 3))), init("b2", rng.normal(size=4))]
+    return model(nodes, inits, [2, 6, 7], out_rank=2)
+
+
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_every_layer_kind(rounding):
+    rng = np.random.default_rng(5)
+    cfg = CoreConfig(rows=8, cols=2, rounding=rounding)
+    x = (3 * rng.normal(size=(16, 2, 6, 7))).astype(np.float32)
+    qm = _quantized(_all_kinds_model(rng), x, cfg)
+    assert [lay.kind for lay in qm.layers] == ["matmul", "avgpool", "maxpool", "add", "flatten",
+                                               "clamp", "matmul", "softmax"]
+    conv = qm.layers[0]
+    assert (conv.act_min, conv.act_max) == (
+        qm.qparams["a6"].zero_point, int(quantize(np.array(6.0), qm.qparams["a6"], cfg)))
+    prob, codes = run(qm, x, keep=True)
+    prob_fake, fake = run(qm, x, fake=True, keep=True)
+    for t in codes:
+        assert np.array_equal(codes[t], fake[t]), t
+    assert np.array_equal(prob, prob_fake)
+    assert np.allclose(prob.sum(axis=1), 1.0)
+    ref = qm.graph.forward(x, keep_all=True)
+    for t in ("a6", "p", "sr", "fc", "g"):
+        assert sqnr_db(ref[t], qm.qparams[t].scale * (codes[t] - qm.qparams[t].zero_point)) > 25
