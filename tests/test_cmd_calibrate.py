@@ -142,3 +142,37 @@ def test_shipped_mlp_end_to_end(tmp_path, capsys):
     assert r["mapping"]["totals"]["peak_tops"] == pytest.approx(2 * 64 * 32 / 8 * 100e6 / 1e12)
     assert "bit-exact with the integer path" in out
     assert "INT8 golden integer path, entropy" in out
+
+
+@pytest.mark.slow
+def test_shipped_cnn_acceptance(tmp_path, capsys):
+    """Issue 5 acceptance: the best calibrator within 0.5 % of FP32 on the shipped CNN, next to
+    onnxruntime's INT8; the mapping has cycles and utilization for every array layer."""
+    report = tmp_path / "r.json"
+    code = main(["calibrate", str(EXAMPLES / "digits_cnn.onnx"),
+                 "--calib", str(EXAMPLES / "digits_calib.npz"),
+                 "--eval", str(EXAMPLES / "digits_eval.npz"), "--json", str(report),
+                 "--max-drop", "0.5"])
+    capsys.readouterr()
+    assert code == 0
+    r = json.loads(report.read_text())
+    best = r["methods"][r["best_method"]]["accuracy"]
+    assert r["accuracy_fp32"] - best <= 0.005
+    assert "accuracy_ort_int8" in r
+    convs = [m for m in r["mapping"]["layers"] if m["passes"]]
+    assert [m["name"] for m in convs] == ["conv1", "conv2", "conv3", "conv4", "fc"]
+    assert all(m["cycles"] > 0 and 0 < m["utilization"] <= 1 for m in convs)
+    # conv3 carries the residual add and relu3 in its DPU.
+    assert [lay["tensor"] for lay in r["methods"]["minmax"]["layers"]][2] == "relu3"
+
+
+def test_max_drop_fails_the_run(files, capsys):
+    tmp, m = files
+    d = tmp / "d.npz"
+    code, cap = _run(capsys, m, "--calib", d, "--eval", d, "--method", "minmax",
+                     "--max-drop", "-1")
+    assert code == 1
+    assert cap.err.strip().splitlines()[-1].startswith("dcim: best INT8 accuracy is ")
+    code, _ = _run(capsys, m, "--calib", d, "--eval", d, "--method", "minmax",
+                   "--max-drop", "100")
+    assert code == 0
