@@ -15,9 +15,9 @@ contains 0 (it is widened if needed) and lies inside ``[min, max]`` of the value
     smallest Kullback-Leibler divergence from the clipped reference; ``levels`` is the number
     of codes the side gets (255 for a non-negative int8 tensor, 128 for a signed one). Exact
     zeros are left out of the histogram (zero is always exact; a ReLU's spike at zero would
-    otherwise dominate the divergence). A tensor with no more distinct values than ``levels``
-    (such as 4-bit image pixels) keeps its min/max range: the divergence of such spiky
-    histograms compares shapes only and would clip them all into one bin.
+    otherwise dominate the divergence). A tensor with at most :data:`DISCRETE` (256) distinct
+    values (such as 4-bit image pixels) keeps its min/max range: the divergence of such spiky
+    histograms compares normalized shapes only and would clip them all into one bin.
 ``mse``
     The range ``[a * min, a * max]``, ``a`` in a grid over (0, 1], that minimizes the mean
     squared quantize-dequantize error estimated on a 4096-bin histogram.
@@ -35,6 +35,9 @@ __all__ = ["METHODS", "calibrate_range", "entropy_range", "minmax_range", "mse_r
 
 #: Calibration methods, in report order.
 METHODS = ("minmax", "percentile", "entropy", "mse")
+#: A tensor with at most this many distinct values is already a discrete (quantized) signal:
+#: the entropy calibrator keeps its min/max range.
+DISCRETE = 256
 #: Histogram bins of the entropy and mse calibrators.
 BINS = 4096
 
@@ -114,7 +117,7 @@ def entropy_range(values: np.ndarray, cfg: CoreConfig) -> tuple[float, float]:
         data, levels, top = np.abs(v), (qmax - qmin + 1) // 2, max(-vmin, vmax)
     if top == 0.0:
         return 0.0, 0.0
-    if np.unique(data).size <= levels:
+    if np.unique(data).size <= DISCRETE:
         # Few distinct values (e.g. 4-bit pixels): a histogram divergence compares shapes only
         # and would happily clip them all into one bin; keep the full range.
         return minmax_range(v)

@@ -94,9 +94,12 @@ def format_report(r: dict[str, Any]) -> str:
         a = r["accuracy_ort_int8"]
         out.append(f"  {'ORT INT8 static QDQ, per-channel, MinMax':<44} {_pct(a)}  "
                    f"{100 * (a - fp):+7.2f}")
+    bits = ("INT8" if cfg["act_bits"] == cfg["weight_bits"] == 8
+            else f"A{cfg['act_bits']}/W{cfg['weight_bits']}")
     for m in methods:
         a = r["methods"][m]["accuracy"]
-        out.append(f"  {'INT8 golden integer path, ' + m:<44} {_pct(a)}  {100 * (a - fp):+7.2f}")
+        label = f"{bits} golden integer path, {m}"
+        out.append(f"  {label:<44} {_pct(a)}  {100 * (a - fp):+7.2f}")
     out.append(f"  best calibrator: {r['best_method']} ({100 * r['best_drop_vs_fp32']:.2f} % "
                "below FP32; ties broken by the SQNR of the last layer)")
     out += ["", "Per-layer SQNR of the INT8 output vs FP32 (dB); fake-quant vs integer path "

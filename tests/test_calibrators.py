@@ -49,10 +49,11 @@ def test_entropy_clips_outlier():
     assert 2.5 < hi <= SIGNED.max()
 
 
-def test_entropy_keeps_discrete_values():
+@pytest.mark.parametrize("act_bits", [8, 4])
+def test_entropy_keeps_discrete_values(act_bits):
     """17 distinct pixel values (k / 16): the divergence would clip them into one bin."""
     v = rng.integers(0, 17, 10_000) / 16.0
-    assert entropy_range(v, CFG) == (0.0, 1.0)
+    assert entropy_range(v, CoreConfig(act_bits=act_bits)) == (0.0, 1.0)
 
 
 def _true_mse(v, lo, hi):
