@@ -292,10 +292,24 @@ def run(args: argparse.Namespace) -> int:
     hit, total = summary(plan, cfg.fields(), total_hits)
     print(f"\ncoverage {hit}/{total} bins (report: {cov_path}); JUnit: {junit}; "
           f"wall {wall:.1f} s")
+    if args.waves:
+        for s in summaries:
+            for _, r in s.runs:
+                for w in sorted(r.log.parent.glob("*.fst")) + sorted(r.log.parent.glob("*.vcd")):
+                    print(f"waves: {w}")
     ok = all(s.ok for s in summaries)
     if not ok:
         _print_failures(cfg, summaries, args)
     return 0 if ok else 1
+
+
+def _headline(message: str) -> str:
+    """The exception line of a failure message (cocotb stores the whole traceback)."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    for ln in lines:
+        if re.match(r"[\w.]*(Error|Exception|Timeout)\b", ln):
+            return ln
+    return lines[-1] if lines else ""
 
 
 def _print_failures(cfg: CoreConfig, summaries: list[SimSummary], args) -> None:
@@ -311,12 +325,16 @@ def _print_failures(cfg: CoreConfig, summaries: list[SimSummary], args) -> None:
                 print(f"  [{s.sim}] seed {seed}: {r.error}", file=err)
             for c in r.cases:
                 if c["failed"]:
-                    msg = c["message"].splitlines()[0] if c["message"] else ""
+                    msg = _headline(c["message"])
                     print(f"  [{s.sim}] seed {seed} {c['name']}: {msg[:300]}", file=err)
             names = [c["name"] for c in r.cases if c["failed"]]
             pattern = "|".join(re.escape(n) + "$" for n in names) or args.tests
             cmd = ["dcim", "regress", *config_argv(cfg), "--sim", s.sim, "--seed", str(seed),
                    "--seeds", "1"]
+            if args.rtl is not None:
+                cmd += ["--rtl", str(args.rtl)]
+            if args.out != Path("build/regress"):
+                cmd += ["--out", str(args.out)]
             if pattern:
                 cmd += ["--tests", pattern]
             cmd.append("--waves")

@@ -347,9 +347,20 @@ def _child_build(ns: argparse.Namespace) -> int:
         build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
         if ns.waves:
             build_args.append("--trace-structs")
-    runner.build(verilog_sources=[ns.verilog], hdl_toplevel=ns.top, build_dir=ns.build_dir,
-                 build_args=build_args, timescale=TIMESCALE, waves=ns.waves,
-                 log_file=ns.log)
+    sources = [ns.verilog]
+    waves = ns.waves
+    if ns.sim == "icarus" and ns.waves:
+        # cocotb's own dump module needs SystemVerilog `string`; this one is Verilog-2005 and
+        # dumps into the run directory (the simulator's working directory).
+        dump = Path(ns.build_dir) / "dcim_waves.v"
+        Path(ns.build_dir).mkdir(parents=True, exist_ok=True)
+        dump.write_text("module dcim_waves;\ninitial begin\n  $dumpfile(\"waves.fst\");\n"
+                        f"  $dumpvars(0, {ns.top});\nend\nendmodule\n")
+        sources.append(dump)
+        build_args += ["-s", "dcim_waves"]
+        waves = False
+    runner.build(verilog_sources=sources, hdl_toplevel=ns.top, build_dir=ns.build_dir,
+                 build_args=build_args, timescale=TIMESCALE, waves=waves, log_file=ns.log)
     return 0
 
 

@@ -68,6 +68,7 @@ class CoreModel:
         self.bias = np.zeros(cfg.cols, dtype=np.int64)
         self.mult = np.zeros(cfg.cols, dtype=np.int64)
         self.shift = np.zeros(cfg.cols, dtype=np.int64)
+        self._min_cols: np.ndarray | None = None  # columns of minimum weights only
         self.expected: collections.deque[Expected] = collections.deque()
         self.waiting_residual: collections.deque[Expected] = collections.deque()
         self.passes_total = 0
@@ -88,6 +89,7 @@ class CoreModel:
         self.res_en = False
         self.out_zp, self.act_min, self.act_max = 0, -128, 127
         self.res_mult, self.res_shift, self.res_zp = 0, 0, 0
+        self._params: DpuParams | None = None
         self.psum = np.zeros(cfg.cols, dtype=np.int64)
         self.psum_sat = False
         self.passes = 0
@@ -105,9 +107,20 @@ class CoreModel:
     def set_table(self, name: str, index: int, value: int) -> None:
         """A write of ``value`` to ``name[index]`` (BIAS, MULT or SHIFT)."""
         getattr(self, {"BIAS": "bias", "MULT": "mult", "SHIFT": "shift"}[name])[index] = value
+        self._params = None
+
+    def set_scalar(self, attr: str, value: int) -> None:
+        """A write of a DPU scalar (``out_zp``, ``act_min``, ... as attribute names)."""
+        setattr(self, attr, value)
+        self._params = None
 
     def params(self) -> DpuParams:
-        """The DPU settings in effect."""
+        """The DPU settings in effect (one validated object until a setting changes)."""
+        if self._params is None:
+            self._params = self._make_params()
+        return self._params
+
+    def _make_params(self) -> DpuParams:
         return DpuParams(self.bias.copy(), self.mult.copy(), self.shift.copy(),
                          out_zp=self.out_zp, act_min=self.act_min, act_max=self.act_max,
                          res_multiplier=self.res_mult, res_shift=self.res_shift,
@@ -125,6 +138,7 @@ class CoreModel:
         row = decode_lanes(beats, cfg.w_lanes, cfg.cols, cfg.weight_bits, cfg.weight_signed)
         self.W[self.w_row] = row
         self.w_known[self.w_row] = True
+        self._min_cols = None
         lo, hi = cfg.weight_range
         self._hit("operands.w_min", int(np.any(row == lo)))
         self._hit("operands.w_max", int(np.any(row == hi)))
@@ -183,10 +197,10 @@ class CoreModel:
         self._hit("operands.x_min", int(np.any(x == lo)))
         self._hit("operands.x_max", int(np.any(x == hi)))
         self._hit("operands.x_zero", int(np.any(x == 0)))
-        wlo = cfg.weight_range[0]
-        if bits == cfg.act_bits:
-            chain = np.all(self.W == wlo, axis=0) & bool(np.all(x == lo))
-            self._hit("operands.min_chain", int(np.any(chain)))
+        if bits == cfg.act_bits and x.min() == lo == x.max():
+            if self._min_cols is None:
+                self._min_cols = np.all(self.W == cfg.weight_range[0], axis=0)
+            self._hit("operands.min_chain", int(self._min_cols.any()))
         self._hit("modes.acc" if acc else "modes.replace")
         if acc and not emit:
             self._hit("modes.k_tile_middle")

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from ..golden.config import CoreConfig
@@ -214,7 +214,7 @@ class TB:
             attr = {"OUT_ZP": "out_zp", "ACT_MIN": "act_min", "ACT_MAX": "act_max",
                     "RES_MULT": "res_mult", "RES_SHIFT": "res_shift", "RES_ZP": "res_zp"}
             if name in attr:
-                setattr(m, attr[name], fields[name])
+                m.set_scalar(attr[name], fields[name])
 
     async def set_ctrl(self, run_bits: int | None = None, raw: bool | None = None,
                        res_en: bool | None = None, clear: bool = False) -> None:
@@ -290,8 +290,10 @@ class TB:
         """Wait until every queued input is accepted and every predicted result has arrived."""
         cfg = self.cfg
         if timeout_cycles is None:
-            timeout_cycles = 2000 + 50 * (cfg.x_beats + cfg.cycles_per_pass() + cfg.y_beats(True)
-                                          + cfg.cols)
+            # Per outstanding vector: its beats, its pass, the DPU, and its result beats under
+            # the heaviest backpressure (pauses of up to 20 cycles before each beat).
+            timeout_cycles = 4 * (cfg.x_beats * 21 + cfg.cycles_per_pass() + cfg.tree_regs
+                                  + cfg.cols + 21 * cfg.y_beats(True)) + 200
         async def _wait():
             for src in (self.w_src, self.x_src, self.r_src):
                 if src is not None:
@@ -299,11 +301,31 @@ class TB:
             while self.model.expected and not self.sb.errors:
                 self.sb.event.clear()
                 await self.sb.event.wait()
-        total = timeout_cycles * (1 + len(self.model.expected))
-        await with_timeout(_wait(), total * CLOCK_NS, "ns")
+        pending = len(self.model.expected) + sum(
+            len(src.queue) + 1 for src in (self.w_src, self.x_src, self.r_src) if src is not None)
+        total = 2000 + timeout_cycles * pending
+        try:
+            await with_timeout(_wait(), total * CLOCK_NS, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"drain timed out after {total} cycles: {self._state()}"
+                                 ) from None
         if self.sb.errors:
             raise AssertionError(f"{len(self.sb.errors)} scoreboard error(s); first: "
                                  f"{self.sb.errors[0]}")
+
+    def _state(self) -> str:
+        """Where every stream stands (for a hang report)."""
+        parts = [f"{len(self.model.expected)} result(s) outstanding, "
+                 f"{self.sb.compared} compared, {self.model.passes} passes accepted"]
+        for port in (self.w_src, self.x_src, self.r_src):
+            if port is not None:
+                parts.append(f"{port.name}: {port.packets} packets accepted, "
+                             f"{len(port.queue)} queued, tvalid={port.bus.tvalid.value} "
+                             f"tready={port.bus.tready.value}")
+        y = self.y_sink
+        parts.append(f"{y.name}: {y.packets} packets, {len(y._beats)} beats of a partial one, "
+                     f"tvalid={y.bus.tvalid.value} tready={y.bus.tready.value}")
+        return "; ".join(parts)
 
     def stream_errors(self) -> list[str]:
         """X-check violations collected by the stream drivers."""
