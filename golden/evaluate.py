@@ -91,33 +91,73 @@ def load_data(path: str | Path, graph: FloatGraph, what: str, labels: bool = Tru
     return x, y
 
 
-def _batches(n: int):
-    for i in range(0, n, BATCH):
-        yield slice(i, min(i + BATCH, n))
+def _batches(n: int, size: int = BATCH):
+    for i in range(0, n, size):
+        yield slice(i, min(i + size, n))
+
+
+def _session(model_path: str | Path):
+    """An onnxruntime CPU session, its input name and the batch size it accepts (the model's
+    fixed batch dimension, or :data:`BATCH`)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types
+        raise ValueError(f"onnxruntime cannot load {model_path}: {_first_line(exc)}") from None
+    inp = sess.get_inputs()[0]
+    dim = inp.shape[0] if inp.shape else None
+    return sess, inp.name, dim if isinstance(dim, int) and dim > 0 else BATCH
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _ort_batches(x: np.ndarray, size: int, model_path) -> list[np.ndarray]:
+    if size != BATCH and len(x) % size:
+        raise ValueError(f"{model_path} has a fixed batch dimension of {size}; the data has "
+                         f"{len(x)} samples, not a multiple of it")
+    return [x[s] for s in _batches(len(x), size)]
 
 
 def ort_fp32(model_path: str | Path, x: np.ndarray) -> np.ndarray:
-    """Run the float model under onnxruntime (CPU)."""
-    import onnxruntime as ort
+    """Run the float model under onnxruntime (CPU), in batches the model accepts.
 
-    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[s]})[0] for s in _batches(len(x))])
+    Raises
+    ------
+    ValueError
+        onnxruntime cannot load or run the model.
+    """
+    sess, name, size = _session(model_path)
+    try:
+        return np.concatenate([sess.run(None, {name: b})[0]
+                               for b in _ort_batches(x, size, model_path)])
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"onnxruntime cannot run {model_path}: {_first_line(exc)}") from None
 
 
 def ort_int8(model_path: str | Path, calib_x: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Quantize with onnxruntime (static, QDQ, per-channel int8 weights, int8 activations,
-    MinMax on ``calib_x``) and run it on ``x``."""
-    import onnxruntime as ort
+    MinMax on ``calib_x``) and run it on ``x``.
+
+    Raises
+    ------
+    ValueError
+        onnxruntime cannot quantize or run the model.
+    """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
 
-    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    _, name, size = _session(model_path)
+    batches = _ort_batches(calib_x, size, model_path)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter(calib_x[s] for s in _batches(len(calib_x)))
+            self.it = iter(batches)
 
         def get_next(self):
             batch = next(self.it, None)
@@ -129,10 +169,14 @@ def ort_int8(model_path: str | Path, calib_x: np.ndarray, x: np.ndarray) -> np.n
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "int8.onnx"
-            quantize_static(str(model_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+            try:
+                quantize_static(str(model_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QInt8,
+                                weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+            except Exception as exc:
+                raise ValueError(f"onnxruntime cannot quantize {model_path}: "
+                                 f"{_first_line(exc)}") from None
             return ort_fp32(out, x)
     finally:
         root.setLevel(level)
@@ -229,7 +273,11 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     progress("onnxruntime fp32", 1, 1)
     if peer:
         progress("onnxruntime int8 (QDQ)", 0, 1)
-        report["accuracy_ort_int8"] = _accuracy(ort_int8(model_path, calib_x, eval_x), eval_y)
+        try:
+            prob = ort_int8(model_path, calib_x, eval_x)
+            report["accuracy_ort_int8"] = _accuracy(prob, eval_y)
+        except ValueError as exc:  # the peer is a comparison; its failure is not ours
+            report["warnings"].append(f"no ORT INT8 peer: {exc}")
         progress("onnxruntime int8 (QDQ)", 1, 1)
     for method in methods:
         ranges = {}
