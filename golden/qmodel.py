@@ -312,6 +312,9 @@ def _matmul_int(m: QModel, layer: QLayer, x: np.ndarray, r: np.ndarray | None) -
     zp = m.qparams[layer.inputs[0]].zero_point
     X = im2col(x, node.kernel, node.strides, node.pads, zp) if node.kind == "conv" else x
     R = None if r is None else _rows(r)
+    if R is not None and R.shape != (X.shape[0], layer.weights.shape[1]):
+        raise ValueError(f"layer {layer.name!r}: the residual add needs operands of the same "
+                         "shape (broadcasting is not supported)")
     y = np.empty((X.shape[0], layer.weights.shape[1]), dtype=np.int64)
     for tile in layer.tiles:
         psum = mvm_tiled(cfg, tile.weights, X)
