@@ -8,13 +8,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from ..golden.arith import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..golden.config import CoreConfig
 
 __all__ = ["Dpu"]
 
 # Requantization operand ranges (the register formats of the tables and scalars).
-_SHIFT_MIN, _SHIFT_MAX = -31, 30
-_MULT_BITS = 31
+_SHIFT_MIN, _SHIFT_MAX = SHIFT_RANGE
+_MULT_BITS = MULTIPLIER_RANGE[1].bit_length()
 _MULT_LO_BITS = 16  # the multiplier is split in two partial products at this bit
 # Table selectors (``tbl_sel``).
 _SEL_BIAS, _SEL_MULT, _SEL_SHIFT = 0, 1, 2
@@ -195,8 +196,7 @@ class Dpu(wiring.Component):
 
         # ---------------------------------------------------------------- datapath
         p_in = self.i.payload
-        s1_last = stage(1, p_in.last, "last")
-        last = s1_last
+        last = stage(1, p_in.last, "last")
         for k in range(2, n_stages + 1):
             last = stage(k, last, "last")
         m.d.comb += self.o.payload.last.eq(last)
@@ -217,10 +217,11 @@ class Dpu(wiring.Component):
                 d = stage(2, res - self.res_zp, f"{tag}_d", signed(9))
                 q_res = _requantize(m, stage, f"{tag}_r", d, self.res_multiplier, res_shift,
                                     per_group=False, double=double, tie=tie)
-                res_bits = len(q_res)
-                # Saturating the main term to one bit more than the residual term keeps the
-                # sign of any out-of-range sum, so the clamp below gives the exact result.
-                sat_bits = res_bits + 1
+                # Saturating the main term to one bit more than the residual term (R bits,
+                # R >= 10) keeps any sum that leaves int8 outside int8 on the same side:
+                # 2**R - 1 - 2**(R - 1) - 128 > 127. So the clamp below gives the exact result.
+                assert len(q_res) >= 10
+                sat_bits = len(q_res) + 1
             else:
                 sat_bits = 10  # |y| > 511 clamps like any larger value (out_zp is int8)
             lo, hi = -(1 << (sat_bits - 1)), (1 << (sat_bits - 1)) - 1
