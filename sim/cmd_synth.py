@@ -87,18 +87,16 @@ def parse_sweep(items: list[str]) -> list[dict[str, int]]:
 
 def _generator():
     """The core generator: ``generate(cfg, directory) -> Path`` of ``<name>.v``."""
-    try:
-        from ..hdl.generate import write_verilog  # type: ignore[attr-defined]
-    except ImportError:
-        write_verilog = None
-    if write_verilog is None:
-        def missing(cfg: CoreConfig, directory: Path) -> Path:
-            raise CliError("the core generator (dcim.hdl) is not available in this checkout; "
-                           "pass --verilog FILE")
-        return missing
-
     def generate(cfg: CoreConfig, directory: Path) -> Path:
-        return Path(write_verilog(cfg, Path(directory)))
+        try:
+            from .build import verilog_text
+        except ImportError as exc:  # pragma: no cover - the generator is part of the package
+            raise CliError(f"the core generator is not available ({exc}); pass --verilog FILE"
+                           ) from None
+        path = Path(directory) / f"{cfg.name}.v"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(verilog_text(cfg))
+        return path
     return generate
 
 

@@ -39,6 +39,10 @@ __all__ = ["BLOCKS", "FlowError", "block_areas", "derive", "estimate", "synthesi
 
 #: The core's submodules reported on their own (the contract's names), then the top's glue.
 BLOCKS = ("weights", "compute", "accum", "dpu", "ctrl")
+#: Buffer cell (name, input pin, output pin) for port buffers and ABC's driving cell.
+BUF_CELL = ("BUFX2", "A", "Y")
+#: Load (pF) ABC assumes on module outputs when sizing and buffering.
+ABC_LOAD_PF = 0.01
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent
 
@@ -226,6 +230,17 @@ def parse_timing(text: str, period_ns: float) -> dict[str, Any]:
         raise FlowError("OpenSTA found no constrained path (is the clock port named clk?)")
     min_period = period_ns - wns
     start, end, arr = _START.search(text), _END.search(text), _ARRIVAL.search(text)
+    blocks = {}
+    for b in re.finditer(r"DCIM_BLOCK (\S+) (\d+)(.*?)(?=DCIM_BLOCK|DCIM_BLOCKS_END|\Z)", text,
+                         re.S):
+        ep = re.search(r"^(\S+)\s+\(\S+\)\s+(-?[0-9.]+)\s+(-?[0-9.]+)\s+(-?[0-9.]+)", b.group(3),
+                       re.M)
+        entry: dict[str, Any] = {"register_inputs": int(b.group(2))}
+        if ep:
+            slack = float(ep.group(4))
+            entry.update(endpoint=ep.group(1), worst_slack_ns=slack,
+                         fmax_mhz=1000.0 / (period_ns - slack))
+        blocks[b.group(1)] = entry
     return {
         "clock_ns": period_ns,
         "worst_slack_ns": wns,
@@ -236,6 +251,7 @@ def parse_timing(text: str, period_ns: float) -> dict[str, Any]:
             "end": end.group(1) if end else None,
             "arrival_ns": float(arr.group(1)) if arr else None,
         },
+        "by_endpoint_block": blocks,
     }
 
 
@@ -413,11 +429,16 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
 
     progress(f"yosys: synthesizing {cfg.rows}x{cfg.cols} ({vname})")
     t0 = time.monotonic()
+    # ABC maps for the clock target with buffering and gate sizing (-D with -constr); without
+    # them high-fanout nets (enables over whole arrays) dominate the critical path.
+    (outdir / "abc.constr").write_text(f"set_driving_cell {BUF_CELL[0]}\nset_load {ABC_LOAD_PF}\n")
     (outdir / "synth.ys").write_text(_template(
         "synth.ys", verilog=vname, top=cfg.name, liberty="cells.lib",
-        abc="abc -liberty cells.lib", bufcell="BUFX2 A Y"))
-    _run(_yosys_cmd() + ["-l", "yosys.log", "-q", "synth.ys"], outdir, outdir / "yosys.out",
-         "yosys", progress, re.compile(r"^\d+\.\s+Executing (SYNTH|ABC|DFFLIBMAP|STAT)"))
+        abc=f"abc -D {clock_ns * 1000:.0f} -constr abc.constr -liberty cells.lib",
+        bufcell=" ".join(BUF_CELL)))
+    _run(_yosys_cmd() + ["synth.ys"], outdir, outdir / "yosys.log", "yosys", progress,
+         re.compile(r"^\d+(\.\d+)*\.\s+(Executing (SYNTH|ABC|DFFLIBMAP|STAT|JSON)|"
+                    r"Extracting gate netlist of module)"))
     times["yosys_s"] = time.monotonic() - t0
     generic = json.loads((outdir / "generic_stat.json").read_text())["design"]
     mapped_stat = json.loads((outdir / "mapped_stat.json").read_text())["design"]
@@ -428,7 +449,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     t0 = time.monotonic()
     (outdir / "sta.tcl").write_text(_template(
         "sta.tcl", liberty="cells.lib", netlist="netlist.v", top=cfg.name, period=clock_ns,
-        activity=""))
+        blocks=" ".join(BLOCKS), activity=""))
     timing = parse_timing(_run(["sta", "-no_init", "-exit", "sta.tcl"], outdir,
                                outdir / "sta_timing.log", "sta", progress), clock_ns)
     times["sta_s"] = time.monotonic() - t0
@@ -447,7 +468,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
                       blocks=" ".join(BLOCKS)) for w in workloads)
         (outdir / "sta_power.tcl").write_text(_template(
             "sta.tcl", liberty="cells.lib", netlist="netlist.v", top=cfg.name,
-            period=f"{timing['min_period_ns']:.4f}", activity=sources))
+            period=f"{timing['min_period_ns']:.4f}", blocks="", activity=sources))
         pw = parse_power(_run(["sta", "-no_init", "-exit", "sta_power.tcl"], outdir,
                               outdir / "sta_power.log", "sta", progress))
         times["power_s"] = time.monotonic() - t0
@@ -535,7 +556,10 @@ def derive(cfg: CoreConfig, r: dict[str, Any]) -> dict[str, Any]:
             entry[f"energy_per_mac_pj_{w}"] = e_pj
             entry[f"tops_per_w_{w}"] = 2 / (e_pj * 1e-12) / 1e12
         scaled[node] = entry
+    dp = [b["fmax_mhz"] for name, b in r["timing"].get("by_endpoint_block", {}).items()
+          if name in ("compute", "accum") and "fmax_mhz" in b]
     return {
+        "datapath_fmax_mhz": min(dp) if dp else None,
         "area_um2_total": total,
         "area_um2_logic": logic,
         "area_um2_weight_flops": weights,

@@ -10,5 +10,14 @@ foreach p [get_ports *] {
 set_input_delay 0 -clock clk $inputs
 set_output_delay 0 -clock clk [all_outputs]
 puts "DCIM_WNS [format %.6f [sta::worst_slack -max]]"
-report_checks -path_delay max -format full -digits 4 -fields {fanout}
+report_checks -path_delay max -format full -digits 4 -fields {capacitance}
+# worst path ending in each block's registers
+set regs [all_registers -data_pins]
+foreach b {@{blocks}} {
+  set pins [list]
+  foreach p $regs { if {[string match "$b/*" [get_full_name $p]]} { lappend pins $p } }
+  puts "DCIM_BLOCK $b [llength $pins]"
+  if {[llength $pins]} { report_checks -to $pins -path_delay max -format end -digits 4 }
+}
+puts "DCIM_BLOCKS_END"
 @{activity}

@@ -201,6 +201,16 @@ STA_OUT = """DCIM_WNS 1.250000
 Startpoint: compute/_12_ (rising edge-triggered flip-flop clocked by clk)
 Endpoint: accum/_99_ (rising edge-triggered flip-flop clocked by clk)
    8.5000   data arrival time
+DCIM_BLOCK weights 0
+DCIM_BLOCK accum 207
+max_delay/setup group clk
+
+                                      Required    Actual
+Endpoint                                 Delay     Delay     Slack
+------------------------------------------------------------------
+accum/_4734_/D (DFFPOSX1)               9.8384    5.9540    3.8844 (MET)
+
+DCIM_BLOCKS_END
 DCIM_POWER_BEGIN random
 Total                1.0e-02 2.0e-03 4.0e-07 1.20004e-02 100.0%
 DCIM_POWER_END random
@@ -213,6 +223,9 @@ def test_parse_timing_and_power():
     assert t["fmax_mhz"] == pytest.approx(1000 / 8.75)
     assert t["critical_path"] == {"start": "compute/_12_", "end": "accum/_99_",
                                   "arrival_ns": 8.5}
+    assert t["by_endpoint_block"]["weights"] == {"register_inputs": 0}
+    assert t["by_endpoint_block"]["accum"]["endpoint"] == "accum/_4734_/D"
+    assert t["by_endpoint_block"]["accum"]["fmax_mhz"] == pytest.approx(1000 / (10 - 3.8844))
     p = flow.parse_power(STA_OUT)
     assert p["random"]["total_w"] == pytest.approx(1.20004e-2)
     assert p["random"]["leakage_w"] == pytest.approx(4e-7)
@@ -274,6 +287,7 @@ def test_derive_figures_by_hand():
     assert d["energy"]["random"]["energy_per_mac_pj"] == pytest.approx(1.0)
     assert d["energy"]["random"]["tops_per_w"] == pytest.approx(2.0)
     assert d["scaled"]["12nm"]["fmax_mhz"] == pytest.approx(1500.0)
+    assert d["datapath_fmax_mhz"] is None
     assert math.isclose(d["bitcell_area_um2"], bitcell_area_um2(4 * 2 * 8))
 
 

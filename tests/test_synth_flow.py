@@ -1,0 +1,144 @@
+"""Synthesis tier: the Yosys/OpenSTA/Icarus flow on small configurations of the real core.
+
+Each flat run of a small core takes about a minute (Yosys dominates), so the runs are shared
+through module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from dcim.golden.config import CoreConfig
+from dcim.sim.build import verilog_text
+from dcim.sim.cli import main
+from dcim.synth import flow
+from dcim.synth.lef import liberty_areas
+
+pytestmark = [
+    pytest.mark.synth,
+    pytest.mark.skipif(shutil.which("sta") is None or shutil.which("iverilog") is None,
+                       reason="needs OpenSTA (sta) and Icarus (iverilog)"),
+]
+
+SMALL = dict(dpu_residual=False, act_bits=4, weight_bits=4)
+
+
+def _run(tmp_path_factory, name, cfg, **kw):
+    d = tmp_path_factory.mktemp(name)
+    v = d / f"{cfg.name}.v"
+    v.write_text(verilog_text(cfg))
+    return flow.synthesize(cfg, v, d, **kw), d
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """8x4 with power on both workloads."""
+    return _run(tmp_path_factory, "base", CoreConfig(rows=8, cols=4, **SMALL),
+                vectors=4, clock_ns=5.0)
+
+
+@pytest.fixture(scope="module")
+def bigger(tmp_path_factory):
+    """16x4 and 8x8, timing and area only."""
+    a, _ = _run(tmp_path_factory, "rows", CoreConfig(rows=16, cols=4, **SMALL), workloads=(),
+                clock_ns=5.0)
+    b, _ = _run(tmp_path_factory, "cols", CoreConfig(rows=8, cols=8, **SMALL), workloads=(),
+                clock_ns=5.0)
+    return a, b
+
+
+def test_figures_present_and_positive(base):
+    r, d = base
+    dv = r["derived"]
+    assert dv["area_um2_total"] > 0 and dv["fmax_mhz"] > 0
+    full = dv["by_runtime_bits"]["4"]
+    assert full["tops_at_fmax"] > 0 and full["tops_per_mm2_total"] > 0
+    assert full["tops_per_mm2_logic"] > full["tops_per_mm2_total"]
+    for w in ("random", "sparse"):
+        p = r["power"][w]
+        assert p["results_seen"] == p["vectors"] == 4, "the workload must reach the outputs"
+        assert p["total_w"] > 0 and p["switching_w"] > 0
+        assert p["pins_annotated"] > 0.9 * p["pins_total"]
+        assert dv["energy"][w]["energy_per_mac_pj"] > 0
+    # a sparse (ReLU-like) workload toggles less than uniform random INT8
+    assert dv["energy"]["sparse"]["energy_per_mac_pj"] < dv["energy"]["random"]["energy_per_mac_pj"]
+    assert r["generic"]["cells"] > 0 and r["generic"]["transistors_cmos"]
+    assert set(dv["scaled"]) == {"22nm", "12nm"}
+    on_disk = json.loads((d / "synth.json").read_text())
+    assert on_disk["derived"]["fmax_mhz"] == dv["fmax_mhz"]
+
+
+def test_blocks_add_up_to_total(base):
+    r, _ = base
+    blocks = r["area"]["blocks"]
+    assert set(flow.BLOCKS) <= set(blocks)
+    for b in flow.BLOCKS:
+        assert blocks[b]["area_um2"] > 0, b
+    assert sum(b["area_um2"] for b in blocks.values()) == pytest.approx(r["area"]["total_um2"])
+    assert sum(b["cells"] for b in blocks.values()) == r["area"]["cells"]
+    # Yosys' own `stat -liberty` on the corrected liberty agrees with the LEF-area sum
+    assert r["yosys_liberty_area_um2"] == pytest.approx(r["area"]["total_um2"])
+
+
+def test_lef_correction_applied(base):
+    r, d = base
+    corrected = {c["cell"] for c in r["area_corrections"]}
+    assert {"LATCH", "OAI21X1", "NAND3X1"} <= corrected
+    lib, _ = flow.tech_files("osu018")
+    raw = liberty_areas(lib.read_text())
+    counts = r["area"]["cells_by_type"]
+    raw_total = sum(raw[c] * n for c, n in counts.items())
+    delta = sum(counts.get(c["cell"], 0) * (c["lef_um2"] - c["liberty_um2"])
+                for c in r["area_corrections"])
+    assert r["area"]["total_um2"] == pytest.approx(raw_total + delta)
+    assert liberty_areas((d / "cells.lib").read_text())["OAI21X1"] == 32.0
+
+
+def test_area_grows_with_rows_and_cols(base, bigger):
+    r, _ = base
+    more_rows, more_cols = bigger
+    a = r["area"]["total_um2"]
+    assert more_rows["area"]["total_um2"] > a
+    assert more_cols["area"]["total_um2"] > a
+    assert more_rows["area"]["blocks"]["weights"]["area_um2"] > \
+        1.8 * r["area"]["blocks"]["weights"]["area_um2"]
+    assert more_cols["area"]["blocks"]["compute"]["area_um2"] > \
+        1.8 * r["area"]["blocks"]["compute"]["area_um2"]
+
+
+def _datapath_fmax(r):
+    return r["derived"]["datapath_fmax_mhz"]
+
+
+def test_fmax_falls_with_tree_depth_and_recovers_with_tree_regs(tmp_path_factory):
+    cfg = dict(cols=2, **SMALL)
+    shallow, _ = _run(tmp_path_factory, "t8", CoreConfig(rows=8, **cfg), workloads=(),
+                      clock_ns=1.0)
+    deep, _ = _run(tmp_path_factory, "t128", CoreConfig(rows=128, **cfg), workloads=(),
+                   clock_ns=1.0)
+    piped, _ = _run(tmp_path_factory, "t128p", CoreConfig(rows=128, tree_regs=3, **cfg),
+                    workloads=(), clock_ns=1.0)
+    f8, f128, f128p = map(_datapath_fmax, (shallow, deep, piped))
+    assert f128 < 0.9 * f8, (f8, f128)
+    assert f128p > 1.15 * f128, (f128, f128p)
+
+
+def test_cli_writes_json_and_markdown(tmp_path, capsys):
+    cfg = CoreConfig(rows=4, cols=2, **SMALL)
+    v = tmp_path / "core.v"
+    v.write_text(verilog_text(cfg))
+    args = ["synth", "--rows", "4", "--cols", "2", "--dpu-residual", "false", "--act-bits", "4",
+            "--weight-bits", "4", "--verilog", str(v), "--vectors", "2", "-q",
+            "-o", str(tmp_path / "out")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for key in ("area:", "Fmax:", "TOPS (peak", "TOPS/mm2:", "energy/MAC (random",
+                "energy/MAC (sparse", "blocks: weights"):
+        assert key in out
+    r = json.loads((tmp_path / "out" / "synth.json").read_text())
+    assert r["area"]["total_um2"] > 0
+    md = (tmp_path / "out" / "synth.md").read_text()
+    assert "| weights |" in md and "Axelera" in md
