@@ -169,34 +169,34 @@ MULT_CORNERS = [0, 1, HALF - 1, HALF, HALF + 1, M_MAX - 1, M_MAX]
 SHIFT_CORNERS = [-31, -30, -17, -2, -1, 0, 1, 2, 29, 30]
 
 
-def _psum_range(cfg):
-    return -(1 << (cfg.psum_bits - 1)), (1 << (cfg.psum_bits - 1)) - 1
-
-
-def random_psums(cfg, rng, batch):
-    """Mixture: psum corners, small values (ties with a 0.5 multiplier), full range."""
-    lo, hi = _psum_range(cfg)
-    corners = np.array([v for v in PSUM_CORNERS if lo <= v <= hi] + [lo, hi], dtype=np.int64)
-    kind = rng.integers(0, 4, (batch, cfg.cols))
-    out = np.where(kind == 0, rng.choice(corners, (batch, cfg.cols)),
-                   np.where(kind == 1, rng.integers(-64, 65, (batch, cfg.cols)),
-                            np.where(kind == 2, rng.integers(-(1 << 16), 1 << 16,
-                                                             (batch, cfg.cols)),
-                                     rng.integers(lo, hi, (batch, cfg.cols), endpoint=True))))
-    return out.astype(np.int64)
-
-
-def random_params(cfg, rng, *, residual=True):
-    """Per-column tables from corners and realistic ranges; random scalars and clamp."""
+def random_scenario(cfg, rng, batch):
+    """Random tables, scalars and vectors. Each column is either a corner column (psum, bias,
+    multiplier and shift from corners or their full ranges: mostly saturating) or a scaled
+    column (psum magnitude ~2**e and shift ~7 - e: results mostly inside int8)."""
     cols = cfg.cols
-    kind = rng.integers(0, 3, cols)
-    bias = np.where(kind == 0, rng.choice([INT32_MIN, -1, 0, 1, INT32_MAX], cols),
-                    np.where(kind == 1, rng.integers(-4096, 4097, cols),
-                             rng.integers(INT32_MIN, INT32_MAX, cols, endpoint=True)))
-    mult = np.where(rng.integers(0, 2, cols) == 0, rng.choice(MULT_CORNERS, cols),
-                    rng.integers(HALF, M_MAX, cols, endpoint=True))
-    shift = np.where(rng.integers(0, 2, cols) == 0, rng.choice(SHIFT_CORNERS, cols),
-                     rng.integers(-31, 31, cols))
+    lo, hi = cfg.psum_range
+    corners = np.array([v for v in PSUM_CORNERS if lo <= v <= hi] + [lo, hi], dtype=np.int64)
+    psum = np.empty((batch, cols), dtype=np.int64)
+    bias = np.empty(cols, dtype=np.int64)
+    mult = rng.integers(HALF, M_MAX, cols, endpoint=True)
+    shift = np.empty(cols, dtype=np.int64)
+    for c in range(cols):
+        if rng.random() < 0.4:
+            kind = rng.integers(0, 4, batch)
+            psum[:, c] = np.where(kind == 0, rng.choice(corners, batch),
+                                  np.where(kind == 1, rng.integers(-64, 65, batch),
+                                           rng.integers(lo, hi, batch, endpoint=True)))
+            bias[c] = rng.choice([INT32_MIN, -1, 0, 1, INT32_MAX,
+                                  int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True))])
+            if rng.random() < 0.5:
+                mult[c] = rng.choice(MULT_CORNERS)
+            shift[c] = rng.choice(SHIFT_CORNERS) if rng.random() < 0.5 else rng.integers(-31, 31)
+        else:
+            e = int(rng.integers(2, cfg.psum_bits))
+            psum[:, c] = rng.integers(-(1 << e), 1 << e, batch)
+            psum[:, c] = np.clip(psum[:, c], lo, hi)
+            bias[c] = rng.integers(-(1 << (e - 2)), 1 << (e - 2), endpoint=True)
+            shift[c] = np.clip(7 - e + rng.integers(-1, 2), -31, 30)
     out_zp = int(rng.choice([-128, -5, 0, 7, 127, int(rng.integers(-128, 128))]))
     clamp = rng.integers(0, 4)
     if clamp == 0:      # identity
@@ -208,28 +208,23 @@ def random_params(cfg, rng, *, residual=True):
     else:
         act_min, act_max = sorted(int(v) for v in rng.integers(-128, 128, 2))
     kw = {}
-    if residual:
+    if cfg.dpu_residual:
         kw = dict(res_multiplier=int(rng.choice([0, 1, HALF, M_MAX,
                                                  int(rng.integers(HALF, M_MAX))])),
-                  res_shift=int(rng.choice([-31, -1, 0, 1, 30, int(rng.integers(-31, 31))])),
+                  res_shift=int(rng.choice([-31, -3, -1, 0, 1, 30, int(rng.integers(-31, 31))])),
                   res_zp=int(rng.choice([-128, 0, 127, int(rng.integers(-128, 128))])))
-    return DpuParams(bias=bias.astype(np.int64), multiplier=mult.astype(np.int64),
-                     shift=shift.astype(np.int64), out_zp=out_zp, act_min=act_min,
-                     act_max=act_max, **kw)
-
-
-def random_scenario(cfg, rng, batch):
-    params = random_params(cfg, rng, residual=cfg.dpu_residual)
-    res = rng.integers(-128, 128, (batch, cfg.cols))
-    res[rng.random((batch, cfg.cols)) < 0.2] = rng.choice([-128, 127])
-    return Scenario(params, random_psums(cfg, rng, batch), res.astype(np.int64),
+    params = DpuParams(bias=bias, multiplier=mult, shift=shift, out_zp=out_zp,
+                       act_min=act_min, act_max=act_max, **kw)
+    res = rng.integers(-128, 128, (batch, cols))
+    res[rng.random((batch, cols)) < 0.2] = rng.choice([-128, 127])
+    return Scenario(params, psum, res.astype(np.int64),
                     res_en=bool(cfg.dpu_residual and rng.integers(0, 4) > 0))
 
 
 def corner_scenarios(cfg: CoreConfig, rng) -> list[Scenario]:
     """Directed corners: every (multiplier, shift) corner against psum corners and ties."""
     cols = cfg.cols
-    lo, hi = _psum_range(cfg)
+    lo, hi = cfg.psum_range
     pairs = [(mu, sh) for mu in MULT_CORNERS for sh in SHIFT_CORNERS]
     # Ties of both signs: a 0.5 multiplier by 2**-k makes every multiple of 2**k an exact
     # tie; shifts -1..-4 and 0 with odd and even small values.
@@ -266,7 +261,7 @@ def corner_scenarios(cfg: CoreConfig, rng) -> list[Scenario]:
 def residual_corner_scenarios(cfg: CoreConfig, rng) -> list[Scenario]:
     """The residual rescale at its extremes, and huge main and residual terms that cancel."""
     cols = cfg.cols
-    lo, hi = _psum_range(cfg)
+    lo, hi = cfg.psum_range
     scen = []
     zps = (-128, 0, 127)
     for i, res_mult in enumerate((0, 1, HALF, M_MAX)):
