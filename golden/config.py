@@ -312,9 +312,9 @@ class CoreConfig:
     def dpu_latency(self) -> int:
         """Cycles from the DPU accepting a group of ``dpu_lanes`` partial sums to its result
         being valid on the DPU output, when the output is not stalled. The DPU pipeline has one
-        register stage each for: input and table read, bias add, partial products of the
-        multiply, their sum, rounding, second rounding (double) or saturation, and
-        zero point/residual/clamp. Independent of every field."""
+        register stage each for: input and table read, bias add, the multiply's partial
+        products, their sum, the rounding shift(s), the main + residual sum, and the zero point
+        and clamp. Independent of every field."""
         return 7
 
     @property

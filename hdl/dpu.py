@@ -17,6 +17,9 @@ __all__ = ["Dpu"]
 _SHIFT_MIN, _SHIFT_MAX = SHIFT_RANGE
 _MULT_BITS = MULTIPLIER_RANGE[1].bit_length()
 _MULT_LO_BITS = 16  # the multiplier is split in two partial products at this bit
+# Width of the main + residual sum before the zero point: |sum| > 511 clamps like any larger
+# value once an int8 zero point is added, since the clamp bounds are int8.
+_SUM_BITS = 10
 # Table selectors (``tbl_sel``).
 _SEL_BIAS, _SEL_MULT, _SEL_SHIFT = 0, 1, 2
 
@@ -207,28 +210,30 @@ class Dpu(wiring.Component):
             psum = stage(1, p_in.psum[lane], f"{tag}_psum")
             bias, mult, shift = (table[s][lane] for s in (_SEL_BIAS, _SEL_MULT, _SEL_SHIFT))
             # S2: bias add, saturated to int32.
-            a = stage(2, _saturate(psum + bias, -(1 << 31), (1 << 31) - 1, 32), f"{tag}_a")
+            a = stage(2, _saturate(psum + bias, *_signed_range(32), 32), f"{tag}_a")
             mult2 = stage(2, mult, f"{tag}_mult")
             shift2 = stage(2, shift, f"{tag}_shift")
-            q_main = _requantize(m, stage, f"{tag}_y", a, mult2, shift2, per_group=True,
-                                 double=double, tie=tie)
+            # S3..S5: requantization, up to the final rounding increment.
+            q_pre, inc = _requantize(m, stage, f"{tag}_y", a, mult2, shift2, per_group=True,
+                                     double=double, tie=tie)
+            # S6: main term + residual term, saturated to 10 bits: any sum outside that range
+            # clamps like the exact one after adding out_zp (int8). The main term alone is
+            # first saturated to S bits, S one more than the residual term's R >= 10 bits, so
+            # a main term beyond 2**(S-1) keeps the sum beyond 2**(R-1) - 129 > 511 on its side.
             if residual:
                 res = stage(1, p_in.res[lane], f"{tag}_res")
                 d = stage(2, res - self.res_zp, f"{tag}_d", signed(9))
-                q_res = _requantize(m, stage, f"{tag}_r", d, self.res_multiplier, res_shift,
-                                    per_group=False, double=double, tie=tie)
-                # Saturating the main term to one bit more than the residual term (R bits,
-                # R >= 10) keeps any sum that leaves int8 outside int8 on the same side:
-                # 2**R - 1 - 2**(R - 1) - 128 > 127. So the clamp below gives the exact result.
-                assert len(q_res) >= 10
-                sat_bits = len(q_res) + 1
+                r_pre, r_inc = _requantize(m, stage, f"{tag}_r", d, self.res_multiplier,
+                                           res_shift, per_group=False, double=double, tie=tie)
+                assert len(r_pre) >= 10
+                main_bits = len(r_pre) + 1
+                total = (_saturate(q_pre, *_signed_range(main_bits), main_bits) + inc
+                         + Mux(self.res_en, r_pre, 0) + (self.res_en & r_inc))
             else:
-                sat_bits = 10  # |y| > 511 clamps like any larger value (out_zp is int8)
-            lo, hi = -(1 << (sat_bits - 1)), (1 << (sat_bits - 1)) - 1
-            q6 = stage(6, _saturate(q_main, lo, hi, sat_bits), f"{tag}_qs")
-            total = q6 + self.out_zp
-            if residual:
-                total = total + Mux(self.res_en, stage(6, q_res, f"{tag}_rq"), 0)
+                total = _saturate(q_pre, *_signed_range(_SUM_BITS), _SUM_BITS) + inc
+            s6 = stage(6, _saturate(total, *_signed_range(_SUM_BITS), _SUM_BITS), f"{tag}_sum")
+            # S7: output zero point and clamp.
+            total = s6 + self.out_zp
             clamped = Mux(total < self.act_min, self.act_min, total)
             clamped = Mux(clamped > self.act_max, self.act_max, clamped)
             y = stage(7, clamped, f"{tag}_out", signed(8))
@@ -237,8 +242,8 @@ class Dpu(wiring.Component):
 
 
 def _requantize(m, stage, tag, x, mult, shift, *, per_group, double, tie):
-    """Stages 3..5 of one requantization ``round(x * mult / 2**(31 - shift))``; returns the
-    result, a value of the stage-5 registers.
+    """Stages 3..5 of one requantization ``round(x * mult / 2**(31 - shift))``; returns its
+    stage-5 registers ``(q_pre, inc)``, the result being ``q_pre + inc``.
 
     ``x`` is an int32-range value valid in stage 2; ``mult`` (unsigned 31 bits) and ``shift``
     (-31..30) too if ``per_group``, else they are stable scalars.
@@ -259,10 +264,11 @@ def _requantize(m, stage, tag, x, mult, shift, *, per_group, double, tie):
     product = (pp_hi << _MULT_LO_BITS) + pp_lo
     shift3 = carry(3, shift, "shift")
     if not double:
-        # S4: the product; S5: one rounding.
+        # S4: the product; S5: the rounding shift.
         p = stage(4, product, f"{tag}_p", signed(p_bits))
         n = stage(4, 31 - shift3, f"{tag}_n", unsigned(6)) if per_group else 31 - shift
-        return stage(5, _round_shift(p, n[:6], tie), f"{tag}_q", signed(p_bits))
+        q_pre, inc = _round_shift(p, n[:6], tie)
+        return stage(5, q_pre, f"{tag}_qpre"), stage(5, inc, f"{tag}_inc")
     left = Mux(shift[-1], 0, shift.as_unsigned())[:5]
     ovf = stage(3, _shl_overflows(x, left), f"{tag}_ovf")
     pos = stage(3, ~x[-1], f"{tag}_pos")
@@ -274,10 +280,11 @@ def _requantize(m, stage, tag, x, mult, shift, *, per_group, double, tie):
     neg = shift3[-1]
     n = stage(4, Mux(ovf, 0, Mux(neg, 31, 31 - shift3)), f"{tag}_n", unsigned(6))
     right = stage(4, Mux(neg, -shift3, 0), f"{tag}_right", unsigned(5))
-    # S5: round by n, ties up (an int32), then by right, ties away from zero.
-    q1 = stage(5, _round_shift(p, n, "up"), f"{tag}_q1", signed(32))
-    right5 = stage(5, right, f"{tag}_right")
-    return _round_shift(q1, right5, "away")
+    # S5: round by n, ties up (an int32), then shift by right, ties away from zero.
+    q1_pre, inc1 = _round_shift(p, n, "up")
+    q1 = (q1_pre + inc1)[:32].as_signed()
+    q_pre, inc = _round_shift(q1, right, "away")
+    return stage(5, q_pre, f"{tag}_qpre"), stage(5, inc, f"{tag}_inc")
 
 
 def _udivmod_const(x: Value, d: int, limit: int) -> tuple[Value, Value]:
@@ -294,6 +301,10 @@ def _udivmod_const(x: Value, d: int, limit: int) -> tuple[Value, Value]:
     raise AssertionError(f"no reciprocal for division by {d}")  # pragma: no cover
 
 
+def _signed_range(bits: int) -> tuple[int, int]:
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 def _saturate(x: Value, lo: int, hi: int, bits: int) -> Value:
     """``x`` clamped to ``[lo, hi]`` as a signed ``bits``-wide value."""
     return Mux(x > hi, hi, Mux(x < lo, lo, x))[:bits].as_signed()
@@ -306,18 +317,18 @@ def _shl_overflows(x: Value, left: Value) -> Value:
     return Cat(*terms).any() if terms else Const(0, 1)
 
 
-def _round_shift(v: Value, n: Value, tie: str) -> Value:
-    """``v / 2**n`` rounded to nearest; ties up (``up``), to even (``even``) or away from zero
-    (``away``). ``n`` may be 0."""
+def _round_shift(v: Value, n: Value, tie: str) -> tuple[Value, Value]:
+    """``v / 2**n`` rounded to nearest as ``(floor(v / 2**n), increment)``; ties up (``up``),
+    to even (``even``) or away from zero (``away``). ``n`` may be 0."""
     ext = Cat(Const(0, 1), v).as_signed()  # v * 2, so that a shift by n leaves bit n - 1 of v
     v1 = ext >> n
     q = v1[1:].as_signed()
     rb = v1[0]
     if tie == "up":
-        return q + rb
+        return q, rb
     # Bits of ext below position n (n never exceeds its own range).
     span = min(len(ext), (1 << len(n)) - 1)
     sticky = Cat(*(ext[i] & (n > i) for i in range(span))).any()
     if tie == "even":
-        return q + (rb & (sticky | q[0]))
-    return q + (rb & (sticky | ~v[-1]))
+        return q, rb & (sticky | q[0])
+    return q, rb & (sticky | ~v[-1])
