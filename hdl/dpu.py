@@ -17,8 +17,8 @@ __all__ = ["Dpu"]
 _SHIFT_MIN, _SHIFT_MAX = SHIFT_RANGE
 _MULT_BITS = MULTIPLIER_RANGE[1].bit_length()
 _MULT_LO_BITS = 16  # the multiplier is split in two partial products at this bit
-# Width of the main + residual sum before the zero point: |sum| > 511 clamps like any larger
-# value once an int8 zero point is added, since the clamp bounds are int8.
+# Width of the main + residual sum before the zero point: saturating it to +-512 changes no
+# output, since any |sum| >= 256 clamps after an int8 zero point is added.
 _SUM_BITS = 10
 # Table selectors (``tbl_sel``).
 _SEL_BIAS, _SEL_MULT, _SEL_SHIFT = 0, 1, 2
@@ -216,10 +216,10 @@ class Dpu(wiring.Component):
             # S3..S5: requantization, up to the final rounding increment.
             q_pre, inc = _requantize(m, stage, f"{tag}_y", a, mult2, shift2, per_group=True,
                                      double=double, tie=tie)
-            # S6: main term + residual term, saturated to 10 bits: any sum outside that range
-            # clamps like the exact one after adding out_zp (int8). The main term alone is
-            # first saturated to S bits, S one more than the residual term's R >= 10 bits, so
-            # a main term beyond 2**(S-1) keeps the sum beyond 2**(R-1) - 129 > 511 on its side.
+            # S6: main term + residual term, saturated to 10 bits (a sum beyond +-256 clamps
+            # like the exact one once the int8 out_zp is added). The main term is first
+            # saturated to S = R + 1 bits, R >= 10 the residual term's width: a main term
+            # beyond that range keeps the sum beyond +-(2**(R-1) - 1) on its own side.
             if residual:
                 res = stage(1, p_in.res[lane], f"{tag}_res")
                 d = stage(2, res - self.res_zp, f"{tag}_d", signed(9))
