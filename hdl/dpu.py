@@ -57,7 +57,8 @@ class Dpu(wiring.Component):
     tbl_we, tbl_sel, tbl_addr, tbl_wdata : In
         Table write port (what the CSR block drives). When ``tbl_we`` is high, the entry of
         column ``tbl_addr`` of table ``tbl_sel`` takes ``tbl_wdata`` at the clock edge; a
-        column at or above ``cols`` or ``tbl_sel`` = 3 is ignored. Register formats of
+        column at or above ``cols`` or ``tbl_sel`` = 3 is ignored. Groups accepted after the
+        write use the new entry; write while no group is in flight. Register formats of
         ``tbl_wdata`` (write any value, read the stored, legal one):
 
         - ``tbl_sel`` = 0, BIAS: bits 31..0, int32.

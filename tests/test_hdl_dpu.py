@@ -464,18 +464,28 @@ def test_res_shift_outside_range_saturates(rounding):
     assert np.array_equal(ports[0], legal[0]) and np.array_equal(ports[1], legal[1])
 
 
+def _unchecked(params: DpuParams, **changes) -> DpuParams:
+    """``params`` with ``changes`` applied without validation (port values golden rejects)."""
+    q = object.__new__(DpuParams)
+    for f in dataclasses.fields(DpuParams):
+        object.__setattr__(q, f.name, changes.get(f.name, getattr(params, f.name)))
+    return q
+
+
 def _run_with_res_shift(cfg, scenarios, shifts):
-    patched = []
-    for sc, s in zip(scenarios, shifts):
-        p = sc.params
-        # Bypass DpuParams validation: the port value is out of the golden range on purpose.
-        q = object.__new__(DpuParams)
-        for f in dataclasses.fields(DpuParams):
-            object.__setattr__(q, f.name, getattr(p, f.name))
-        object.__setattr__(q, "res_shift", s)
-        patched.append(dataclasses.replace(sc, params=q))
+    patched = [dataclasses.replace(sc, params=_unchecked(sc.params, res_shift=s))
+               for sc, s in zip(scenarios, shifts)]
     outs, _ = run_dpu(cfg, patched)
     return outs
+
+
+def test_inverted_clamp_gives_act_max():
+    cfg = CoreConfig(rows=4, cols=4, dpu_lanes=2)
+    rng = np.random.default_rng(9)
+    sc = random_scenario(cfg, rng, 8)
+    sc = dataclasses.replace(sc, params=_unchecked(sc.params, act_min=10, act_max=-10))
+    (out,), _ = run_dpu(cfg, [sc])
+    assert (out == -10).all()
 
 
 @pytest.mark.slow
