@@ -607,8 +607,9 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     Every block grows linearly with ``cols`` at a fixed ``rows`` (each column has its own
     weights, adder tree, accumulators and DPU table entries; ``dpu_lanes`` is scaled in
     proportion). Two flat runs at ``c`` and ``2c`` columns give, per block, a fixed part and a
-    per-column part, which are composed for ``cols``. Power is composed the same way; Fmax is
-    the smaller Fmax of the two runs (it ignores the growing fan-out of the activation bits).
+    per-column part, which are composed for ``cols``. The energy per clock cycle and the
+    workload's window length (cycles) are composed the same way; Fmax is the smaller Fmax of
+    the two runs (it ignores the growing fan-out of the activation bits).
 
     Parameters
     ----------
@@ -648,13 +649,12 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     power = {}
     for w in r2["power"]:
         p1, p2 = r1["power"][w], r2["power"][w]
-        # energy per window scales with the columns; the window length does not
-        e1 = p1["total_w"] * p1["window_cycles"] * t1["min_period_ns"]
-        e2 = p2["total_w"] * p2["window_cycles"] * t2["min_period_ns"]
-        e = lin(e1, e2)
-        power[w] = {"total_w": e / (p2["window_cycles"] * timing["min_period_ns"]),
-                    "window_cycles": p2["window_cycles"], "vectors": p2["vectors"],
-                    "macs": p2["macs"] * cfg.cols // c2}
+        # energy per clock cycle (power x period) and the workload's window length are both
+        # linear in the columns (with one DPU lane the results take cols cycles each)
+        e_cycle = lin(p1["total_w"] * t1["min_period_ns"], p2["total_w"] * t2["min_period_ns"])
+        window = max(1, round(lin(p1["window_cycles"], p2["window_cycles"])))
+        power[w] = {"total_w": e_cycle / timing["min_period_ns"], "window_cycles": window,
+                    "vectors": p2["vectors"], "macs": p2["macs"] * cfg.cols // c2}
     result = {
         "config": cfg.to_dict(),
         "method": f"estimate: linear in cols from flat runs at {cfg.rows}x{c1} and "

@@ -320,3 +320,47 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     assert rc == 2
     assert err.count("\n") == 0 and err.startswith("dcim: error: ")
     assert re.search(message, err)
+
+
+def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
+    """With block areas, energy per cycle and window exactly linear in cols, the estimate of a
+    bigger array is exact."""
+    seen = []
+
+    def fake_synthesize(cfg, verilog, outdir, **kw):
+        c = cfg.cols
+        seen.append((cfg.rows, c, cfg.dpu_lanes))
+        blocks = {"weights": {"area_um2": 100.0 * c, "cells": 10 * c},
+                  "ctrl": {"area_um2": 500.0 + 3.0 * c, "cells": 50 + c},
+                  "glue": {"area_um2": 24.0, "cells": 1}}
+        period = 10.0 - 0.01 * c
+        window = 40 + 2 * c
+        energy_cycle = 1e-3 * (10 + c) * 10.0  # W x ns, linear in c
+        r = {"liberty": "x.lib", "area_corrections": [], "generic": {"cells": 5 * c},
+             "area": {"total_um2": sum(b["area_um2"] for b in blocks.values()),
+                      "cells": sum(b["cells"] for b in blocks.values()), "flops": 8 * c,
+                      "blocks": blocks},
+             "timing": {"fmax_mhz": 1000 / period, "min_period_ns": period, "clock_ns": 10.0,
+                        "worst_slack_ns": 10.0 - period, "critical_path": {},
+                        "by_endpoint_block": {}},
+             "power": {"random": {"total_w": energy_cycle / period, "window_cycles": window,
+                                  "vectors": 4, "macs": 4 * cfg.rows * c}},
+             "wall_time": {"total_s": 1.0}}
+        return r
+
+    monkeypatch.setattr(flow, "synthesize", fake_synthesize)
+    cfg = CoreConfig(rows=8, cols=64, dpu_lanes=8)
+    r = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path)
+    assert seen == [(8, 4, 1), (8, 8, 1)]
+    assert r["area"]["blocks"]["weights"]["area_um2"] == pytest.approx(6400.0)
+    assert r["area"]["blocks"]["ctrl"]["area_um2"] == pytest.approx(500.0 + 3.0 * 64)
+    assert r["area"]["total_um2"] == pytest.approx(6400.0 + 692.0 + 24.0)
+    assert r["area"]["cells"] == 640 + 114 + 1
+    # Fmax: the slower of the two runs (here the 4-column one)
+    assert r["timing"]["min_period_ns"] == pytest.approx(10.0 - 0.04)
+    p = r["power"]["random"]
+    assert p["window_cycles"] == 40 + 2 * 64
+    assert p["total_w"] * p["window_cycles"] * r["timing"]["min_period_ns"] == \
+        pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 64))
+    assert p["macs"] == 4 * 8 * 64
+    assert r["method"].startswith("estimate")
