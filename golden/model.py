@@ -370,8 +370,10 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
         y  += requantize(residual - res_zp, res_multiplier, res_shift, cfg.rounding)  # optional
         out = clamp(y, act_min, act_max)
 
-    Intermediates are exact (no wrap); saturating them at any width of 32 bits or more gives
-    the same output, because the final clamp lies inside int8.
+    Intermediates after the bias add are exact (no wrap, no saturation). Without a residual,
+    saturating ``y`` at any width of 32 bits or more gives the same output, because the clamp lies
+    inside int8; with one, the two requantized terms may cancel, so an implementation must keep
+    enough bits of each to add them exactly where the sum can land inside int8.
 
     Parameters
     ----------
