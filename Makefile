@@ -54,6 +54,9 @@ demo: setup
 	  np.save('out/W.npy', r.integers(-128, 128, (64, 32), dtype=np.int8)); \
 	  np.save('out/X.npy', r.integers(-128, 128, (16, 64), dtype=np.int8))"
 	$(BIN)/dcim golden --config out/core.json --weights out/W.npy --inputs out/X.npy -o out/Y.npy
+	$(BIN)/dcim calibrate examples/digits_cnn.onnx --calib examples/digits_calib.npz \
+	  --eval examples/digits_eval.npz --config out/core.json --json out/calibrate.json \
+	  --max-drop 0.5
 
 # Every test tier (unit, Amaranth simulation, cocotb regressions, synthesis).
 test: setup
@@ -65,6 +68,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/bench_golden.py
+	$(BIN)/python bench/bench_calibrate.py
 
 clean:
 	rm -rf out build sim_build .pytest_cache
