@@ -26,8 +26,6 @@ CONFIGS = {
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_regress_passes(tmp_path, capsys, name, sim):
-    if name == "64x32" and sim == "verilator":
-        pytest.skip("64x32 on Verilator is the acceptance run (dcim regress), too slow for CI")
     code = main(["regress", *CONFIGS[name], "--sim", sim, "--seed", "1", "--out",
                  str(tmp_path), "--timeout", "1200"])
     out, err = capsys.readouterr()

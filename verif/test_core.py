@@ -17,7 +17,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from ..golden.arith import INT32_MAX, INT32_MIN, quantize_multiplier
+from ..golden.arith import INT32_MAX, INT32_MIN, SHIFT_RANGE, quantize_multiplier
 from ..golden.config import CoreConfig, value_range
 from ..golden.model import DpuParams, mvm_tiled
 from ..sim.runner import ENV_CONFIG, ENV_REGMAP, ENV_SIM, ENV_STATS
@@ -152,6 +152,8 @@ async def test_csr(dut):
                     v = int(rng.integers(1, CFG.act_bits + 1))
                 elif f.name == "ROW":
                     v = int(rng.integers(0, CFG.rows))
+                elif f.name == "RES_SHIFT":
+                    v = int(rng.integers(SHIFT_RANGE[0], SHIFT_RANGE[1] + 1))
                 else:
                     v = int(rng.integers(0, 1 << f.width))
                 word |= f.encode(v)
@@ -178,7 +180,8 @@ async def test_csr(dut):
     COV.hit("csr.illegal_value")
     for t in REGS.tables.values():
         idx = sorted({0, CFG.cols - 1, int(rng.integers(0, CFG.cols))})
-        vals = {c: int(rng.integers(0, 1 << t.width)) for c in idx}
+        lo, hi = SHIFT_RANGE if t.name == "SHIFT" else (0, (1 << t.width) - 1)
+        vals = {c: int(rng.integers(lo, hi + 1)) & ((1 << t.width) - 1) for c in idx}
         for c, v in vals.items():
             assert await tb.write(t.addr(c), v) == 0
         for c, v in vals.items():
