@@ -181,7 +181,9 @@ def block_areas(netlist: dict, top: str, areas: dict[str, float]) -> dict[str, A
 
     blocks: dict[str, Any] = {}
     glue_area, glue_counts = 0.0, {}
-    for inst, cell in sorted(mods[top]["cells"].items()):
+    order = {b: i for i, b in enumerate(BLOCKS)}
+    for inst, cell in sorted(mods[top]["cells"].items(),
+                             key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
         t = cell["type"]
         if t in mods:
             a, c = walk(t)
@@ -537,6 +539,8 @@ def derive(cfg: CoreConfig, r: dict[str, Any]) -> dict[str, Any]:
             "power_mw_at_fmax": p["total_w"] * 1e3,
             "energy_per_mac_pj": e_mac * 1e12,
             "tops_per_w": 2 / e_mac / 1e12,
+            # how busy the array was: MACs per cycle over the window against the peak
+            "utilization": p["macs"] / p["window_cycles"] / cfg.peak_macs_per_cycle,
             "activity": f"gate-level Icarus simulation of the mapped netlist, {w} workload, "
                         f"{p['vectors']} vectors, {p['window_cycles']} cycles",
         }

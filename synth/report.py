@@ -47,7 +47,8 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
     ]
     for w, e in d["energy"].items():
         lines.append(f"energy/MAC ({w} workload): {e['energy_per_mac_pj']:.4g} pJ, "
-                     f"{e['power_mw_at_fmax']:.4g} mW at Fmax, {e['tops_per_w']:.4g} TOPS/W")
+                     f"{e['power_mw_at_fmax']:.4g} mW at Fmax, {e['tops_per_w']:.4g} TOPS/W "
+                     f"(array busy {100 * e['utilization']:.0f} % of the window)")
     total = d["area_um2_total"]
     lines.append("blocks: " + ", ".join(
         f"{name} {b['area_um2']:,.0f} um2 ({100 * b['area_um2'] / total:.1f} %)"
@@ -93,12 +94,13 @@ def markdown(r: dict[str, Any]) -> str:
                    f"{_f(x['tops_per_mm2_logic'], 4)} | {_f(x['tops_per_mm2_bitcell'], 4)} |")
     if d["energy"]:
         out += ["", "## Power and energy (at Fmax)", "",
-                "| workload | power (mW) | energy/MAC (pJ) | TOPS/W | activity source |",
-                "| --- | ---: | ---: | ---: | --- |"]
+                "| workload | power (mW) | energy/MAC (pJ) | TOPS/W | array busy | "
+                "activity source |",
+                "| --- | ---: | ---: | ---: | ---: | --- |"]
         for w, e in d["energy"].items():
             out.append(f"| {w} | {_f(e['power_mw_at_fmax'], 4)} | "
                        f"{_f(e['energy_per_mac_pj'], 4)} | {_f(e['tops_per_w'], 4)} | "
-                       f"{e['activity']} |")
+                       f"{100 * e['utilization']:.0f} % | {e['activity']} |")
     out += ["", "## Scaled estimates (first-order generalized scaling, NOT measured)", "",
             "| node | area logic+bit-cells (um2) | Fmax (MHz) | TOPS | TOPS/mm2 | "
             + " | ".join(f"TOPS/W {w}" for w in d["energy"]) + " |",

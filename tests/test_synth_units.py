@@ -286,6 +286,8 @@ def test_derive_figures_by_hand():
     # 1 mW for 100 cycles of 10 ns = 1 nJ over 1000 MACs = 1 pJ/MAC
     assert d["energy"]["random"]["energy_per_mac_pj"] == pytest.approx(1.0)
     assert d["energy"]["random"]["tops_per_w"] == pytest.approx(2.0)
+    # 1000 MACs in 100 cycles against a peak of 1 MAC per cycle
+    assert d["energy"]["random"]["utilization"] == pytest.approx(10.0)
     assert d["scaled"]["12nm"]["fmax_mhz"] == pytest.approx(1500.0)
     assert d["datapath_fmax_mhz"] is None
     assert math.isclose(d["bitcell_area_um2"], bitcell_area_um2(4 * 2 * 8))
