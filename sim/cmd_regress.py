@@ -162,7 +162,8 @@ def _run_sim(sim: str, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Pa
         init = (seed * 2654435761) % (1 << 31) if sim == "verilator" else None
         r = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}",
                       config_json=core_json, regmap_json=regs, seed=seed, tests=args.tests,
-                      waves=args.waves, init_seed=init, timeout=args.timeout)
+                      waves=args.waves, init_seed=init, timeout=args.timeout,
+                      progress=lambda msg, s=seed: say(f"[{sim}] seed {s}: {msg}"))
         summ.runs.append((seed, r))
         state = "ok" if r.ok else "FAILED"
         say(f"[{sim}] seed {seed} ({i + 1}/{len(seeds)}): {r.tests} tests, {r.failed} failed, "

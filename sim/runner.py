@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,26 +168,53 @@ class RunResult:
     cases: list[dict] = field(default_factory=list)
 
 
+_RUNNING = re.compile(r"running \S*\.(test_[^.\s]+) \((\d+)/(\d+)\)")
+
+
+def _report_progress(log: Path, progress: Callable[[str], None]) -> None:
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return
+    found = _RUNNING.findall(tail)
+    if found:
+        name, i, n = found[-1]
+        progress(f"running {name} ({i}/{n})")
+
+
 def _worker_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "dcim.sim.runner", *args]
 
 
-def _run_child(cmd: list[str], env: dict[str, str], timeout: float
-               ) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in its own process group; on a timeout or an interrupt kill the whole group
-    (the simulator, make and compilers with it), then re-raise."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except BaseException:
+def _run_child(cmd: list[str], env: dict[str, str], timeout: float, out_path: Path,
+               tick: Callable[[], None] | None = None) -> int:
+    """Run ``cmd`` in its own process group with its output in ``out_path``; call ``tick``
+    every 30 s while it runs. On a timeout or an interrupt kill the whole group (the
+    simulator, make and compilers with it), then re-raise. Returns the exit code."""
+    deadline = time.monotonic() + timeout
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(cmd, timeout)
+                try:
+                    return proc.wait(timeout=min(30.0, left))
+                except subprocess.TimeoutExpired:
+                    if tick is not None:
+                        tick()
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            raise
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -227,11 +255,11 @@ def build(sim: str, verilog: Path, top: str, build_dir: Path, *, waves: bool = F
     env = sim_env({"MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O2"}
                   if sim == "verilator" else None)
     try:
-        proc = _run_child(cmd, env, timeout)
+        code = _run_child(cmd, env, timeout, build_dir / "child.log")
     except subprocess.TimeoutExpired:
         raise SimulatorError(f"{sim} build timed out after {timeout:.0f} s (log: {log})") from None
-    if proc.returncode != 0:
-        detail = _tail(log, 5) or proc.stderr.strip().splitlines()[-1:]
+    if code != 0:
+        detail = _tail(log, 5) or _tail(build_dir / "child.log", 2)
         raise SimulatorError(f"{sim} build failed (log: {log}): {detail!s:.300}")
     return time.perf_counter() - t0
 
@@ -263,7 +291,8 @@ def _failure_message(case: ET.Element) -> str:
 
 def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_json: Path,
               regmap_json: Path, seed: int, tests: str | None = None, waves: bool = False,
-              init_seed: int | None = None, timeout: float = 3600.0) -> RunResult:
+              init_seed: int | None = None, timeout: float = 3600.0,
+              progress: Callable[[str], None] | None = None) -> RunResult:
     """Run the testbench once on a finished build.
 
     Parameters
@@ -284,6 +313,8 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
         Verilator only: randomize every uninitialized value with this seed.
     timeout : float
         Wall-clock limit; the run is killed and reported failed after it.
+    progress : callable, optional
+        Called every 30 s with the test the simulator is running (``"test_k_tiled (7/19)"``).
     """
     # The simulator runs in test_dir: every path it is given must be absolute.
     build_dir, test_dir = Path(build_dir).resolve(), Path(test_dir).resolve()
@@ -308,9 +339,10 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
     t0 = time.perf_counter()
     error = ""
     try:
-        proc = _run_child(cmd, env, timeout)
-        if proc.returncode != 0 and not results.exists():
-            error = f"simulator exited with code {proc.returncode} (log: {log})"
+        code = _run_child(cmd, env, timeout, test_dir / "child.log",
+                          None if progress is None else lambda: _report_progress(log, progress))
+        if code != 0 and not results.exists():
+            error = f"simulator exited with code {code} (log: {log})"
     except subprocess.TimeoutExpired:
         error = f"timed out after {timeout:.0f} s (log: {log})"
     seconds = time.perf_counter() - t0

@@ -174,3 +174,26 @@ def test_failure_headline_is_the_exception_line():
           "AssertionError: 2 scoreboard error(s); first: result 0 mismatch\nassert False")
     assert _headline(tb) == "AssertionError: 2 scoreboard error(s); first: result 0 mismatch"
     assert _headline("plain message") == "plain message" and _headline("") == ""
+
+
+def test_progress_reports_the_running_test(tmp_path):
+    log = tmp_path / "sim.log"
+    log.write_text("  0.00ns INFO cocotb.regression running dcim.verif.test_core.test_csr (1/19)\n"
+                   "  48.0ns INFO cocotb.regression running "
+                   "dcim.verif.test_core.test_random/stall=0 (2/19)\n")
+    seen = []
+    runner._report_progress(log, seen.append)
+    runner._report_progress(tmp_path / "missing.log", seen.append)
+    assert seen == ["running test_random/stall=0 (2/19)"]
+
+
+def test_child_timeout_kills_the_process_group(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        runner._run_child([sys.executable, "-c", "import time; time.sleep(60)"],
+                          runner.sim_env(), 1.0, tmp_path / "out.log")
+    assert time.monotonic() - t0 < 10
