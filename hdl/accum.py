@@ -26,8 +26,8 @@ class Accum(wiring.Component):
 
     Members
     -------
-    t : In(cols * slice_psum_bits)
-        Adder-tree outputs, column-major.
+    t : In(signed(slice_psum_bits)) x cols
+        Adder-tree outputs.
     valid, first, last, acc, emit : In(1)
     shamt : In(range(act_bits))
     clear : In(1)
@@ -38,7 +38,7 @@ class Accum(wiring.Component):
         A pass commits this cycle.
     update_emit : Out(1)
         The committing pass has EMIT.
-    psum_next : Out(cols * psum_bits)
+    psum_next : Out(signed(psum_bits)) x cols
         The partial sums after the commit (valid with ``update``).
     sat : Out(1)
         The commit saturated at least one column.
@@ -51,17 +51,18 @@ class Accum(wiring.Component):
             raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
         self.cfg = cfg
         super().__init__({
-            "t": In(cfg.cols * cfg.slice_psum_bits),
+            "t": In(signed(cfg.slice_psum_bits)).array(cfg.cols),
             "valid": In(1), "first": In(1), "last": In(1), "acc": In(1), "emit": In(1),
             "shamt": In(range(max(2, cfg.act_bits))), "clear": In(1), "obuf_busy": In(1),
             "hold": Out(1), "update": Out(1), "update_emit": Out(1),
-            "psum_next": Out(cfg.cols * cfg.psum_bits), "sat": Out(1), "busy": Out(1),
+            "psum_next": Out(signed(cfg.psum_bits)).array(cfg.cols), "sat": Out(1),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        spb, pb, ab = cfg.slice_psum_bits, cfg.psum_bits, cfg.acc_bits
+        pb, ab = cfg.psum_bits, cfg.acc_bits
         lo, hi = cfg.psum_range
 
         # Control delay line, matched to the adder tree's register stages.
@@ -88,7 +89,7 @@ class Accum(wiring.Component):
 
         sats = []
         for c in range(cfg.cols):
-            t = self.t[c * spb:(c + 1) * spb].as_signed()
+            t = self.t[c]
             acc = Signal(signed(ab), name=f"acc{c}")
             with m.If(d_valid & ~self.hold):
                 m.d.sync += acc.eq(Mux(d_first, 0, acc) + (t << d_shamt))
@@ -99,7 +100,7 @@ class Accum(wiring.Component):
             over, under = total > hi, total < lo
             m.d.comb += nxt.eq(Mux(over, hi, Mux(under, lo, total)))
             sats.append(over | under)
-            m.d.comb += self.psum_next[c * pb:(c + 1) * pb].eq(nxt)
+            m.d.comb += self.psum_next[c].eq(nxt)
             with m.If(self.update):
                 m.d.sync += psum.eq(nxt)
             with m.If(self.clear):

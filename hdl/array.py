@@ -1,29 +1,29 @@
 """The array: weight storage (``weights``) and the AND + column adder trees (``compute``).
 
-Both blocks are built from one per-column module, so that generated Verilog holds each column
-module once (``<name>_wcol``, ``<name>_ctree``) and instantiates it ``cols`` times: with
-``hier=True`` the blocks instantiate those modules by name (:class:`amaranth.hdl.Instance`;
-:func:`dcim.sim.build.generate` emits their definitions); with ``hier=False`` (simulation) they
-contain the Amaranth columns directly.
+Both blocks are built from one per-column module. In simulation (:class:`Weights`,
+:class:`Compute`) the blocks contain the Amaranth columns. For Verilog generation the core
+instantiates the blocks by name instead, and :func:`array_verilog` writes them as structural
+Verilog around the column modules ``<name>_wcol`` and ``<name>_ctree`` (each converted once by
+Amaranth), with one port per column between them: a 4096 x 256 array then never passes through
+Amaranth bit by bit.
 
 Bus layouts
 -----------
-* Weights ``q``: column-major; weight ``(row r, column c)`` at bits
-  ``[(c*rows + r)*weight_bits, +weight_bits)``.
+* Weights ``q[c]``: one signal per column; row ``r`` at bits ``[r*weight_bits, +weight_bits)``.
 * Activation slice ``x``: plane-major; bit ``i`` of row ``k``'s slice at bit ``i*rows + k``.
-* Column results ``y``: column ``c`` at bits ``[c*slice_psum_bits, +slice_psum_bits)``,
-  two's complement.
+* Column results ``y[c]``: one signed ``slice_psum_bits`` signal per column.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig, signed_bits_for
 
-__all__ = ["ColumnTree", "Compute", "WeightColumn", "Weights", "tree_register_levels"]
+__all__ = ["ColumnTree", "Compute", "WeightColumn", "Weights", "array_verilog",
+           "tree_register_levels"]
 
 
 def _check_cfg(cfg) -> CoreConfig:
@@ -138,78 +138,97 @@ class ColumnTree(wiring.Component):
 class Weights(wiring.Component):
     """Weight storage: ``cols`` :class:`WeightColumn` modules and the row decoder.
 
-    When ``we`` is set, the row ``row`` (``< rows``) takes ``wdata`` (column ``c`` at bits
-    ``[c*weight_bits, +weight_bits)``) at the clock edge. ``q`` shows every weight,
-    column-major (see the module docstring).
-
-    Parameters
-    ----------
-    cfg : CoreConfig
-    hier : bool
-        Instantiate the column module ``<module_prefix>_wcol`` by name instead of elaborating
-        the columns.
-    module_prefix : str
-        Prefix of the column module name (the top module name).
+    When ``we`` is set, row ``row`` (``< rows``) takes ``wdata`` (column ``c`` at bits
+    ``[c*weight_bits, +weight_bits)``) at the clock edge. ``q[c]`` shows every weight of
+    column ``c``.
     """
 
-    def __init__(self, cfg: CoreConfig, hier: bool = False, module_prefix: str = "") -> None:
+    def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = _check_cfg(cfg)
-        self.hier = hier
-        self.module_prefix = module_prefix or cfg.name
-        super().__init__({"we": In(1), "row": In(range(max(2, cfg.rows))),
-                          "wdata": In(cfg.cols * cfg.weight_bits),
-                          "q": Out(cfg.rows * cfg.cols * cfg.weight_bits)})
+        super().__init__(self.members(cfg))
+
+    @staticmethod
+    def members(cfg: CoreConfig) -> dict:
+        """The signature members for ``cfg``."""
+        return {"we": In(1), "row": In(range(max(2, cfg.rows))),
+                "wdata": In(cfg.cols * cfg.weight_bits),
+                "q": Out(cfg.rows * cfg.weight_bits).array(cfg.cols)}
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        rows, wb = cfg.rows, cfg.weight_bits
-        row_en = Signal(rows)
-        for r in range(rows):
-            m.d.comb += row_en[r].eq(self.we & (self.row == r))
-        span = rows * wb
+        wb = cfg.weight_bits
+        row_en = Signal(cfg.rows)
+        m.d.comb += row_en.eq(self.we << self.row)
         for c in range(cfg.cols):
-            wdata = self.wdata[c * wb:(c + 1) * wb]
-            q = self.q[c * span:(c + 1) * span]
-            if self.hier:
-                m.submodules[f"col{c}"] = Instance(
-                    f"{self.module_prefix}_wcol", i_clk=ClockSignal(), i_rst=ResetSignal(), i_row_en=row_en,
-                    i_wdata=wdata, o_q=q)
-            else:
-                col = m.submodules[f"col{c}"] = WeightColumn(cfg)
-                m.d.comb += [col.row_en.eq(row_en), col.wdata.eq(wdata), q.eq(col.q)]
+            col = m.submodules[f"col{c}"] = WeightColumn(cfg)
+            m.d.comb += [col.row_en.eq(row_en), col.wdata.eq(self.wdata[c * wb:(c + 1) * wb]),
+                         self.q[c].eq(col.q)]
         return m
 
 
 class Compute(wiring.Component):
-    """The compute array: ``cols`` :class:`ColumnTree` modules sharing the activation slice.
+    """The compute array: ``cols`` :class:`ColumnTree` modules sharing the activation slice;
+    ``y[c]`` is column ``c``'s adder-tree output for weights ``w[c]``."""
 
-    Parameters are as for :class:`Weights` (column module ``<module_prefix>_ctree``).
-    """
-
-    def __init__(self, cfg: CoreConfig, hier: bool = False, module_prefix: str = "") -> None:
+    def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = _check_cfg(cfg)
-        self.hier = hier
-        self.module_prefix = module_prefix or cfg.name
-        super().__init__({"w": In(cfg.rows * cfg.cols * cfg.weight_bits),
-                          "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
-                          "y": Out(cfg.cols * cfg.slice_psum_bits)})
+        super().__init__(self.members(cfg))
+
+    @staticmethod
+    def members(cfg: CoreConfig) -> dict:
+        """The signature members for ``cfg``."""
+        return {"w": In(cfg.rows * cfg.weight_bits).array(cfg.cols),
+                "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
+                "y": Out(signed(cfg.slice_psum_bits)).array(cfg.cols)}
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.cfg
-        span = cfg.rows * cfg.weight_bits
-        pb = cfg.slice_psum_bits
-        for c in range(cfg.cols):
-            w = self.w[c * span:(c + 1) * span]
-            y = self.y[c * pb:(c + 1) * pb]
-            if self.hier:
-                ports = dict(i_w=w, i_x=self.x, i_neg=self.neg, i_en=self.en, o_y=y)
-                if cfg.tree_regs:
-                    ports["i_clk"], ports["i_rst"] = ClockSignal(), ResetSignal()
-                m.submodules[f"col{c}"] = Instance(f"{self.module_prefix}_ctree", **ports)
-            else:
-                col = m.submodules[f"col{c}"] = ColumnTree(cfg)
-                m.d.comb += [col.w.eq(w), col.x.eq(self.x), col.neg.eq(self.neg),
-                             col.en.eq(self.en), y.eq(col.y)]
+        for c in range(self.cfg.cols):
+            col = m.submodules[f"col{c}"] = ColumnTree(self.cfg)
+            m.d.comb += [col.w.eq(self.w[c]), col.x.eq(self.x), col.neg.eq(self.neg),
+                         col.en.eq(self.en), self.y[c].eq(col.y)]
         return m
+
+
+def array_verilog(cfg: CoreConfig) -> str:
+    """Structural Verilog of the blocks ``<name>_weights`` and ``<name>_compute``.
+
+    Ports as :class:`Weights` and :class:`Compute` (plus ``clk``, ``rst``), with the per-column
+    members as ports ``q_<c>``, ``w_<c>``, ``y_<c>``. They instantiate ``<name>_wcol`` and
+    ``<name>_ctree`` (ports as :class:`WeightColumn` and :class:`ColumnTree`, plus ``clk``,
+    ``rst`` where Amaranth gives them: always for the weight column, with ``tree_regs`` for
+    the tree).
+    """
+    _check_cfg(cfg)
+    n, rows, cols = cfg.name, cfg.rows, cfg.cols
+    wb, s, spb = cfg.weight_bits, cfg.serial_bits, cfg.slice_psum_bits
+    rb = max(1, (max(2, rows) - 1).bit_length())
+    span = rows * wb
+    out = [f"module {n}_weights(clk, rst, we, row, wdata, "
+           + ", ".join(f"q_{c}" for c in range(cols)) + ");",
+           "  input clk;", "  input rst;", "  input we;", f"  input [{rb - 1}:0] row;",
+           f"  input [{cols * wb - 1}:0] wdata;"]
+    out += [f"  output [{span - 1}:0] q_{c};" for c in range(cols)]
+    out.append(f"  wire [{rows - 1}:0] row_en;")
+    if rows == 1:
+        out.append("  assign row_en = we & ~row;")
+    else:
+        out.append(f"  assign row_en = {{{{{rows - 1}{{1'b0}}}}, we}} << row;")
+    for c in range(cols):
+        out.append(f"  {n}_wcol col{c} (.clk(clk), .rst(rst), .row_en(row_en), "
+                   f".wdata(wdata[{(c + 1) * wb - 1}:{c * wb}]), .q(q_{c}));")
+    out += ["endmodule", ""]
+    clk = ".clk(clk), .rst(rst), " if cfg.tree_regs else ""
+    out += [f"module {n}_compute(clk, rst, x, neg, en, "
+            + ", ".join(f"w_{c}" for c in range(cols)) + ", "
+            + ", ".join(f"y_{c}" for c in range(cols)) + ");",
+            "  input clk;", "  input rst;", f"  input [{rows * s - 1}:0] x;", "  input neg;",
+            "  input en;"]
+    out += [f"  input [{span - 1}:0] w_{c};" for c in range(cols)]
+    out += [f"  output [{spb - 1}:0] y_{c};" for c in range(cols)]
+    for c in range(cols):
+        out.append(f"  {n}_ctree col{c} ({clk}.w(w_{c}), .x(x), .neg(neg), .en(en), "
+                   f".y(y_{c}));")
+    out += ["endmodule", ""]
+    return "\n".join(out)

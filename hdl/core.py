@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from amaranth.hdl import Module
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,9 +26,9 @@ class Core(wiring.Component):
     ----------
     cfg : CoreConfig
     hier : bool
-        Instantiate the per-column modules ``<cfg.name>_wcol`` and ``<cfg.name>_ctree`` by name
-        (for Verilog generation; see :func:`dcim.sim.build.generate`) instead of elaborating
-        every column (for simulation).
+        Instantiate the blocks ``weights`` and ``compute`` by name (modules ``<cfg.name>_weights``
+        and ``<cfg.name>_compute``, for Verilog generation; see :func:`dcim.sim.build.generate`)
+        instead of elaborating them (for simulation).
     dpu_factory : callable, optional
         ``dpu_factory(cfg)`` builds the DPU component (default :class:`dcim.hdl.dpu.Dpu`).
 
@@ -63,16 +63,34 @@ class Core(wiring.Component):
         members["m_axis_y"] = Out(axi_stream_signature(cfg.y_stream_bits))
         members["s_axil"] = In(axi_lite_signature(RegMap.addr_bits))
         super().__init__(members)
-        self.weights = Weights(cfg, hier=hier)
-        self.compute = Compute(cfg, hier=hier)
+        if hier:  # only the ports: the blocks are instantiated by name
+            self.weights = wiring.Signature(Weights.members(cfg)).create()
+            self.compute = wiring.Signature(Compute.members(cfg)).create()
+        else:
+            self.weights = Weights(cfg)
+            self.compute = Compute(cfg)
         self.accum = Accum(cfg)
         self.dpu = dpu_factory(cfg)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.weights = self.weights
-        m.submodules.compute = self.compute
+        cfg, weights, compute = self.cfg, self.weights, self.compute
+        if self.hier:
+            # The blocks by name (dcim.hdl.array.array_verilog); the per-column weight buses
+            # q_<c> -> w_<c> are connected in the Verilog text (dcim.sim.build).
+            m.submodules.weights = Instance(
+                f"{cfg.name}_weights", i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_we=weights.we, i_row=weights.row, i_wdata=weights.wdata)
+            m.submodules.compute = Instance(
+                f"{cfg.name}_compute", i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_x=compute.x, i_neg=compute.neg, i_en=compute.en,
+                **{f"o_y_{c}": y for c, y in enumerate(compute.y)})
+        else:
+            m.submodules.weights = weights
+            m.submodules.compute = compute
+            for q, w in zip(weights.q, compute.w):
+                m.d.comb += w.eq(q)
         m.submodules.accum = self.accum
         m.submodules.dpu = self.dpu
-        m.submodules.ctrl = Ctrl(self.cfg, self)
+        m.submodules.ctrl = Ctrl(cfg, self)
         return m

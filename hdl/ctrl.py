@@ -157,7 +157,7 @@ class Ctrl(Elaboratable):
             m.d.sync += xfull.eq(1)
         m.d.comb += [
             compute.x.eq(xsr[:s * rows]), compute.neg.eq(j == nlast), compute.en.eq(~hold),
-            compute.w.eq(weights.q), accum.t.eq(compute.y),
+            *(accum.t[c].eq(compute.y[c]) for c in range(cols)),
             accum.valid.eq(run), accum.first.eq(j == 0), accum.last.eq(j == nlast),
             accum.shamt.eq(j << log_s), accum.acc.eq(t_acc), accum.emit.eq(t_emit),
             accum.clear.eq(csr["CTRL.CLEAR"]),
@@ -181,7 +181,7 @@ class Ctrl(Elaboratable):
             r_err = Const(0, 1)
 
         # ---------------- output stage
-        obuf = Signal(cols * pb, reset_less=True)
+        obuf = [Signal(pb, reset_less=True, name=f"obuf{c}") for c in range(cols)]
         obuf_busy = Signal()
         raw_q = Signal()
         res_q = Signal()
@@ -198,7 +198,7 @@ class Ctrl(Elaboratable):
         ocnt = Signal(range(cols + 1))
         ybuf = Signal(cols * 8, reset_less=True)
         with m.If(accum.update & accum.update_emit):
-            m.d.sync += [obuf.eq(accum.psum_next), obuf_busy.eq(1),
+            m.d.sync += [*(o.eq(p) for o, p in zip(obuf, accum.psum_next)), obuf_busy.eq(1),
                          raw_q.eq(csr["CTRL.RAW"]),
                          res_q.eq(csr["CTRL.RES_EN"] & ~csr["CTRL.RAW"])]
 
@@ -210,7 +210,7 @@ class Ctrl(Elaboratable):
             for li in range(y32):
                 c = bi * y32 + li
                 if c < cols:
-                    v = obuf[c * pb:(c + 1) * pb]
+                    v = obuf[c]
                     lanes.append(Cat(v, v[-1].replicate(32 - pb)) if pb < 32 else v)
                 else:
                     lanes.append(Const(0, 32))
@@ -219,7 +219,7 @@ class Ctrl(Elaboratable):
         ip = dpu.i
         m.d.comb += [
             ip.valid.eq(obuf_busy & ~raw_q & ~fed_all & (~res_q | rbuf_full)),
-            ip.payload.psum.eq(Array(obuf[gi * L * pb:(gi + 1) * L * pb]
+            ip.payload.psum.eq(Array(Cat(obuf[gi * L:(gi + 1) * L])
                                      for gi in range(groups))[g]),
             ip.payload.res.eq(Array(rbuf[gi * L * 8:(gi + 1) * L * 8]
                                     for gi in range(groups))[g]),

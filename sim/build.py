@@ -3,8 +3,9 @@
 :func:`generate` writes, for a :class:`~dcim.golden.config.CoreConfig` ``cfg``:
 
 ``<name>.v``
-    The core: the per-column modules ``<name>_wcol`` and ``<name>_ctree`` once each, then the
-    top ``<name>`` and its blocks. Byte-identical for equal configurations (no source
+    The core: the per-column modules ``<name>_wcol`` and ``<name>_ctree`` once each, the
+    structural blocks ``<name>_weights`` and ``<name>_compute`` that instantiate them ``cols``
+    times, then the top ``<name>`` and its other blocks. Byte-identical for equal configurations (no source
     locations, paths or timestamps).
 ``<name>.json``
     The configuration, its derived figures and the timing figures of docs/core.md.
@@ -42,7 +43,7 @@ def _convert(elaboratable, name: str) -> str:
 def verilog_text(cfg: CoreConfig, progress: Callable[[str], None] | None = None,
                  dpu_factory=None) -> str:
     """Return the Verilog of the core configured by ``cfg`` (see the module docstring)."""
-    from ..hdl.array import ColumnTree, WeightColumn
+    from ..hdl.array import ColumnTree, WeightColumn, array_verilog
     from ..hdl.core import Core
 
     say = progress or (lambda msg: None)
@@ -55,7 +56,28 @@ def verilog_text(cfg: CoreConfig, progress: Callable[[str], None] | None = None,
         say(f"converting {label} ({name}) ...")
         parts.append(_convert(elab, name))
         say(f"converted {label} in {time.monotonic() - t0:.1f} s")
+    parts[-1] = _connect_array(cfg, parts[-1])
+    parts.insert(2, array_verilog(cfg))
     return "".join(parts)
+
+
+def _connect_array(cfg: CoreConfig, top: str) -> str:
+    """Declare the per-column weight buses in the top module and connect the ``weights``
+    outputs ``q_<c>`` to the ``compute`` inputs ``w_<c>``."""
+    n, cols = cfg.name, cfg.cols
+    lines = top.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"module {n}("))
+    header = next(i for i in range(start, len(lines)) if lines[i].endswith(");"))
+    weights = lines.index(f"  {n}_weights weights (")
+    compute = lines.index(f"  {n}_compute compute (")
+    span = cfg.rows * cfg.weight_bits
+    wires = [f"  wire [{span - 1}:0] array_w_{c};" for c in range(cols)]
+    q_ports = [f"    .q_{c}(array_w_{c})," for c in range(cols)]
+    w_ports = [f"    .w_{c}(array_w_{c})," for c in range(cols)]
+    for at, new in sorted([(header + 1, wires), (weights + 1, q_ports),
+                           (compute + 1, w_ports)], reverse=True):
+        lines[at:at] = new
+    return "\n".join(lines)
 
 
 def figures(cfg: CoreConfig) -> dict:

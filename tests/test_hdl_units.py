@@ -77,6 +77,8 @@ def test_tree_register_levels(depth, regs, levels):
     assert tree_register_levels(depth, regs) == levels
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore:.*created but never used")
 @pytest.mark.parametrize("cls", [WeightColumn, ColumnTree, Weights, Compute, Accum, Core])
 def test_components_check_cfg(cls):
     with pytest.raises(TypeError, match=r"^cfg must be a CoreConfig, got dict$"):
