@@ -49,6 +49,10 @@ def test_generate_is_byte_identical_across_directories(tmp_path, monkeypatch):
     assert re.search(r"^module core_a\(", text, re.M)
     assert re.search(r"^module core_a_wcol\(", text, re.M)
     assert re.search(r"^module core_a_ctree\(", text, re.M)
+    for inst in ("core_a_weights weights", "core_a_compute compute", r"\\core_a.accum  accum",
+                 r"\\core_a.dpu  dpu", r"\\core_a.ctrl  ctrl"):
+        assert re.search(rf"^  {inst} \($", text, re.M), inst
+    assert text.count("core_a_wcol col") == text.count("core_a_ctree col") == cfg.cols
     for port in ("s_axis_w__tdata", "s_axis_x__tuser", "s_axis_r__tready", "m_axis_y__tlast",
                  "s_axil__awaddr", "s_axil__rresp", "clk", "rst"):
         assert re.search(rf"^\s*(input|output) (\[\d+:0\] )?{port};", text, re.M), port
