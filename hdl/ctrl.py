@@ -51,17 +51,19 @@ class _Receiver:
         self.active = (self.cnt != 0) | self.over
 
 
-def _store_beats(m: Module, rx: _Receiver, buf: Signal, count: int, lanes: int, width: int,
-                 lane_value) -> None:
-    """On each written beat ``j`` of ``rx``, store ``lane_value(i)`` (``width`` bits, lane
-    ``i`` of the beat) as element ``j*lanes + i`` (< ``count``) of ``buf``."""
-    with m.If(rx.write):
-        with m.Switch(rx.index):
-            for j in range(-(-count // lanes)):
-                elems = range(j * lanes, min(count, (j + 1) * lanes))
-                with m.Case(j):
-                    m.d.sync += buf[elems[0] * width:(elems[-1] + 1) * width].eq(
-                        Cat(lane_value(e - j * lanes) for e in elems))
+def _store_beats(m: Module, rx: _Receiver, count: int, lanes: int, width: int, lane_value,
+                 name: str) -> list:
+    """A buffer of ``count`` elements of ``width`` bits filled from the packets of ``rx``: on
+    each written beat ``j``, element ``j*lanes + i`` takes ``lane_value(i)``. One register per
+    beat, so that elaboration stays linear in the buffer size. Returns the elements."""
+    elements = []
+    for j in range(-(-count // lanes)):
+        elems = range(j * lanes, min(count, (j + 1) * lanes))
+        seg = Signal(len(elems) * width, reset_less=True, name=f"{name}{j}")
+        with m.If(rx.write & (rx.index == j)):
+            m.d.sync += seg.eq(Cat(lane_value(e - j * lanes) for e in elems))
+        elements += [seg[i * width:(i + 1) * width] for i in range(len(elems))]
+    return elements
 
 
 def _or_all(values):
@@ -102,15 +104,15 @@ class Ctrl(Elaboratable):
         # ---------------- weights: row buffer and commit
         sw = core.s_axis_w
         wrx = _Receiver(m, sw, cfg.w_beats, "w")
-        rowbuf = Signal(cols * wb, reset_less=True)
         w_pending = Signal()
         wl = cfg.w_lanes
-        _store_beats(m, wrx, rowbuf, cols, wl, wb, lambda i: sw.tdata[i * 8:i * 8 + wb])
+        rowbuf = _store_beats(m, wrx, cols, wl, wb, lambda i: sw.tdata[i * 8:i * 8 + wb],
+                              "rowbuf")
         run = Signal()
         commit = Signal()
         m.d.comb += [sw.tready.eq(~w_pending), commit.eq(w_pending & ~run),
                      weights.we.eq(commit), weights.row.eq(csr["W_ROW.ROW"]),
-                     weights.wdata.eq(rowbuf)]
+                     weights.wdata.eq(Cat(rowbuf))]
         with m.If(commit):
             m.d.sync += w_pending.eq(0)
         with m.If(wrx.ok):
@@ -119,7 +121,6 @@ class Ctrl(Elaboratable):
         # ---------------- activations: vector buffer
         sx = core.s_axis_x
         xrx = _Receiver(m, sx, cfg.x_beats, "x")
-        xbuf = Signal(rows * ab, reset_less=True)
         xfull = Signal()
         x_bits = Signal.like(run_bits, name="x_bits")
         x_acc = Signal()
@@ -129,8 +130,10 @@ class Ctrl(Elaboratable):
             m.d.sync += [x_bits.eq(run_bits), x_acc.eq(sx.tuser[0]), x_emit.eq(sx.tuser[1])]
         b_now = Mux(xrx.first, run_bits, x_bits)
         xl = cfg.x_lanes
-        _store_beats(m, xrx, xbuf, rows, xl, ab,
-                     lambda i: self._extend(sx.tdata[i * 8:i * 8 + 8], b_now))
+        ext = [Signal(ab, name=f"x_ext{i}") for i in range(xl)]
+        m.d.comb += [e.eq(self._extend(sx.tdata[i * 8:i * 8 + 8], b_now))
+                     for i, e in enumerate(ext)]
+        xbuf = _store_beats(m, xrx, rows, xl, ab, lambda i: ext[i], "xbuf")
         m.d.comb += sx.tready.eq(~xfull | start)
 
         # ---------------- sequencer
@@ -145,7 +148,7 @@ class Ctrl(Elaboratable):
         log_s = exact_log2(s)
         with m.If(start):
             m.d.sync += [
-                xsr.eq(Cat(xbuf[k * ab + p] for p in range(ab) for k in range(rows))),
+                xsr.eq(Cat(xbuf[k][p] for p in range(ab) for k in range(rows))),
                 j.eq(0), nlast.eq((x_bits - 1) >> log_s), run.eq(1),
                 t_acc.eq(x_acc), t_emit.eq(x_emit), xfull.eq(0)]
         with m.Elif(run & ~hold):
@@ -164,13 +167,13 @@ class Ctrl(Elaboratable):
         ]
 
         # ---------------- residuals
-        rbuf = Signal(cols * 8, reset_less=True)
+        rbuf = [Const(0, 8)] * cols
         rbuf_full = Signal()
         res_done = Signal()
         if cfg.dpu_residual:
             sr = core.s_axis_r
             rrx = _Receiver(m, sr, cfg.r_beats, "r")
-            _store_beats(m, rrx, rbuf, cols, xl, 8, lambda i: sr.tdata[i * 8:i * 8 + 8])
+            rbuf = _store_beats(m, rrx, cols, xl, 8, lambda i: sr.tdata[i * 8:i * 8 + 8], "rbuf")
             m.d.comb += sr.tready.eq(~rbuf_full)
             with m.If(res_done):
                 m.d.sync += rbuf_full.eq(0)
@@ -196,7 +199,8 @@ class Ctrl(Elaboratable):
         g = Signal(range(max(2, groups)))
         fed_all = Signal()
         ocnt = Signal(range(cols + 1))
-        ybuf = Signal(cols * 8, reset_less=True)
+        ygroups = [Signal(L * 8, reset_less=True, name=f"ybuf{gi}") for gi in range(groups)]
+        ybytes = [ygroups[c // L][(c % L) * 8:(c % L + 1) * 8] for c in range(cols)]
         with m.If(accum.update & accum.update_emit):
             m.d.sync += [*(o.eq(p) for o, p in zip(obuf, accum.psum_next)), obuf_busy.eq(1),
                          raw_q.eq(csr["CTRL.RAW"]),
@@ -221,7 +225,7 @@ class Ctrl(Elaboratable):
             ip.valid.eq(obuf_busy & ~raw_q & ~fed_all & (~res_q | rbuf_full)),
             ip.payload.psum.eq(Array(Cat(obuf[gi * L:(gi + 1) * L])
                                      for gi in range(groups))[g]),
-            ip.payload.res.eq(Array(rbuf[gi * L * 8:(gi + 1) * L * 8]
+            ip.payload.res.eq(Array(Cat(rbuf[gi * L:(gi + 1) * L])
                                     for gi in range(groups))[g]),
             ip.payload.col.eq(g * L), ip.payload.last.eq(g == groups - 1),
             res_done.eq(ip.valid & ip.ready & ip.payload.last & res_q),
@@ -236,18 +240,17 @@ class Ctrl(Elaboratable):
         og = Signal(range(max(2, groups)))
         m.d.comb += op.ready.eq(1)
         with m.If(op.valid):
-            with m.Switch(og):
-                for gi in range(groups):
-                    with m.Case(gi):
-                        m.d.sync += ybuf[gi * L * 8:(gi + 1) * L * 8].eq(op.payload.y)
+            for gi, grp in enumerate(ygroups):
+                with m.If(og == gi):
+                    m.d.sync += grp.eq(op.payload.y)
             m.d.sync += [og.eq(Mux(og == groups - 1, 0, og + 1)), ocnt.eq(ocnt + L)]
         y8 = cfg.y_lanes(raw=False)
         dpu_words = []
         for bi in range(dpu_beats):
             hi = min(cols, (bi + 1) * y8)
             pad = (bi + 1) * y8 * 8 - hi * 8
-            dpu_words.append(Cat(ybuf[bi * y8 * 8:hi * 8], Const(0, pad)) if pad
-                             else ybuf[bi * y8 * 8:hi * 8])
+            dpu_words.append(Cat(*ybytes[bi * y8:hi], Const(0, pad)) if pad
+                             else Cat(ybytes[bi * y8:hi]))
         need = Array(Const(min(cols, (bi + 1) * y8), range(cols + 1))
                      for bi in range(dpu_beats))[yb]
         ybits = cfg.y_stream_bits
