@@ -328,3 +328,34 @@ def test_reset_in_any_state_restores_registers():
     assert after == {r.name: r.reset for r in regs.registers}
     assert len(bench.packets) == 1
     assert bench.result(0, raw=True) == mvm(cfg, W, x)[0].tolist()
+
+
+def test_psum_saturates_and_flags():
+    """K-tiled accumulation saturates at psum_bits (both ends) and sets STATUS.PSUM_SAT."""
+    cfg = CoreConfig(rows=4, cols=2, act_bits=8, weight_bits=8, psum_bits=18)
+    lo, hi = cfg.act_range
+    W = np.array([[127, -128]] * cfg.rows)
+    X = [np.full(cfg.rows, hi if i < 5 else lo) for i in range(10)]
+    bench = CoreBench(cfg, dpu_factory=DpuStandin)
+    flags = []
+
+    async def main(b, ctx):
+        await b.write(ctx, b.regs["CTRL"].offset, 8 | 16)
+        await b.load_weights(ctx, W)
+        for i, x in enumerate(X):
+            await b.send_x(ctx, x, acc=i > 0, emit=True)
+            await b.wait_packets(ctx, i + 1)
+            flags.append((await b.read(ctx, b.regs["STATUS"].offset))[0] >> 11 & 1)
+            if flags[-1]:
+                await b.write(ctx, b.regs["STATUS"].offset, 1 << 11)
+
+    bench.run(main)
+    psum, expected, sat = np.zeros(cfg.cols, dtype=np.int64), [], []
+    plo, phi = cfg.psum_range
+    for i, x in enumerate(X):
+        exact = (psum if i else 0) + mvm(cfg, W, x)[0]
+        psum = accumulate(cfg, psum if i else 0, mvm(cfg, W, x)[0])
+        expected.append(psum.tolist())
+        sat.append(int(bool(((exact > phi) | (exact < plo)).any())))
+    assert [bench.result(i, raw=True) for i in range(len(X))] == expected
+    assert flags == sat and 0 < sum(sat) < len(X)
