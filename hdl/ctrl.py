@@ -160,7 +160,6 @@ class Ctrl(Elaboratable):
             m.d.sync += xfull.eq(1)
         m.d.comb += [
             compute.x.eq(xsr[:s * rows]), compute.neg.eq(j == nlast), compute.en.eq(~hold),
-            *(accum.t[c].eq(compute.y[c]) for c in range(cols)),
             accum.valid.eq(run), accum.first.eq(j == 0), accum.last.eq(j == nlast),
             accum.shamt.eq(j << log_s), accum.acc.eq(t_acc), accum.emit.eq(t_emit),
             accum.clear.eq(csr["CTRL.CLEAR"]),
