@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, signed
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -62,10 +62,6 @@ class Core(wiring.Component):
             members["s_axis_r"] = In(axi_stream_signature(cfg.x_stream_bits))
         members["m_axis_y"] = Out(axi_stream_signature(cfg.y_stream_bits))
         members["s_axil"] = In(axi_lite_signature(RegMap.addr_bits))
-        if hier:
-            # Placeholder inputs for the adder-tree results: dcim.sim.build turns them into
-            # wires driven by the compute block (an Amaranth instance has < 2**16 output bits).
-            members["array_y"] = In(signed(cfg.slice_psum_bits)).array(cfg.cols)
         super().__init__(members)
         if hier:  # only the ports: the blocks are instantiated by name
             self.weights = wiring.Signature(Weights.members(cfg)).create()
@@ -81,15 +77,17 @@ class Core(wiring.Component):
         cfg, weights, compute = self.cfg, self.weights, self.compute
         if self.hier:
             # The blocks by name (dcim.hdl.array.array_verilog); the per-column buses
-            # weights.q_<c> -> compute.w_<c> and compute.y_<c> -> array_y__<c> are connected
-            # in the Verilog text (dcim.sim.build).
+            # weights.q_<c> -> compute.w_<c> are connected in the Verilog text (dcim.sim.build).
             m.submodules.weights = Instance(
                 f"{cfg.name}_weights", i_clk=ClockSignal(), i_rst=ResetSignal(),
                 i_we=weights.we, i_row=weights.row, i_wdata=weights.wdata)
             m.submodules.compute = Instance(
                 f"{cfg.name}_compute", i_clk=ClockSignal(), i_rst=ResetSignal(),
                 i_x=compute.x, i_neg=compute.neg, i_en=compute.en)
-            m.d.comb += [y.eq(a) for y, a in zip(compute.y, self.array_y)]
+            # One placeholder instance per column result (an Amaranth instance carries fewer
+            # than 2**16 output bits): dcim.sim.build moves each connection to compute.y_<c>.
+            for c, y in enumerate(compute.y):
+                m.submodules[f"ywire{c}"] = Instance(f"{cfg.name}_ywire", o_y=y)
         else:
             m.submodules.weights = weights
             m.submodules.compute = compute

@@ -64,25 +64,29 @@ def verilog_text(cfg: CoreConfig, progress: Callable[[str], None] | None = None,
 
 def _connect_array(cfg: CoreConfig, top: str) -> str:
     """Wire the per-column buses of the top module in the Verilog text: declare
-    ``array_w_<c>`` and connect ``weights.q_<c>`` to ``compute.w_<c>``; turn the placeholder
-    input ports ``array_y__<c>`` into wires driven by ``compute.y_<c>``."""
+    ``array_w_<c>`` and connect ``weights.q_<c>`` to ``compute.w_<c>``; replace each
+    placeholder instance ``ywire<c>`` by the connection of ``compute.y_<c>``."""
     n, cols = cfg.name, cfg.cols
+    y_exprs = {}
+
+    def take(match: re.Match) -> str:
+        y_exprs[int(match.group(1))] = match.group(2)
+        return ""
+
+    top = re.sub(rf"^  {n}_ywire ywire(\d+) \(\n    \.y\((.*)\)\n  \);\n", take, top,
+                 flags=re.M)
+    if sorted(y_exprs) != list(range(cols)):
+        raise RuntimeError("generated top module lacks the adder-tree placeholders")
     lines = top.split("\n")
     start = next(i for i, line in enumerate(lines) if line.startswith(f"module {n}("))
-    end = next(i for i in range(start, len(lines)) if lines[i].endswith(");"))
-    ports = " ".join(lines[start:end + 1])[len(f"module {n}("):-2].split(",")
-    ports = [p.strip() for p in ports if not re.fullmatch(r"\s*array_y__\d+\s*", p)]
-    lines[start:end + 1] = [f"module {n}(" + ", ".join(ports) + ");"]
-    lines = [line for line in lines if not re.fullmatch(r"  input (\[\d+:0\] )?array_y__\d+;",
-                                                        line)]
-    header = start
+    header = next(i for i in range(start, len(lines)) if lines[i].endswith(");"))
     weights = lines.index(f"  {n}_weights weights (")
     compute = lines.index(f"  {n}_compute compute (")
     span = cfg.rows * cfg.weight_bits
     wires = [f"  wire [{span - 1}:0] array_w_{c};" for c in range(cols)]
     q_ports = [f"    .q_{c}(array_w_{c})," for c in range(cols)]
     w_ports = [f"    .w_{c}(array_w_{c})," for c in range(cols)]
-    w_ports += [f"    .y_{c}(array_y__{c})," for c in range(cols)]
+    w_ports += [f"    .y_{c}({y_exprs[c]})," for c in range(cols)]
     for at, new in sorted([(header + 1, wires), (weights + 1, q_ports),
                            (compute + 1, w_ports)], reverse=True):
         lines[at:at] = new
