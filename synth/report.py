@@ -176,24 +176,26 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover
         raise RuntimeError("the sweep plot needs matplotlib (pip install dcim[plot])") from exc
-    pts = sorted(rows, key=lambda r: r["rows"] * r["cols"])
-    size = [r["rows"] * r["cols"] for r in pts]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.loglog(size, [r["area_um2"] / 1e6 for r in pts], "o-", label="total (flip-flop weights)")
-    a1.loglog(size, [r["logic_um2"] / 1e6 for r in pts], "s--", label="logic without weights")
-    a1.set_xlabel("array size rows x cols (MACs)")
-    a1.set_ylabel("area (mm2, OSU 0.18 um)")
-    a1.legend()
-    a1.grid(True, which="both", alpha=0.3)
-    a2.semilogx(size, [r["tops_mm2"] for r in pts], "o-", label="total")
-    a2.semilogx(size, [r["tops_mm2_bitcell"] for r in pts], "s--", label="logic + 8T bit-cells")
-    a2.set_xlabel("array size rows x cols (MACs)")
-    a2.set_ylabel("peak TOPS/mm2 at Fmax (180 nm)")
-    a2.legend()
-    a2.grid(True, which="both", alpha=0.3)
-    for r in pts:
-        a1.annotate(f"{r['rows']}x{r['cols']}", (r["rows"] * r["cols"], r["area_um2"] / 1e6),
-                    fontsize=7)
+    for n_rows in sorted({r["rows"] for r in rows}):
+        pts = sorted((r for r in rows if r["rows"] == n_rows), key=lambda r: r["cols"])
+        size = [r["rows"] * r["cols"] for r in pts]
+        line, = a1.loglog(size, [r["area_um2"] / 1e6 for r in pts], "o-",
+                          label=f"rows={n_rows} total")
+        a1.loglog(size, [r["logic_um2"] / 1e6 for r in pts], "s--", color=line.get_color(),
+                  label=f"rows={n_rows} without weight flops")
+        a2.semilogx(size, [r["tops_mm2"] for r in pts], "o-", color=line.get_color(),
+                    label=f"rows={n_rows} total")
+        a2.semilogx(size, [r["tops_mm2_bitcell"] for r in pts], "s--", color=line.get_color(),
+                    label=f"rows={n_rows} logic + 8T bit-cells")
+        for r in pts:
+            a1.annotate(f"{r['rows']}x{r['cols']}", (r["rows"] * r["cols"], r["area_um2"] / 1e6),
+                        fontsize=7)
+    for ax, ylabel in ((a1, "area (mm2, OSU 0.18 um)"), (a2, "peak TOPS/mm2 at Fmax (180 nm)")):
+        ax.set_xlabel("array size rows x cols (MACs)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
