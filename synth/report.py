@@ -20,7 +20,9 @@ def _f(x: Any, digits: int = 3) -> str:
     if isinstance(x, float):
         if x == 0:
             return "0"
-        if abs(x) >= 1e5 or abs(x) < 1e-3:
+        if abs(x) >= 1e5:
+            return f"{x:,.0f}"
+        if abs(x) < 1e-3:
             return f"{x:.{digits}e}"
         return f"{x:.{digits}g}" if abs(x) < 100 else f"{x:,.0f}"
     return str(x)
