@@ -11,7 +11,8 @@ import dataclasses
 import re
 from pathlib import Path
 
-__all__ = ["AreaCorrection", "correct_liberty", "liberty_areas", "parse_lef_sizes", "read_corrected"]
+__all__ = ["AreaCorrection", "correct_liberty", "liberty_areas", "parse_lef_sizes",
+           "read_corrected"]
 
 _MACRO = re.compile(r"^\s*MACRO\s+(\S+)\s*$")
 _SIZE = re.compile(r"^\s*SIZE\s+([0-9.eE+-]+)\s+BY\s+([0-9.eE+-]+)\s*;")
@@ -59,7 +60,7 @@ def parse_lef_sizes(text: str) -> dict[str, tuple[float, float]]:
 
 
 def liberty_areas(text: str) -> dict[str, float]:
-    """Return ``{cell: area}`` from the first ``area`` attribute of each cell in liberty ``text``."""
+    """Return ``{cell: area}`` from the first ``area`` attribute of each liberty cell."""
     areas: dict[str, float] = {}
     cells = list(_CELL.finditer(text))
     for i, m in enumerate(cells):
