@@ -8,7 +8,8 @@ Conventions
 -----------
 * 32-bit registers at word-aligned byte addresses; ``addr_bits`` (16) address bits.
 * Every write is a full 32-bit write (``wstrb`` is ignored). Bits outside every field read 0.
-* Signed fields hold two's complement in their own bits and read back zero-extended.
+* Signed register fields hold two's complement in their own bits and read back zero-extended;
+  signed table entries (``BIAS``, ``SHIFT``) read back sign-extended to 32 bits.
 * A read or write to an address that is neither a register nor a table entry of an existing
   column gets ``SLVERR``; the write has no effect, the read returns 0.
 * Per-column tables ``BIAS``, ``MULT``, ``SHIFT`` have ``cols`` entries with a 4-byte stride.
@@ -204,7 +205,8 @@ class RegMap:
                "`hdl/regmap.py`; do not edit.", "",
                "Access types: " + "; ".join(f"`{k}` {v}" for k, v in ACCESS.items()) + ".", "",
                "Every write is a full 32-bit write (`wstrb` is ignored); unused bits read 0; "
-               "signed fields read back zero-extended. An unmapped address answers `SLVERR` "
+               "signed register fields read back zero-extended, signed table entries (BIAS, SHIFT) "
+               "sign-extended to 32 bits. An unmapped address answers `SLVERR` "
                "(write ignored, read 0).", "",
                "## Registers", "",
                "| offset | register | reset | field | bits | access | field reset | "

