@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export OPENBLAS_NUM_THREADS ?= 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup apt demo test test-fast bench clean
+.PHONY: setup apt demo regress synth test test-fast bench clean
 
 setup: $(STAMP) apt $(TECH)/osu018_stdcells.lib
 
@@ -46,17 +46,23 @@ $(TECH)/osu018_stdcells.lib:
 	cp .tech/deb/root/usr/share/qflow/tech/osu018/osu018_stdcells.* $(TECH)/
 	rm -rf .tech/deb
 
-# The main job on the default configuration.
+# The main job on the default configuration (64x32, INT8): generate the Verilog, verify it on
+# both simulators against the golden model, and check INT8 accuracy of the shipped CNN on it.
 demo: setup
 	mkdir -p out
 	$(BIN)/dcim config -o out/core.json
-	$(BIN)/python -c "import numpy as np; r = np.random.default_rng(0); \
-	  np.save('out/W.npy', r.integers(-128, 128, (64, 32), dtype=np.int8)); \
-	  np.save('out/X.npy', r.integers(-128, 128, (16, 64), dtype=np.int8))"
-	$(BIN)/dcim golden --config out/core.json --weights out/W.npy --inputs out/X.npy -o out/Y.npy
+	$(BIN)/dcim generate --config out/core.json -o out/rtl
+	$(BIN)/dcim regress --config out/core.json --sim all --seeds 1 -j 2 --out out/regress
 	$(BIN)/dcim calibrate examples/digits_cnn.onnx --calib examples/digits_calib.npz \
 	  --eval examples/digits_eval.npz --config out/core.json --json out/calibrate.json \
 	  --max-drop 0.5
+
+# The acceptance regression of issue 4 and the PPA report of issue 6 on the default size.
+regress: setup
+	$(BIN)/dcim regress --rows 64 --cols 32 --sim all --seeds 3 -j 2 --out out/regress
+
+synth: setup
+	$(BIN)/dcim synth --rows 64 --cols 32 -o out/synth
 
 # Every test tier (unit, Amaranth simulation, cocotb regressions, synthesis).
 test: setup
@@ -69,6 +75,9 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/bench_golden.py
 	$(BIN)/python bench/bench_calibrate.py
+	$(BIN)/python bench/bench_generate.py --sizes 64x32,256x256
+	$(BIN)/python bench/bench_regress.py --sizes 64x64
+	$(BIN)/python bench/bench_synth.py
 
 clean:
 	rm -rf out build sim_build .pytest_cache
