@@ -309,6 +309,12 @@ class CoreConfig:
         return self.pass_latency(bits) + -(-first_beat // self.dpu_lanes) + self.dpu_latency
 
     @property
+    def dpu_groups(self) -> int:
+        """DPU cycles (groups of ``dpu_lanes`` columns) per result vector; also the entries of
+        each per-lane DPU table."""
+        return self.cols // self.dpu_lanes
+
+    @property
     def dpu_latency(self) -> int:
         """Cycles from the DPU accepting a group of ``dpu_lanes`` partial sums to its result
         being valid on the DPU output, when the output is not stalled. The DPU pipeline has one

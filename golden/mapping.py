@@ -156,7 +156,7 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
     cpp = cfg.cycles_per_pass()
     per_pass = max(cpp, cfg.x_beats)
     tile_load = cfg.rows * cfg.w_beats
-    emit = {"compute": cpp, "x_stream": cfg.x_beats, "dpu": cfg.cols // cfg.dpu_lanes,
+    emit = {"compute": cpp, "x_stream": cfg.x_beats, "dpu": cfg.dpu_groups,
             "y_stream": cfg.y_beats(raw=False)}
     raw = {"compute": cpp, "x_stream": cfg.x_beats, "y_stream": cfg.y_beats(raw=True)}
     for layer in layers:

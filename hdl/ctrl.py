@@ -194,7 +194,7 @@ class Ctrl(Elaboratable):
         raw_beats, dpu_beats = cfg.y_beats(raw=True), cfg.y_beats(raw=False)
         yb = Signal(range(max(2, raw_beats, dpu_beats)))
         L = cfg.dpu_lanes
-        groups = cols // L
+        groups = cfg.dpu_groups
         g = Signal(range(max(2, groups)))
         fed_all = Signal()
         ocnt = Signal(range(cols + 1))

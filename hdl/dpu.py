@@ -124,7 +124,7 @@ class Dpu(wiring.Component):
         m = Module()
         cfg = self.cfg
         lanes = cfg.dpu_lanes
-        depth = cfg.cols // lanes
+        depth = cfg.dpu_groups
         double = cfg.rounding == "double"
         residual = cfg.dpu_residual
         n_stages = cfg.dpu_latency

@@ -162,3 +162,8 @@ def test_dpu_latency_is_one_figure_for_every_config():
               for r in ("single", "double", "rne") for res in (False, True)]
     assert isinstance(base.dpu_latency, int) and base.dpu_latency >= 1
     assert {c.dpu_latency for c in others} == {base.dpu_latency}
+
+
+def test_dpu_groups():
+    assert CoreConfig(cols=32, dpu_lanes=4).dpu_groups == 8
+    assert CoreConfig(cols=12, dpu_lanes=12).dpu_groups == 1
