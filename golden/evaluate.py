@@ -236,8 +236,11 @@ def _evaluate(qm: QModel, x: np.ndarray, y: np.ndarray, progress: Progress, stag
 def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: str | Path,
                      cfg: CoreConfig, methods: tuple[str, ...] = METHODS,
                      clock_mhz: float = 200.0, batch: int = 1, peer: bool = True,
-                     progress: Progress = _no_progress) -> dict[str, Any]:
+                     progress: Progress = _no_progress, models: dict[str, QModel] | None = None
+                     ) -> dict[str, Any]:
     """Run the whole flow and return the report (JSON-serializable apart from ``inf``).
+
+    ``models``, if given, receives the quantized model of every method, by method name.
 
     Raises
     ------
@@ -285,6 +288,8 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
             ranges[t] = calibrate_range(method, values[t], cfg)
             progress(f"calibrate {method}", j + 1, len(tensors))
         qm = quantize_model(graph, layers, ranges, cfg)
+        if models is not None:
+            models[method] = qm
         result = _evaluate(qm, eval_x, eval_y, progress, f"int8 {method}")
         result["ranges"] = {t: list(r) for t, r in ranges.items()}
         result["qparams"] = {t: {"scale": q.scale, "zero_point": q.zero_point}

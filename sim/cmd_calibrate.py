@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..golden.calibrate import METHODS
-from ..golden.evaluate import calibrate_report
+from ..golden.evaluate import calibrate_report, load_data
+from ..golden.export import export_vectors
 from .cli import CliError, add_config_args, config_from_args
 
 
@@ -48,6 +49,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-drop", type=float, metavar="PCT",
                         help="exit 1 if the best calibrator loses more than PCT %% top-1 "
                              "accuracy against FP32")
+    parser.add_argument("--export-vectors", type=Path, metavar="DIR",
+                        help="write one layer's tiles (weights, activations, DPU tables, "
+                             "expected outputs) of the best calibrator for dcim regress --vectors")
+    parser.add_argument("--export-layer", metavar="NAME",
+                        help="weighted layer to export (default: the first)")
+    parser.add_argument("--export-count", type=int, default=8, metavar="N",
+                        help="activation vectors to export (default 8)")
     add_config_args(parser)
 
 
@@ -162,16 +170,27 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if not (math.isfinite(args.clock_mhz) and args.clock_mhz > 0):
         raise CliError(f"--clock-mhz must be a positive frequency, got {args.clock_mhz}")
+    if args.export_count < 1:
+        raise CliError(f"--export-count must be an int >= 1, got {args.export_count}")
     methods = METHODS if args.method == "all" else (args.method,)
+    models: dict = {}
     report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
                               clock_mhz=args.clock_mhz, batch=args.batch,
-                              peer=not args.no_peer, progress=_Bar())
+                              peer=not args.no_peer, progress=_Bar(), models=models)
     for w in report["warnings"]:
         print(f"dcim: warning: {w}", file=sys.stderr)
     print(format_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.export_vectors is not None:
+        qm = models[report["best_method"]]
+        x, _ = load_data(args.eval, qm.graph, "evaluation", labels=False)
+        m = export_vectors(qm, x, args.export_vectors, args.export_layer, args.export_count)
+        print(f"wrote layer {m['layer']} ({m['kind']}, K {m['K']}, N {m['N']}, "
+              f"{len(m['tiles'])} tile(s), {m['passes']} pass(es) each, {m['vectors']} vectors, "
+              f"{m['schedule']}, {report['best_method']}) to {args.export_vectors}; replay: "
+              f"dcim regress --vectors {args.export_vectors}")
     if args.max_drop is not None and 100 * report["best_drop_vs_fp32"] > args.max_drop:
         print(f"dcim: best INT8 accuracy is {100 * report['best_drop_vs_fp32']:.2f} % below FP32 "
               f"(limit {args.max_drop} %)", file=sys.stderr)

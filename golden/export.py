@@ -1,0 +1,187 @@
+"""One quantized layer's tiles as files, for replay on the simulators (`dcim regress --vectors`).
+
+:func:`export_vectors` writes, for one weighted layer of a :class:`~dcim.golden.qmodel.QModel`
+and the first vectors of a batch, a directory::
+
+    manifest.json           format, CoreConfig fields, layer, schedule, tiles
+    tile<T>/W.npy           int64 (passes, rows, cols): K-pass p's weight rows (zero-padded)
+    tile<T>/X.npy           int64 (vectors, passes * rows): activation vectors (zero-padded)
+    tile<T>/P.npz           the tile's DPU tables and scalars (DpuParams.to_npz_dict)
+    tile<T>/R.npy           int64 (vectors, cols): residual input (layers with one; padding
+                            columns hold res_zp)
+    tile<T>/Y.npy           int64 (vectors, col1 - col0): expected output codes
+
+Every number comes from the model's integer path (:func:`dcim.golden.qmodel.run` with
+``keep=True``): weights and DPU tables are the layer's :class:`~dcim.golden.qmodel.Tile`\\ s,
+activations the ``im2col`` of its integer input (padded with the input zero point), expected
+outputs its output codes. The schedule (``stationary``, ``k-reload`` or ``k-raw``) is the one
+:func:`dcim.golden.mapping.map_layers` picks. :func:`load_vectors` reads a directory back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import CoreConfig
+from .mapping import map_layers
+from .model import DpuParams
+from .qmodel import QLayer, QModel, _rows, run
+from .tensor_ops import im2col
+
+__all__ = ["FORMAT", "MANIFEST", "ReplayTile", "export_vectors", "load_vectors",
+           "weighted_layers"]
+
+#: ``format`` of the manifest.
+FORMAT = "dcim-vectors-1"
+#: Name of the manifest file in an export directory.
+MANIFEST = "manifest.json"
+
+
+def weighted_layers(qm: QModel) -> list[QLayer]:
+    """The layers of ``qm`` that run on the array, in execution order."""
+    return [lay for lay in qm.layers if lay.kind == "matmul"]
+
+
+def _pick(qm: QModel, name: str | None) -> QLayer:
+    layers = weighted_layers(qm)
+    if not layers:
+        raise ValueError("the model has no weighted layer to export")
+    if name is None:
+        return layers[0]
+    for lay in layers:
+        if lay.name == name:
+            return lay
+    raise ValueError(f"--export-layer must name a weighted layer "
+                     f"({', '.join(lay.name for lay in layers)}), got {name!r}")
+
+
+def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | None = None,
+                   count: int = 8) -> dict[str, Any]:
+    """Write one layer's tiles for the first ``count`` activation vectors of ``x``.
+
+    Parameters
+    ----------
+    qm : QModel
+    x : numpy.ndarray
+        Float input batch of the model (the first ``count`` samples are run; a convolution
+        gives several vectors per sample).
+    out_dir : path
+        Created if needed; existing tile files are overwritten.
+    layer : str, optional
+        Name of a weighted layer (default: the first).
+    count : int
+        Activation vectors to export, ``>= 1`` (fewer if ``x`` yields fewer).
+
+    Returns
+    -------
+    dict
+        The manifest written to ``out_dir/manifest.json``.
+
+    Raises
+    ------
+    ValueError
+        ``layer`` is not a weighted layer of the model, or ``count`` is not an int >= 1.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"--export-count must be an int >= 1, got {count!r}")
+    cfg = qm.cfg
+    lay = _pick(qm, layer)
+    _, codes = run(qm, x[:count], keep=True)
+    xin = codes[lay.inputs[0]]
+    node = lay.node
+    if node.kind == "conv":
+        zp = qm.qparams[lay.inputs[0]].zero_point
+        xin = im2col(xin, node.kernel, node.strides, node.pads, zp)
+    X = xin[:count].astype(np.int64)
+    Y = _rows(codes[lay.output])[:count].astype(np.int64)
+    R = None if lay.residual is None else _rows(codes[lay.residual])[:count].astype(np.int64)
+    K, N = lay.weights.shape
+    passes = math.ceil(K / cfg.rows)
+    shape1 = (1,) + codes[lay.output].shape[1:]
+    schedule = map_layers(cfg, [lay], {lay.output: shape1})[0].schedule
+    Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
+    Xp[:, :K] = X
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tiles = []
+    for t, tile in enumerate(lay.tiles):
+        d = out / f"tile{t}"
+        d.mkdir(exist_ok=True)
+        W = np.zeros((passes * cfg.rows, cfg.cols), dtype=np.int64)
+        W[:K] = tile.weights
+        np.save(d / "W.npy", W.reshape(passes, cfg.rows, cfg.cols))
+        np.save(d / "X.npy", Xp)
+        np.savez(d / "P.npz", **tile.dpu.to_npz_dict())
+        if R is not None:
+            rt = np.full((len(X), cfg.cols), tile.dpu.res_zp, dtype=np.int64)
+            rt[:, :tile.col1 - tile.col0] = R[:, tile.col0:tile.col1]
+            np.save(d / "R.npy", rt)
+        np.save(d / "Y.npy", Y[:, tile.col0:tile.col1])
+        tiles.append({"id": t, "dir": d.name, "col0": tile.col0, "col1": tile.col1})
+    manifest = {"format": FORMAT, "config": cfg.fields(), "layer": lay.name,
+                "kind": node.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
+                "schedule": schedule, "residual": R is not None, "tiles": tiles}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+@dataclasses.dataclass
+class ReplayTile:
+    """One exported column tile (see the module docstring for the arrays)."""
+
+    id: int
+    col0: int
+    col1: int
+    W: np.ndarray
+    X: np.ndarray
+    params: DpuParams
+    R: np.ndarray | None
+    Y: np.ndarray
+
+
+def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[ReplayTile]]:
+    """Read an export directory: ``(config, manifest, tiles)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No manifest or a tile file missing.
+    ValueError
+        Not a manifest of this format, or arrays of the wrong shape.
+    """
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise FileNotFoundError(f"--vectors {path}: no {MANIFEST} (write one with dcim "
+                                "calibrate --export-vectors)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{mpath}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{mpath}: not a {FORMAT} manifest")
+    cfg = CoreConfig.from_dict(manifest["config"])
+    v, p = manifest["vectors"], manifest["passes"]
+    tiles = []
+    for t in manifest["tiles"]:
+        d = path / t["dir"]
+        with np.load(d / "P.npz") as data:
+            params = DpuParams.from_npz(data)
+        rfile = d / "R.npy"
+        tile = ReplayTile(t["id"], t["col0"], t["col1"], np.load(d / "W.npy"),
+                          np.load(d / "X.npy"), params,
+                          np.load(rfile) if manifest["residual"] else None, np.load(d / "Y.npy"))
+        want = {"W": (p, cfg.rows, cfg.cols), "X": (v, p * cfg.rows),
+                "Y": (v, t["col1"] - t["col0"]), "R": (v, cfg.cols)}
+        for name, shape in want.items():
+            arr = getattr(tile, name)
+            if arr is not None and arr.shape != shape:
+                raise ValueError(f"{d / (name + '.npy')}: shape {arr.shape}, expected {shape}")
+        tiles.append(tile)
+    return cfg, manifest, tiles

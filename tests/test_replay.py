@@ -1,0 +1,107 @@
+"""`dcim calibrate --export-vectors` and its replay by `dcim regress --vectors`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcim.golden.calibrate import calibrate_range
+from dcim.golden.config import CoreConfig
+from dcim.golden.export import MANIFEST, export_vectors, load_vectors, weighted_layers
+from dcim.golden.model import accumulate, dpu, mvm
+from dcim.golden.onnx_import import load_model
+from dcim.golden.qmodel import calibration_tensors, plan, quantize_model
+from dcim.sim.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SMALL = CoreConfig(rows=16, cols=8)
+
+
+def _qmodel(name: str, cfg: CoreConfig):
+    graph = load_model(EXAMPLES / name)
+    x = np.load(EXAMPLES / "digits_calib.npz")["x"][:64]
+    layers = plan(graph, residual_in_dpu=cfg.dpu_residual)
+    env = graph.forward(x, keep_all=True)
+    ranges = {t: calibrate_range("minmax", env[t].reshape(-1), cfg)
+              for t in calibration_tensors(graph, layers)}
+    return quantize_model(graph, layers, ranges, cfg), np.load(EXAMPLES / "digits_eval.npz")["x"]
+
+
+def _recompute(cfg, tile):
+    """The tile's outputs from the exported files alone, through golden.model."""
+    psum = np.zeros((len(tile.X), cfg.cols), dtype=np.int64)
+    for p in range(tile.W.shape[0]):
+        xs = tile.X[:, p * cfg.rows:(p + 1) * cfg.rows]
+        psum = accumulate(cfg, psum, mvm(cfg, tile.W[p], xs))
+    return dpu(cfg, psum, tile.params, tile.R)[:, :tile.col1 - tile.col0]
+
+
+@pytest.mark.parametrize("model,layer,schedule,residual", [
+    ("digits_cnn.onnx", None, "stationary", False),    # conv1: K 9 on 16 rows
+    ("digits_cnn.onnx", "conv3", "k-raw", True),       # K 144, residual add in the DPU
+    ("digits_mlp.onnx", "fc2", "k-reload", False),     # K 64, N 32: 4 passes x 4 tiles
+])
+def test_export_matches_independent_recomputation(tmp_path, model, layer, schedule, residual):
+    qm, x = _qmodel(model, SMALL)
+    m = export_vectors(qm, x, tmp_path, layer=layer, count=5)
+    lay = weighted_layers(qm)[0] if layer is None else \
+        next(la for la in qm.layers if la.name == layer)
+    assert json.loads((tmp_path / MANIFEST).read_text()) == m
+    cfg, manifest, tiles = load_vectors(tmp_path)
+    assert cfg == SMALL
+    K, N = lay.weights.shape
+    passes = -(-K // cfg.rows)
+    assert (manifest["layer"], manifest["K"], manifest["N"]) == (lay.name, K, N)
+    assert (manifest["schedule"], manifest["residual"]) == (schedule, residual)
+    assert manifest["vectors"] == 5 and manifest["passes"] == passes
+    assert len(tiles) == -(-N // cfg.cols)
+    assert sorted(p.name for p in (tmp_path / "tile0").iterdir()) == sorted(
+        ["P.npz", "W.npy", "X.npy", "Y.npy"] + (["R.npy"] if residual else []))
+    for t in tiles:
+        assert t.W.shape == (passes, cfg.rows, cfg.cols)
+        assert t.X.shape == (5, passes * cfg.rows)
+        # Weights: the layer's quantized columns, zero-padded to whole passes and tiles.
+        flat = t.W.reshape(-1, cfg.cols)
+        assert np.array_equal(flat[:K, :t.col1 - t.col0], lay.weights[:, t.col0:t.col1])
+        assert not flat[K:].any() and not flat[:, t.col1 - t.col0:].any()
+        assert not t.X[:, K:].any()
+        assert t.Y.shape == (5, t.col1 - t.col0)
+        assert np.array_equal(_recompute(cfg, t), t.Y)
+    # The outputs are not degenerate (a test of a constant tile would prove little).
+    assert len(np.unique(np.concatenate([t.Y.ravel() for t in tiles]))) > 3
+
+
+def test_export_errors(tmp_path):
+    qm, x = _qmodel("digits_mlp.onnx", SMALL)
+    with pytest.raises(ValueError, match=r"^--export-layer must name a weighted layer "
+                                         r"\(fc1, fc2, fc3\), got 'relu1'$"):
+        export_vectors(qm, x, tmp_path, layer="relu1")
+    with pytest.raises(ValueError, match=r"^--export-count must be an int >= 1, got 0$"):
+        export_vectors(qm, x, tmp_path, count=0)
+    with pytest.raises(FileNotFoundError, match=r"no manifest.json"):
+        load_vectors(tmp_path / "none")
+    (tmp_path / MANIFEST).write_text('{"format": "other"}')
+    with pytest.raises(ValueError, match=r"not a dcim-vectors-1 manifest$"):
+        load_vectors(tmp_path)
+
+
+def _calibrate(capsys, out, *extra):
+    code = main(["calibrate", str(EXAMPLES / "digits_mlp.onnx"), "--calib",
+                 str(EXAMPLES / "digits_calib.npz"), "--eval", str(EXAMPLES / "digits_eval.npz"),
+                 "--method", "minmax", "--no-peer", "--rows", "16", "--cols", "8",
+                 "--export-vectors", str(out), *extra])
+    return code, capsys.readouterr()
+
+
+def test_calibrate_cli_exports(tmp_path, capsys):
+    code, cap = _calibrate(capsys, tmp_path / "v", "--export-count", "3")
+    assert code == 0, cap.err
+    assert f"wrote layer fc1 (gemm, K 64, N 64, 8 tile(s), 4 pass(es) each, 3 vectors" in cap.out
+    cfg, manifest, tiles = load_vectors(tmp_path / "v")
+    assert (cfg.rows, cfg.cols, manifest["layer"], len(tiles)) == (16, 8, "fc1", 8)
+    code, cap = _calibrate(capsys, tmp_path / "w", "--export-layer", "nope")
+    assert code == 2 and cap.err.strip().splitlines()[-1].startswith(
+        "dcim: error: --export-layer must name a weighted layer (fc1, fc2, fc3), got 'nope'")
+    code, cap = _calibrate(capsys, tmp_path / "w", "--export-count", "0")
+    assert code == 2 and cap.err.strip() == "dcim: error: --export-count must be an int >= 1, got 0"
