@@ -57,6 +57,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="JUnit XML path (default OUT/<config>/junit.xml)")
     parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
                         help="wall-clock limit of one simulator run (default 1800)")
+    parser.add_argument("--vectors", type=Path, default=None, metavar="DIR",
+                        help="replay the layer `dcim calibrate --export-vectors DIR` wrote "
+                             "(only test_replay runs; the core comes from DIR/manifest.json)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,6 +74,26 @@ def config_argv(cfg: CoreConfig) -> list[str]:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             out += ["--" + name.replace("_", "-"), text]
     return out
+
+
+def _vectors_config(args) -> CoreConfig:
+    """The configuration of a ``--vectors`` export; config options given too must agree."""
+    from ..golden.export import load_vectors
+
+    cfg, _, _ = load_vectors(args.vectors)
+    given = CoreConfig.load(args.config).fields() if args.config is not None else {}
+    for name in cfg.fields():
+        value = getattr(args, "cfg_" + name)
+        if value is not None:
+            given[name] = value
+    if given.get("acc_bits") is None:
+        given.pop("acc_bits", None)
+    diff = [f"{k} {v!r} != {given[k]!r}" for k, v in cfg.fields().items()
+            if k in given and given[k] != v]
+    if diff:
+        raise CliError(f"--vectors {args.vectors} was exported for another core "
+                       f"({'; '.join(diff[:3])}); drop the config options or match them")
+    return cfg
 
 
 def _tag(cfg: CoreConfig) -> str:
@@ -163,15 +186,22 @@ def _run_sim(sim: str, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Pa
         r = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}",
                       config_json=core_json, regmap_json=regs, seed=seed, tests=args.tests,
                       waves=args.waves, init_seed=init, timeout=args.timeout,
-                      progress=lambda msg, s=seed: say(f"[{sim}] seed {s}: {msg}"))
+                      progress=lambda msg, s=seed: say(f"[{sim}] seed {s}: {msg}"),
+                      replay=args.vectors)
         summ.runs.append((seed, r))
         state = "ok" if r.ok else "FAILED"
         say(f"[{sim}] seed {seed} ({i + 1}/{len(seeds)}): {r.tests} tests, {r.failed} failed, "
             f"{r.seconds:.1f} s {state}")
+        rep = r.stats.get("tests", {}).get("test_replay")
+        if rep:
+            say(f"[{sim}] seed {seed}: replayed layer {rep['layer']}: {rep['tiles']} tile(s), "
+                f"{rep['outputs']} outputs bit-exact ({rep['schedule']}, {rep['compared']} "
+                "result packets)")
         if sim == "verilator" and i == 0 and r.ok:
             r2 = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}_init2",
                            config_json=core_json, regmap_json=regs, seed=seed,
-                           tests=args.tests, init_seed=init + 1, timeout=args.timeout)
+                           tests=args.tests, init_seed=init + 1, timeout=args.timeout,
+                           replay=args.vectors)
             d1, d2 = _digests(r), _digests(r2)
             diff = sorted(k for k in d1 if d2.get(k) != d1[k])
             if not r2.ok or diff:
@@ -228,7 +258,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the regression; 0 when everything passed, 1 on a failure."""
     from ..verif.coverage import load_testplan, merge, report, summary
 
-    cfg = config_from_args(args)
+    if args.vectors is not None:
+        if args.tests is not None:
+            raise CliError("--tests cannot be combined with --vectors (only test_replay runs)")
+        cfg = _vectors_config(args)
+        args.tests = "test_replay$"
+    else:
+        cfg = config_from_args(args)
     if args.sim == "all":
         sims = list(SIMULATORS)
     elif args.sim in SIMULATORS:
@@ -334,6 +370,9 @@ def _print_failures(cfg: CoreConfig, summaries: list[SimSummary], args) -> None:
                    "--seeds", "1"]
             if args.rtl is not None:
                 cmd += ["--rtl", str(args.rtl)]
+            if args.vectors is not None:
+                cmd += ["--vectors", str(args.vectors)]
+                pattern = None
             if args.out != Path("build/regress"):
                 cmd += ["--out", str(args.out)]
             if pattern:

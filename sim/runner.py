@@ -27,6 +27,7 @@ from pathlib import Path
 __all__ = [
     "ENV_CONFIG",
     "ENV_REGMAP",
+    "ENV_REPLAY",
     "ENV_SIM",
     "ENV_STATS",
     "MIN_VERILATOR",
@@ -53,6 +54,8 @@ ENV_CONFIG = "DCIM_CORE_JSON"
 ENV_REGMAP = "DCIM_REGMAP_JSON"
 ENV_STATS = "DCIM_STATS_JSON"
 ENV_SIM = "DCIM_SIM"
+#: The export directory ``test_replay`` replays (``dcim regress --vectors``).
+ENV_REPLAY = "DCIM_REPLAY_DIR"
 #: Timescale of every build: Amaranth's Verilog has none, and cocotb's clock needs ps precision.
 TIMESCALE = ("1ns", "1ps")
 
@@ -292,7 +295,8 @@ def _failure_message(case: ET.Element) -> str:
 def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_json: Path,
               regmap_json: Path, seed: int, tests: str | None = None, waves: bool = False,
               init_seed: int | None = None, timeout: float = 3600.0,
-              progress: Callable[[str], None] | None = None) -> RunResult:
+              progress: Callable[[str], None] | None = None,
+              replay: Path | None = None) -> RunResult:
     """Run the testbench once on a finished build.
 
     Parameters
@@ -315,6 +319,8 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
         Wall-clock limit; the run is killed and reported failed after it.
     progress : callable, optional
         Called every 30 s with the test the simulator is running (``"test_k_tiled (7/19)"``).
+    replay : Path, optional
+        An export directory of ``dcim calibrate --export-vectors`` for ``test_replay``.
     """
     # The simulator runs in test_dir: every path it is given must be absolute.
     build_dir, test_dir = Path(build_dir).resolve(), Path(test_dir).resolve()
@@ -335,7 +341,10 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
     if init_seed is not None:
         cmd += ["--init-seed", str(init_seed)]
     env = sim_env({ENV_CONFIG: str(config_json), ENV_REGMAP: str(regmap_json),
-                   ENV_STATS: str(stats_path), ENV_SIM: sim})
+                   ENV_STATS: str(stats_path), ENV_SIM: sim,
+                   **({ENV_REPLAY: str(Path(replay).resolve())} if replay else {})})
+    if not replay:
+        env.pop(ENV_REPLAY, None)
     t0 = time.perf_counter()
     error = ""
     try:

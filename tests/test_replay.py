@@ -1,6 +1,9 @@
 """`dcim calibrate --export-vectors` and its replay by `dcim regress --vectors`."""
 
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +100,7 @@ def _calibrate(capsys, out, *extra):
 def test_calibrate_cli_exports(tmp_path, capsys):
     code, cap = _calibrate(capsys, tmp_path / "v", "--export-count", "3")
     assert code == 0, cap.err
-    assert f"wrote layer fc1 (gemm, K 64, N 64, 8 tile(s), 4 pass(es) each, 3 vectors" in cap.out
+    assert "wrote layer fc1 (gemm, K 64, N 64, 8 tile(s), 4 pass(es) each, 3 vectors" in cap.out
     cfg, manifest, tiles = load_vectors(tmp_path / "v")
     assert (cfg.rows, cfg.cols, manifest["layer"], len(tiles)) == (16, 8, "fc1", 8)
     code, cap = _calibrate(capsys, tmp_path / "w", "--export-layer", "nope")
@@ -105,3 +108,47 @@ def test_calibrate_cli_exports(tmp_path, capsys):
         "dcim: error: --export-layer must name a weighted layer (fc1, fc2, fc3), got 'nope'")
     code, cap = _calibrate(capsys, tmp_path / "w", "--export-count", "0")
     assert code == 2 and cap.err.strip() == "dcim: error: --export-count must be an int >= 1, got 0"
+
+
+def test_regress_vectors_config_disagrees(tmp_path, capsys):
+    qm, x = _qmodel("digits_mlp.onnx", SMALL)
+    export_vectors(qm, x, tmp_path, count=2)
+    code = main(["regress", "--vectors", str(tmp_path), "--rows", "32", "--sim", "icarus"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == (f"dcim: error: --vectors {tmp_path} was exported for another core "
+                   "(rows 16 != 32); drop the config options or match them")
+
+
+@pytest.mark.sim
+def test_replay_on_both_simulators(tmp_path, capsys):
+    """Export layers of the shipped models for a 16x8 core and replay them bit-exactly."""
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not installed")
+    for model, layer in (("digits_cnn.onnx", "conv3"), ("digits_mlp.onnx", "fc2")):
+        out = tmp_path / layer
+        code = main(["calibrate", str(EXAMPLES / model), "--calib",
+                     str(EXAMPLES / "digits_calib.npz"), "--eval",
+                     str(EXAMPLES / "digits_eval.npz"), "--method", "minmax", "--no-peer",
+                     "--rows", "16", "--cols", "8", "--export-vectors", str(out),
+                     "--export-layer", layer, "--export-count", "4"])
+        assert code == 0
+        capsys.readouterr()
+        code = main(["regress", "--vectors", str(out), "--sim", "all", "--seed", "1",
+                     "--out", str(tmp_path / "build")])
+        text = capsys.readouterr().out
+        assert code == 0, text
+        assert "FAIL" not in text
+        assert text.count(f"replayed layer {layer}:") == 2, text  # once per simulator
+    # A wrong expected value is reported with layer, tile, vector, column and cycle.
+    y = np.load(out / "tile2" / "Y.npy")
+    y[3, 5] += 1
+    np.save(out / "tile2" / "Y.npy", y)
+    code = main(["regress", "--vectors", str(out), "--sim", "icarus", "--seed", "1",
+                 "--out", str(tmp_path / "build")])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"test_replay: layer fc2 tile 2 vector 3 column 5 \(output channel 21\): "
+                     rf"got {y[3, 5] - 1} expected {y[3, 5]} at cycle \d+ \(t = \d+ ns\); "
+                     r"1 mismatch\(es\) in this tile", text), text
+    assert os.environ.get("DCIM_REPLAY_DIR") is None

@@ -20,9 +20,10 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from ..golden.arith import INT32_MAX, INT32_MIN, SHIFT_RANGE, quantize_multiplier
 from ..golden.config import CoreConfig, value_range
 from ..golden.model import DpuParams, mvm_tiled
-from ..sim.runner import ENV_CONFIG, ENV_REGMAP, ENV_SIM, ENV_STATS
+from ..sim.runner import ENV_CONFIG, ENV_REGMAP, ENV_REPLAY, ENV_SIM, ENV_STATS
 from .coverage import Coverage
 from .csr import RegMapView
+from .replay import replay
 from .streams import Packet, pack_beats
 from .tb import TB
 
@@ -584,3 +585,25 @@ async def test_throughput(dut):
     _record("test_throughput", tb, {"cycles": cycles, "wall": time.perf_counter() - w0,
                                      "idle_cycles_per_s": idle / idle_wall,
                                      "testbench_s": spent[0]})
+
+
+def _replay_timeout_us() -> float:
+    path = os.environ.get(ENV_REPLAY)
+    if not path:
+        return 1.0
+    with open(os.path.join(path, "manifest.json")) as f:
+        m = json.load(f)
+    n_tiles, passes, vectors = len(m["tiles"]), m["passes"], m["vectors"]
+    loads = n_tiles * passes * (vectors if m["schedule"] == "k-reload" else 1)
+    return _timeout_us(n_tiles * passes * vectors, loads, n_tiles, 200 * loads)
+
+
+@cocotb.test(skip=os.environ.get(ENV_REPLAY) is None, timeout_time=_replay_timeout_us(),
+             timeout_unit="us")
+async def test_replay(dut):
+    """Replay only (``dcim regress --vectors DIR``): an exported layer's tiles, every output
+    compared with the exported expected codes."""
+    tb = await _start(dut, "test_replay")
+    stats = await replay(tb, os.environ[ENV_REPLAY])
+    tb.finish()
+    _record("test_replay", tb, stats)
