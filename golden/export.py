@@ -166,10 +166,19 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
         raise ValueError(f"{mpath}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{mpath}: not a {FORMAT} manifest")
+    try:
+        missing = [k for k in ("config", "vectors", "passes", "tiles", "residual", "layer",
+                               "schedule") if k not in manifest]
+        missing += [f"tiles[{i}].{k}" for i, t in enumerate(manifest.get("tiles", []))
+                    for k in ("dir", "id", "col0", "col1") if k not in t]
+    except TypeError:
+        missing = ["tiles (not a list of objects)"]
+    if missing:
+        raise ValueError(f"{mpath}: incomplete manifest (missing {', '.join(missing)})")
     cfg = CoreConfig.from_dict(manifest["config"])
-    v, p = manifest["vectors"], manifest["passes"]
+    v, p, specs = manifest["vectors"], manifest["passes"], manifest["tiles"]
     tiles = []
-    for t in manifest["tiles"]:
+    for t in specs:
         d = path / t["dir"]
         with np.load(d / "P.npz") as data:
             params = DpuParams.from_npz(data)

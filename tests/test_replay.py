@@ -87,6 +87,10 @@ def test_export_errors(tmp_path):
     (tmp_path / MANIFEST).write_text('{"format": "other"}')
     with pytest.raises(ValueError, match=r"not a dcim-vectors-1 manifest$"):
         load_vectors(tmp_path)
+    (tmp_path / MANIFEST).write_text('{"format": "dcim-vectors-1", "config": {}}')
+    with pytest.raises(ValueError, match=r"incomplete manifest \(missing vectors, passes, "
+                                         r"tiles, residual, layer, schedule\)$"):
+        load_vectors(tmp_path)
 
 
 def _calibrate(capsys, out, *extra):
