@@ -122,6 +122,13 @@ def test_regress_vectors_config_disagrees(tmp_path, capsys):
     assert code == 2
     assert err == (f"dcim: error: --vectors {tmp_path} was exported for another core "
                    "(rows 16 != 32); drop the config options or match them")
+    assert main(["regress", "--vectors", str(tmp_path), "--tests", "x", "--sim", "icarus"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "dcim: error: --tests cannot be combined with --vectors (only test_replay runs)")
+    assert main(["regress", "--vectors", str(tmp_path / "none"), "--sim", "icarus"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dcim: error: --vectors {tmp_path / 'none'}: no manifest.json (write one with dcim "
+        "calibrate --export-vectors)")
 
 
 @pytest.mark.sim
