@@ -8,7 +8,11 @@ randomizes every uninitialized value, and the first seed is rerun with a second
 initial-value seed: both runs must give identical outputs. On a failure it prints the seed and
 the exact command that reproduces it.
 
+With --vectors DIR it replays, on the core the export names, the layer `dcim calibrate
+--export-vectors DIR` wrote (only test_replay runs), every output bit-exact against the export.
+
 Example: dcim regress --rows 64 --cols 32 --sim all --seeds 3
+         dcim regress --vectors out/vec_conv3 --sim all
 """
 
 from __future__ import annotations
