@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig
+from ._cfg import check_cfg
 
 __all__ = ["Accum"]
 
@@ -47,9 +48,7 @@ class Accum(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        if not isinstance(cfg, CoreConfig):
-            raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = check_cfg(cfg, self)
         super().__init__({
             "t": In(signed(cfg.slice_psum_bits)).array(cfg.cols),
             "valid": In(1), "first": In(1), "last": In(1), "acc": In(1), "emit": In(1),

@@ -21,15 +21,10 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig, signed_bits_for
+from ._cfg import check_cfg
 
 __all__ = ["ColumnTree", "Compute", "WeightColumn", "Weights", "array_verilog",
            "tree_register_levels"]
-
-
-def _check_cfg(cfg) -> CoreConfig:
-    if not isinstance(cfg, CoreConfig):
-        raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
-    return cfg
 
 
 def tree_register_levels(depth: int, regs: int) -> list[int]:
@@ -54,7 +49,7 @@ class WeightColumn(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = _check_cfg(cfg)
+        self.cfg = check_cfg(cfg, self)
         super().__init__({"row_en": In(cfg.rows), "wdata": In(cfg.weight_bits),
                           "q": Out(cfg.rows * cfg.weight_bits)})
 
@@ -87,7 +82,7 @@ class ColumnTree(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = _check_cfg(cfg)
+        self.cfg = check_cfg(cfg, self)
         super().__init__({"w": In(cfg.rows * cfg.weight_bits),
                           "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
                           "y": Out(signed(cfg.slice_psum_bits))})
@@ -144,7 +139,7 @@ class Weights(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = _check_cfg(cfg)
+        self.cfg = check_cfg(cfg, self)
         super().__init__(self.members(cfg))
 
     @staticmethod
@@ -172,7 +167,7 @@ class Compute(wiring.Component):
     ``y[c]`` is column ``c``'s adder-tree output for weights ``w[c]``."""
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = _check_cfg(cfg)
+        self.cfg = check_cfg(cfg, self)
         super().__init__(self.members(cfg))
 
     @staticmethod
@@ -200,7 +195,7 @@ def array_verilog(cfg: CoreConfig) -> str:
     ``rst`` where Amaranth gives them: always for the weight column, with ``tree_regs`` for
     the tree).
     """
-    _check_cfg(cfg)
+    check_cfg(cfg)
     n, rows, cols = cfg.name, cfg.rows, cfg.cols
     wb, s, spb = cfg.weight_bits, cfg.serial_bits, cfg.slice_psum_bits
     rb = max(1, (max(2, rows) - 1).bit_length())

@@ -9,6 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig
+from ._cfg import check_cfg
 from .accum import Accum
 from .array import Compute, Weights
 from .axi import axi_lite_signature, axi_stream_signature
@@ -48,9 +49,7 @@ class Core(wiring.Component):
 
     def __init__(self, cfg: CoreConfig, *, hier: bool = False,
                  dpu_factory: Callable[[CoreConfig], wiring.Component] | None = None) -> None:
-        if not isinstance(cfg, CoreConfig):
-            raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = check_cfg(cfg, self)
         self.hier = hier
         if dpu_factory is None:
             from .dpu import Dpu as dpu_factory

@@ -10,6 +10,7 @@ from amaranth.utils import ceil_log2
 
 from ..golden.arith import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..golden.config import CoreConfig
+from ._cfg import check_cfg
 
 __all__ = ["Dpu"]
 
@@ -91,9 +92,7 @@ class Dpu(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        if not isinstance(cfg, CoreConfig):
-            raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = check_cfg(cfg, self)
         lanes = cfg.dpu_lanes
         cw = max(1, ceil_log2(cfg.cols))
         i_layout = data.StructLayout({

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment, Module
 from amaranth.sim import Simulator
 
 from dcim.golden.config import CoreConfig
@@ -15,6 +16,7 @@ from dcim.golden.model import mvm_bitserial
 from dcim.hdl.accum import Accum
 from dcim.hdl.array import ColumnTree, Compute, WeightColumn, Weights, tree_register_levels
 from dcim.hdl.core import Core
+from dcim.hdl.dpu import Dpu
 
 TREE_GRID = [
     dict(rows=1, act_bits=1, weight_bits=1),
@@ -80,10 +82,14 @@ def test_tree_register_levels(depth, regs, levels):
     assert tree_register_levels(depth, regs) == levels
 
 
-@pytest.mark.parametrize("cls", [WeightColumn, ColumnTree, Weights, Compute, Accum, Core])
+@pytest.mark.parametrize("cls", [WeightColumn, ColumnTree, Weights, Compute, Accum, Dpu, Core])
 def test_components_check_cfg(cls):
-    with warnings.catch_warnings():  # the half-built object is never elaborated: that's fine
-        warnings.simplefilter("ignore")
+    # Amaranth reports unused elaboratables only once something was elaborated in the process
+    Fragment.get(Module(), None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with pytest.raises(TypeError, match=r"^cfg must be a CoreConfig, got dict$"):
             cls({})
         gc.collect()
+    # the half-built component is not reported as an unused elaboratable
+    assert [w.message for w in caught] == []
