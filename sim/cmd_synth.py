@@ -48,6 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         " auto: flat up to --flat-limit MACs (default)")
     g.add_argument("--flat-limit", type=int, default=4096, metavar="N",
                    help="largest rows*cols synthesized flat by --method auto (default 4096)")
+    g.add_argument("-j", "--jobs", type=int, choices=(1, 2), default=2,
+                   help="flat runs of the estimate that go at once (default 2)")
     g.add_argument("--workloads", default="random,sparse", metavar="LIST",
                    help="activity workloads for power: random, sparse, or none "
                         "(default random,sparse)")
@@ -121,7 +123,7 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
     else:
         if args.verilog is not None:
             raise CliError("--method estimate generates smaller arrays and cannot use --verilog")
-        result = flow.estimate(cfg, generate, outdir, **kw)
+        result = flow.estimate(cfg, generate, outdir, jobs=args.jobs, **kw)
     (outdir / "synth.md").write_text(report.markdown(result))
     return result
 

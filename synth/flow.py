@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -605,7 +606,7 @@ def _small_cols(cfg: CoreConfig) -> tuple[int, int]:
 
 
 def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outdir: Path,
-             **kw: Any) -> dict[str, Any]:
+             *, jobs: int = 2, **kw: Any) -> dict[str, Any]:
     """Estimate a large array from two flat runs with fewer columns.
 
     Every block grows linearly with ``cols`` at a fixed ``rows`` (each column has its own
@@ -619,19 +620,33 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     ----------
     generate : callable
         ``generate(cfg, directory) -> verilog path`` for the small configurations.
+    jobs : int
+        How many of the two flat runs go at once (1 or 2); each is single-threaded.
     kw
         Passed on to :func:`synthesize`.
+
+    Raises
+    ------
+    ValueError
+        ``jobs`` is not 1 or 2, or ``cols`` cannot be composed (see :func:`_small_cols`).
     """
-    progress = kw.get("progress", _quiet)
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs in (1, 2)):
+        raise ValueError(f"jobs must be 1 or 2, got {jobs!r}")
+    t_start = time.monotonic()
+    progress = kw.pop("progress", _quiet)
     c1, c2 = _small_cols(cfg)
-    runs = []
-    for c in (c1, c2):
+
+    def part(c: int) -> dict[str, Any]:
         small = cfg.replace(cols=c, dpu_lanes=_small_lanes(cfg, c))
         d = Path(outdir) / f"part_{cfg.rows}x{c}"
         d.mkdir(parents=True, exist_ok=True)
-        progress(f"estimate: flat run of {cfg.rows}x{c}")
-        runs.append(synthesize(small, generate(small, d), d, **kw))
-    r1, r2 = runs
+        tag = f"{cfg.rows}x{c}"
+        progress(f"estimate: flat run of {tag}")
+        return synthesize(small, generate(small, d), d,
+                          progress=lambda msg: progress(f"[{tag}] {msg}"), **kw)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        r1, r2 = pool.map(part, (c1, c2))
     k = (cfg.cols - c1) / (c2 - c1)
 
     def lin(a: float, b: float) -> float:
@@ -672,6 +687,7 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
         "parts": [f"part_{cfg.rows}x{c1}", f"part_{cfg.rows}x{c2}"],
     }
     result["derived"] = derive(cfg, result)
-    result["wall_time"] = {"total_s": r1["wall_time"]["total_s"] + r2["wall_time"]["total_s"]}
+    result["wall_time"] = {"total_s": time.monotonic() - t_start, "jobs": jobs,
+                           "parts_s": [r["wall_time"]["total_s"] for r in (r1, r2)]}
     (Path(outdir) / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

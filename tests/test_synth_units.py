@@ -352,8 +352,17 @@ def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
 
     monkeypatch.setattr(flow, "synthesize", fake_synthesize)
     cfg = CoreConfig(rows=8, cols=64, dpu_lanes=8)
-    r = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path)
+    r = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path, jobs=1)
     assert seen == [(8, 4, 1), (8, 8, 1)]
+    # the two flat runs at once compose to the same figures
+    r2 = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path, jobs=2)
+    assert sorted(seen[2:]) == [(8, 4, 1), (8, 8, 1)]
+    assert {k: v for k, v in r2.items() if k != "wall_time"} == \
+        {k: v for k, v in r.items() if k != "wall_time"}
+    assert r2["wall_time"]["jobs"] == 2 and r2["wall_time"]["parts_s"] == [1.0, 1.0]
+    for bad in (0, 3, True, 2.0):
+        with pytest.raises(ValueError, match=rf"jobs must be 1 or 2, got {bad!r}"):
+            flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path, jobs=bad)
     assert r["area"]["blocks"]["weights"]["area_um2"] == pytest.approx(6400.0)
     assert r["area"]["blocks"]["ctrl"]["area_um2"] == pytest.approx(500.0 + 3.0 * 64)
     assert r["area"]["total_um2"] == pytest.approx(6400.0 + 692.0 + 24.0)
