@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..golden.config import CoreConfig
 
@@ -74,16 +74,11 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> CoreConfig:
     """Build the one validated configuration from ``--config`` and the field options."""
-    fields: dict[str, Any] = {}
-    if args.config is not None:
-        fields = CoreConfig.load(args.config).fields()
-        if fields["acc_bits"] == CoreConfig.from_dict({**fields, "acc_bits": None}).acc_bits:
-            fields["acc_bits"] = None  # re-derive when other fields change
-    for field in dataclasses.fields(CoreConfig):
-        value = getattr(args, "cfg_" + field.name)
-        if value is not None:
-            fields[field.name] = value
-    return CoreConfig(**fields)
+    given = {f.name: getattr(args, "cfg_" + f.name) for f in dataclasses.fields(CoreConfig)}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    if args.config is None:
+        return CoreConfig(**overrides)
+    return CoreConfig.load(args.config).replace(**overrides)
 
 
 #: Subcommands in help order; each is a module ``cmd_<name>`` of this package with a docstring
@@ -105,9 +100,16 @@ def _commands():
         yield name, module
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (``<prog>: error: ... (see <prog> --help)``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dcim",
         description="RTL generator and verification environment for a digital SRAM "
                     "in-memory-compute core.")

@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -68,8 +69,7 @@ def parse_sweep(items: list[str]) -> list[dict[str, int]]:
     CliError
         An item is not ``FIELD=V1,V2,...`` with integer values of a known integer field.
     """
-    ints = {"rows", "cols", "act_bits", "weight_bits", "serial_bits", "psum_bits", "dpu_lanes",
-            "tree_regs", "w_stream_bits", "x_stream_bits", "y_stream_bits"}
+    ints = {f.name for f in dataclasses.fields(CoreConfig) if f.type in ("int", int)}
     axes: dict[str, list[int]] = {}
     for item in items:
         field, sep, values = item.partition("=")
@@ -164,10 +164,7 @@ def run(args: argparse.Namespace) -> int:
         points = parse_sweep(args.sweep)
         rows = []
         for i, point in enumerate(points, 1):
-            fields = {**base.fields(), **point}
-            if "acc_bits" not in point:
-                fields["acc_bits"] = None
-            cfg = CoreConfig(**fields)
+            cfg = base.replace(**point)
             tag = "_".join(f"{k}{v}" for k, v in point.items())
             progress(f"sweep {i}/{len(points)}: {tag}")
             result = _one(cfg, args, out / tag, generate, workloads, progress)

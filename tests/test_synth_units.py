@@ -290,7 +290,8 @@ def test_derive_figures_by_hand():
     assert d["energy"]["random"]["utilization"] == pytest.approx(10.0)
     assert d["scaled"]["12nm"]["fmax_mhz"] == pytest.approx(1500.0)
     assert d["datapath_fmax_mhz"] is None
-    assert math.isclose(d["bitcell_area_um2"], bitcell_area_um2(4 * 2 * 8))
+    # 64 bits of 8T cells: 100 F^2 x 1.3 each at F = 0.18 um
+    assert math.isclose(d["bitcell_area_um2"], 64 * 100 * 0.18 ** 2 * 1.3)
 
 
 def test_parse_sweep():
@@ -305,12 +306,37 @@ def test_parse_sweep():
         parse_sweep(["rows=x"])
 
 
+def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):
+    """Each sweep point is the command line's configuration with the swept fields replaced: an
+    explicit --acc-bits stays, a derived one follows the point's rows."""
+    from dcim.sim import cmd_synth
+    from dcim.synth import report
+
+    seen = []
+    monkeypatch.setattr(cmd_synth, "_one", lambda cfg, *a: seen.append(cfg) or {})
+    monkeypatch.setattr(report, "sweep_row", lambda r: {})
+    monkeypatch.setattr(report, "sweep_markdown", lambda rows: "")
+    monkeypatch.setattr(report, "plot_sweep", lambda rows, path: None)
+    base = ["synth", "--cols", "4", "--serial-bits", "2", "-q", "-o", str(tmp_path)]
+    assert main(base + ["--acc-bits", "30", "--sweep", "rows=8,64"]) == 0
+    assert [(c.rows, c.cols, c.serial_bits, c.acc_bits) for c in seen] == [(8, 4, 2, 30),
+                                                                         (64, 4, 2, 30)]
+    seen.clear()
+    assert main(base + ["--sweep", "rows=8,64"]) == 0
+    # the minimum accumulator: the largest sum, rows x (-128)^2 = 2^(14 + log2 rows), takes
+    # 16 + log2(rows) signed bits
+    assert [c.acc_bits for c in seen] == [16 + 3, 16 + 6]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--workloads", "bogus"], r"--workloads must list random, sparse or be none, got 'bogus'"),
     (["--vectors", "0"], r"--vectors must be in \[1, 10000\], got 0"),
     (["--flat-limit", "0"], r"--flat-limit must be >= 1, got 0"),
     (["--verilog", "/nonexistent.v"], r"Verilog file not found: /nonexistent.v"),
     (["--sweep", "rows=8", "--verilog", "x.v"], r"--sweep generates every size"),
+    (["--method", "estimate", "--verilog", __file__],
+     r"--method estimate generates smaller arrays and cannot use --verilog$"),
+    (["--clock-ns", "0", "--verilog", __file__], r"clock_ns must be in \[0.1, 1e6\] ns, got 0.0$"),
     (["--liberty", "/nonexistent.lib", "--verilog", __file__],
      r"liberty file not found: /nonexistent.lib"),
 ])
