@@ -38,21 +38,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _load_npy(what: str, path: Path) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise CliError(f"{what} file not found: {path}") from None
-    except (ValueError, OSError, EOFError) as exc:
+    except ValueError:  # numpy's guess for a file without its magic is "pickled data"
+        raise CliError(f"{what} file {path} is not a readable .npy array (not a NumPy file)"
+                       ) from None
+    except (OSError, EOFError) as exc:
         raise CliError(f"{what} file {path} is not a readable .npy array ({exc})") from None
+    if not isinstance(data, np.ndarray):
+        data.close()
+        raise CliError(f"{what} file {path} is not a readable .npy array (it is an .npz archive)")
+    return data
 
 
 def _load_npz(path: Path) -> DpuParams:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return DpuParams.from_npz(data)
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise CliError(f"DPU file not found: {path}") from None
+    except ValueError:  # numpy's guess for a file without its magic is "pickled data"
+        raise CliError(f"DPU file {path} is not a readable .npz archive (not a NumPy file)"
+                       ) from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CliError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise CliError(f"DPU file {path} is not a readable .npz archive (it holds one array)")
+    with data:
+        try:
+            return DpuParams.from_npz(data)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise CliError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -133,7 +133,8 @@ def test_golden_bad_inputs(vectors, capsys, make, message):
     assert code == 2
     assert err.count("\n") == 1
     if message is None:
-        assert err.startswith(f"dcim: error: weights file {d / 'W.npy'} is not a readable .npy")
+        assert err == f"dcim: error: weights file {d / 'W.npy'} is not a readable .npy array " \
+                      "(not a NumPy file)\n"
     else:
         assert err == message + "\n"
     assert not (d / "Y.npy").exists()
@@ -145,6 +146,51 @@ def test_golden_missing_file(vectors, capsys):
                            str(d / "nope.npy"), "--inputs", str(d / "X.npy"), "-o",
                            str(d / "Y.npy"))
     assert (code, err) == (2, f"dcim: error: weights file not found: {d / 'nope.npy'}\n")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--residual", "X.npy"], "dcim: error: --residual needs --dpu"),
+        (["--dpu", "nope.npz"], "dcim: error: DPU file not found: {d}/nope.npz"),
+        (["--dpu", "X.npy"], "dcim: error: DPU file {d}/X.npy is not a readable .npz archive "
+                             "(it holds one array)"),
+        (["--residual", "P.npz", "--dpu", "P.npz"],
+         "dcim: error: residual file {d}/P.npz is not a readable .npy array (it is an .npz "
+         "archive)"),
+        (["--dpu", "core.json"], "dcim: error: DPU file {d}/core.json is not a readable .npz "
+                                 "archive (not a NumPy file)"),
+    ],
+)
+def test_golden_dpu_file_errors(vectors, capsys, extra, message):
+    d, _, _ = vectors
+    np.savez(d / "P.npz", bias=np.zeros(4, dtype=np.int64), multiplier=np.full(4, 1 << 30),
+             shift=np.zeros(4, dtype=np.int64), out_zp=0, act_min=-128, act_max=127)
+    extra = [e if e.startswith("--") else str(d / e) for e in extra]
+    code, _, err = run_cli(capsys, "golden", "--config", str(d / "core.json"), "--weights",
+                           str(d / "W.npy"), "--inputs", str(d / "X.npy"), "-o",
+                           str(d / "Y.npy"), *extra)
+    assert (code, err) == (2, message.format(d=d) + "\n")
+    assert not (d / "Y.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["config", "--act-signed", "maybe"],
+         "dcim config: error: argument --act-signed: expected true or false, got 'maybe' "
+         "(see dcim config --help)"),
+        (["synth", "-o", "out", "-j", "3"],
+         "dcim synth: error: argument -j/--jobs: invalid choice: 3 (choose from 1, 2) "
+         "(see dcim synth --help)"),
+        ([], "dcim: error: the following arguments are required: COMMAND (see dcim --help)"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
 
 
 def test_console_script_exit_code(tmp_path):
