@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .arith import INT32_MAX, INT32_MIN, MULTIPLIER_RANGE, SHIFT_RANGE, check_range, requantize
-from .config import CoreConfig, signed_bits_for, value_range
+from .config import CoreConfig, signed_bits_for
 
 __all__ = [
     "BitSerialResult",
@@ -86,9 +86,9 @@ def check_activations(cfg: CoreConfig, X: Any, bits: int | None = None,
     if X.ndim != 2 or X.shape[1] != rows:
         raise ValueError(f"activations must have shape ({rows},) or (batch, {rows}), "
                          f"got {X.shape}")
-    bits = cfg.act_bits if bits is None else cfg.check_runtime_bits(bits)
+    bits = cfg.act_bits if bits is None else bits
     sign = "signed" if cfg.act_signed else "unsigned"
-    _check_values(f"activations ({bits}-bit {sign})", X, *value_range(bits, cfg.act_signed))
+    _check_values(f"activations ({bits}-bit {sign})", X, *cfg.act_range_at(bits))
     return X
 
 

@@ -5,7 +5,7 @@ in its own build directory, then :func:`run_tests` once per seed. Both run the s
 :mod:`cocotb_tools.runner` in a child process (``python -m dcim.sim.runner``) so that a hung or
 crashed simulation is killed after a wall-clock timeout and its log goes to a file, never to the
 terminal. The testbench (:mod:`dcim.verif.test_core`) learns the configuration, the register
-map and where to write its statistics from environment variables (:data:`ENV_CONFIG`, ...).
+map and where to write its statistics from the environment variables of :mod:`dcim.verif.env`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..verif.env import ENV_CONFIG, ENV_REGMAP, ENV_REPLAY, ENV_SIM, ENV_STATS
+
 __all__ = [
-    "ENV_CONFIG",
-    "ENV_REGMAP",
-    "ENV_REPLAY",
-    "ENV_SIM",
-    "ENV_STATS",
     "MIN_VERILATOR",
     "SIMULATORS",
     "TEST_MODULE",
@@ -48,14 +45,6 @@ SIMULATORS = ("icarus", "verilator")
 MIN_VERILATOR = (5, 36)
 #: The cocotb test module.
 TEST_MODULE = "dcim.verif.test_core"
-#: Environment variables the testbench reads: the core JSON, the register-map JSON, the file to
-#: write statistics (transactions, MACs, coverage, output digest) to, and the simulator name.
-ENV_CONFIG = "DCIM_CORE_JSON"
-ENV_REGMAP = "DCIM_REGMAP_JSON"
-ENV_STATS = "DCIM_STATS_JSON"
-ENV_SIM = "DCIM_SIM"
-#: The export directory ``test_replay`` replays (``dcim regress --vectors``).
-ENV_REPLAY = "DCIM_REPLAY_DIR"
 #: Timescale of every build: Amaranth's Verilog has none, and cocotb's clock needs ps precision.
 TIMESCALE = ("1ns", "1ps")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..golden.arith import INT32_MAX, INT32_MIN, requantize
-from ..golden.config import CoreConfig, value_range
+from ..golden.config import CoreConfig
 from ..golden.model import DpuParams, accumulate, dpu, mvm
 from .coverage import Coverage
 from .streams import pack_beats, unpack_beats
@@ -192,7 +192,7 @@ class CoreModel:
     # ------------------------------------------------------------------------------------
     def _sample_pass(self, x: np.ndarray, bits: int, acc: bool, emit: bool) -> None:
         cfg = self.cfg
-        lo, hi = value_range(bits, cfg.act_signed)
+        lo, hi = cfg.act_range_at(bits)
         self._hit(f"precision.run_bits_{bits}")
         self._hit("operands.x_min", int(np.any(x == lo)))
         self._hit("operands.x_max", int(np.any(x == hi)))

@@ -18,11 +18,11 @@ import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..golden.arith import INT32_MAX, INT32_MIN, SHIFT_RANGE, quantize_multiplier
-from ..golden.config import CoreConfig, value_range
+from ..golden.config import CoreConfig
 from ..golden.model import DpuParams, mvm_tiled
-from ..sim.runner import ENV_CONFIG, ENV_REGMAP, ENV_REPLAY, ENV_SIM, ENV_STATS
 from .coverage import Coverage
 from .csr import RegMapView
+from .env import ENV_CONFIG, ENV_REGMAP, ENV_REPLAY, ENV_SIM, ENV_STATS
 from .replay import replay
 from .streams import Packet, pack_beats
 from .tb import TB
@@ -87,7 +87,7 @@ def rand_weights(tb: TB, rows: int | None = None) -> np.ndarray:
 
 
 def rand_vectors(tb: TB, n: int, bits: int, rows: int | None = None) -> np.ndarray:
-    lo, hi = value_range(bits, CFG.act_signed)
+    lo, hi = CFG.act_range_at(bits)
     X = tb.rng.integers(lo, hi + 1, (n, rows or CFG.rows))
     for i in range(n):
         X[i, tb.rng.integers(0, X.shape[1], 3)] = (lo, hi, 0)
@@ -100,7 +100,7 @@ def rand_dpu(tb: TB, bits: int | None = None) -> DpuParams:
     rng = tb.rng
     bits = CFG.act_bits if bits is None else bits
     wl, wh = CFG.weight_range
-    al, ah = value_range(bits, CFG.act_signed)
+    al, ah = CFG.act_range_at(bits)
     spread = np.sqrt(CFG.rows) * max(abs(wl), abs(wh), 1) * max(abs(al), abs(ah), 1) / 2
     mult, shift = [], []
     for _ in range(CFG.cols):
@@ -430,12 +430,11 @@ async def test_protocol_errors(dut):
             continue
         await tb.wait_passes()
         if stream == "w":
-            before = tb.model.w_row
+            before = await tb.read_reg("W_ROW")
             row = tb.rng.integers(*cfg.weight_range, endpoint=True, size=cfg.cols)
             pkt = tb.w_src.send_nowait(Packet(pack_beats(row, 8, cfg.w_lanes, beats), 0,
                                               lambda p: tb.model.weight_packet(p.beats)))
             await pkt.sent.wait()
-            assert tb.model.w_row == before
         elif stream == "x":
             tb.send_vector(rand_vectors(tb, 1, cfg.act_bits)[0], beats=beats)
             await tb.x_src.idle.wait()
@@ -443,6 +442,8 @@ async def test_protocol_errors(dut):
             await tb.r_src.send(Packet(pack_beats(np.zeros(cfg.cols), 8, cfg.x_lanes, beats), 0,
                                        lambda p: tb.model.residual_packet(p.beats)))
         await ClockCycles(tb.clk, 4)
+        if stream == "w":
+            assert await tb.read_reg("W_ROW") == before, f"a {beats}-beat weight row moved W_ROW"
         word = await tb.read_reg("STATUS")
         assert status.field(flag).decode(word) == 1, f"{flag} not set by a {beats}-beat packet"
         await tb.write(status.offset, status.encode(**{flag: 1}))
