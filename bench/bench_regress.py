@@ -7,7 +7,8 @@ in Python (the measured wall time minus the cycles at the simulator's own speed,
 test measures first with Python asleep for 2000 idle cycles; and, measured directly, the time in
 the testbench's model, scoreboard and packing), simulated cycles/s and verified
 MAC/s. The split is meaningful for Verilator (it evaluates the whole design every cycle,
-busy or idle); Icarus is event-driven and runs idle cycles far faster than busy ones. Goal: >= 1e8 verified MAC/s on Verilator at 256x256.
+busy or idle); Icarus is event-driven and runs idle cycles far faster than busy ones.
+Goal: >= 1e8 verified MAC/s on Verilator at 256x256.
 
 Usage: python bench/bench_regress.py [--sizes 64x64,256x256] [--sims verilator,icarus]
        [--vectors N] [--x-stream-bits B]

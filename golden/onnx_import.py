@@ -328,14 +328,14 @@ class _Builder:
             self.unsupported(n, name, f"groups={a['group']} (only groups=1)")
         if any(d != 1 for d in a.get("dilations", [1, 1])):
             self.unsupported(n, name, f"dilations={list(a['dilations'])}")
-        pads = self.pads(n, name, a, w.shape[2:])
+        pads = self.pads(n, name, a)
         bias = self.const(n, name, 2, "the bias")
         bias = np.zeros(w.shape[0]) if bias is None else bias.astype(np.float64)
         self.emit(Node(name, "conv", (n.input[0],), n.output[0], weight=w.astype(np.float64),
                        bias=bias, kernel=tuple(int(k) for k in w.shape[2:]),
                        strides=tuple(int(s) for s in a.get("strides", [1, 1])), pads=pads))
 
-    def pads(self, n, name, a, kernel) -> tuple[int, int, int, int]:
+    def pads(self, n, name, a) -> tuple[int, int, int, int]:
         auto = a.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else auto
         if auto not in ("NOTSET", "VALID"):
@@ -420,7 +420,7 @@ class _Builder:
         if len(kernel) != 2:
             self.unsupported(n, name, f"a {len(kernel)}-D pooling window (only 2-D)")
         strides = tuple(int(s) for s in a.get("strides", [1, 1]))
-        return kernel, strides, self.pads(n, name, a, kernel)
+        return kernel, strides, self.pads(n, name, a)
 
     def op_MaxPool(self, n, name, a):
         if len([o for o in n.output if o]) > 1:

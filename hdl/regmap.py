@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from ..golden.config import ROUNDING_MODES, CoreConfig
+from ._cfg import check_cfg
 
 __all__ = ["ACCESS", "MAGIC", "VERSION", "Field", "RegMap", "Register", "Table", "embed_markdown"]
 
@@ -141,9 +142,7 @@ class RegMap:
     table_stride = _TABLE_STRIDE
 
     def __init__(self, cfg: CoreConfig) -> None:
-        if not isinstance(cfg, CoreConfig):
-            raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = check_cfg(cfg)
         self.registers: tuple[Register, ...] = tuple(_registers(cfg))
         self.tables: tuple[Table, ...] = (
             Table("BIAS", 0x4000, 32, True, 0,

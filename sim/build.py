@@ -5,8 +5,8 @@
 ``<name>.v``
     The core: the per-column modules ``<name>_wcol`` and ``<name>_ctree`` once each, the
     structural blocks ``<name>_weights`` and ``<name>_compute`` that instantiate them ``cols``
-    times, then the top ``<name>`` and its other blocks. Byte-identical for equal configurations (no source
-    locations, paths or timestamps).
+    times, then the top ``<name>`` and its other blocks. Byte-identical for equal
+    configurations (no source locations, paths or timestamps).
 ``<name>.json``
     The configuration, its derived figures and the timing figures of docs/core.md.
 ``<name>_regs.md``, ``<name>_regs.json``, ``<name>_regs.h``

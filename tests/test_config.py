@@ -36,7 +36,8 @@ from dcim.golden.config import CoreConfig, signed_bits_for, value_range
         ({"dpu_residual": None}, TypeError, r"^dpu_residual must be a bool"),
         ({"rounding": "floor"}, ValueError,
          r"^rounding must be one of single, double, rne, got 'floor'$"),
-        ({"rounding": 1}, TypeError, r"^rounding must be a str, one of single, double, rne, got int"),
+        ({"rounding": 1}, TypeError,
+         r"^rounding must be a str, one of single, double, rne, got int"),
         ({"rows": 64, "tree_regs": 7}, ValueError, r"^tree_regs must be in \[0, 6\], got 7$"),
         ({"x_stream_bits": 12}, ValueError,
          r"^x_stream_bits must be a multiple of 8 in \[8, 4096\], got 12$"),
@@ -144,7 +145,8 @@ def test_load_errors(tmp_path):
         CoreConfig.load(bad)
     other = tmp_path / "c.yaml"
     other.write_text("")
-    with pytest.raises(ValueError, match=r"^config file must end in \.json or \.toml, got 'c\.yaml'$"):
+    with pytest.raises(ValueError,
+                       match=r"^config file must end in \.json or \.toml, got 'c\.yaml'$"):
         CoreConfig.load(other)
 
 
@@ -154,14 +156,22 @@ def test_replace_rederives_acc_bits():
     assert CoreConfig(rows=64, acc_bits=30).replace(rows=128).acc_bits == 30
 
 
-def test_dpu_latency_is_one_figure_for_every_config():
-    # The DPU pipeline depth does not depend on the fields (tests/test_hdl_dpu.py measures it
-    # on the RTL).
-    base = CoreConfig()
+def test_latency_figures_by_hand():
+    # The DPU pipeline has seven stages whatever the fields (tests/test_hdl_dpu.py measures it
+    # on the RTL, tests/test_hdl_core.py the pass and result latencies).
+    base = CoreConfig(rows=64, cols=32)
     others = [CoreConfig(rounding=r, dpu_lanes=4, cols=8, dpu_residual=res, psum_bits=24)
               for r in ("single", "double", "rne") for res in (False, True)]
-    assert isinstance(base.dpu_latency, int) and base.dpu_latency >= 1
-    assert {c.dpu_latency for c in others} == {base.dpu_latency}
+    assert {c.dpu_latency for c in others} == {base.dpu_latency} == {7}
+    # 8 compute cycles + vector buffer, accumulate and commit
+    assert base.pass_latency() == base.pass_latency(8) == 11
+    assert base.pass_latency(3) == 6
+    # + 8 int8 results in the first 64-bit beat through one DPU lane, + the DPU pipeline
+    assert base.result_latency() == 11 + 8 + 7
+    # serial_bits 2: 4 compute cycles, 2 tree registers; 8 results over 4 lanes
+    cfg = CoreConfig(rows=16, cols=8, serial_bits=2, tree_regs=2, dpu_lanes=4)
+    assert cfg.pass_latency() == 4 + 2 + 3
+    assert cfg.result_latency() == 9 + 2 + 7
 
 
 def test_dpu_groups():

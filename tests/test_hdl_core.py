@@ -254,6 +254,7 @@ def test_protocol_errors_and_csrs():
         seen["passes"] = await b.read(ctx, regs["PASSES"].offset)
 
     bench.run(main)
+    assert {"MAGIC", "VERSION", "ROWS", "COLS", "PREC", "DPU", "WIDTHS", "STREAMS"} <= set(seen)
     for r in regs.registers:
         if r.name in seen:
             assert seen[r.name] == (r.reset, 0), r.name

@@ -441,8 +441,10 @@ def test_table_shift_field_legal_range():
 
 @pytest.mark.parametrize("rounding", ["single", "double", "rne"])
 def test_res_shift_outside_range_saturates(rounding):
-    # res_shift is a 6-bit port: 31 and -32 act as 30 and -31. The multipliers make the two
-    # readings differ (a small residual term that is halved, or rounded away by 2**-31).
+    # res_shift is a 6-bit port: 31 and -32 act as 30 and -31. At the top the multiplier 1
+    # makes the readings differ (the residual term doubles); at the bottom no int8 residual
+    # can tell -31 from -32 at the output (the term is below 2**-22 either way), so that
+    # half only shows that -32 does not wrap to a large left shift.
     cfg = CoreConfig(rows=4, cols=4, rounding=rounding)
     rng = np.random.default_rng(8)
     lo = Scenario(DpuParams(bias=np.zeros(4, np.int64), multiplier=np.full(4, HALF),
@@ -506,8 +508,9 @@ def test_verilator_lint(tmp_path, kw):
     from amaranth.back import verilog
 
     from dcim.sim.build import lint
-    if shutil.which("verilator") is None:
-        pytest.skip("verilator not on PATH")
+    from dcim.sim.runner import sim_env
+    if shutil.which("verilator", path=sim_env()["PATH"]) is None:
+        pytest.skip("verilator not installed (make setup)")
     src = tmp_path / "dpu.v"
     src.write_text(verilog.convert(Dpu(CoreConfig(rows=4, **kw)), name="dpu", emit_src=False))
     proc = lint(src, "dpu")

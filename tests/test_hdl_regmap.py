@@ -51,6 +51,20 @@ def test_id_block_reports_config(cfg):
     assert rm["ACT_MIN"].reset == 0x80 and rm["ACT_MAX"].reset == 0x7F
 
 
+def test_id_block_dpu_widths_streams_by_hand():
+    cfg = CoreConfig(rows=48, cols=12, dpu_lanes=3, rounding="rne", tree_regs=2,
+                     x_stream_bits=32, y_stream_bits=128, dpu_residual=False)
+    rm = RegMap(cfg)
+    # LANES 3, ROUNDING [17:16] 2 (rne), RESIDUAL [20] 0
+    assert rm["DPU"].reset == 3 | 2 << 16
+    # ACC_BITS: 48 x 128^2 = 786,432 < 2^20 takes 21 signed bits; PSUM_BITS [13:8] 32;
+    # TREE_REGS [19:16] 2
+    assert rm["WIDTHS"].reset == 21 | 32 << 8 | 2 << 16
+    # 64-bit weight beats: 8 int8 lanes; 32-bit activation beats: 4 lanes; 128-bit results:
+    # 4 words of 32 bits
+    assert rm["STREAMS"].reset == 8 | 4 << 10 | 4 << 20
+
+
 def test_json_and_header():
     cfg = CoreConfig(cols=48)
     rm = RegMap(cfg)

@@ -58,10 +58,16 @@ def test_bitserial_equals_mvm_equals_bigint(case):
     res = mvm_bitserial(cfg, W, X, bits)
     assert res.sums.tolist() == ref
     assert res.cycles == cfg.cycles_per_pass(bits)
-    # The trace is the hardware schedule: acc_j = sum_{i<=j} partial_i << (i * serial_bits).
+    # The trace is the hardware schedule. Cycle j's partial sums are the dot products with
+    # slice j of the activations (bits j*s .. j*s+s-1, LSB first; the top slice of a signed
+    # activation taken with its sign), and acc_j = sum_{i<=j} partial_i << (i * serial_bits).
     s = cfg.serial_bits
     acc = np.zeros_like(res.sums)
     for j in range(res.cycles):
+        top = j == res.cycles - 1
+        xs = [[(int(v) >> (j * s)) if top else (int(v) >> (j * s)) & ((1 << s) - 1)
+               for v in x] for x in X.tolist()]
+        assert res.partial[j].tolist() == bigint_mvm(W, xs)
         acc = acc + (res.partial[j] << (j * s))
         assert (res.acc[j] == acc).all()
 

@@ -201,8 +201,10 @@ def test_every_layer_kind(rounding):
     assert [lay.kind for lay in qm.layers] == ["matmul", "avgpool", "maxpool", "add", "flatten",
                                                "clamp", "matmul", "softmax"]
     conv = qm.layers[0]
+    # ReLU6 fused as a clamp: 0.0 is the zero point, 6.0 its code (at most 127)
+    qp = qm.qparams["a6"]
     assert (conv.act_min, conv.act_max) == (
-        qm.qparams["a6"].zero_point, int(quantize(np.array(6.0), qm.qparams["a6"], cfg)))
+        qp.zero_point, min(127, round(6.0 / qp.scale) + qp.zero_point))
     prob, codes = run(qm, x, keep=True)
     prob_fake, fake = run(qm, x, fake=True, keep=True)
     for t in codes:

@@ -170,7 +170,8 @@ def test_testplan_rejects_duplicate_bins(tmp_path):
 def test_failure_headline_is_the_exception_line():
     from dcim.sim.cmd_regress import _headline
 
-    tb = ("Traceback (most recent call last):\n  File \"x.py\", line 3, in t\n    await tb.drain()\n"
+    tb = ("Traceback (most recent call last):\n  File \"x.py\", line 3, in t\n"
+          "    await tb.drain()\n"
           "AssertionError: 2 scoreboard error(s); first: result 0 mismatch\nassert False")
     assert _headline(tb) == "AssertionError: 2 scoreboard error(s); first: result 0 mismatch"
     assert _headline("plain message") == "plain message" and _headline("") == ""

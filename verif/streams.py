@@ -81,7 +81,8 @@ class _Port:
     def _check01(self, handle, what: str) -> bool:
         value = handle.value
         if self.xcheck and not _is01(value):
-            self.errors.append(f"{self.name}: {what} is {value} at {cocotb.utils.get_sim_time('ns')} ns")
+            now = cocotb.utils.get_sim_time("ns")
+            self.errors.append(f"{self.name}: {what} is {value} at {now} ns")
             return False
         return bool(int(value)) if _is01(value) else False
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterator
 
 import cocotb
@@ -340,8 +339,3 @@ class TB:
         errs = self.stream_errors()
         assert not errs, f"{len(errs)} X-check violation(s); first: {errs[0]}"
         self.sb.check()
-
-
-def env_path(name: str) -> str | None:
-    """An environment variable or None."""
-    return os.environ.get(name) or None
