@@ -88,6 +88,15 @@ def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
 
 
+def _positive(name: str, value: Any) -> int:
+    """``value`` as an int if it is an integer >= 1 (a numpy integer is fine, a bool is not)."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be an int >= 1, got {_type_name(value)} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool (true or false), got {_type_name(value)} {value!r}")
@@ -294,6 +303,27 @@ class CoreConfig:
         """Compute cycles of one pass at ``bits`` activation bits (default ``act_bits``)."""
         bits = self.act_bits if bits is None else self.check_runtime_bits(bits)
         return -(-bits // self.serial_bits)
+
+    def k_passes(self, k: int) -> int:
+        """Passes (row tiles of ``rows``, accumulated in the partial sums) that a reduction of
+        depth ``k`` takes.
+
+        Raises
+        ------
+        ValueError
+            ``k`` is not an integer >= 1.
+        """
+        return -(-_positive("k", k) // self.rows)
+
+    def col_tiles(self, n: int) -> int:
+        """Column tiles of ``cols`` that ``n`` output channels take.
+
+        Raises
+        ------
+        ValueError
+            ``n`` is not an integer >= 1.
+        """
+        return -(-_positive("n", n) // self.cols)
 
     def pass_latency(self, bits: int | None = None) -> int:
         """Cycles from the handshake of the last beat of an activation packet (idle core) to

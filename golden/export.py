@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +101,7 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
     Y = _rows(codes[lay.output])[:count].astype(np.int64)
     R = None if lay.residual is None else _rows(codes[lay.residual])[:count].astype(np.int64)
     K, N = lay.weights.shape
-    passes = math.ceil(K / cfg.rows)
+    passes = cfg.k_passes(K)
     shape1 = (1,) + codes[lay.output].shape[1:]
     schedule = map_layers(cfg, [lay], {lay.output: shape1})[0].schedule
     Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)

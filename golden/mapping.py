@@ -166,7 +166,7 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
         w = layer.node.weight
         n_out, k = w.shape[0], int(np.prod(w.shape[1:]))
         v = _vectors(layer, shapes) * batch
-        rt, ct = math.ceil(k / cfg.rows), math.ceil(n_out / cfg.cols)
+        rt, ct = cfg.k_passes(k), cfg.col_tiles(n_out)
         passes = v * rt * ct
         macs = v * k * n_out
         options = []  # (cycles, load cycles, schedule, limits)

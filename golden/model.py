@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .arith import INT32_MAX, INT32_MIN, MULTIPLIER_RANGE, SHIFT_RANGE, check_range, requantize
+from .arith import (INT32_MAX, INT32_MIN, MULTIPLIER_RANGE, SHIFT_RANGE, check_range, requantize,
+                    saturate)
 from .config import CoreConfig, signed_bits_for
 
 __all__ = [
@@ -225,8 +226,8 @@ def accumulate(cfg: CoreConfig, psum: Any, pass_result: Any) -> np.ndarray:
     numpy.ndarray of int64
     """
     lo, hi = cfg.psum_range
-    return np.clip(np.asarray(psum, dtype=np.int64) + np.asarray(pass_result, dtype=np.int64),
-                   lo, hi)
+    return saturate(np.asarray(psum, dtype=np.int64) + np.asarray(pass_result, dtype=np.int64),
+                    lo, hi)
 
 
 def mvm_tiled(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None) -> np.ndarray:
@@ -249,7 +250,7 @@ def mvm_tiled(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None) -> n
     K = W.shape[0]
     W = check_weights(cfg, W, rows=K)
     X = check_activations(cfg, X, act_bits, rows=K)
-    passes = -(-K // cfg.rows)
+    passes = cfg.k_passes(K)
     pad = passes * cfg.rows - K
     if pad:
         W = np.concatenate([W, np.zeros((pad, cfg.cols), dtype=W.dtype)])
@@ -395,7 +396,7 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
     check_range("partial sums", psum, *cfg.psum_range)
     if params.cols != cfg.cols:
         raise ValueError(f"DPU tables must have cols ({cfg.cols}) entries, got {params.cols}")
-    acc = np.clip(psum.astype(np.int64) + params.bias, INT32_MIN, INT32_MAX)
+    acc = saturate(psum.astype(np.int64) + params.bias, INT32_MIN, INT32_MAX)
     y = requantize(acc, params.multiplier, params.shift, cfg.rounding) + params.out_zp
     if residual is not None:
         if not cfg.dpu_residual:
@@ -407,7 +408,7 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
         _check_values("residual (int8)", r, -128, 127)
         y = y + requantize(r.astype(np.int64) - params.res_zp, params.res_multiplier,
                            params.res_shift, cfg.rounding)
-    return np.clip(y, params.act_min, params.act_max)
+    return saturate(y, params.act_min, params.act_max)
 
 
 def fold_input_zero_point(W: Any, bias: Any, zp_x: int) -> np.ndarray:

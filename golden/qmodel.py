@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .arith import INT32_MAX, INT32_MIN, quantize_multiplier, requantize
+from .arith import INT32_MAX, INT32_MIN, quantize_multiplier, requantize, saturate
 from .config import CoreConfig
 from .model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
 from .onnx_import import FloatGraph, Node, conv_out_hw, flatten
@@ -264,7 +264,7 @@ def _quantize_matmul(cfg: CoreConfig, layer: QLayer, qin: QParams, qout: QParams
     if over:
         warnings.append(f"layer {layer.name!r}: {over} folded bias value(s) exceed int32 and "
                         "were saturated")
-        folded = np.clip(folded, INT32_MIN, INT32_MAX)
+        folded = saturate(folded, INT32_MIN, INT32_MAX)
     xmax = max(abs(v) for v in cfg.act_range)
     worst = int((np.abs(W).sum(axis=0) * xmax).max())
     psum_hi = cfg.psum_range[1]
@@ -380,7 +380,7 @@ def _add(m: QModel, layer: QLayer, a: np.ndarray, b: np.ndarray, fake: bool) -> 
                             m.cfg.rounding).astype(np.int64)
         else:
             y = y + requantize(v.astype(np.int64) - qp.zero_point, mult, shift, m.cfg.rounding)
-    return np.clip(y, layer.act_min, layer.act_max)
+    return saturate(y, layer.act_min, layer.act_max)
 
 
 def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
@@ -421,7 +421,7 @@ def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
             y = pool_windows(args[0], node.kernel, node.strides, node.pads,
                              m.cfg.act_range[0]).max(axis=(-2, -1))
         elif kind == "clamp":
-            y = np.clip(args[0], layer.act_min, layer.act_max)
+            y = saturate(args[0], layer.act_min, layer.act_max)
         elif kind == "flatten":
             y = flatten(layer.node, args[0])
         elif kind == "softmax":

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dcim.golden.arith import INT32_MAX, INT32_MIN, quantize_multiplier, requantize
+from dcim.golden.arith import INT32_MAX, INT32_MIN, quantize_multiplier, requantize, saturate
 
 int32 = st.integers(INT32_MIN, INT32_MAX)
 mult = st.integers(0, INT32_MAX)
@@ -136,3 +136,9 @@ def test_quantize_multiplier_edges():
         quantize_multiplier(float("nan"))
     with pytest.raises(TypeError, match=r"^real multiplier must be a float, got str '1'$"):
         quantize_multiplier("1")
+
+
+def test_saturate_clamps_to_int64():
+    y = saturate(np.array([-(1 << 40), -5, 0, 9, 1 << 40], dtype=np.int64), -2, 3)
+    assert y.dtype == np.int64 and y.tolist() == [-2, -2, 0, 3, 3]
+    assert saturate(np.array([200], dtype=np.uint8), -128, 127).tolist() == [127]

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from dcim.golden.config import CoreConfig, signed_bits_for, value_range
@@ -177,3 +178,16 @@ def test_latency_figures_by_hand():
 def test_dpu_groups():
     assert CoreConfig(cols=32, dpu_lanes=4).dpu_groups == 8
     assert CoreConfig(cols=12, dpu_lanes=12).dpu_groups == 1
+
+
+def test_k_passes_and_col_tiles():
+    cfg = CoreConfig(rows=64, cols=32)
+    assert [cfg.k_passes(k) for k in (1, 63, 64, 65, 128, 129)] == [1, 1, 1, 2, 2, 3]
+    assert [cfg.col_tiles(n) for n in (1, 32, 33, 100)] == [1, 1, 2, 4]
+    assert cfg.k_passes(np.int64(200)) == 4
+    with pytest.raises(ValueError, match=r"^k must be >= 1, got 0$"):
+        cfg.k_passes(0)
+    with pytest.raises(TypeError, match=r"^n must be an int >= 1, got float 2\.0$"):
+        cfg.col_tiles(2.0)
+    with pytest.raises(TypeError, match=r"^k must be an int >= 1, got bool True$"):
+        cfg.k_passes(True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..golden.arith import INT32_MAX, INT32_MIN, requantize
+from ..golden.arith import INT32_MAX, INT32_MIN, requantize, saturate
 from ..golden.config import CoreConfig
 from ..golden.model import DpuParams, accumulate, dpu, mvm
 from .coverage import Coverage
@@ -239,7 +239,7 @@ class CoreModel:
         full = psum + p.bias
         self._hit("saturation.bias_high", int(np.any(full > INT32_MAX)))
         self._hit("saturation.bias_low", int(np.any(full < INT32_MIN)))
-        acc = np.clip(full, INT32_MIN, INT32_MAX)
+        acc = saturate(full, INT32_MIN, INT32_MAX)
         y = requantize(acc, p.multiplier, p.shift, self.cfg.rounding) + p.out_zp
         # A tie: the exact quotient acc * M / 2**(31 - shift) has fraction one half.
         t = 31 - p.shift

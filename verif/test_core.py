@@ -266,7 +266,7 @@ async def test_k_tiled(dut):
     for K in (3 * CFG.rows, 2 * CFG.rows + max(1, CFG.rows // 3)):
         W = rand_weights(tb, K)
         X = rand_vectors(tb, 1, CFG.act_bits, K)[0]
-        tiles = -(-K // CFG.rows)
+        tiles = CFG.k_passes(K)
         Wp = np.zeros((tiles * CFG.rows, CFG.cols), dtype=np.int64)
         Xp = np.zeros(tiles * CFG.rows, dtype=np.int64)
         Wp[:K], Xp[:K] = W, X
