@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import CoreConfig
-from .quant import act_qparams
+from .quant import act_qparams, dequantize, quantize
 
 __all__ = ["METHODS", "calibrate_range", "entropy_range", "minmax_range", "mse_range",
            "percentile_range"]
@@ -138,12 +138,10 @@ def mse_range(values: np.ndarray, cfg: CoreConfig, steps: int = 100) -> tuple[fl
         return lo, hi
     hist, edges = np.histogram(v, bins=BINS, range=(lo, hi))
     centers = 0.5 * (edges[:-1] + edges[1:])
-    qmin, qmax = cfg.act_range
     best, best_err = (lo, hi), np.inf
     for a in np.linspace(1.0 / steps, 1.0, steps):
         qp = act_qparams(cfg, a * lo, a * hi)
-        q = np.clip(np.rint(centers / qp.scale) + qp.zero_point, qmin, qmax)
-        err = float(np.sum(hist * (centers - qp.scale * (q - qp.zero_point)) ** 2))
+        err = float(np.sum(hist * (centers - dequantize(quantize(centers, qp, cfg), qp)) ** 2))
         if err < best_err:
             best, best_err = (float(a * lo), float(a * hi)), err
     return best

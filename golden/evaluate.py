@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from .config import CoreConfig
 from .mapping import map_layers, totals
 from .onnx_import import FloatGraph, load_model
 from .qmodel import QModel, calibration_tensors, plan, quantize_model, run
-from .quant import dequantize
+from .quant import dequantize, sqnr_from_sums
 
 __all__ = ["BATCH", "Progress", "calibrate_report", "load_data", "ort_fp32", "ort_int8"]
 
@@ -195,9 +194,7 @@ class _LayerStats:
     max_diff: int = 0
 
     def sqnr(self) -> float:
-        if self.err == 0.0:
-            return math.inf
-        return 10 * math.log10(self.sig / self.err) if self.sig > 0 else -math.inf
+        return sqnr_from_sums(self.sig, self.err)
 
 
 def _evaluate(qm: QModel, x: np.ndarray, y: np.ndarray, progress: Progress, stage: str

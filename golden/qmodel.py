@@ -25,7 +25,7 @@ import numpy as np
 from .arith import INT32_MAX, INT32_MIN, quantize_multiplier, requantize, saturate
 from .config import CoreConfig
 from .model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
-from .onnx_import import FloatGraph, Node, conv_out_hw, flatten
+from .onnx_import import FloatGraph, Node, conv_out_hw, flatten, float_op
 from .quant import (QParams, act_qparams, dequantize, quantize, quantize_bias, quantize_weights,
                     round_like)
 from .tensor_ops import im2col, pool_windows
@@ -425,10 +425,7 @@ def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
         elif kind == "flatten":
             y = flatten(layer.node, args[0])
         elif kind == "softmax":
-            z = dequantize(args[0], m.qparams[layer.inputs[0]])
-            z = z - z.max(axis=layer.node.axis, keepdims=True)
-            e = np.exp(z)
-            result = e / e.sum(axis=layer.node.axis, keepdims=True)
+            result = float_op(layer.node, [dequantize(args[0], m.qparams[layer.inputs[0]])])
             continue
         else:  # pragma: no cover
             raise AssertionError(kind)

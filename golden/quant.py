@@ -36,6 +36,7 @@ __all__ = [
     "quantize_weights",
     "round_like",
     "sqnr_db",
+    "sqnr_from_sums",
 ]
 
 #: Scale used for a tensor whose calibrated range is all zeros, and for an all-zero weight
@@ -169,10 +170,14 @@ def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:
     ``inf`` when identical; ``-inf`` for an all-zero reference with non-zero error.
     """
     ref = np.asarray(reference, dtype=np.float64)
-    err = float(np.sum((ref - np.asarray(approx, dtype=np.float64)) ** 2))
-    sig = float(np.sum(ref ** 2))
-    if err == 0.0:
+    return sqnr_from_sums(float(np.sum(ref ** 2)),
+                          float(np.sum((ref - np.asarray(approx, dtype=np.float64)) ** 2)))
+
+
+def sqnr_from_sums(signal: float, error: float) -> float:
+    """:func:`sqnr_db` from the sums of squares of the reference and of the error."""
+    if error == 0.0:
         return math.inf
-    if sig == 0.0:
+    if signal == 0.0:
         return -math.inf
-    return 10.0 * math.log10(sig / err)
+    return 10.0 * math.log10(signal / error)

@@ -19,13 +19,14 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from ..golden.arith import INT32_MAX, INT32_MIN, SHIFT_RANGE, quantize_multiplier
 from ..golden.config import CoreConfig
+from ..golden.export import MANIFEST
 from ..golden.model import DpuParams, mvm_tiled
 from .coverage import Coverage
 from .csr import RegMapView
 from .env import ENV_CONFIG, ENV_REGMAP, ENV_REPLAY, ENV_SIM, ENV_STATS
 from .replay import replay
 from .streams import Packet, pack_beats
-from .tb import TB
+from .tb import CLOCK_NS, TB
 
 CFG = CoreConfig.load(os.environ[ENV_CONFIG])
 REGS = RegMapView.load(os.environ[ENV_REGMAP])
@@ -48,7 +49,7 @@ def _timeout_us(vectors: int, weight_loads: int = 1, dpu_loads: int = 1,
                 extra_cycles: int = 0) -> float:
     cycles = (vectors * _VEC_CYCLES * 25 + weight_loads * _W_CYCLES * 4
               + dpu_loads * _DPU_CYCLES * 4 + extra_cycles + 20000)
-    return float(-(-cycles * 10 // 1000))  # whole microseconds: exact at 1 ps precision
+    return float(-(-cycles * CLOCK_NS // 1000))  # whole microseconds: exact at 1 ps precision
 
 
 def _rng(name: str) -> np.random.Generator:
@@ -581,7 +582,7 @@ async def test_throughput(dut):
         if i % 256 == 255:
             await tb.x_src.idle.wait()
     await tb.drain(timeout_cycles=n * _VEC_CYCLES)
-    cycles = (cocotb.utils.get_sim_time("ns") - t0) / 10
+    cycles = (cocotb.utils.get_sim_time("ns") - t0) / CLOCK_NS
     tb.finish()
     _record("test_throughput", tb, {"cycles": cycles, "wall": time.perf_counter() - w0,
                                      "idle_cycles_per_s": idle / idle_wall,
@@ -592,7 +593,7 @@ def _replay_timeout_us() -> float:
     path = os.environ.get(ENV_REPLAY)
     if not path:
         return 1.0
-    with open(os.path.join(path, "manifest.json")) as f:
+    with open(os.path.join(path, MANIFEST)) as f:
         m = json.load(f)
     n_tiles, passes, vectors = len(m["tiles"]), m["passes"], m["vectors"]
     loads = n_tiles * passes * (vectors if m["schedule"] == "k-reload" else 1)
