@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from .arith import INT32_MAX, INT32_MIN
-from .config import CoreConfig
+from .config import ROUNDING_MODES, CoreConfig
 
 __all__ = [
     "FALLBACK_SCALE",
@@ -161,7 +161,7 @@ def round_like(v: np.ndarray, rounding: str) -> np.ndarray:
         return np.sign(v) * np.floor(np.abs(v) + 0.5)
     if rounding == "rne":
         return np.rint(v)
-    raise ValueError(f"rounding must be one of single, double, rne, got {rounding!r}")
+    raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {rounding!r}")
 
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..golden.config import CoreConfig
+from ..golden.config import ROUNDING_MODES, SERIAL_BITS_CHOICES, CoreConfig
 
 __all__ = ["SUBCOMMANDS", "CliError", "add_config_args", "config_from_args", "main"]
 
@@ -31,12 +31,13 @@ _HELP = {
     "weight_bits": "weight precision (1..8)",
     "act_signed": "signed activations (true/false)",
     "weight_signed": "signed weights (true/false)",
-    "serial_bits": "activation bits per cycle (1, 2, 4, 8; divides act_bits)",
+    "serial_bits": f"activation bits per cycle ({', '.join(map(str, SERIAL_BITS_CHOICES))}; "
+                   "divides act_bits)",
     "acc_bits": "pass accumulator width (default: the minimum that never overflows)",
     "psum_bits": "K-tiled partial-sum width (up to 32)",
     "dpu_lanes": "DPU lanes (divides cols)",
     "dpu_residual": "include the DPU residual-add stage (true/false)",
-    "rounding": "requantization rounding mode (single, double, rne)",
+    "rounding": f"requantization rounding mode ({', '.join(ROUNDING_MODES)})",
     "tree_regs": "pipeline register stages in each adder tree",
     "w_stream_bits": "weight stream width (multiple of 8)",
     "x_stream_bits": "activation stream width (multiple of 8)",
