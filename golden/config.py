@@ -310,8 +310,10 @@ class CoreConfig:
 
         Raises
         ------
+        TypeError
+            ``k`` is not an integer (a bool is not).
         ValueError
-            ``k`` is not an integer >= 1.
+            ``k`` is below 1.
         """
         return -(-_positive("k", k) // self.rows)
 
@@ -320,8 +322,10 @@ class CoreConfig:
 
         Raises
         ------
+        TypeError
+            ``n`` is not an integer (a bool is not).
         ValueError
-            ``n`` is not an integer >= 1.
+            ``n`` is below 1.
         """
         return -(-_positive("n", n) // self.cols)
 
