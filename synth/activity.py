@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..golden.config import CoreConfig
+from ..verif.beats import pack_beats
 
 __all__ = ["WORKLOADS", "BitRate", "Workload", "activity_tcl", "parse_ports", "toggle_rates",
            "workload", "write_testbench"]
@@ -101,18 +102,6 @@ def _ident(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else f"\\{name} "
 
 
-def _pack(values: Sequence[int], lane_bits: int, lanes: int) -> list[int]:
-    """Pack ``values`` little-endian into beats of ``lanes`` lanes of ``lane_bits`` bits."""
-    mask = (1 << lane_bits) - 1
-    beats = []
-    for start in range(0, len(values), lanes):
-        beat = 0
-        for i, v in enumerate(values[start:start + lanes]):
-            beat |= (v & mask) << (i * lane_bits)
-        beats.append(beat)
-    return beats
-
-
 def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Workload,
                     directory: Path, period_ns: float = 10.0, dump: str = "activity.vcd",
                     scopes: Sequence[str] = ("",)) -> Path:
@@ -125,8 +114,8 @@ def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Work
     ``RESULTS <n>`` (result packets seen) and ``WINDOW <cycles>`` (cycles in the VCD) at the end.
     """
     directory = Path(directory)
-    wbeats = [b for row in wl.weights for b in _pack(row, 8, cfg.w_lanes)]
-    xbeats = [b for vec in wl.vectors for b in _pack(vec, 8, cfg.x_lanes)]
+    wbeats = [b for row in wl.weights for b in pack_beats(row, 8, cfg.w_lanes)]
+    xbeats = [b for vec in wl.vectors for b in pack_beats(vec, 8, cfg.x_lanes)]
     (directory / f"w_{wl.name}.hex").write_text(
         "\n".join(f"{b:x}" for b in wbeats) + "\n")
     (directory / f"x_{wl.name}.hex").write_text(
