@@ -1,30 +1,38 @@
-"""The array: weight storage (``weights``) and the AND + column adder trees (``compute``).
+"""The array: ``cols`` columns of a digital SRAM compute-in-memory macro and their word lines.
 
-Both blocks are built from one per-column module. In simulation (:class:`Weights`,
-:class:`Compute`) the blocks contain the Amaranth columns. For Verilog generation the core
-instantiates the blocks by name instead, and :func:`array_verilog` writes them as structural
-Verilog around the column modules ``<name>_wcol`` and ``<name>_ctree`` (each converted once by
-Amaranth), with one port per column between them: a 4096 x 256 array then never passes through
-Amaranth bit by bit.
+One :class:`Column` holds what a column of a D-IMC macro holds: the weight cells of the column
+(``rows`` words of ``weight_bits``), the AND of every weight with its row's activation slice, and
+the column adder tree (with ``tree_regs`` pipeline stages). The :class:`Array` decodes the row
+address into one-hot word lines shared by every column and places ``cols`` columns. The column
+is the seam (docs/core.md, "The column"): every column has the ports of
+:class:`ColumnSignature`, and a foundry SRAM-CIM macro, a custom bit-cell array or the fast
+simulation model (:class:`FastColumn`) takes its place.
+
+For Verilog generation the array instantiates the column module by name (``column=``), so that
+the column is elaborated once (:func:`dcim.sim.build.verilog_text` converts it on its own); for
+Amaranth's simulator it elaborates the :class:`Column` components themselves.
 
 Bus layouts
 -----------
-* Weights ``q[c]``: one signal per column; row ``r`` at bits ``[r*weight_bits, +weight_bits)``.
 * Activation slice ``x``: plane-major; bit ``i`` of row ``k``'s slice at bit ``i*rows + k``.
+* Array write data ``wdata``: column ``c``'s word at bits ``[c*weight_bits, +weight_bits)``.
 * Column results ``y[c]``: one signed ``slice_psum_bits`` signal per column.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig, signed_bits_for
 from ._cfg import check_cfg
 
-__all__ = ["ColumnTree", "Compute", "WeightColumn", "Weights", "array_verilog",
+__all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "FastColumn",
            "tree_register_levels"]
+
+#: Module name of the behavioural column model (``hdl/dcim_column_fast.v``).
+FAST_COLUMN_MODULE = "dcim_column_fast"
 
 
 def tree_register_levels(depth: int, regs: int) -> list[int]:
@@ -33,24 +41,52 @@ def tree_register_levels(depth: int, regs: int) -> list[int]:
     return sorted(depth - (i * depth) // regs for i in range(regs))
 
 
-class WeightColumn(wiring.Component):
-    """One column of weight storage: ``rows`` words of ``weight_bits`` flip-flops.
-
-    Written a word at a time through a one-hot row enable; every word is readable every cycle
-    on ``q`` (row ``r`` at bits ``[r*weight_bits, +weight_bits)``). Not reset (a memory).
-    This is the module a foundry SRAM or bit-cell macro replaces.
+class ColumnSignature(wiring.Signature):
+    """The ports of one column of ``cfg`` (the seam of docs/core.md, "The column").
 
     Members
     -------
-    row_en : In(rows)
-        One-hot write enable (at most one bit set).
+    wl : In(rows)
+        One-hot word lines: at the clock edge, the word of the row whose line is set takes
+        ``wdata`` (at most one line set; independent of ``en``).
     wdata : In(weight_bits)
-    q : Out(rows * weight_bits)
+        The word to write.
+    x : In(rows * serial_bits)
+        The activation slice, plane-major (bit ``i`` of row ``k`` at ``i*rows + k``).
+    neg : In(1)
+        ``x`` is the top slice of a signed activation: its top bit weighs ``-2**(s-1)``.
+    en : In(1)
+        The adder-tree pipeline registers advance (ignored when ``tree_regs`` is 0).
+    y : Out(signed(slice_psum_bits))
+        ``sum_k w_k * slice_k``, ``tree_regs`` enabled clock edges after ``x`` and ``neg``
+        (combinational when ``tree_regs`` is 0), from the words before any write at the edge
+        that samples ``x``.
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
+        self.cfg = check_cfg(cfg)
+        super().__init__({"wl": In(cfg.rows), "wdata": In(cfg.weight_bits),
+                          "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
+                          "y": Out(signed(cfg.slice_psum_bits))})
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.cfg == self.cfg
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.cfg))
+
+    def __repr__(self) -> str:
+        return f"ColumnSignature({self.cfg.rows} rows)"
+
+
+class _Cells(wiring.Component):
+    """The weight cells of one column: ``rows`` words of ``weight_bits`` flip-flops written
+    through one-hot word lines, all readable every cycle on ``q`` (row ``r`` at bits
+    ``[r*weight_bits, +weight_bits)``). Not reset (a memory; initial value 0)."""
+
+    def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = check_cfg(cfg, self)
-        super().__init__({"row_en": In(cfg.rows), "wdata": In(cfg.weight_bits),
+        super().__init__({"wl": In(cfg.rows), "wdata": In(cfg.weight_bits),
                           "q": Out(cfg.rows * cfg.weight_bits)})
 
     def elaborate(self, platform):
@@ -58,46 +94,39 @@ class WeightColumn(wiring.Component):
         wb = self.cfg.weight_bits
         words = [Signal(wb, reset_less=True, name=f"w{r}") for r in range(self.cfg.rows)]
         for r, word in enumerate(words):
-            with m.If(self.row_en[r]):
+            with m.If(self.wl[r]):
                 m.d.sync += word.eq(self.wdata)
         m.d.comb += self.q.eq(Cat(words))
         return m
 
 
-class ColumnTree(wiring.Component):
-    """One column of the compute array: AND of each weight with each slice bit, then a
-    balanced adder tree over the rows with ``tree_regs`` pipeline stages.
+class Column(wiring.Component):
+    """One column, synthesizable: weight cells, AND with the activation slice, adder tree.
 
-    ``y`` is ``sum_k w_k * slice_k`` where ``slice_k`` is the ``serial_bits``-bit slice of row
-    ``k`` (plane-major ``x``), weighted as a signed number when ``neg`` is set and
-    activations are signed (the top slice), unsigned otherwise. Registers advance when ``en``.
-
-    Members
-    -------
-    w : In(rows * weight_bits)
-    x : In(rows * serial_bits)
-    neg : In(1)
-    en : In(1)
-    y : Out(signed(slice_psum_bits))
+    The cells are the submodule ``cells`` (the part a bit-cell array replaces); the AND of each
+    weight with each slice bit and the balanced adder tree over the rows, with
+    ``tree_regs`` pipeline stages (:func:`tree_register_levels`) that load when ``en``, are the
+    column's own logic. Ports: :class:`ColumnSignature`.
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = check_cfg(cfg, self)
-        super().__init__({"w": In(cfg.rows * cfg.weight_bits),
-                          "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
-                          "y": Out(signed(cfg.slice_psum_bits))})
+        super().__init__(ColumnSignature(cfg))
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         rows, wb, s = cfg.rows, cfg.weight_bits, cfg.serial_bits
+        cells = m.submodules.cells = _Cells(cfg)
+        m.d.comb += [cells.wl.eq(self.wl), cells.wdata.eq(self.wdata)]
+
         lo, hi = cfg.slice_psum_range
         lo1, hi1 = lo // rows, hi // rows  # one row's product range
-
         nodes = []
+        words = [Signal(wb, name=f"w{k}") for k in range(rows)]
+        m.d.comb += [w.eq(cells.q[k * wb:(k + 1) * wb]) for k, w in enumerate(words)]
         for k in range(rows):
-            w = self.w[k * wb:(k + 1) * wb]
-            w = w.as_signed() if cfg.weight_signed else w
+            w = words[k].as_signed() if cfg.weight_signed else words[k]
             prod = 0
             for i in range(s):
                 term = Mux(self.x[i * rows + k], w, 0)  # the AND of a weight with one bit
@@ -130,100 +159,69 @@ class ColumnTree(wiring.Component):
         return m
 
 
-class Weights(wiring.Component):
-    """Weight storage: ``cols`` :class:`WeightColumn` modules and the row decoder.
+class FastColumn(wiring.Component):
+    """One column, fast simulation view: the behavioural model ``dcim_column_fast``
+    (``hdl/dcim_column_fast.v``, as SRAM macros ship one) with this configuration's parameters.
 
-    When ``we`` is set, row ``row`` (``< rows``) takes ``wdata`` (column ``c`` at bits
-    ``[c*weight_bits, +weight_bits)``) at the clock edge. ``q[c]`` shows every weight of
-    column ``c``.
+    Same ports and cycle behaviour as :class:`Column` (shown equivalent by the column proof and
+    by simulation digests, docs/verification.md); not for synthesis. Amaranth's simulator cannot
+    run it (an instance of a Verilog module).
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = check_cfg(cfg, self)
-        super().__init__(self.members(cfg))
+        super().__init__(ColumnSignature(cfg))
 
-    @staticmethod
-    def members(cfg: CoreConfig) -> dict:
-        """The signature members for ``cfg``."""
-        return {"we": In(1), "row": In(range(max(2, cfg.rows))),
-                "wdata": In(cfg.cols * cfg.weight_bits),
-                "q": Out(cfg.rows * cfg.weight_bits).array(cfg.cols)}
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.model = Instance(
+            FAST_COLUMN_MODULE,
+            p_ROWS=cfg.rows, p_WB=cfg.weight_bits, p_SB=cfg.serial_bits,
+            p_WSIGNED=int(cfg.weight_signed), p_ASIGNED=int(cfg.act_signed),
+            p_REGS=cfg.tree_regs, p_YBITS=cfg.slice_psum_bits,
+            i_clk=ClockSignal(), i_rst=ResetSignal(), i_wl=self.wl, i_wdata=self.wdata,
+            i_x=self.x, i_neg=self.neg, i_en=self.en, o_y=self.y)
+        return m
+
+
+class Array(wiring.Component):
+    """The array: the row decoder and ``cols`` columns sharing the word lines and the slice.
+
+    When ``we`` is set, row ``row`` (``< rows``) of every column takes its word of ``wdata`` at
+    the clock edge. ``y[c]`` is column ``c``'s output (:class:`ColumnSignature`).
+
+    Parameters
+    ----------
+    cfg : CoreConfig
+    column : str, optional
+        Instantiate the Verilog module of this name for every column (ports as
+        :class:`ColumnSignature`, plus ``clk`` and ``rst``), for Verilog generation. By
+        default the :class:`Column` components are elaborated (for Amaranth's simulator).
+    """
+
+    def __init__(self, cfg: CoreConfig, *, column: str | None = None) -> None:
+        self.cfg = check_cfg(cfg, self)
+        self.column = column
+        super().__init__({"we": In(1), "row": In(range(max(2, cfg.rows))),
+                          "wdata": In(cfg.cols * cfg.weight_bits),
+                          "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
+                          "y": Out(signed(cfg.slice_psum_bits)).array(cfg.cols)})
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         wb = cfg.weight_bits
-        row_en = Signal(cfg.rows)
-        m.d.comb += row_en.eq(self.we << self.row)
+        wl = Signal(cfg.rows)
+        m.d.comb += wl.eq(self.we << self.row)
         for c in range(cfg.cols):
-            col = m.submodules[f"col{c}"] = WeightColumn(cfg)
-            m.d.comb += [col.row_en.eq(row_en), col.wdata.eq(self.wdata[c * wb:(c + 1) * wb]),
-                         self.q[c].eq(col.q)]
+            wdata = self.wdata[c * wb:(c + 1) * wb]
+            if self.column is None:
+                col = m.submodules[f"col{c}"] = Column(cfg)
+                m.d.comb += [col.wl.eq(wl), col.wdata.eq(wdata), col.x.eq(self.x),
+                             col.neg.eq(self.neg), col.en.eq(self.en), self.y[c].eq(col.y)]
+            else:
+                m.submodules[f"col{c}"] = Instance(
+                    self.column, i_clk=ClockSignal(), i_rst=ResetSignal(), i_wl=wl,
+                    i_wdata=wdata, i_x=self.x, i_neg=self.neg, i_en=self.en, o_y=self.y[c])
         return m
-
-
-class Compute(wiring.Component):
-    """The compute array: ``cols`` :class:`ColumnTree` modules sharing the activation slice;
-    ``y[c]`` is column ``c``'s adder-tree output for weights ``w[c]``."""
-
-    def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
-        super().__init__(self.members(cfg))
-
-    @staticmethod
-    def members(cfg: CoreConfig) -> dict:
-        """The signature members for ``cfg``."""
-        return {"w": In(cfg.rows * cfg.weight_bits).array(cfg.cols),
-                "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
-                "y": Out(signed(cfg.slice_psum_bits)).array(cfg.cols)}
-
-    def elaborate(self, platform):
-        m = Module()
-        for c in range(self.cfg.cols):
-            col = m.submodules[f"col{c}"] = ColumnTree(self.cfg)
-            m.d.comb += [col.w.eq(self.w[c]), col.x.eq(self.x), col.neg.eq(self.neg),
-                         col.en.eq(self.en), self.y[c].eq(col.y)]
-        return m
-
-
-def array_verilog(cfg: CoreConfig) -> str:
-    """Structural Verilog of the blocks ``<name>_weights`` and ``<name>_compute``.
-
-    Ports as :class:`Weights` and :class:`Compute` (plus ``clk``, ``rst``), with the per-column
-    members as ports ``q_<c>``, ``w_<c>``, ``y_<c>``. They instantiate ``<name>_wcol`` and
-    ``<name>_ctree`` (ports as :class:`WeightColumn` and :class:`ColumnTree`, plus ``clk``,
-    ``rst`` where Amaranth gives them: always for the weight column, with ``tree_regs`` for
-    the tree).
-    """
-    check_cfg(cfg)
-    n, rows, cols = cfg.name, cfg.rows, cfg.cols
-    wb, s, spb = cfg.weight_bits, cfg.serial_bits, cfg.slice_psum_bits
-    rb = max(1, (max(2, rows) - 1).bit_length())
-    span = rows * wb
-    out = [f"module {n}_weights(clk, rst, we, row, wdata, "
-           + ", ".join(f"q_{c}" for c in range(cols)) + ");",
-           "  input clk;", "  input rst;", "  input we;", f"  input [{rb - 1}:0] row;",
-           f"  input [{cols * wb - 1}:0] wdata;"]
-    out += [f"  output [{span - 1}:0] q_{c};" for c in range(cols)]
-    out.append(f"  wire [{rows - 1}:0] row_en;")
-    if rows == 1:
-        out.append("  assign row_en = we & ~row;")
-    else:
-        out.append(f"  assign row_en = {{{{{rows - 1}{{1'b0}}}}, we}} << row;")
-    for c in range(cols):
-        out.append(f"  {n}_wcol col{c} (.clk(clk), .rst(rst), .row_en(row_en), "
-                   f".wdata(wdata[{(c + 1) * wb - 1}:{c * wb}]), .q(q_{c}));")
-    out += ["endmodule", ""]
-    clk = ".clk(clk), .rst(rst), " if cfg.tree_regs else ""
-    out += [f"module {n}_compute(clk, rst, x, neg, en, "
-            + ", ".join(f"w_{c}" for c in range(cols)) + ", "
-            + ", ".join(f"y_{c}" for c in range(cols)) + ");",
-            "  input clk;", "  input rst;", f"  input [{rows * s - 1}:0] x;", "  input neg;",
-            "  input en;"]
-    out += [f"  input [{span - 1}:0] w_{c};" for c in range(cols)]
-    out += [f"  output [{spb - 1}:0] y_{c};" for c in range(cols)]
-    for c in range(cols):
-        out.append(f"  {n}_ctree col{c} ({clk}.w(w_{c}), .x(x), .neg(neg), .en(en), "
-                   f".y(y_{c}));")
-    out += ["endmodule", ""]
-    return "\n".join(out)

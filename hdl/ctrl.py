@@ -80,7 +80,7 @@ class Ctrl(Elaboratable):
     ----------
     cfg : CoreConfig
     core : dcim.hdl.core.Core
-        The top component (its ports and submodules ``weights``, ``compute``, ``accum``,
+        The top component (its ports and submodules ``array``, ``accum``,
         ``dpu`` are driven/read here).
     """
 
@@ -93,7 +93,7 @@ class Ctrl(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         cfg, core = self.cfg, self.core
-        weights, compute, accum, dpu = core.weights, core.compute, core.accum, core.dpu
+        array, accum, dpu = core.array, core.accum, core.dpu
         rows, cols = cfg.rows, cfg.cols
         ab, wb, s = cfg.act_bits, cfg.weight_bits, cfg.serial_bits
         pb = cfg.psum_bits
@@ -111,8 +111,8 @@ class Ctrl(Elaboratable):
         run = Signal()
         commit = Signal()
         m.d.comb += [sw.tready.eq(~w_pending), commit.eq(w_pending & ~run),
-                     weights.we.eq(commit), weights.row.eq(csr["W_ROW.ROW"]),
-                     weights.wdata.eq(Cat(rowbuf))]
+                     array.we.eq(commit), array.row.eq(csr["W_ROW.ROW"]),
+                     array.wdata.eq(Cat(rowbuf))]
         with m.If(commit):
             m.d.sync += w_pending.eq(0)
         with m.If(wrx.ok):
@@ -159,7 +159,7 @@ class Ctrl(Elaboratable):
         with m.If(xrx.ok):
             m.d.sync += xfull.eq(1)
         m.d.comb += [
-            compute.x.eq(xsr[:s * rows]), compute.neg.eq(j == nlast), compute.en.eq(~hold),
+            array.x.eq(xsr[:s * rows]), array.neg.eq(j == nlast), array.en.eq(~hold),
             accum.valid.eq(run), accum.first.eq(j == 0), accum.last.eq(j == nlast),
             accum.shamt.eq(j << log_s), accum.acc.eq(t_acc), accum.emit.eq(t_emit),
             accum.clear.eq(csr["CTRL.CLEAR"]),

@@ -3,12 +3,14 @@
 :func:`generate` writes, for a :class:`~dcim.golden.config.CoreConfig` ``cfg``:
 
 ``<name>.v``
-    The core: the per-column modules ``<name>_wcol`` and ``<name>_ctree`` once each, the
-    structural blocks ``<name>_weights`` and ``<name>_compute`` that instantiate them ``cols``
-    times, then the top ``<name>`` and its other blocks. Byte-identical for equal
-    configurations (no source locations, paths or timestamps).
+    The core, every module converted by Amaranth: the column module ``<name>_column`` once
+    (:class:`~dcim.hdl.array.Column`, or for the fast view :class:`~dcim.hdl.array.FastColumn`
+    followed by the behavioural model ``hdl/dcim_column_fast.v`` as shipped), then the top
+    ``<name>``, whose array instantiates ``<name>_column`` ``cols`` times. Byte-identical for
+    equal configurations and views (no source locations, paths or timestamps).
 ``<name>.json``
-    The configuration, its derived figures and the timing figures of docs/core.md.
+    The configuration, its derived figures, the timing figures of docs/core.md and the array
+    view.
 ``<name>_regs.md``, ``<name>_regs.json``, ``<name>_regs.h``
     The register map (:mod:`dcim.hdl.regmap`).
 
@@ -19,77 +21,95 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 from ..golden.config import CoreConfig
 
-__all__ = ["WAIVERS", "figures", "generate", "lint", "verilog_text"]
+__all__ = ["ARRAY_MODELS", "WAIVERS", "check_array_model", "convert", "default_array_model",
+           "figures", "generate", "lint", "verilog_text"]
 
 #: Reviewed Verilator lint waivers for the generated Verilog.
-WAIVERS = Path(__file__).resolve().parents[1] / "hdl" / "verilator.vlt"
+WAIVERS = Path(str(resources.files("dcim.hdl").joinpath("verilator.vlt")))
+#: The behavioural column model of the fast view, shipped with the package.
+FAST_COLUMN_SOURCE = Path(str(resources.files("dcim.hdl").joinpath("dcim_column_fast.v")))
+#: Views of the array: ``rtl`` (the synthesizable columns) and ``fast`` (the behavioural column
+#: model, for simulation only).
+ARRAY_MODELS = ("rtl", "fast")
+#: Largest array (rows x cols bit-cell words) whose default view is ``rtl``.
+RTL_DEFAULT_MAX_CELLS = 64 * 32
 
 
-def _convert(elaboratable, name: str) -> str:
+def default_array_model(cfg: CoreConfig) -> str:
+    """The view used when none is chosen: ``rtl`` up to :data:`RTL_DEFAULT_MAX_CELLS` weights
+    (the default 64x32 core), ``fast`` above, where the flip-flop array would make simulation
+    builds and runs too slow (docs/benchmarks.md)."""
+    return "rtl" if cfg.rows * cfg.cols <= RTL_DEFAULT_MAX_CELLS else "fast"
+
+
+def check_array_model(model: str | None, cfg: CoreConfig) -> str:
+    """Return ``model``, or :func:`default_array_model` when it is None.
+
+    Raises
+    ------
+    ValueError
+        ``model`` is not one of :data:`ARRAY_MODELS`.
+    """
+    if model is None:
+        return default_array_model(cfg)
+    if model not in ARRAY_MODELS:
+        raise ValueError(f"array_model must be one of {', '.join(ARRAY_MODELS)}, got {model!r}")
+    return model
+
+
+def convert(elaboratable, name: str) -> str:
+    """Verilog of one Amaranth elaboratable, top module ``name``, without source locations."""
     from amaranth.back import verilog
 
     return verilog.convert(elaboratable, name=name, emit_src=False)
 
 
 def verilog_text(cfg: CoreConfig, progress: Callable[[str], None] | None = None,
-                 dpu_factory=None) -> str:
-    """Return the Verilog of the core configured by ``cfg`` (see the module docstring)."""
-    from ..hdl.array import ColumnTree, WeightColumn, array_verilog
+                 dpu_factory=None, array_model: str | None = None) -> str:
+    """Return the Verilog of the core configured by ``cfg`` (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : CoreConfig
+    progress : callable, optional
+        Called with one line per conversion step.
+    dpu_factory : callable, optional
+        As for :class:`dcim.hdl.core.Core`.
+    array_model : {"rtl", "fast"}, optional
+        The view of the array (default :func:`default_array_model`).
+
+    Raises
+    ------
+    ValueError
+        ``array_model`` is not a view.
+    """
+    from ..hdl.array import Column, FastColumn
     from ..hdl.core import Core
 
+    model = check_array_model(array_model, cfg)
     say = progress or (lambda msg: None)
+    column = f"{cfg.name}_column"
+    steps = [("column" if model == "rtl" else "fast column wrapper",
+              Column(cfg) if model == "rtl" else FastColumn(cfg), column),
+             ("top level", Core(cfg, column=column, dpu_factory=dpu_factory), cfg.name)]
     parts = []
-    for label, elab, name in (
-            ("weight column", WeightColumn(cfg), f"{cfg.name}_wcol"),
-            ("column adder tree", ColumnTree(cfg), f"{cfg.name}_ctree"),
-            ("top level", Core(cfg, hier=True, dpu_factory=dpu_factory), cfg.name)):
+    for label, elab, name in steps:
         t0 = time.monotonic()
         say(f"converting {label} ({name}) ...")
-        parts.append(_convert(elab, name))
+        parts.append(convert(elab, name))
         say(f"converted {label} in {time.monotonic() - t0:.1f} s")
-    parts[-1] = _connect_array(cfg, parts[-1])
-    parts.insert(2, array_verilog(cfg))
+    if model == "fast":
+        parts.insert(1, FAST_COLUMN_SOURCE.read_text())
     return "".join(parts)
-
-
-def _connect_array(cfg: CoreConfig, top: str) -> str:
-    """Wire the per-column buses of the top module in the Verilog text: declare
-    ``array_w_<c>`` and connect ``weights.q_<c>`` to ``compute.w_<c>``; replace each
-    placeholder instance ``ywire<c>`` by the connection of ``compute.y_<c>``."""
-    n, cols = cfg.name, cfg.cols
-    y_exprs = {}
-
-    def take(match: re.Match) -> str:
-        y_exprs[int(match.group(1))] = match.group(2)
-        return ""
-
-    top = re.sub(rf"^  {n}_ywire ywire(\d+) \(\n    \.y\((.*)\)\n  \);\n", take, top,
-                 flags=re.M)
-    if sorted(y_exprs) != list(range(cols)):
-        raise RuntimeError("generated top module lacks the adder-tree placeholders")
-    lines = top.split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"module {n}("))
-    header = next(i for i in range(start, len(lines)) if lines[i].endswith(");"))
-    weights = lines.index(f"  {n}_weights weights (")
-    compute = lines.index(f"  {n}_compute compute (")
-    span = cfg.rows * cfg.weight_bits
-    wires = [f"  wire [{span - 1}:0] array_w_{c};" for c in range(cols)]
-    q_ports = [f"    .q_{c}(array_w_{c})," for c in range(cols)]
-    w_ports = [f"    .w_{c}(array_w_{c})," for c in range(cols)]
-    w_ports += [f"    .y_{c}({y_exprs[c]})," for c in range(cols)]
-    for at, new in sorted([(header + 1, wires), (weights + 1, q_ports),
-                           (compute + 1, w_ports)], reverse=True):
-        lines[at:at] = new
-    return "\n".join(lines)
 
 
 def figures(cfg: CoreConfig) -> dict:
@@ -105,8 +125,12 @@ def figures(cfg: CoreConfig) -> dict:
 
 
 def generate(cfg: CoreConfig, outdir: str | Path,
-             progress: Callable[[str], None] | None = None, dpu_factory=None) -> dict[str, Path]:
+             progress: Callable[[str], None] | None = None, dpu_factory=None,
+             array_model: str | None = None) -> dict[str, Path]:
     """Write the Verilog, the configuration JSON and the register map of ``cfg`` to ``outdir``.
+
+    ``array_model`` chooses the view of the array (:func:`verilog_text`); ``<name>.json``
+    records it as ``array_model``.
 
     Returns
     -------
@@ -120,6 +144,7 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     """
     from ..hdl.regmap import RegMap
 
+    model = check_array_model(array_model, cfg)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     regmap = RegMap(cfg)
@@ -132,12 +157,13 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     }
     info = cfg.to_dict()
     info["figures"] = figures(cfg)
+    info["array_model"] = model
     info["files"] = {k: p.name for k, p in paths.items()}
     paths["config"].write_text(json.dumps(info, indent=2) + "\n")
     paths["regs_md"].write_text(regmap.to_markdown())
     paths["regs_json"].write_text(regmap.to_json())
     paths["regs_h"].write_text(regmap.to_c_header())
-    paths["verilog"].write_text(verilog_text(cfg, progress, dpu_factory))
+    paths["verilog"].write_text(verilog_text(cfg, progress, dpu_factory, model))
     return paths
 
 

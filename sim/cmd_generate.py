@@ -2,9 +2,12 @@
 
 Writes DIR/<name>.v (byte-identical for equal configurations, lint-clean under
 `verilator --lint-only -Wall` with hdl/verilator.vlt), DIR/<name>.json (configuration, derived
-widths, cycles per pass, latencies, peak MACs/cycle) and DIR/<name>_regs.{md,json,h}.
+widths, cycles per pass, latencies, peak MACs/cycle, array view) and DIR/<name>_regs.{md,json,h}.
+The array view (--array-model) is rtl, the synthesizable columns, or fast, the behavioural
+column model for simulation; the default is rtl up to 64x32 and fast above.
 
 Example: dcim generate --rows 64 --cols 32 -o out
+         dcim generate --rows 256 --cols 256 --array-model rtl -o out256
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from .build import generate
-from .cli import add_config_args, config_from_args
+from .build import ARRAY_MODELS, check_array_model, generate
+from .cli import CliError, add_config_args, config_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,12 +26,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
                         help="output directory (created if missing)")
+    parser.add_argument("--array-model", default=None, metavar="VIEW",
+                        help=f"view of the array: {' or '.join(ARRAY_MODELS)} (default: rtl up "
+                             "to 64x32 bit-cell words, fast above)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print no progress")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the configuration and write the generated files."""
     cfg = config_from_args(args)
+    try:
+        view = check_array_model(args.array_model, cfg)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     args.output.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
@@ -37,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{time.monotonic() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
     progress(f"{cfg.name}: {cfg.rows} x {cfg.cols}, {cfg.act_bits}-bit activations, "
-             f"{cfg.weight_bits}-bit weights, serial_bits {cfg.serial_bits}")
-    paths = generate(cfg, args.output, progress)
+             f"{cfg.weight_bits}-bit weights, serial_bits {cfg.serial_bits}, {view} array")
+    paths = generate(cfg, args.output, progress, array_model=view)
     for path in paths.values():
         print(f"wrote {path}")
     return 0

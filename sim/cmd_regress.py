@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..golden.config import CoreConfig
 from .cli import CliError, add_config_args, config_from_args
+from .build import ARRAY_MODELS, check_array_model
 from .runner import SIMULATORS, RunResult, SimulatorError, build, check_simulator, run_tests
 
 _HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
@@ -53,6 +54,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="record waves (FST on Icarus, VCD on Verilator) in each run dir")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="JOBS",
                         help="simulators run in parallel (default 1)")
+    parser.add_argument("--array-model", default=None, metavar="VIEW",
+                        help="view of the array: rtl (synthesizable columns), fast (behavioural "
+                             "column model) or both (each simulator runs both views; their "
+                             "output digests must be identical); default: rtl up to 64x32, "
+                             "fast above")
     parser.add_argument("--rtl", type=Path, default=None, metavar="DIR",
                         help="use the Verilog `dcim generate` wrote to DIR instead of generating")
     parser.add_argument("--out", type=Path, default=Path("build/regress"), metavar="DIR",
@@ -102,12 +108,12 @@ def _vectors_config(args) -> CoreConfig:
 
 def _tag(cfg: CoreConfig) -> str:
     h = hashlib.sha256(cfg.to_json().encode())
-    for src in sorted(_HDL_DIR.glob("*.py")) + sorted(_HDL_DIR.glob("*.vlt")):
+    for src in sorted(_HDL_DIR.glob("*.py")) + sorted(_HDL_DIR.glob("*.v*")):
         h.update(src.read_bytes())
     return f"{cfg.name}_{cfg.rows}x{cfg.cols}_{h.hexdigest()[:10]}"
 
 
-def _check_rtl(cfg: CoreConfig, rtl: Path) -> tuple[Path, Path]:
+def _check_rtl(cfg: CoreConfig, rtl: Path) -> tuple[Path, Path, str]:
     verilog = rtl / f"{cfg.name}.v"
     info = rtl / f"{cfg.name}.json"
     regs = rtl / f"{cfg.name}_regs.json"
@@ -116,27 +122,33 @@ def _check_rtl(cfg: CoreConfig, rtl: Path) -> tuple[Path, Path]:
             raise CliError(f"--rtl {rtl}: {p.name} not found (run dcim generate -o {rtl} with "
                            "the same configuration)")
     try:
-        fields = {k: v for k, v in json.loads(info.read_text()).items()
-                  if k in cfg.fields()}
+        data = json.loads(info.read_text())
     except json.JSONDecodeError as exc:
         raise CliError(f"{info}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{info}: not a JSON object")
+    fields = {k: v for k, v in data.items() if k in cfg.fields()}
+    view = data.get("array_model", "rtl")
+    if view not in ARRAY_MODELS:
+        raise CliError(f"{info}: array_model must be one of {', '.join(ARRAY_MODELS)}, "
+                       f"got {view!r}")
     diff = [f"{k} {fields.get(k)!r} != {v!r}" for k, v in cfg.fields().items()
             if fields.get(k) != v]
     if diff:
         raise CliError(f"stale Verilog: {verilog} was generated for another configuration "
                        f"({'; '.join(diff[:3])}); rerun dcim generate")
-    return verilog, regs
+    return verilog, regs, view
 
 
-def _generate(cfg: CoreConfig, root: Path, say) -> tuple[Path, Path]:
+def _generate(cfg: CoreConfig, root: Path, say, view: str) -> tuple[Path, Path, str]:
     from .build import generate
 
-    rtl = root / "rtl"
+    rtl = root / view / "rtl"
     stamp = rtl / "done"
     if not stamp.exists():
-        say(f"generating Verilog for {cfg.name} {cfg.rows}x{cfg.cols} ...")
+        say(f"generating Verilog for {cfg.name} {cfg.rows}x{cfg.cols} ({view} array) ...")
         t0 = time.perf_counter()
-        generate(cfg, rtl)
+        generate(cfg, rtl, array_model=view)
         stamp.write_text("ok\n")
         say(f"generated in {time.perf_counter() - t0:.1f} s")
     return _check_rtl(cfg, rtl)
@@ -148,6 +160,7 @@ class SimSummary:
     """Results of one simulator on one configuration."""
 
     sim: str
+    view: str = "rtl"
     build_s: float = 0.0
     runs: list[tuple[int, RunResult]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -174,31 +187,32 @@ def _digests(r: RunResult) -> dict[str, str]:
     return {k: v["digest"] for k, v in r.stats.get("tests", {}).items()}
 
 
-def _run_sim(sim: str, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path, root: Path,
-             seeds: list[int], args, say) -> SimSummary:
-    summ = SimSummary(sim)
-    bdir = root / (sim + ("_waves" if args.waves else ""))
+def _run_sim(sim: str, view: str, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path,
+             root: Path, seeds: list[int], args, say) -> SimSummary:
+    summ = SimSummary(sim, view)
+    bdir = root / view / (sim + ("_waves" if args.waves else ""))
+    tag = f"{sim}/{view}"
     try:
         summ.build_s = build(sim, verilog, cfg.name, bdir / "build", waves=args.waves,
                              timeout=args.timeout)
     except SimulatorError as exc:
         summ.errors.append(str(exc))
         return summ
-    say(f"[{sim}] built in {summ.build_s:.1f} s")
+    say(f"[{tag}] built in {summ.build_s:.1f} s")
     for i, seed in enumerate(seeds):
         init = (seed * 2654435761) % (1 << 31) if sim == "verilator" else None
         r = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}",
                       config_json=core_json, regmap_json=regs, seed=seed, tests=args.tests,
                       waves=args.waves, init_seed=init, timeout=args.timeout,
-                      progress=lambda msg, s=seed: say(f"[{sim}] seed {s}: {msg}"),
+                      progress=lambda msg, s=seed: say(f"[{tag}] seed {s}: {msg}"),
                       replay=args.vectors)
         summ.runs.append((seed, r))
         state = "ok" if r.ok else "FAILED"
-        say(f"[{sim}] seed {seed} ({i + 1}/{len(seeds)}): {r.tests} tests, {r.failed} failed, "
+        say(f"[{tag}] seed {seed} ({i + 1}/{len(seeds)}): {r.tests} tests, {r.failed} failed, "
             f"{r.seconds:.1f} s {state}")
         rep = r.stats.get("tests", {}).get("test_replay")
         if rep:
-            say(f"[{sim}] seed {seed}: replayed layer {rep['layer']}: {rep['tiles']} tile(s), "
+            say(f"[{tag}] seed {seed}: replayed layer {rep['layer']}: {rep['tiles']} tile(s), "
                 f"{rep['outputs']} outputs bit-exact ({rep['schedule']}, {rep['compared']} "
                 "result packets)")
         if sim == "verilator" and i == 0 and r.ok:
@@ -213,8 +227,43 @@ def _run_sim(sim: str, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Pa
                                    f"different outputs in {', '.join(diff[:3]) or 'the run'} "
                                    f"(log: {r2.log})")
             else:
-                say(f"[{sim}] seed {seed}: identical outputs under two random init seeds")
+                say(f"[{tag}] seed {seed}: identical outputs under two random init seeds")
     return summ
+
+
+def _views(option: str | None, cfg: CoreConfig) -> list[str]:
+    """The array views ``--array-model`` selects (``both`` is every view)."""
+    if option == "both":
+        return list(ARRAY_MODELS)
+    try:
+        return [check_array_model(option, cfg)]
+    except ValueError:
+        raise CliError(f"--array-model must be one of {', '.join(ARRAY_MODELS)} or both, "
+                       f"got {option!r}") from None
+
+
+def _compare_views(summaries: list[SimSummary], say) -> None:
+    """Every view must give the same output digests as the first one, per simulator, seed and
+    test; a difference (or a test one view lacks) is an error of the later view."""
+    first: dict[str, SimSummary] = {}
+    for s in summaries:
+        ref = first.setdefault(s.sim, s)
+        if ref is s:
+            continue
+        compared = 0
+        for (seed, r), (seed0, r0) in zip(s.runs, ref.runs):
+            d, d0 = _digests(r), _digests(r0)
+            diff = sorted(k for k in set(d) | set(d0) if d.get(k) != d0.get(k))
+            compared += len(d0)
+            if diff:
+                s.errors.append(f"seed {seed}: the {s.view} array gave other outputs than the "
+                                f"{ref.view} array in {', '.join(diff[:3])}")
+        if compared == 0:
+            s.errors.append(f"no test outputs to compare between the {ref.view} and {s.view} "
+                            "arrays")
+        elif not s.errors:
+            say(f"[{s.sim}] {s.view} and {ref.view} arrays: identical outputs in {compared} "
+                "test run(s)")
 
 
 def _fmt_int(n: int) -> str:
@@ -225,7 +274,7 @@ def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(r, widths))))
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -275,6 +324,10 @@ def run(args: argparse.Namespace) -> int:
         sims = [args.sim]
     else:
         raise CliError(f"--sim must be one of {', '.join(SIMULATORS)} or all, got {args.sim!r}")
+    if args.rtl is not None and args.array_model is not None:
+        raise CliError("--array-model cannot be combined with --rtl (the view is the one "
+                       "dcim generate wrote to DIR)")
+    views = _views(args.array_model, cfg)
     if not 1 <= args.seeds <= 1000:
         raise CliError(f"--seeds must be in [1, 1000], got {args.seeds}")
     if not 1 <= args.jobs <= 64:
@@ -296,22 +349,26 @@ def run(args: argparse.Namespace) -> int:
 
     root = args.out.resolve() / _tag(cfg)
     root.mkdir(parents=True, exist_ok=True)
-    verilog, regs = (_check_rtl(cfg, args.rtl.resolve()) if args.rtl is not None
-                     else _generate(cfg, root, say))
+    if args.rtl is not None:
+        sources = [_check_rtl(cfg, args.rtl.resolve())]
+    else:
+        sources = [_generate(cfg, root, say, view) for view in views]
     core_json = root / "core.json"
     cfg.save(core_json)
-    say(f"regression of {cfg.name} {cfg.rows}x{cfg.cols} on {', '.join(sims)}, seeds "
-        f"{seeds[0]}..{seeds[-1]} (dir {root})")
+    say(f"regression of {cfg.name} {cfg.rows}x{cfg.cols} on {', '.join(sims)}, "
+        f"{' and '.join(v for _, _, v in sources)} array, seeds {seeds[0]}..{seeds[-1]} "
+        f"(dir {root})")
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(_run_sim, sim, cfg, verilog, regs, core_json, root, seeds, args,
-                               say) for sim in sims]
+        futures = [pool.submit(_run_sim, sim, view, cfg, verilog, regs, core_json, root, seeds,
+                               args, say) for verilog, regs, view in sources for sim in sims]
         summaries = [f.result() for f in futures]
     wall = time.perf_counter() - t0
+    _compare_views(summaries, say)
 
     plan = load_testplan()
     label = f"{cfg.rows}x{cfg.cols}"
-    header = ["config", "simulator", "tests", "transactions", "MACs verified", "coverage",
+    header = ["config", "simulator", "array", "tests", "transactions", "MACs verified", "coverage",
               "seconds", "result"]
     rows = [header]
     all_hits = []
@@ -320,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
         all_hits.append(hits)
         hit, total = summary(plan, cfg.fields(), hits)
         tests, trans, macs = s.totals()
-        rows.append([f"{cfg.name} {label}", s.sim, str(tests), _fmt_int(trans), _fmt_int(macs),
+        rows.append([f"{cfg.name} {label}", s.sim, s.view, str(tests), _fmt_int(trans), _fmt_int(macs),
                      f"{hit}/{total}", f"{s.seconds:.1f}", "pass" if s.ok else "FAIL"])
     total_hits = merge(all_hits)
     cov_path = root / "coverage.md"
@@ -358,7 +415,7 @@ def _print_failures(cfg: CoreConfig, summaries: list[SimSummary], args) -> None:
     print("\nFAILURES", file=err)
     for s in summaries:
         for e in s.errors:
-            print(f"  [{s.sim}] {e}", file=err)
+            print(f"  [{s.sim}/{s.view}] {e}", file=err)
         for seed, r in s.runs:
             if r.ok:
                 continue
@@ -371,7 +428,7 @@ def _print_failures(cfg: CoreConfig, summaries: list[SimSummary], args) -> None:
             names = [c["name"] for c in r.cases if c["failed"]]
             pattern = "|".join(re.escape(n) + "$" for n in names) or args.tests
             cmd = ["dcim", "regress", *config_argv(cfg), "--sim", s.sim, "--seed", str(seed),
-                   "--seeds", "1"]
+                   "--seeds", "1", "--array-model", s.view]
             if args.rtl is not None:
                 cmd += ["--rtl", str(args.rtl)]
             if args.vectors is not None:

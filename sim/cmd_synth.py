@@ -97,7 +97,7 @@ def _generator():
                            ) from None
         path = Path(directory) / f"{cfg.name}.v"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(verilog_text(cfg))
+        path.write_text(verilog_text(cfg, array_model="rtl"))
         return path
     return generate
 

@@ -146,12 +146,28 @@ def _modules(netlist: dict) -> dict[str, dict]:
     return netlist["modules"]
 
 
+#: The top-level instance of the array, and the instance name of each column's weight cells.
+ARRAY_INSTANCE, CELLS_INSTANCE = "array", "cells"
+#: OpenSTA instance-path patterns of each block, ``(include, exclude)`` (``-``: nothing).
+BLOCK_PATHS = {"weights": (f"{ARRAY_INSTANCE}/*/{CELLS_INSTANCE}/*", "-"),
+               "compute": (f"{ARRAY_INSTANCE}/*", f"{ARRAY_INSTANCE}/*/{CELLS_INSTANCE}/*"),
+               "accum": ("accum/*", "-"), "dpu": ("dpu/*", "-"), "ctrl": ("ctrl/*", "-")}
+
+
+def block_paths_tcl() -> str:
+    """:data:`BLOCK_PATHS` as the Tcl list ``sta.tcl`` iterates over (name include exclude)."""
+    return " ".join(f"{b} {{{BLOCK_PATHS[b][0]}}} {{{BLOCK_PATHS[b][1]}}}" for b in BLOCKS)
+
+
 def block_areas(netlist: dict, top: str, areas: dict[str, float]) -> dict[str, Any]:
     """Area and cell counts per block of a hierarchical Yosys JSON netlist.
 
     Every top-level submodule instance is one block (named by its instance name, e.g.
-    ``weights``); cells instantiated directly in the top module form the block ``glue``.
-    A block's area is the sum of its leaf cells' ``areas`` (LEF-corrected), recursively.
+    ``accum``), except the array (:data:`ARRAY_INSTANCE`), which is split in two: ``weights``
+    (each column's :data:`CELLS_INSTANCE` and the array's own row decoder) and ``compute``
+    (the rest of each column: AND and adder tree). Cells instantiated directly in the top
+    module form the block ``glue``. A block's area is the sum of its leaf cells' ``areas``
+    (LEF-corrected), recursively.
 
     Raises
     ------
@@ -160,6 +176,15 @@ def block_areas(netlist: dict, top: str, areas: dict[str, float]) -> dict[str, A
     """
     mods = _modules(netlist)
     memo: dict[str, tuple[float, dict[str, int]]] = {}
+
+    def add(into: dict[str, int], counts: dict[str, int]) -> None:
+        for k, v in counts.items():
+            into[k] = into.get(k, 0) + v
+
+    def leaf(t: str) -> float:
+        if t not in areas:
+            raise KeyError(f"cell type {t} has no area in the liberty/LEF")
+        return areas[t]
 
     def walk(name: str) -> tuple[float, dict[str, int]]:
         if name in memo:
@@ -170,29 +195,51 @@ def block_areas(netlist: dict, top: str, areas: dict[str, float]) -> dict[str, A
             if t in mods:
                 a, c = walk(t)
                 total += a
-                for k, v in c.items():
-                    counts[k] = counts.get(k, 0) + v
+                add(counts, c)
             else:
-                if t not in areas:
-                    raise KeyError(f"cell type {t} has no area in the liberty/LEF")
-                total += areas[t]
+                total += leaf(t)
                 counts[t] = counts.get(t, 0) + 1
         memo[name] = (total, counts)
         return memo[name]
 
+    def split(name: str, cells_part: bool) -> dict[str, list]:
+        """{"weights": [area, counts], "compute": [area, counts]} below module ``name``; its
+        own leaf cells go to weights when ``cells_part`` (the array's row decoder)."""
+        out = {"weights": [0.0, {}], "compute": [0.0, {}]}
+        for inst, cell in mods[name]["cells"].items():
+            t = cell["type"]
+            if t in mods:
+                if inst == CELLS_INSTANCE:
+                    a, c = walk(t)
+                    out["weights"][0] += a
+                    add(out["weights"][1], c)
+                else:
+                    for k, (a, c) in split(t, False).items():
+                        out[k][0] += a
+                        add(out[k][1], c)
+            else:
+                part = out["weights" if cells_part else "compute"]
+                part[0] += leaf(t)
+                part[1][t] = part[1].get(t, 0) + 1
+        return out
+
     blocks: dict[str, Any] = {}
     glue_area, glue_counts = 0.0, {}
-    order = {b: i for i, b in enumerate(BLOCKS)}
-    for inst, cell in sorted(mods[top]["cells"].items(),
-                             key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
+    for inst, cell in sorted(mods[top]["cells"].items()):
         t = cell["type"]
-        if t in mods:
+        if t in mods and inst == ARRAY_INSTANCE:
+            for k, (a, c) in split(t, True).items():
+                blocks[k] = {"area_um2": a, "cells": sum(c.values()), "cells_by_type": c,
+                             "module": t}
+        elif t in mods:
             a, c = walk(t)
             blocks[inst] = {"area_um2": a, "cells": sum(c.values()), "cells_by_type": c,
                             "module": t}
         else:
             glue_area += areas[t]
             glue_counts[t] = glue_counts.get(t, 0) + 1
+    order = {b: i for i, b in enumerate(BLOCKS)}
+    blocks = dict(sorted(blocks.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
     blocks["glue"] = {"area_um2": glue_area, "cells": sum(glue_counts.values()),
                       "cells_by_type": glue_counts, "module": top}
     total_area, total_counts = walk(top)
@@ -452,7 +499,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     t0 = time.monotonic()
     (outdir / "sta.tcl").write_text(_template(
         "sta.tcl", liberty="cells.lib", netlist="netlist.v", top=cfg.name, period=clock_ns,
-        blocks=" ".join(BLOCKS), activity=""))
+        blocks=block_paths_tcl(), activity=""))
     timing = parse_timing(_run(["sta", "-no_init", "-exit", "sta.tcl"], outdir,
                                outdir / "sta_timing.log", "sta", progress), clock_ns)
     times["sta_s"] = time.monotonic() - t0
@@ -468,7 +515,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
         t0 = time.monotonic()
         sources = "\n".join(
             _template("power.tcl", workload=w, activity_file=f"activity_{w}.tcl",
-                      blocks=" ".join(BLOCKS)) for w in workloads)
+                      blocks=" ".join([ARRAY_INSTANCE, *BLOCKS[2:]])) for w in workloads)
         (outdir / "sta_power.tcl").write_text(_template(
             "sta.tcl", liberty="cells.lib", netlist="netlist.v", top=cfg.name,
             period=f"{timing['min_period_ns']:.4f}", blocks="", activity=sources))

@@ -13,9 +13,12 @@ puts "DCIM_WNS [format %.6f [sta::worst_slack -max]]"
 report_checks -path_delay max -format full -digits 4 -fields {capacitance}
 # worst path ending in each block's registers
 set regs [all_registers -data_pins]
-foreach b {@{blocks}} {
+foreach {b inc exc} {@{blocks}} {
   set pins [list]
-  foreach p $regs { if {[string match "$b/*" [get_full_name $p]]} { lappend pins $p } }
+  foreach p $regs {
+    set n [get_full_name $p]
+    if {[string match $inc $n] && ($exc == "-" || ![string match $exc $n])} { lappend pins $p }
+  }
   puts "DCIM_BLOCK $b [llength $pins]"
   if {[llength $pins]} { report_checks -to $pins -path_delay max -format end -digits 4 }
 }

@@ -48,19 +48,21 @@ def test_generate_is_byte_identical_across_directories(tmp_path, monkeypatch):
     text = second["verilog"].read_text()
     assert "src =" not in text
     assert re.search(r"^module core_a\(", text, re.M)
-    assert re.search(r"^module core_a_wcol\(", text, re.M)
-    assert re.search(r"^module core_a_ctree\(", text, re.M)
-    for inst in ("core_a_weights weights", "core_a_compute compute", r"\\core_a.accum  accum",
+    assert re.search(r"^module core_a_column\(", text, re.M)
+    for inst in (r"\\core_a.array  array", r"\\core_a.accum  accum",
                  r"\\core_a.dpu  dpu", r"\\core_a.ctrl  ctrl"):
         assert re.search(rf"^  {inst} \($", text, re.M), inst
-    assert text.count("core_a_wcol col") == text.count("core_a_ctree col") == cfg.cols
+    # the column is converted once and instantiated by the array once per column
+    assert len(re.findall(r"^module core_a_column\(", text, re.M)) == 1
+    assert len(re.findall(r"^  core_a_column col\d+ \($", text, re.M)) == cfg.cols
     assert "ywire" not in text
     for port in ("s_axis_w__tdata", "s_axis_x__tuser", "s_axis_r__tready", "m_axis_y__tlast",
                  "s_axil__awaddr", "s_axil__rresp", "clk", "rst"):
         assert re.search(rf"^\s*(input|output) (\[\d+:0\] )?{port};", text, re.M), port
     info = json.loads(second["config"].read_text())
     assert CoreConfig.from_dict({k: v for k, v in info.items()
-                                 if k not in ("figures", "files")}) == cfg
+                                 if k not in ("figures", "files", "array_model")}) == cfg
+    assert info["array_model"] == "rtl"
     assert info["figures"]["pass_latency"]["8"] == 8 + 3  # compute cycles + 3 (no tree regs)
     assert info["figures"]["cycles_per_pass"]["3"] == 3
 

@@ -32,7 +32,60 @@ def test_regress_passes(tmp_path, capsys, name, sim):
     assert code == 0, out + err
     row = next(line for line in out.splitlines() if re.match(rf"dcim_core \S+\s+{sim}\s", line))
     cells = row.split()
-    tests, transactions, macs = int(cells[3]), int(cells[4].replace(",", "")), \
-        int(cells[5].replace(",", ""))
+    assert cells[3] == "rtl"  # the default view up to 64x32
+    tests, transactions, macs = int(cells[4]), int(cells[5].replace(",", "")), \
+        int(cells[6].replace(",", ""))
     assert tests >= 15 and transactions > 0 and macs > 0
     assert cells[-1] == "pass"
+
+
+# The two views of the array (docs/core.md, "The column") through the same seeds: every test's
+# output digest must be the same. Three sizes that differ in rows, serial_bits, signedness and
+# tree_regs; the tests that exercise the array (the others do not depend on the view).
+VIEW_CONFIGS = {
+    "8x4-tree1": ["--rows", "8", "--cols", "4", "--tree-regs", "1"],
+    "20x12-serial2": ["--rows", "20", "--cols", "12", "--serial-bits", "2", "--w-stream-bits",
+                      "24", "--x-stream-bits", "40"],
+    "16x8-unsigned-serial4": ["--rows", "16", "--cols", "8", "--act-signed", "false",
+                              "--weight-signed", "false", "--serial-bits", "4", "--tree-regs",
+                              "2"],
+}
+VIEW_TESTS = "test_random|test_precisions|test_k_tiled|test_weight_reload|test_corners"
+
+
+@pytest.mark.parametrize("name", list(VIEW_CONFIGS))
+def test_array_views_give_identical_outputs(tmp_path, capsys, name):
+    sim = "verilator" if name != "8x4-tree1" else "all"
+    code = main(["regress", *VIEW_CONFIGS[name], "--sim", sim, "--seed", "3", "--out",
+                 str(tmp_path), "--array-model", "both", "--tests", VIEW_TESTS, "-j", "2",
+                 "--timeout", "1200"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    sims = ["icarus", "verilator"] if sim == "all" else [sim]
+    for s in sims:
+        m = re.search(rf"^\[{s}\] fast and rtl arrays: identical outputs in (\d+) test run", out,
+                      re.M)
+        assert m and int(m.group(1)) >= 5, out
+        for view in ("rtl", "fast"):
+            assert re.search(rf"^dcim_core \S+\s+{s}\s+{view}\s.*pass$", out, re.M), out
+
+
+def test_a_broken_fast_view_fails(tmp_path, capsys, monkeypatch):
+    """A one-character change in the behavioural model (the top weight bit's sign) must fail
+    the view comparison and the scoreboard."""
+    from dcim.sim import build
+
+    src = build.FAST_COLUMN_SOURCE.read_text()
+    broken = tmp_path / "broken.v"
+    marker = "(j == WB - 1)) lo = lo - cnt;"
+    assert src.count(marker) == 1
+    broken.write_text(src.replace(marker, "(j == WB - 1)) lo = lo + cnt;"))
+    monkeypatch.setattr(build, "FAST_COLUMN_SOURCE", broken)
+    code = main(["regress", "--rows", "8", "--cols", "4", "--sim", "icarus", "--seed", "3",
+                 "--out", str(tmp_path / "o"), "--array-model", "both", "--tests",
+                 "test_random/stall=0$", "--timeout", "600"])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert "the fast array gave other outputs than the rtl array in test_random" in out, out
+    assert re.search(r"^dcim_core \S+\s+icarus\s+fast\s.*FAIL$", out, re.M), out
+    assert re.search(r"^dcim_core \S+\s+icarus\s+rtl\s.*pass$", out, re.M), out
