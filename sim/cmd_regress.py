@@ -34,6 +34,7 @@ from pathlib import Path
 from ..golden.config import CoreConfig
 from .cli import CliError, add_config_args, config_from_args
 from .build import ARRAY_MODELS, check_array_model
+from .resources import check_memory
 from .runner import SIMULATORS, RunResult, SimulatorError, build, check_simulator, run_tests
 
 _HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
@@ -347,10 +348,18 @@ def run(args: argparse.Namespace) -> int:
         with lock:
             print(msg, flush=True)
 
+    rtl_source = _check_rtl(cfg, args.rtl.resolve()) if args.rtl is not None else None
+    for view in [rtl_source[2]] if rtl_source else views:
+        for sim in sims:
+            try:
+                check_memory(sim, view, cfg, hint="use --array-model fast" if view == "rtl"
+                             else "choose a smaller array")
+            except MemoryError as exc:
+                raise CliError(str(exc)) from None
     root = args.out.resolve() / _tag(cfg)
     root.mkdir(parents=True, exist_ok=True)
-    if args.rtl is not None:
-        sources = [_check_rtl(cfg, args.rtl.resolve())]
+    if rtl_source is not None:
+        sources = [rtl_source]
     else:
         sources = [_generate(cfg, root, say, view) for view in views]
     core_json = root / "core.json"

@@ -102,13 +102,36 @@ def _generator():
     return generate
 
 
+def _method(cfg: CoreConfig, args: argparse.Namespace) -> str:
+    if args.method != "auto":
+        return args.method
+    return "flat" if cfg.rows * cfg.cols <= args.flat_limit or args.verilog else "estimate"
+
+
+def _check_memory(cfg: CoreConfig, args: argparse.Namespace) -> None:
+    """One line before any work when a flat run (the whole core, or the estimate's larger part)
+    would not fit this machine's memory (:mod:`dcim.sim.resources`)."""
+    from ..synth import flow
+    from .resources import check_memory
+
+    try:
+        if _method(cfg, args) == "flat":
+            check_memory("synth", "rtl", cfg, hint="use --method estimate")
+        else:
+            c2 = flow.small_cols(cfg)[1]
+            check_memory("synth", "rtl", cfg.replace(cols=c2, dpu_lanes=1),
+                         hint=f"the estimate synthesizes {cfg.rows}x{c2} flat; use fewer rows")
+    except MemoryError as exc:
+        raise CliError(str(exc)) from None
+    except ValueError:
+        pass  # no smaller column counts: flow.estimate reports it
+
+
 def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, workloads,
          progress) -> dict:
     from ..synth import flow, report
 
-    method = args.method
-    if method == "auto":
-        method = "flat" if cfg.rows * cfg.cols <= args.flat_limit or args.verilog else "estimate"
+    method = _method(cfg, args)
     kw = dict(liberty=args.liberty, clock_ns=args.clock_ns, workloads=workloads,
               vectors=args.vectors, progress=progress)
     if method == "flat":
@@ -152,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
 
     generate = _generator()
     out: Path = args.output
+    points = parse_sweep(args.sweep) if args.sweep else []
+    for cfg in [base.replace(**p) for p in points] or [base]:
+        _check_memory(cfg, args)
     try:
         if not args.sweep:
             result = _one(base, args, out, generate, workloads, progress)
@@ -161,7 +187,6 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.verilog is not None:
             raise CliError("--sweep generates every size and cannot use --verilog")
-        points = parse_sweep(args.sweep)
         rows = []
         for i, point in enumerate(points, 1):
             cfg = base.replace(**point)

@@ -631,7 +631,7 @@ def _small_lanes(cfg: CoreConfig, c: int) -> int:
     return max(1, cfg.dpu_lanes * c // cfg.cols)
 
 
-def _small_cols(cfg: CoreConfig) -> tuple[int, int]:
+def small_cols(cfg: CoreConfig) -> tuple[int, int]:
     """Two small column counts ``(c, 2c)``, both dividing ``cols``, ``2c < cols``, with the DPU
     lanes scaled in proportion (at least 1, dividing the columns); the smallest such ``c >= 4``,
     else the smallest.
@@ -675,13 +675,13 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     Raises
     ------
     ValueError
-        ``jobs`` is not 1 or 2, or ``cols`` cannot be composed (see :func:`_small_cols`).
+        ``jobs`` is not 1 or 2, or ``cols`` cannot be composed (see :func:`small_cols`).
     """
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs in (1, 2)):
         raise ValueError(f"jobs must be 1 or 2, got {jobs!r}")
     t_start = time.monotonic()
     progress = kw.pop("progress", _quiet)
-    c1, c2 = _small_cols(cfg)
+    c1, c2 = small_cols(cfg)
 
     def part(c: int) -> dict[str, Any]:
         small = cfg.replace(cols=c, dpu_lanes=_small_lanes(cfg, c))

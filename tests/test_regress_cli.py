@@ -31,6 +31,11 @@ def run_cli(capsys, *argv):
         (["-j", "0"], "--jobs must be in [1, 64], got 0"),
         (["--tests", "test_(", "--sim", "icarus"], "--tests is not a valid regular expression"),
         (["--rows", "0"], "rows must be in [1, 4096], got 0"),
+        (["--array-model", "gate"], "--array-model must be one of rtl, fast or both, got 'gate'"),
+        # 4096x256 as flip-flops: ~55 kB per word in Verilator (docs/benchmarks.md), > 24 GiB
+        (["--rows", "4096", "--cols", "256", "--array-model", "rtl", "--sim", "verilator"],
+         "a Verilator build of the rtl array at 4096x256 needs about 54 GiB (estimated from the "
+         "size); this machine has"),
     ],
 )
 def test_regress_errors_are_one_line(capsys, argv, message):
@@ -198,3 +203,22 @@ def test_child_timeout_kills_the_process_group(tmp_path):
         runner._run_child([sys.executable, "-c", "import time; time.sleep(60)"],
                           runner.sim_env(), 1.0, tmp_path / "out.log")
     assert time.monotonic() - t0 < 10
+
+
+def test_memory_estimates_refuse_only_what_cannot_fit():
+    from dcim.sim.resources import check_memory, estimate_gib
+
+    big = CoreConfig(rows=4096, cols=256)
+    # the behavioural view of the same array fits; the flip-flop view does not
+    assert check_memory("verilator", "fast", big, total_gib=24) < 8
+    with pytest.raises(MemoryError, match=r"^a Verilator build of the rtl array at 4096x256 "
+                                          r"needs about \d+ GiB .* has 24 GiB; use x$"):
+        check_memory("verilator", "rtl", big, total_gib=24, hint="use x")
+    # 256x256 flat synthesis (measured ~72 min and several GB a part) is refused, its estimate
+    # part (256x8) is not
+    with pytest.raises(MemoryError, match="flat synthesis"):
+        check_memory("synth", "rtl", CoreConfig(rows=256, cols=256), total_gib=24)
+    assert estimate_gib("synth", "rtl", CoreConfig(rows=256, cols=8)) < 4
+    # the estimate grows with the array
+    assert estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=64)) > \
+        estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=32))

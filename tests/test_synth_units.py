@@ -261,12 +261,12 @@ def test_block_areas_sum_to_total_and_recurse():
 
 
 def test_small_cols_for_the_estimate():
-    assert flow._small_cols(CoreConfig(rows=8, cols=256)) == (4, 8)
-    assert flow._small_cols(CoreConfig(rows=8, cols=32, dpu_lanes=8)) == (4, 8)
-    assert flow._small_cols(CoreConfig(rows=8, cols=6)) == (1, 2)
-    assert flow._small_cols(CoreConfig(rows=8, cols=64, dpu_lanes=64)) == (4, 8)
+    assert flow.small_cols(CoreConfig(rows=8, cols=256)) == (4, 8)
+    assert flow.small_cols(CoreConfig(rows=8, cols=32, dpu_lanes=8)) == (4, 8)
+    assert flow.small_cols(CoreConfig(rows=8, cols=6)) == (1, 2)
+    assert flow.small_cols(CoreConfig(rows=8, cols=64, dpu_lanes=64)) == (4, 8)
     with pytest.raises(ValueError, match=r"cols \(3\) with dpu_lanes 1 cannot be composed"):
-        flow._small_cols(CoreConfig(rows=8, cols=3))
+        flow.small_cols(CoreConfig(rows=8, cols=3))
 
 
 def test_derive_figures_by_hand():
@@ -339,6 +339,13 @@ def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):
     (["--clock-ns", "0", "--verilog", __file__], r"clock_ns must be in \[0.1, 1e6\] ns, got 0.0$"),
     (["--liberty", "/nonexistent.lib", "--verilog", __file__],
      r"liberty file not found: /nonexistent.lib"),
+    # before any work: a flat run of 256x256 cannot fit (the later --rows wins over --rows 4)
+    (["--rows", "256", "--cols", "256", "--method", "flat"],
+     r"a flat synthesis of the rtl array at 256x256 needs about \d+ GiB \(estimated from the "
+     r"size\); this machine has \d+ GiB; use --method estimate$"),
+    (["--rows", "4096", "--cols", "256"],
+     r"a flat synthesis of the rtl array at 4096x8 needs about \d+ GiB .*; the estimate "
+     r"synthesizes 4096x8 flat; use fewer rows$"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     import re
