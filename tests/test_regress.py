@@ -77,9 +77,9 @@ def test_a_broken_fast_view_fails(tmp_path, capsys, monkeypatch):
 
     src = build.FAST_COLUMN_SOURCE.read_text()
     broken = tmp_path / "broken.v"
-    marker = "(j == WB - 1)) lo = lo - cnt;"
+    marker = "(j == WB - 1)) hi = hi - cnt;"
     assert src.count(marker) == 1
-    broken.write_text(src.replace(marker, "(j == WB - 1)) lo = lo + cnt;"))
+    broken.write_text(src.replace(marker, "(j == WB - 1)) hi = hi + cnt;"))
     monkeypatch.setattr(build, "FAST_COLUMN_SOURCE", broken)
     code = main(["regress", "--rows", "8", "--cols", "4", "--sim", "icarus", "--seed", "3",
                  "--out", str(tmp_path / "o"), "--array-model", "both", "--tests",
@@ -89,3 +89,19 @@ def test_a_broken_fast_view_fails(tmp_path, capsys, monkeypatch):
     assert "the fast array gave other outputs than the rtl array in test_random" in out, out
     assert re.search(r"^dcim_core \S+\s+icarus\s+fast\s.*FAIL$", out, re.M), out
     assert re.search(r"^dcim_core \S+\s+icarus\s+rtl\s.*pass$", out, re.M), out
+
+
+def test_regress_256x256_verilator(tmp_path, capsys):
+    """A real size in the sim tier: 256x256 (IBM Hermes' array) on Verilator with its default
+    view (fast), one seed, the tests that drive the array end to end (docs/verification.md
+    has the whole list at this size)."""
+    code = main(["regress", "--rows", "256", "--cols", "256", "--sim", "verilator", "--seed", "5",
+                 "--out", str(tmp_path), "--tests", "test_csr|test_random/stall=0|test_k_tiled",
+                 "--timeout", "2400"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    row = next(line for line in out.splitlines()
+               if re.match(r"dcim_core 256x256\s+verilator\s+fast\s", line))
+    cells = row.split()
+    tests, macs = int(cells[4]), int(cells[6].replace(",", ""))
+    assert tests == 3 and macs >= 256 * 256 * 10 and cells[-1] == "pass"
