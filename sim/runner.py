@@ -374,10 +374,7 @@ def _get_runner(sim: str):
 
 def _child_build(ns: argparse.Namespace) -> int:
     runner = _get_runner(ns.sim)
-    # Icarus: Verilog-2005 semantics (after cocotb's -g2012), so that the declaration
-    # initializers Yosys uses to kick every `always @*` block at time 0 generate an event;
-    # under -g2012 they do not, and combinational outputs stay X until their inputs change.
-    build_args = ["-g2005"] if ns.sim == "icarus" else []
+    build_args = []  # Icarus: cocotb's default -g2012 (the Verilog needs no language flag)
     if ns.sim == "verilator":
         build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
         if ns.waves:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 
 import pytest
 
 from dcim.golden.config import CoreConfig
 from dcim.sim import cli
-from dcim.sim.build import generate, lint
+from dcim.sim.build import WAIVERS, generate, lint
 from dcim.sim.runner import sim_env
 
 _VERILATOR = shutil.which("verilator", path=sim_env()["PATH"])
@@ -80,6 +81,32 @@ def test_lint_clean(tmp_path, kw):
 @pytest.mark.parametrize("kw", LINT_SLOW, ids=_ids)
 def test_lint_clean_grid(tmp_path, kw):
     test_lint_clean(tmp_path, kw)
+
+
+def test_no_combinational_always_blocks(tmp_path):
+    """Combinational logic is continuous assignments: no `always @*` block, which Icarus
+    `-g2012` would not evaluate at time 0 (tests/test_outputs_known.py runs it)."""
+    text = generate(CoreConfig(rows=4, cols=3, tree_regs=1, dpu_lanes=3), tmp_path)[
+        "verilog"].read_text()
+    assert "always @*" not in text and "always @(*)" not in text
+    assert re.search(r"^\s*always @\(posedge clk\)", text, re.M)
+
+
+@needs_verilator
+def test_every_waiver_is_needed(tmp_path):
+    """Each rule of hdl/verilator.vlt is needed: without it the lint fails on that rule."""
+    cfg = CoreConfig(rows=8, cols=4, tree_regs=1)
+    verilog = generate(cfg, tmp_path)["verilog"]
+    text = WAIVERS.read_text()
+    rules = re.findall(r"^lint_off -rule (\w+)$", text, re.M)
+    assert len(rules) >= 4
+    env = sim_env()
+    for rule in rules:
+        vlt = tmp_path / f"without_{rule}.vlt"
+        vlt.write_text(text.replace(f"lint_off -rule {rule}\n", ""))
+        proc = subprocess.run([_VERILATOR, "--lint-only", "-Wall", "--top-module", cfg.name,
+                               str(vlt), str(verilog)], capture_output=True, text=True, env=env)
+        assert proc.returncode != 0 and f"%Warning-{rule}" in proc.stderr, rule
 
 
 def test_lint_catches_a_real_problem(tmp_path):
