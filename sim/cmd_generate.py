@@ -1,8 +1,9 @@
 """Generate the core's Verilog, its configuration JSON and the register map.
 
 Writes DIR/<name>.v (byte-identical for equal configurations, lint-clean under
-`verilator --lint-only -Wall` with hdl/verilator.vlt), DIR/<name>.json (configuration, derived
-widths, cycles per pass, latencies, peak MACs/cycle) and DIR/<name>_regs.{md,json,h}.
+`verilator --lint-only -Wall` with the waivers it copies to DIR/<name>.vlt), DIR/<name>.json
+(configuration, derived widths, cycles per pass, latencies, peak MACs/cycle, every stream
+count, the Icarus/Verilator/lint command lines) and DIR/<name>_regs.{md,json,h}.
 
 Example: dcim generate --rows 64 --cols 32 -o out
 """

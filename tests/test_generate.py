@@ -40,7 +40,8 @@ def test_generate_is_byte_identical_across_directories(tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1")
     monkeypatch.setenv("TZ", "Asia/Tokyo")
     second = generate(cfg, tmp_path / "b")
-    assert set(first) == set(second) == {"verilog", "config", "regs_md", "regs_json", "regs_h"}
+    assert set(first) == set(second) == {"verilog", "config", "waivers", "regs_md", "regs_json",
+                                         "regs_h"}
     for key in first:
         a = (tmp_path / first[key]).read_bytes()
         b = second[key].read_bytes()
@@ -61,7 +62,7 @@ def test_generate_is_byte_identical_across_directories(tmp_path, monkeypatch):
         assert re.search(rf"^\s*(input|output) (\[\d+:0\] )?{port};", text, re.M), port
     info = json.loads(second["config"].read_text())
     assert CoreConfig.from_dict({k: v for k, v in info.items()
-                                 if k not in ("figures", "files")}) == cfg
+                                 if k not in ("figures", "files", "tools")}) == cfg
     assert info["figures"]["pass_latency"]["8"] == 8 + 3  # compute cycles + 3 (no tree regs)
     assert info["figures"]["cycles_per_pass"]["3"] == 3
 
@@ -90,6 +91,40 @@ def test_no_combinational_always_blocks(tmp_path):
         "verilog"].read_text()
     assert "always @*" not in text and "always @(*)" not in text
     assert re.search(r"^\s*always @\(posedge clk\)", text, re.M)
+
+
+def test_stream_counts_and_tool_flags_next_to_the_verilog(tmp_path):
+    """<name>.json has every stream count and the tool command lines; the waivers are next to
+    the Verilog; the written command lines work from the output directory."""
+    # 20 rows, 12 columns; 3 weights, 5 activations per beat; 64-bit results: 8 int8 lanes,
+    # 2 int32 lanes.
+    cfg = CoreConfig(rows=20, cols=12, w_stream_bits=24, x_stream_bits=40, y_stream_bits=64,
+                     name="bundle")
+    paths = generate(cfg, tmp_path)
+    info = json.loads(paths["config"].read_text())
+    assert info["figures"]["streams"] == {
+        "w_beats": 4, "x_beats": 4, "r_beats": 3, "y_beats_int8": 2, "y_beats_int32": 6,
+        "w_lanes": 3, "x_lanes": 5, "y_lanes_int8": 8, "y_lanes_int32": 2}
+    assert info["files"]["waivers"] == "bundle.vlt"
+    assert paths["waivers"].read_bytes() == WAIVERS.read_bytes()
+    tools = info["tools"]
+    assert tools["lint"] == ["verilator", "--lint-only", "-Wall", "bundle.vlt", "--top-module",
+                             "bundle", "bundle.v"]
+    assert tools["icarus"] == ["iverilog", "-g2012", "-s", "bundle", "bundle.v"]
+    assert tools["verilator"][:1] == ["verilator"] and "bundle.vlt" in tools["verilator"]
+    nores = CoreConfig(rows=4, cols=2, dpu_residual=False, name="nores")
+    streams = json.loads(generate(nores, tmp_path / "n")["config"].read_text())[
+        "figures"]["streams"]
+    assert "r_beats" not in streams and streams["x_beats"] == 1
+    env = sim_env()
+    for tool in ("icarus", "lint", "verilator"):
+        exe = shutil.which(tools[tool][0], path=env["PATH"])
+        if exe is None:
+            continue
+        proc = subprocess.run([exe, *tools[tool][1:]], cwd=tmp_path, capture_output=True,
+                              text=True, env=env)
+        assert proc.returncode == 0, (tool, proc.stdout[-2000:], proc.stderr[-2000:])
+        assert "%Warning" not in proc.stderr, (tool, proc.stderr[-2000:])
 
 
 @needs_verilator
