@@ -232,10 +232,13 @@ async def test_csr(dut):
             assert got == 1, f"CTRL.RUN_BITS = {bad} was accepted (reads {got})"
             tb.checks += 1
     await tb.write(row.offset, row.encode(ROW=0))
-    if CFG.rows < (1 << row.field("ROW").width):
-        await tb.write(row.offset, row.encode(ROW=CFG.rows))
+    # docs/core.md: a write of a value >= rows leaves W_ROW unchanged, also where its low bits
+    # would be a legal row (rows + 1, 2 * rows + 1; 33 at 20 rows).
+    for bad in sorted({CFG.rows, CFG.rows + 1, 2 * CFG.rows + 1, max(33, CFG.rows), 1 << 16,
+                       0xFFFFFFFF}):
+        assert await tb.write(row.offset, bad) == 0, f"W_ROW write of {bad} not OKAY"
         got = await tb.read_reg("W_ROW")
-        assert got == 0, f"W_ROW = rows ({CFG.rows}) was accepted (reads {got})"
+        assert got == 0, f"W_ROW = {bad} (rows {CFG.rows}) was accepted (reads {got})"
         tb.checks += 1
     COV.hit("csr.illegal_value")
     for t in REGS.tables.values():
