@@ -203,7 +203,7 @@ class Ctrl(Elaboratable):
         with m.If(accum.update & accum.update_emit):
             m.d.sync += [*(o.eq(p) for o, p in zip(obuf, accum.psum_next)), obuf_busy.eq(1),
                          raw_q.eq(csr["CTRL.RAW"]),
-                         res_q.eq(csr["CTRL.RES_EN"] & ~csr["CTRL.RAW"])]
+                         res_q.eq(csr.get("CTRL.RES_EN", 0) & ~csr["CTRL.RAW"])]
 
         # RAW beats: int32 lanes, sign-extended partial sums.
         y32 = cfg.y_lanes(raw=True)
@@ -269,9 +269,13 @@ class Ctrl(Elaboratable):
         m.d.comb += [
             dpu.out_zp.eq(csr["OUT_ZP.OUT_ZP"]), dpu.act_min.eq(csr["ACT_MIN.ACT_MIN"]),
             dpu.act_max.eq(csr["ACT_MAX.ACT_MAX"]), dpu.res_en.eq(res_q),
-            dpu.res_multiplier.eq(csr["RES_MULT.RES_MULT"]),
-            dpu.res_shift.eq(csr["RES_SHIFT.RES_SHIFT"]), dpu.res_zp.eq(csr["RES_ZP.RES_ZP"]),
         ]
+        if cfg.dpu_residual:
+            m.d.comb += [
+                dpu.res_multiplier.eq(csr["RES_MULT.RES_MULT"]),
+                dpu.res_shift.eq(csr["RES_SHIFT.RES_SHIFT"]),
+                dpu.res_zp.eq(csr["RES_ZP.RES_ZP"]),
+            ]
         self._hw = {
             "STATUS.BUSY": _or_all([xfull, run, accum.busy, obuf_busy, w_pending,
                                     xrx.active, wrx.active]),
@@ -302,7 +306,10 @@ class Ctrl(Elaboratable):
             for f in reg.fields:
                 key = f"{reg.name}.{f.name}"
                 if f.access in ("rw", "w1c") or key in ("PASSES.COUNT",):
-                    csr[key] = Signal(f.width, init=f.reset, name=key.replace(".", "_").lower())
+                    # A field with a legal range stores only the bits the range needs; the
+                    # write check sees the whole field (see _axil).
+                    width = f.width if f.legal is None else max(1, f.legal[1].bit_length())
+                    csr[key] = Signal(width, init=f.reset, name=key.replace(".", "_").lower())
                 elif f.access == "w1p":
                     csr[key] = Signal(f.width, name=key.replace(".", "_").lower())
                 else:

@@ -61,8 +61,9 @@ class Field:
     signed : bool
         Two's complement field.
     legal : (int, int) or None
-        Inclusive range of values a write may set (``rw`` fields); a write of any other value
-        leaves the field unchanged. ``None``: every value.
+        Inclusive range of values a write may set (``rw`` fields): a write whose bits of the
+        field hold any other value leaves the field unchanged (the core stores only the bits
+        the range needs). ``None``: every value.
     """
 
     name: str
@@ -259,7 +260,7 @@ class RegMap:
 
 def _registers(cfg: CoreConfig) -> list[Register]:
     rounding = ROUNDING_MODES.index(cfg.rounding)
-    row_bits = max(1, (cfg.rows - 1).bit_length())
+    residual = cfg.dpu_residual
     regs = [
         Register("MAGIC", 0x00, "Identifies the core: ASCII \"DCIM\".",
                  (Field("MAGIC", 0, 32, "ro", MAGIC, "0x4443494D"),)),
@@ -296,16 +297,16 @@ def _registers(cfg: CoreConfig) -> list[Register]:
                         "32-bit words per result beat"))),
         Register("CTRL", 0x40,
                  "Control. RUN_BITS applies to activation packets whose first beat arrives "
-                 "after the write; RAW and RES_EN apply to results emitted after the write. "
-                 "Change them while STATUS.BUSY is 0.",
+                 f"after the write; {'RAW and RES_EN apply' if residual else 'RAW applies'} to "
+                 "results emitted after the write. Change them while STATUS.BUSY is 0.",
                  (Field("RUN_BITS", 0, 4, "rw", cfg.act_bits,
                         f"runtime activation precision 1..{cfg.act_bits}; a write of another "
                         "value leaves the field unchanged", legal=(1, cfg.act_bits)),
                   Field("RAW", 4, 1, "rw", 0,
                         "emit raw int32 partial sums (bypass the DPU)"),
-                  Field("RES_EN", 5, 1, "rw" if cfg.dpu_residual else "ro", 0,
-                        "consume one s_axis_r residual vector per emitted DPU result"
-                        + ("" if cfg.dpu_residual else " (not present: reads 0)")),
+                  *([Field("RES_EN", 5, 1, "rw", 0,
+                           "consume one s_axis_r residual vector per emitted DPU result")]
+                    if residual else []),
                   Field("CLEAR", 8, 1, "w1p", 0, "zero every partial sum"))),
         Register("STATUS", 0x44, "Status and sticky error flags.",
                  (Field("BUSY", 0, 1, "ro", 0,
@@ -315,9 +316,9 @@ def _registers(cfg: CoreConfig) -> list[Register]:
                   Field("ERR_X_LEN", 9, 1, "w1c", 0,
                         f"an activation packet had a beat count other than {cfg.x_beats} "
                         "(dropped)"),
-                  Field("ERR_R_LEN", 10, 1, "w1c", 0,
-                        f"a residual packet had a beat count other than {cfg.r_beats} "
-                        "(dropped)"),
+                  *([Field("ERR_R_LEN", 10, 1, "w1c", 0,
+                           f"a residual packet had a beat count other than {cfg.r_beats} "
+                           "(dropped)")] if residual else []),
                   Field("PSUM_SAT", 11, 1, "w1c", 0,
                         f"a partial sum saturated at {cfg.psum_bits} bits"))),
         Register("PASSES", 0x48, "Compute passes completed since reset (wraps).",
@@ -325,8 +326,9 @@ def _registers(cfg: CoreConfig) -> list[Register]:
         Register("W_ROW", 0x4C,
                  "Row written by the next weight packet; increments after each accepted "
                  "row, wrapping at rows.",
-                 (Field("ROW", 0, row_bits, "rw", 0,
-                        f"row 0..{cfg.rows - 1}; a write of a larger value is ignored",
+                 (Field("ROW", 0, 32, "rw", 0,
+                        f"row 0..{cfg.rows - 1}; a write of a larger value (any 32-bit word "
+                        f">= {cfg.rows}) is ignored: W_ROW keeps its value",
                         legal=(0, cfg.rows - 1)),)),
         Register("OUT_ZP", 0x60, "DPU output zero point.",
                  (Field("OUT_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
@@ -334,13 +336,16 @@ def _registers(cfg: CoreConfig) -> list[Register]:
                  (Field("ACT_MIN", 0, 8, "rw", -128, "int8", signed=True),)),
         Register("ACT_MAX", 0x68, "DPU clamp maximum.",
                  (Field("ACT_MAX", 0, 8, "rw", 127, "int8", signed=True),)),
-        Register("RES_MULT", 0x6C, "Residual requantization multiplier.",
-                 (Field("RES_MULT", 0, 31, "rw", 0, "0..2**31-1"),)),
-        Register("RES_SHIFT", 0x70, "Residual requantization shift (positive: left).",
-                 (Field("RES_SHIFT", 0, 6, "rw", 0, "-31..30", signed=True),)),
-        Register("RES_ZP", 0x74, "Residual zero point.",
-                 (Field("RES_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
     ]
+    if residual:
+        regs += [
+            Register("RES_MULT", 0x6C, "Residual requantization multiplier.",
+                     (Field("RES_MULT", 0, 31, "rw", 0, "0..2**31-1"),)),
+            Register("RES_SHIFT", 0x70, "Residual requantization shift (positive: left).",
+                     (Field("RES_SHIFT", 0, 6, "rw", 0, "-31..30", signed=True),)),
+            Register("RES_ZP", 0x74, "Residual zero point.",
+                     (Field("RES_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
+        ]
     return regs
 
 

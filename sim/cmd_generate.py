@@ -1,8 +1,9 @@
 """Generate the core's Verilog, its configuration JSON and the register map.
 
 Writes DIR/<name>.v (byte-identical for equal configurations, lint-clean under
-`verilator --lint-only -Wall` with hdl/verilator.vlt), DIR/<name>.json (configuration, derived
-widths, cycles per pass, latencies, peak MACs/cycle, array view) and DIR/<name>_regs.{md,json,h}.
+`verilator --lint-only -Wall` with the waivers it copies to DIR/<name>.vlt), DIR/<name>.json
+(configuration, derived widths, cycles per pass, latencies, peak MACs/cycle, every stream
+count, the Icarus/Verilator/lint command lines, the array view) and DIR/<name>_regs.{md,json,h}.
 The array view (--array-model) is rtl, the synthesizable columns, or fast, the behavioural
 column model for simulation; the default is rtl up to 64x32 and fast above.
 

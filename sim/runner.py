@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..verif.env import ENV_CONFIG, ENV_REGMAP, ENV_REPLAY, ENV_SIM, ENV_STATS
+from .build import SIM_ARGS, WAIVERS
 
 __all__ = [
     "MIN_VERILATOR",
@@ -220,8 +221,9 @@ def build(sim: str, verilog: Path, top: str, build_dir: Path, *, waves: bool = F
           timeout: float = 3600.0) -> float:
     """Compile ``verilog`` (top module ``top``) for ``sim`` into ``build_dir``.
 
-    Verilator builds with ``-Wno-fatal`` and randomizable initial values (each test run picks
-    its own initial-value seed). An unchanged build is skipped by the simulator's own checks.
+    Both simulators get :data:`dcim.sim.build.SIM_ARGS` (Verilator: the lint waivers, so that
+    no warning is fatal), Verilator also randomizable initial values (each test run picks its
+    own initial-value seed). An unchanged build is skipped by the simulator's own checks.
 
     Returns
     -------
@@ -374,12 +376,11 @@ def _get_runner(sim: str):
 
 def _child_build(ns: argparse.Namespace) -> int:
     runner = _get_runner(ns.sim)
-    # Icarus: Verilog-2005 semantics (after cocotb's -g2012), so that the declaration
-    # initializers Yosys uses to kick every `always @*` block at time 0 generate an event;
-    # under -g2012 they do not, and combinational outputs stay X until their inputs change.
-    build_args = ["-g2005"] if ns.sim == "icarus" else []
+    # What the generated Verilog needs (the same flags `dcim generate` writes to <name>.json),
+    # then the testbench's own choices.
+    build_args = [a.format(vlt=WAIVERS) for a in SIM_ARGS[ns.sim]]
     if ns.sim == "verilator":
-        build_args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique"]
+        build_args += ["--x-assign", "unique", "--x-initial", "unique"]
         if ns.waves:
             build_args.append("--trace-structs")
     sources = [ns.verilog]

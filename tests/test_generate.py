@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 
 import pytest
 
 from dcim.golden.config import CoreConfig
 from dcim.sim import cli
-from dcim.sim.build import generate, lint
+from dcim.sim.build import WAIVERS, generate, lint
 from dcim.sim.runner import sim_env
 
 _VERILATOR = shutil.which("verilator", path=sim_env()["PATH"])
@@ -39,7 +40,8 @@ def test_generate_is_byte_identical_across_directories(tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1")
     monkeypatch.setenv("TZ", "Asia/Tokyo")
     second = generate(cfg, tmp_path / "b")
-    assert set(first) == set(second) == {"verilog", "config", "regs_md", "regs_json", "regs_h"}
+    assert set(first) == set(second) == {"verilog", "config", "waivers", "regs_md", "regs_json",
+                                         "regs_h"}
     for key in first:
         a = (tmp_path / first[key]).read_bytes()
         b = second[key].read_bytes()
@@ -61,7 +63,7 @@ def test_generate_is_byte_identical_across_directories(tmp_path, monkeypatch):
         assert re.search(rf"^\s*(input|output) (\[\d+:0\] )?{port};", text, re.M), port
     info = json.loads(second["config"].read_text())
     assert CoreConfig.from_dict({k: v for k, v in info.items()
-                                 if k not in ("figures", "files", "array_model")}) == cfg
+                                 if k not in ("figures", "files", "tools", "array_model")}) == cfg
     assert info["array_model"] == "rtl"
     assert info["figures"]["pass_latency"]["8"] == 8 + 3  # compute cycles + 3 (no tree regs)
     assert info["figures"]["cycles_per_pass"]["3"] == 3
@@ -82,6 +84,66 @@ def test_lint_clean(tmp_path, kw):
 @pytest.mark.parametrize("kw", LINT_SLOW, ids=_ids)
 def test_lint_clean_grid(tmp_path, kw):
     test_lint_clean(tmp_path, kw)
+
+
+def test_no_combinational_always_blocks(tmp_path):
+    """Combinational logic is continuous assignments: no `always @*` block, which Icarus
+    `-g2012` would not evaluate at time 0 (tests/test_outputs_known.py runs it)."""
+    text = generate(CoreConfig(rows=4, cols=3, tree_regs=1, dpu_lanes=3), tmp_path)[
+        "verilog"].read_text()
+    assert "always @*" not in text and "always @(*)" not in text
+    assert re.search(r"^\s*always @\(posedge clk\)", text, re.M)
+
+
+def test_stream_counts_and_tool_flags_next_to_the_verilog(tmp_path):
+    """<name>.json has every stream count and the tool command lines; the waivers are next to
+    the Verilog; the written command lines work from the output directory."""
+    # 20 rows, 12 columns; 3 weights, 5 activations per beat; 64-bit results: 8 int8 lanes,
+    # 2 int32 lanes.
+    cfg = CoreConfig(rows=20, cols=12, w_stream_bits=24, x_stream_bits=40, y_stream_bits=64,
+                     name="bundle")
+    paths = generate(cfg, tmp_path)
+    info = json.loads(paths["config"].read_text())
+    assert info["figures"]["streams"] == {
+        "w_beats": 4, "x_beats": 4, "r_beats": 3, "y_beats_int8": 2, "y_beats_int32": 6,
+        "w_lanes": 3, "x_lanes": 5, "y_lanes_int8": 8, "y_lanes_int32": 2}
+    assert info["files"]["waivers"] == "bundle.vlt"
+    assert paths["waivers"].read_bytes() == WAIVERS.read_bytes()
+    tools = info["tools"]
+    assert tools["lint"] == ["verilator", "--lint-only", "-Wall", "bundle.vlt", "--top-module",
+                             "bundle", "bundle.v"]
+    assert tools["icarus"] == ["iverilog", "-g2012", "-s", "bundle", "bundle.v"]
+    assert tools["verilator"][:1] == ["verilator"] and "bundle.vlt" in tools["verilator"]
+    nores = CoreConfig(rows=4, cols=2, dpu_residual=False, name="nores")
+    streams = json.loads(generate(nores, tmp_path / "n")["config"].read_text())[
+        "figures"]["streams"]
+    assert "r_beats" not in streams and streams["x_beats"] == 1
+    env = sim_env()
+    for tool in ("icarus", "lint", "verilator"):
+        exe = shutil.which(tools[tool][0], path=env["PATH"])
+        if exe is None:
+            continue
+        proc = subprocess.run([exe, *tools[tool][1:]], cwd=tmp_path, capture_output=True,
+                              text=True, env=env)
+        assert proc.returncode == 0, (tool, proc.stdout[-2000:], proc.stderr[-2000:])
+        assert "%Warning" not in proc.stderr, (tool, proc.stderr[-2000:])
+
+
+@needs_verilator
+def test_every_waiver_is_needed(tmp_path):
+    """Each rule of hdl/verilator.vlt is needed: without it the lint fails on that rule."""
+    cfg = CoreConfig(rows=8, cols=4, tree_regs=1)
+    verilog = generate(cfg, tmp_path)["verilog"]
+    text = WAIVERS.read_text()
+    rules = re.findall(r"^lint_off -rule (\w+)$", text, re.M)
+    assert len(rules) >= 4
+    env = sim_env()
+    for rule in rules:
+        vlt = tmp_path / f"without_{rule}.vlt"
+        vlt.write_text(text.replace(f"lint_off -rule {rule}\n", ""))
+        proc = subprocess.run([_VERILATOR, "--lint-only", "-Wall", "--top-module", cfg.name,
+                               str(vlt), str(verilog)], capture_output=True, text=True, env=env)
+        assert proc.returncode != 0 and f"%Warning-{rule}" in proc.stderr, rule
 
 
 def test_lint_catches_a_real_problem(tmp_path):

@@ -124,9 +124,11 @@ async def _program_dpu(b, ctx, p, res_en):
         base = regs.table(name).base
         for c, v in enumerate(table.tolist()):
             assert await b.write(ctx, base + 4 * c, v) == 0
-    for reg, v in (("OUT_ZP", p.out_zp), ("ACT_MIN", p.act_min), ("ACT_MAX", p.act_max),
-                   ("RES_MULT", p.res_multiplier), ("RES_SHIFT", p.res_shift),
-                   ("RES_ZP", p.res_zp)):
+    scalars = [("OUT_ZP", p.out_zp), ("ACT_MIN", p.act_min), ("ACT_MAX", p.act_max)]
+    if b.cfg.dpu_residual:
+        scalars += [("RES_MULT", p.res_multiplier), ("RES_SHIFT", p.res_shift),
+                    ("RES_ZP", p.res_zp)]
+    for reg, v in scalars:
         assert await b.write(ctx, regs[reg].offset, v) == 0
     await b.write(ctx, regs["CTRL"].offset, b.cfg.act_bits | (32 if res_en else 0))
 

@@ -505,13 +505,11 @@ def test_random_sweep_slow(kw, rounding):
 def test_verilator_lint(tmp_path, kw):
     """A standalone Dpu is clean under ``verilator --lint-only -Wall`` with the project's
     reviewed waivers (hdl/verilator.vlt)."""
-    from amaranth.back import verilog
-
-    from dcim.sim.build import lint
+    from dcim.sim.build import convert, lint
     from dcim.sim.runner import sim_env
     if shutil.which("verilator", path=sim_env()["PATH"]) is None:
         pytest.skip("verilator not installed (make setup)")
     src = tmp_path / "dpu.v"
-    src.write_text(verilog.convert(Dpu(CoreConfig(rows=4, **kw)), name="dpu", emit_src=False))
+    src.write_text(convert(Dpu(CoreConfig(rows=4, **kw)), "dpu"))
     proc = lint(src, "dpu")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -90,3 +90,30 @@ def test_errors():
         Field("F", 30, 4, "rw", 0, "")
     with pytest.raises(ValueError, match=r"^document must contain <!-- regmap:begin -->"):
         embed_markdown("no markers", RegMap(CoreConfig()))
+
+
+RESIDUAL_NAMES = ("RES_EN", "ERR_R_LEN", "RES_MULT", "RES_SHIFT", "RES_ZP", "s_axis_r")
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_residual_fields_only_with_a_residual_port(residual):
+    """Without dpu_residual no residual register or field appears in any generated document
+    (the ID field DPU.RESIDUAL, which reads 0, stays)."""
+    rm = RegMap(CoreConfig(rows=8, cols=4, dpu_residual=residual))
+    docs = {"md": rm.to_markdown(), "json": rm.to_json(), "h": rm.to_c_header()}
+    for kind, text in docs.items():
+        for name in RESIDUAL_NAMES[:-1]:
+            assert (name in text) == residual, (kind, name)
+    assert ("s_axis_r" in docs["md"]) == residual
+    assert rm["DPU"].field("RESIDUAL").reset == int(residual)
+    names = {f.name for r in rm.registers for f in r.fields} | {r.name for r in rm.registers}
+    assert not residual or set(RESIDUAL_NAMES[:-1]) <= names
+
+
+@pytest.mark.parametrize("rows", [16, 20, 1, 4096])
+def test_w_row_field_sees_the_whole_word(rows):
+    """W_ROW.ROW is the whole 32-bit word with legal range 0..rows-1, so that no written value
+    >= rows is truncated into a legal row (docs/core.md)."""
+    f = RegMap(CoreConfig(rows=rows, cols=2))["W_ROW"].field("ROW")
+    assert (f.lsb, f.width, f.legal, f.access) == (0, 32, (0, rows - 1), "rw")
+    assert f"row 0..{rows - 1}" in f.desc and "ignored" in f.desc

@@ -219,16 +219,19 @@ class TB:
                        res_en: bool | None = None, clear: bool = False) -> None:
         """Write CTRL, keeping the fields not given at their modelled values."""
         m = self.model
-        await self.write_reg("CTRL", RUN_BITS=m.run_bits if run_bits is None else run_bits,
-                             RAW=int(m.raw if raw is None else raw),
-                             RES_EN=int(m.res_en if res_en is None else res_en),
-                             CLEAR=int(clear))
+        fields = {"RUN_BITS": m.run_bits if run_bits is None else run_bits,
+                  "RAW": int(m.raw if raw is None else raw), "CLEAR": int(clear)}
+        if self.cfg.dpu_residual:  # without the residual port CTRL has no RES_EN field
+            fields["RES_EN"] = int(m.res_en if res_en is None else res_en)
+        await self.write_reg("CTRL", **fields)
 
     async def set_dpu(self, p: DpuParams) -> None:
         """Write the DPU scalars and the per-column tables."""
-        for name, value in (("OUT_ZP", p.out_zp), ("ACT_MIN", p.act_min),
-                            ("ACT_MAX", p.act_max), ("RES_MULT", p.res_multiplier),
-                            ("RES_SHIFT", p.res_shift), ("RES_ZP", p.res_zp)):
+        scalars = [("OUT_ZP", p.out_zp), ("ACT_MIN", p.act_min), ("ACT_MAX", p.act_max)]
+        if self.cfg.dpu_residual:  # the residual scalars exist only with the residual port
+            scalars += [("RES_MULT", p.res_multiplier), ("RES_SHIFT", p.res_shift),
+                        ("RES_ZP", p.res_zp)]
+        for name, value in scalars:
             await self.write_reg(name, **{name: value})
         for name, arr in (("BIAS", p.bias), ("MULT", p.multiplier), ("SHIFT", p.shift)):
             table = self.regs.table(name)
