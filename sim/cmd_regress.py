@@ -285,24 +285,22 @@ def _table(rows: list[list[str]]) -> str:
 def _junit(path: Path, label: str, summaries: list[SimSummary]) -> None:
     suites = ET.Element("testsuites", name=f"dcim regress {label}")
     for s in summaries:
+        base = f"{label}.{s.sim}.{s.view}"
         for seed, r in s.runs:
-            suite = ET.SubElement(suites, "testsuite", name=f"{label}.{s.sim}.seed{seed}",
-                                  tests=str(r.tests), failures=str(r.failed),
-                                  time=f"{r.seconds:.3f}")
+            name = f"{base}.seed{seed}"
+            suite = ET.SubElement(suites, "testsuite", name=name, tests=str(r.tests),
+                                  failures=str(r.failed), time=f"{r.seconds:.3f}")
             for c in r.cases:
-                case = ET.SubElement(suite, "testcase", classname=f"{label}.{s.sim}.seed{seed}",
-                                     name=c["name"], time=f"{c['time']:.3f}")
+                case = ET.SubElement(suite, "testcase", classname=name, name=c["name"],
+                                     time=f"{c['time']:.3f}")
                 if c["failed"]:
                     ET.SubElement(case, "failure", message=c["message"][:2000])
             if r.error:
-                case = ET.SubElement(suite, "testcase", classname=f"{label}.{s.sim}.seed{seed}",
-                                     name="simulator")
+                case = ET.SubElement(suite, "testcase", classname=name, name="simulator")
                 ET.SubElement(case, "error", message=r.error)
         for err in s.errors:
-            suite = ET.SubElement(suites, "testsuite", name=f"{label}.{s.sim}", tests="1",
-                                  failures="1")
-            case = ET.SubElement(suite, "testcase", classname=f"{label}.{s.sim}",
-                                 name="regression")
+            suite = ET.SubElement(suites, "testsuite", name=base, tests="1", failures="1")
+            case = ET.SubElement(suite, "testcase", classname=base, name="regression")
             ET.SubElement(case, "failure", message=err)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
@@ -386,8 +384,9 @@ def run(args: argparse.Namespace) -> int:
         all_hits.append(hits)
         hit, total = summary(plan, cfg.fields(), hits)
         tests, trans, macs = s.totals()
-        rows.append([f"{cfg.name} {label}", s.sim, s.view, str(tests), _fmt_int(trans), _fmt_int(macs),
-                     f"{hit}/{total}", f"{s.seconds:.1f}", "pass" if s.ok else "FAIL"])
+        rows.append([f"{cfg.name} {label}", s.sim, s.view, str(tests), _fmt_int(trans),
+                     _fmt_int(macs), f"{hit}/{total}", f"{s.seconds:.1f}",
+                     "pass" if s.ok else "FAIL"])
     total_hits = merge(all_hits)
     cov_path = root / "coverage.md"
     cov_path.write_text(report(plan, cfg.fields(), total_hits,
