@@ -160,8 +160,9 @@ def verilog_text(cfg: CoreConfig, progress: Callable[[str], None] | None = None,
     model = check_array_model(array_model, cfg)
     say = progress or (lambda msg: None)
     column = f"{cfg.name}_column"
-    steps = [("column" if model == "rtl" else "fast column wrapper",
-              Column(cfg) if model == "rtl" else FastColumn(cfg), column),
+    label, column_cls = {"rtl": ("column", Column), "fast": ("fast column wrapper",
+                                                            FastColumn)}[model]
+    steps = [(label, column_cls(cfg), column),
              ("top level", Core(cfg, column=column, dpu_factory=dpu_factory), cfg.name)]
     parts = []
     for label, elab, name in steps:
