@@ -101,6 +101,19 @@ def test_sim_env_puts_venv_first():
     assert env["OPENBLAS_NUM_THREADS"] == "1" and "VERILATOR_ROOT" not in env
 
 
+def test_verilator_builds_use_the_object_cache_asked_for(monkeypatch):
+    monkeypatch.setenv("OBJCACHE", "")
+    assert "OBJCACHE" not in runner.verilator_make_flags()
+    monkeypatch.setenv("OBJCACHE", "sccache")
+    assert runner.verilator_make_flags().split()[-1] == "OBJCACHE=sccache"
+    monkeypatch.delenv("OBJCACHE")
+    monkeypatch.setattr(runner.shutil, "which", lambda exe, **kw: f"/usr/bin/{exe}")
+    assert runner.verilator_make_flags().split()[-1] == "OBJCACHE=ccache"
+    monkeypatch.setattr(runner.shutil, "which", lambda exe, **kw: None)
+    flags = runner.verilator_make_flags().split()
+    assert "OBJCACHE" not in " ".join(flags) and "CFG_CXXFLAGS_PCH_I=-include" in flags
+
+
 @pytest.mark.parametrize("cfg", [CoreConfig(), CoreConfig(rows=24, cols=12, serial_bits=4,
                                                           act_signed=False, rounding="rne")])
 def test_reproduction_options_rebuild_the_config(cfg):
