@@ -5,6 +5,14 @@ the testbench made) and predicts, in order, every result packet the core must em
 beats of ``m_axis_y``. All arithmetic is :mod:`dcim.golden` (exact integers); this module only
 decodes stream bytes and keeps the state the contract defines (weights, W_ROW, CTRL, DPU tables,
 partial sums, queued residuals). It also samples functional coverage.
+
+The model is lazy: an accepted activation packet only queues its pass, and the passes queued
+since the last computation are computed in one batch (one matrix product, one DPU call) when
+something needs them: a result is read from :attr:`CoreModel.expected`, or any state the
+passes depend on changes (weights, CSRs, the partial sums, a reset). Every such change goes
+through a method or property of the model that computes the queue first, so a batch always
+sees the state its passes were accepted under. Only the arithmetic is batched; what is
+predicted, and in which order, is what a pass-by-pass model predicts.
 """
 
 from __future__ import annotations
@@ -38,8 +46,9 @@ def decode_lanes(beats: list[int], lanes: int, count: int, bits: int, signed: bo
 class Expected:
     """One result packet the core must emit.
 
-    ``beats`` is None until the residual it needs has arrived; ``values`` are the int8 outputs
-    or int32 sums, ``raw`` tells which, ``macs`` the multiply-accumulates it verifies.
+    ``beats`` is None until it is computed (a queued pass) or, for a DPU result with the
+    residual enabled, until its residual has arrived (``waiting``); ``values`` are the int8
+    outputs or int32 sums, ``raw`` tells which, ``macs`` the multiply-accumulates it verifies.
     """
 
     raw: bool
@@ -48,6 +57,16 @@ class Expected:
     macs: int
     psum: np.ndarray | None = None
     params: DpuParams | None = None
+    residual: np.ndarray | None = None
+    waiting: bool = False
+
+
+@dataclass
+class _Pass:
+    beats: list[int]
+    acc: bool
+    emit: bool
+    exp: Expected | None
 
 
 class CoreModel:
@@ -65,11 +84,13 @@ class CoreModel:
         self.cov = cov
         self.W = np.zeros((cfg.rows, cfg.cols), dtype=np.int64)
         self.w_known = np.zeros(cfg.rows, dtype=bool)
+        self._w_all_known = False
         self.bias = np.zeros(cfg.cols, dtype=np.int64)
         self.mult = np.zeros(cfg.cols, dtype=np.int64)
         self.shift = np.zeros(cfg.cols, dtype=np.int64)
         self._min_cols: np.ndarray | None = None  # columns of minimum weights only
-        self.expected: collections.deque[Expected] = collections.deque()
+        self._expected: collections.deque[Expected] = collections.deque()
+        self._queue: list[_Pass] = []
         self.waiting_residual: collections.deque[Expected] = collections.deque()
         self.passes_total = 0
         self.macs_emitted = 0
@@ -80,21 +101,22 @@ class CoreModel:
     def reset(self) -> None:
         """What a reset does: registers to reset values, partial sums 0, queues emptied.
 
-        Weight storage and the DPU tables are memories and keep their contents.
+        Weight storage and the DPU tables are memories and keep their contents. Passes
+        accepted before the reset are computed first (their coverage counts), then dropped.
         """
         cfg = self.cfg
-        self.w_row = 0
-        self.run_bits = cfg.act_bits
-        self.raw = False
-        self.res_en = False
+        self.flush()
+        self._w_row = 0
+        self._run_bits = cfg.act_bits
+        self._raw = False
+        self._res_en = False
         self.out_zp, self.act_min, self.act_max = 0, -128, 127
         self.res_mult, self.res_shift, self.res_zp = 0, 0, 0
         self._params: DpuParams | None = None
-        self.psum = np.zeros(cfg.cols, dtype=np.int64)
-        self.psum_sat = False
+        self._psum = np.zeros(cfg.cols, dtype=np.int64)
         self.passes = 0
         self.pending_passes = 0  # passes since the last emit (for the MAC count)
-        self.expected.clear()
+        self._expected.clear()
         self.waiting_residual.clear()
         self.residuals: collections.deque[np.ndarray] = collections.deque()
 
@@ -103,14 +125,81 @@ class CoreModel:
             self.cov.hit(key, n)
 
     # ------------------------------------------------------------------------------------
+    # State the testbench reads and writes (a write computes the queued passes first)
+    @property
+    def expected(self) -> collections.deque[Expected]:
+        """The result packets predicted and not yet taken, in order, every one computed
+        (``beats`` None only for a DPU result still waiting for its residual)."""
+        self.flush()
+        return self._expected
+
+    @property
+    def outstanding(self) -> int:
+        """How many result packets are predicted and not yet taken (computes nothing)."""
+        return len(self._expected)
+
+    def peek(self, index: int) -> Expected | None:
+        """The ``index``-th predicted result not yet taken, computed or not (None past the
+        end); for checks that must not wait for a batch, such as ``waiting``."""
+        return self._expected[index] if index < len(self._expected) else None
+
+    @property
+    def psum(self) -> np.ndarray:
+        """The partial sums (int64, one per column) after every accepted pass."""
+        self.flush()
+        return self._psum
+
+    @property
+    def run_bits(self) -> int:
+        """CTRL.RUN_BITS in effect."""
+        return self._run_bits
+
+    @run_bits.setter
+    def run_bits(self, value: int) -> None:
+        self.flush()
+        self._run_bits = value
+
+    @property
+    def raw(self) -> bool:
+        """CTRL.RAW in effect."""
+        return self._raw
+
+    @raw.setter
+    def raw(self, value: bool) -> None:
+        self.flush()
+        self._raw = bool(value)
+
+    @property
+    def res_en(self) -> bool:
+        """CTRL.RES_EN in effect."""
+        return self._res_en
+
+    @res_en.setter
+    def res_en(self, value: bool) -> None:
+        self.flush()
+        self._res_en = bool(value)
+
+    @property
+    def w_row(self) -> int:
+        """W_ROW: the row the next weight packet writes."""
+        return self._w_row
+
+    @w_row.setter
+    def w_row(self, value: int) -> None:
+        self.flush()
+        self._w_row = value
+
+    # ------------------------------------------------------------------------------------
     # CSR side
     def set_table(self, name: str, index: int, value: int) -> None:
         """A write of ``value`` to ``name[index]`` (BIAS, MULT or SHIFT)."""
+        self.flush()
         getattr(self, {"BIAS": "bias", "MULT": "mult", "SHIFT": "shift"}[name])[index] = value
         self._params = None
 
     def set_scalar(self, attr: str, value: int) -> None:
         """A write of a DPU scalar (``out_zp``, ``act_min``, ... as attribute names)."""
+        self.flush()
         setattr(self, attr, value)
         self._params = None
 
@@ -135,16 +224,18 @@ class CoreModel:
             self.errors["w_len"] += 1
             self._hit("errors.w_short" if len(beats) < cfg.w_beats else "errors.w_long")
             return
+        self.flush()
         row = decode_lanes(beats, cfg.w_lanes, cfg.cols, cfg.weight_bits, cfg.weight_signed)
-        self.W[self.w_row] = row
-        self.w_known[self.w_row] = True
+        self.W[self._w_row] = row
+        self.w_known[self._w_row] = True
+        self._w_all_known = bool(self.w_known.all())
         self._min_cols = None
         lo, hi = cfg.weight_range
         self._hit("operands.w_min", int(np.any(row == lo)))
         self._hit("operands.w_max", int(np.any(row == hi)))
         self._hit("operands.w_zero", int(np.any(row == 0)))
-        self.w_row = (self.w_row + 1) % cfg.rows
-        if self.w_row == 0:
+        self._w_row = (self._w_row + 1) % cfg.rows
+        if self._w_row == 0:
             self._hit("csr.w_row_wrap")
 
     def residual_packet(self, beats: list[int]) -> None:
@@ -156,89 +247,136 @@ class CoreModel:
             return
         r = decode_lanes(beats, cfg.x_lanes, cfg.cols, 8, True)
         if self.waiting_residual:
-            self._resolve(self.waiting_residual.popleft(), r)
+            exp = self.waiting_residual.popleft()
+            exp.residual, exp.waiting = r, False
+            if exp.psum is not None:  # computed already
+                self._resolve([exp])
         else:
             self.residuals.append(r)
 
     def activation_packet(self, beats: list[int], tuser: int) -> None:
-        """An activation packet was accepted with ``tuser`` (bit0 ACC, bit1 EMIT)."""
+        """An activation packet was accepted with ``tuser`` (bit0 ACC, bit1 EMIT); its pass
+        is queued (see the module docstring) and its result, if it emits, predicted."""
         cfg = self.cfg
         if len(beats) != cfg.x_beats:
             self.errors["x_len"] += 1
             self._hit("errors.x_short" if len(beats) < cfg.x_beats else "errors.x_long")
             return
-        if not self.w_known.all():
+        if not self._w_all_known:
             raise AssertionError("the test computed with weight rows it never loaded: "
                                  f"{np.flatnonzero(~self.w_known)[:8].tolist()}...")
-        bits = self.run_bits
-        x = decode_lanes(beats, cfg.x_lanes, cfg.rows, bits, cfg.act_signed)
-        result = mvm(cfg, self.W, x, bits)[0]
         acc, emit = bool(tuser & 1), bool(tuser & 2)
-        self._sample_pass(x, bits, acc, emit)
-        if acc:
-            unsat = self.psum + result
-            self.psum = accumulate(cfg, self.psum, result)
-            lo, hi = cfg.psum_range
-            self._hit("saturation.psum_high", int(np.any(unsat > hi)))
-            self._hit("saturation.psum_low", int(np.any(unsat < lo)))
-        else:
-            self.psum = result.copy()
         self.passes += 1
         self.passes_total += 1
         self.pending_passes += 1
+        exp = None
         if emit:
-            self._emit()
+            exp = self._emit()
+        self._queue.append(_Pass(beats, acc, emit, exp))
 
-    # ------------------------------------------------------------------------------------
-    def _sample_pass(self, x: np.ndarray, bits: int, acc: bool, emit: bool) -> None:
-        cfg = self.cfg
-        lo, hi = cfg.act_range_at(bits)
-        self._hit(f"precision.run_bits_{bits}")
-        self._hit("operands.x_min", int(np.any(x == lo)))
-        self._hit("operands.x_max", int(np.any(x == hi)))
-        self._hit("operands.x_zero", int(np.any(x == 0)))
-        if bits == cfg.act_bits and x.min() == lo == x.max():
-            if self._min_cols is None:
-                self._min_cols = np.all(self.W == cfg.weight_range[0], axis=0)
-            self._hit("operands.min_chain", int(self._min_cols.any()))
-        self._hit("modes.acc" if acc else "modes.replace")
-        if acc and not emit:
-            self._hit("modes.k_tile_middle")
-
-    def _emit(self) -> None:
+    def _emit(self) -> Expected:
+        """The result packet of an emitting pass, in order; computed by :meth:`flush`."""
         cfg = self.cfg
         macs = self.pending_passes * cfg.rows * cfg.cols
         self.pending_passes = 0
-        if self.raw:
+        if self._raw:
             self._hit("modes.raw")
-            values = self.psum.copy()
-            beats = pack_beats(values, 32, cfg.y_lanes(True))
-            self.expected.append(Expected(True, values, beats, macs))
-            return
-        self._hit("modes.dpu")
-        exp = Expected(False, None, None, macs, self.psum.copy(), self.params())
-        self.expected.append(exp)
-        if self.res_en:
-            self._hit("modes.residual")
-            if self.residuals:
-                self._resolve(exp, self.residuals.popleft())
-            else:
-                self.waiting_residual.append(exp)
+            exp = Expected(True, None, None, macs)
         else:
-            self._resolve(exp, None)
+            self._hit("modes.dpu")
+            exp = Expected(False, None, None, macs, params=self.params())
+            if self._res_en:
+                self._hit("modes.residual")
+                if self.residuals:
+                    exp.residual = self.residuals.popleft()
+                else:
+                    exp.waiting = True
+                    self.waiting_residual.append(exp)
+        self._expected.append(exp)
+        return exp
 
-    def _resolve(self, exp: Expected, residual: np.ndarray | None) -> None:
+    # ------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Compute every queued pass: one matrix product for all of them, the partial sums in
+        order, one DPU evaluation for the results that do not wait for a residual."""
+        if not self._queue:
+            return
+        queue, self._queue = self._queue, []
         cfg = self.cfg
-        p = exp.params
-        out = dpu(cfg, exp.psum, p, residual)
-        self._sample_dpu(exp.psum, p, residual, out)
-        exp.values = out
-        exp.beats = pack_beats(out, 8, cfg.y_lanes(False))
+        bits = self._run_bits
+        n = len(queue)
+        per = cfg.x_beats * cfg.x_lanes
+        X = decode_lanes([b for q in queue for b in q.beats], cfg.x_lanes, n * per, bits,
+                         cfg.act_signed).reshape(n, per)[:, :cfg.rows]
+        results = mvm(cfg, self.W, X, bits)
+        self._sample_passes(X, bits, queue)
+        lo, hi = cfg.psum_range
+        psum = self._psum
+        done = []
+        for q, result in zip(queue, results):
+            if q.acc:
+                unsat = psum + result
+                psum = accumulate(cfg, psum, result)
+                self._hit("saturation.psum_high", int(np.any(unsat > hi)))
+                self._hit("saturation.psum_low", int(np.any(unsat < lo)))
+            else:
+                psum = result.copy()
+            if q.exp is not None:
+                q.exp.psum = psum.copy()
+                if q.exp.raw:
+                    q.exp.values = q.exp.psum
+                    q.exp.beats = pack_beats(q.exp.values, 32, cfg.y_lanes(True))
+                elif not q.exp.waiting:
+                    done.append(q.exp)
+        self._psum = psum
+        self._resolve(done)
+
+    def _sample_passes(self, X: np.ndarray, bits: int, queue: list[_Pass]) -> None:
+        cfg = self.cfg
+        lo, hi = cfg.act_range_at(bits)
+        n = X.shape[0]
+        self._hit(f"precision.run_bits_{bits}", n)
+        self._hit("operands.x_min", int(np.any(X == lo, axis=1).sum()))
+        self._hit("operands.x_max", int(np.any(X == hi, axis=1).sum()))
+        self._hit("operands.x_zero", int(np.any(X == 0, axis=1).sum()))
+        if bits == cfg.act_bits:
+            chains = int(np.all(X == lo, axis=1).sum())
+            if chains:
+                if self._min_cols is None:
+                    self._min_cols = np.all(self.W == cfg.weight_range[0], axis=0)
+                self._hit("operands.min_chain", chains * int(self._min_cols.any()))
+        accs = sum(q.acc for q in queue)
+        self._hit("modes.acc", accs)
+        self._hit("modes.replace", n - accs)
+        self._hit("modes.k_tile_middle", sum(q.acc and not q.emit for q in queue))
+
+    def _resolve(self, exps: list[Expected]) -> None:
+        """The DPU outputs of computed DPU results, batched per settings and residual use."""
+        cfg = self.cfg
+        groups: dict[tuple[int, bool], list[Expected]] = {}
+        for e in exps:
+            groups.setdefault((id(e.params), e.residual is not None), []).append(e)
+        for group in groups.values():
+            p = group[0].params
+            P = np.stack([e.psum for e in group])
+            R = np.stack([e.residual for e in group]) if group[0].residual is not None else None
+            out = dpu(cfg, P, p, R)
+            self._sample_dpu(P, p, R, out)
+            lanes = cfg.y_lanes(False)
+            for e, values in zip(group, out):
+                e.values = values
+                e.beats = pack_beats(values, 8, lanes)
 
     def _sample_dpu(self, psum, p: DpuParams, residual, out) -> None:
+        """Coverage of a batch of DPU evaluations (``psum`` shape (n, cols))."""
+        n = psum.shape[0]
+
+        def rows(cond) -> int:  # how many results have the condition in some column
+            return int(np.any(cond, axis=1).sum())
+
         full = psum + p.bias
-        self._hit("saturation.bias_high", int(np.any(full > INT32_MAX)))
-        self._hit("saturation.bias_low", int(np.any(full < INT32_MIN)))
+        self._hit("saturation.bias_high", rows(full > INT32_MAX))
+        self._hit("saturation.bias_low", rows(full < INT32_MIN))
         acc = saturate(full, INT32_MIN, INT32_MAX)
         y = requantize(acc, p.multiplier, p.shift, self.cfg.rounding) + p.out_zp
         # A tie: the exact quotient acc * M / 2**(31 - shift) has fraction one half.
@@ -246,18 +384,18 @@ class CoreModel:
         prod = acc * p.multiplier
         rem = prod & ((np.int64(1) << t) - 1)
         tie = rem == (np.int64(1) << (t - 1))
-        self._hit("rounding.tie_positive", int(np.any(tie & (prod > 0))))
-        self._hit("rounding.tie_negative", int(np.any(tie & (prod < 0))))
-        self._hit("dpu.shift_left", int(np.any(p.shift > 0)))
-        self._hit("dpu.shift_right", int(np.any(p.shift < 0)))
+        self._hit("rounding.tie_positive", rows(tie & (prod > 0)))
+        self._hit("rounding.tie_negative", rows(tie & (prod < 0)))
+        self._hit("dpu.shift_left", n * int(np.any(p.shift > 0)))
+        self._hit("dpu.shift_right", n * int(np.any(p.shift < 0)))
         if residual is not None:
             y = y + requantize(residual - p.res_zp, p.res_multiplier, p.res_shift,
                                self.cfg.rounding)
-            self._hit("dpu.res_zp_min", int(p.res_zp == -128))
-            self._hit("dpu.res_zp_max", int(p.res_zp == 127))
-        self._hit("saturation.clamp_low", int(np.any(y < p.act_min)))
-        self._hit("saturation.clamp_high", int(np.any(y > p.act_max)))
-        self._hit("dpu.out_zp_min", int(p.out_zp == -128))
-        self._hit("dpu.out_zp_max", int(p.out_zp == 127))
-        self._hit("dpu.relu", int(p.act_min == p.out_zp and p.act_min > -128))
+            self._hit("dpu.res_zp_min", n * int(p.res_zp == -128))
+            self._hit("dpu.res_zp_max", n * int(p.res_zp == 127))
+        self._hit("saturation.clamp_low", rows(y < p.act_min))
+        self._hit("saturation.clamp_high", rows(y > p.act_max))
+        self._hit("dpu.out_zp_min", n * int(p.out_zp == -128))
+        self._hit("dpu.out_zp_max", n * int(p.out_zp == 127))
+        self._hit("dpu.relu", n * int(p.act_min == p.out_zp and p.act_min > -128))
         assert np.all((out >= p.act_min) & (out <= p.act_max))

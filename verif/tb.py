@@ -49,6 +49,11 @@ def pauses(rng: np.random.Generator, kind: str) -> Iterator[int] | None:
 class Scoreboard:
     """Compares result packets with the model's predictions, in order.
 
+    Packets are compared in batches of up to :attr:`BATCH` (and whenever :meth:`compare` is
+    called: the testbench does at every drain and at the end of a test), so that the model
+    computes its passes many at a time. Whether a DPU result arrived before the residual it
+    needs is checked at arrival.
+
     Attributes
     ----------
     compared : int
@@ -59,6 +64,8 @@ class Scoreboard:
         Mismatch descriptions (empty when everything matched).
     """
 
+    BATCH = 64
+
     def __init__(self, cfg: CoreConfig, model: CoreModel):
         self.cfg = cfg
         self.model = model
@@ -67,22 +74,38 @@ class Scoreboard:
         self.errors: list[str] = []
         self.digest = hashlib.sha256()
         self.event = Event()
+        self._arrived: list[tuple[list[int], bool]] = []  # (beats, before its residual)
+
+    @property
+    def outstanding(self) -> int:
+        """Predicted result packets that have not arrived yet."""
+        return max(0, self.model.outstanding - len(self._arrived))
 
     def on_packet(self, beats: list[int]) -> None:
         """A result packet arrived."""
         self.digest.update(repr(beats).encode())
+        exp = self.model.peek(len(self._arrived))
+        self._arrived.append((beats, exp is not None and exp.waiting))
         self.event.set()
-        if not self.model.expected:
-            self.errors.append(f"unexpected result packet ({len(beats)} beats)")
-            return
-        exp = self.model.expected.popleft()
-        if exp.beats is None:
-            self.errors.append("a DPU result arrived before the residual it needs was sent")
-            return
-        if beats != exp.beats:
-            self.errors.append(self._describe(exp, beats))
-        self.compared += 1
-        self.macs += exp.macs
+        if len(self._arrived) >= self.BATCH:
+            self.compare()
+
+    def compare(self) -> None:
+        """Compare every packet that has arrived with its prediction."""
+        arrived, self._arrived = self._arrived, []
+        expected = self.model.expected
+        for beats, early in arrived:
+            if not expected:
+                self.errors.append(f"unexpected result packet ({len(beats)} beats)")
+                continue
+            exp = expected.popleft()
+            if early:
+                self.errors.append("a DPU result arrived before the residual it needs was sent")
+                continue
+            if beats != exp.beats:
+                self.errors.append(self._describe(exp, beats))
+            self.compared += 1
+            self.macs += exp.macs
 
     def _describe(self, exp, beats: list[int]) -> str:
         cfg = self.cfg
@@ -100,8 +123,9 @@ class Scoreboard:
         return f"{head} in {bad.size} lanes{pad}: {cols}"
 
     def check(self) -> None:
-        """Raise AssertionError on any mismatch, any prediction not received, or nothing
-        compared."""
+        """Compare what has arrived; raise AssertionError on any mismatch, any prediction not
+        received, or nothing compared."""
+        self.compare()
         if self.errors:
             raise AssertionError(f"{len(self.errors)} scoreboard error(s); first: "
                                  f"{self.errors[0]}")
@@ -169,6 +193,7 @@ class TB:
                 src.flush()
         self.y_sink.flush(restart=False)
         await ClockCycles(self.clk, cycles)
+        self.sb.compare()  # what arrived before the reset, against what was predicted
         self.model.reset()
         self.dut.rst.value = 0
         await RisingEdge(self.clk)
@@ -300,10 +325,10 @@ class TB:
             for src in (self.w_src, self.x_src, self.r_src):
                 if src is not None:
                     await src.idle.wait()
-            while self.model.expected and not self.sb.errors:
+            while self.sb.outstanding and not self.sb.errors:
                 self.sb.event.clear()
                 await self.sb.event.wait()
-        pending = len(self.model.expected) + sum(
+        pending = self.sb.outstanding + sum(
             len(src.queue) + 1 for src in (self.w_src, self.x_src, self.r_src) if src is not None)
         total = 2000 + timeout_cycles * pending
         try:
@@ -311,13 +336,14 @@ class TB:
         except SimTimeoutError:
             raise AssertionError(f"drain timed out after {total} cycles: {self._state()}"
                                  ) from None
+        self.sb.compare()
         if self.sb.errors:
             raise AssertionError(f"{len(self.sb.errors)} scoreboard error(s); first: "
                                  f"{self.sb.errors[0]}")
 
     def _state(self) -> str:
         """Where every stream stands (for a hang report)."""
-        parts = [f"{len(self.model.expected)} result(s) outstanding, "
+        parts = [f"{self.sb.outstanding} result(s) outstanding, "
                  f"{self.sb.compared} compared, {self.model.passes} passes accepted"]
         for port in (self.w_src, self.x_src, self.r_src):
             if port is not None:
