@@ -61,6 +61,21 @@ class Expected:
     waiting: bool = False
 
 
+def _register(name: str, doc: str) -> property:
+    """A CSR field the model keeps: reading it is free; writing it computes the queued passes
+    first (they were accepted under the old value)."""
+    attr = "_" + name
+
+    def get(self):
+        return getattr(self, attr)
+
+    def put(self, value) -> None:
+        self.flush()
+        setattr(self, attr, value)
+
+    return property(get, put, doc=doc)
+
+
 @dataclass
 class _Pass:
     beats: list[int]
@@ -149,45 +164,10 @@ class CoreModel:
         self.flush()
         return self._psum
 
-    @property
-    def run_bits(self) -> int:
-        """CTRL.RUN_BITS in effect."""
-        return self._run_bits
-
-    @run_bits.setter
-    def run_bits(self, value: int) -> None:
-        self.flush()
-        self._run_bits = value
-
-    @property
-    def raw(self) -> bool:
-        """CTRL.RAW in effect."""
-        return self._raw
-
-    @raw.setter
-    def raw(self, value: bool) -> None:
-        self.flush()
-        self._raw = bool(value)
-
-    @property
-    def res_en(self) -> bool:
-        """CTRL.RES_EN in effect."""
-        return self._res_en
-
-    @res_en.setter
-    def res_en(self, value: bool) -> None:
-        self.flush()
-        self._res_en = bool(value)
-
-    @property
-    def w_row(self) -> int:
-        """W_ROW: the row the next weight packet writes."""
-        return self._w_row
-
-    @w_row.setter
-    def w_row(self, value: int) -> None:
-        self.flush()
-        self._w_row = value
+    run_bits = _register("run_bits", "CTRL.RUN_BITS in effect.")
+    raw = _register("raw", "CTRL.RAW in effect.")
+    res_en = _register("res_en", "CTRL.RES_EN in effect.")
+    w_row = _register("w_row", "W_ROW: the row the next weight packet writes.")
 
     # ------------------------------------------------------------------------------------
     # CSR side
