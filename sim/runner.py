@@ -412,21 +412,28 @@ def _child_build(ns: argparse.Namespace) -> int:
         build_args += ["-s", "dcim_waves"]
         waves = False
     if ns.sim == "verilator":
-        _public_ports_only(runner, ns.top, Path(ns.build_dir))
+        _public_ports_only(runner, ns.top, Path(ns.verilog), Path(ns.build_dir))
     runner.build(verilog_sources=sources, hdl_toplevel=ns.top, build_dir=ns.build_dir,
                  build_args=build_args, timescale=TIMESCALE, waves=waves, log_file=ns.log)
 
 
-def _public_ports_only(runner, top: str, build_dir: Path) -> None:
+def _public_ports_only(runner, top: str, verilog: Path, build_dir: Path) -> None:
     """Make only the top-level ports visible to cocotb instead of every signal.
 
     cocotb's runner passes ``--public-flat-rw``, which keeps every internal signal of the
     design as a VPI-writable variable and stops Verilator from optimizing them away; the
-    testbench touches only top-level ports, so a control file marks just those.
+    testbench touches only top-level ports, so a control file marks just those, by name. (A
+    pattern such as ``-var "*"`` also marks the top module's internal nets; Verilator must then
+    assume VPI may write them at any time and re-evaluates all logic they feed, the array's
+    column sums included, on every evaluation of the design.)
     """
+    from ..synth.activity import parse_ports
+
     build_dir.mkdir(parents=True, exist_ok=True)
     vlt = build_dir / "dcim_public.vlt"
-    vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    ports = parse_ports(verilog.read_text(), top)
+    vlt.write_text("`verilator_config\n" + "".join(
+        f'public_flat_rw -module "{top}" -var "{p}"\n' for p in ports))
     original = runner._build_command
 
     def build_command():

@@ -101,6 +101,23 @@ def test_sim_env_puts_venv_first():
     assert env["OPENBLAS_NUM_THREADS"] == "1" and "VERILATOR_ROOT" not in env
 
 
+def test_verilator_marks_only_the_top_ports_public(tmp_path):
+    """By name: a pattern would mark the top module's internal nets too, and Verilator would
+    re-evaluate everything they feed on every evaluation."""
+    import types
+
+    v = tmp_path / "d.v"
+    v.write_text("module sub(input a);\nendmodule\n"
+                 "module top(clk, d, q);\n  input clk;\n  input [7:0] d;\n  output q;\n"
+                 "  wire inner;\nendmodule\n")
+    fake = types.SimpleNamespace(_build_command=lambda: [["verilator", "--public-flat-rw", "x"]])
+    runner._public_ports_only(fake, "top", v, tmp_path / "b")
+    lines = (tmp_path / "b" / "dcim_public.vlt").read_text().splitlines()
+    assert lines == ["`verilator_config"] + [
+        f'public_flat_rw -module "top" -var "{p}"' for p in ("clk", "d", "q")]
+    assert fake._build_command() == [["verilator", "x", str(tmp_path / "b" / "dcim_public.vlt")]]
+
+
 def test_verilator_builds_use_the_object_cache_asked_for(monkeypatch):
     monkeypatch.setenv("OBJCACHE", "")
     assert "OBJCACHE" not in runner.verilator_make_flags()
