@@ -6,9 +6,9 @@ from onnx import helper
 from onnx_graphs import gemm_model, init, model
 
 from dcim.golden.config import CoreConfig
-from dcim.golden.mapping import map_layers, totals
-from dcim.golden.onnx_import import import_model
-from dcim.golden.qmodel import plan
+from dcim.golden.quant.mapping import map_layers, totals
+from dcim.golden.quant.onnx_import import import_model
+from dcim.golden.quant.qmodel import plan
 
 
 def _mapped(m, in_shape, cfg, batch=1):

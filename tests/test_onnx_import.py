@@ -5,7 +5,7 @@ import pytest
 from onnx import helper
 from onnx_graphs import init, model, ort_run, save
 
-from dcim.golden.onnx_import import import_model, load_model
+from dcim.golden.quant.onnx_import import import_model, load_model
 
 rng = np.random.default_rng(1)
 

@@ -9,10 +9,10 @@ from onnx import helper
 from onnx_graphs import gemm_model, init, model
 
 from dcim.golden.config import CoreConfig
-from dcim.golden.onnx_import import import_model
-from dcim.golden.qmodel import calibration_tensors, plan, quantize_model, run
-from dcim.golden.quant import (QParams, act_qparams, quantize, quantize_bias, quantize_weights,
-                               round_like, sqnr_db)
+from dcim.golden.quant.onnx_import import import_model
+from dcim.golden.quant.qmodel import calibration_tensors, plan, quantize_model, run
+from dcim.golden.quant.scheme import (QParams, act_qparams, quantize, quantize_bias,
+                                      quantize_weights, round_like, sqnr_db)
 
 CFG = CoreConfig()
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcim.golden.calibrate import calibrate_range
 from dcim.golden.config import CoreConfig
-from dcim.golden.export import MANIFEST, export_vectors, load_vectors, weighted_layers
 from dcim.golden.model import accumulate, dpu, mvm
-from dcim.golden.onnx_import import load_model
-from dcim.golden.qmodel import calibration_tensors, plan, quantize_model
+from dcim.golden.quant.calibrate import calibrate_range
+from dcim.golden.quant.export import MANIFEST, export_vectors, load_vectors, weighted_layers
+from dcim.golden.quant.onnx_import import load_model
+from dcim.golden.quant.qmodel import calibration_tensors, plan, quantize_model
 from dcim.sim.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -77,12 +77,12 @@ def test_export_matches_independent_recomputation(tmp_path, model, layer, schedu
 
 def test_export_errors(tmp_path):
     qm, x = _qmodel("digits_mlp.onnx", SMALL)
-    with pytest.raises(ValueError, match=r"^--export-layer must name a weighted layer "
+    with pytest.raises(ValueError, match=r"^layer must name a weighted layer of the model "
                                          r"\(fc1, fc2, fc3\), got 'relu1'$"):
         export_vectors(qm, x, tmp_path, layer="relu1")
-    with pytest.raises(ValueError, match=r"^--export-count must be an int >= 1, got 0$"):
+    with pytest.raises(ValueError, match=r"^count must be an int >= 1, got 0$"):
         export_vectors(qm, x, tmp_path, count=0)
-    with pytest.raises(FileNotFoundError, match=r"no manifest.json"):
+    with pytest.raises(FileNotFoundError, match=r"none: no manifest.json$"):
         load_vectors(tmp_path / "none")
     (tmp_path / MANIFEST).write_text('{"format": "other"}')
     with pytest.raises(ValueError, match=r"not a dcim-vectors-1 manifest$"):

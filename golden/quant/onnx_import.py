@@ -1,4 +1,4 @@
-"""Import a float ONNX model into a small layer graph with a numpy reference forward pass.
+"""Import a float ONNX model into a graph of op objects with a numpy reference forward pass.
 
 Supported (opset 13+; older opsets are converted first): Gemm, MatMul (constant right
 operand), Conv (2-D, any stride and padding, group 1, dilation 1), Relu, Clip, Add (two
@@ -8,7 +8,8 @@ BatchNormalization (folded into the Conv/Gemm/MatMul that feeds it) and a final 
 other op is rejected with a ``ValueError`` naming the op and the node.
 
 The graph has one float input (batch first) and one output. This module is the float side of
-``dcim calibrate``: weights are float64; nothing here is quantized.
+``dcim calibrate``: weights are float64; nothing here is quantized. The op kinds are the
+classes of :mod:`dcim.golden.quant.ops` and :mod:`dcim.golden.quant.matmul`.
 """
 
 from __future__ import annotations
@@ -19,68 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from .tensor_ops import conv_out_size, im2col, pool_windows
+from .matmul import Conv, Gemm, Matmul
+from .ops import Add, AvgPool, Clip, Flatten, GlobalAvgPool, MaxPool, Op, Relu, Softmax
 
-__all__ = ["SUPPORTED_OPS", "FloatGraph", "Node", "conv_out_hw", "flatten", "float_op",
-           "import_model", "load_model"]
+__all__ = ["SUPPORTED_OPS", "FloatGraph", "import_model", "load_model"]
 
 #: ONNX op types the importer accepts.
 SUPPORTED_OPS = ("AveragePool", "BatchNormalization", "Clip", "Constant", "Conv", "Flatten",
                  "Gemm", "GlobalAveragePool", "MatMul", "MaxPool", "Relu", "Reshape", "Softmax",
                  "Add")
-#: Op kinds of :class:`Node`: the ones with weights run on the core's array.
-MATMUL_KINDS = ("conv", "gemm")
-
-
-@dataclasses.dataclass
-class Node:
-    """One layer of the imported graph.
-
-    Attributes
-    ----------
-    name : str
-        The ONNX node name (``<OpType>_<index>`` if the model leaves it empty); for folded
-        nodes, the name of the Conv/Gemm/MatMul.
-    kind : str
-        ``conv``, ``gemm``, ``relu``, ``clip``, ``add``, ``maxpool``, ``avgpool``, ``gap``,
-        ``flatten`` or ``softmax``.
-    inputs : tuple of str
-        Names of the tensor inputs (two for ``add``, one otherwise).
-    output : str
-        Name of the output tensor.
-    weight : numpy.ndarray or None
-        ``conv``: float64 ``(Cout, Cin, kh, kw)``; ``gemm``: float64 ``(N, K)`` (out, in).
-    bias : numpy.ndarray or None
-        float64 ``(Cout,)`` for ``conv`` and ``gemm``.
-    kernel, strides : tuple of int
-        ``(kh, kw)``, ``(sh, sw)`` for ``conv``, ``maxpool``, ``avgpool``.
-    pads : tuple of int
-        ``(top, left, bottom, right)``.
-    clip : tuple of float
-        ``(lo, hi)`` for ``relu`` (``(0, inf)``) and ``clip``.
-    flat_size : int or None
-        Second dimension a ``Reshape`` asked for (checked at run time), else None.
-    axis : int
-        Softmax axis.
-    """
-
-    name: str
-    kind: str
-    inputs: tuple[str, ...]
-    output: str
-    weight: np.ndarray | None = None
-    bias: np.ndarray | None = None
-    kernel: tuple[int, int] = (1, 1)
-    strides: tuple[int, int] = (1, 1)
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
-    clip: tuple[float, float] = (-np.inf, np.inf)
-    flat_size: int | None = None
-    axis: int = 1
-
-    @property
-    def is_matmul(self) -> bool:
-        """Whether the layer is a weighted layer the core's array computes."""
-        return self.kind in MATMUL_KINDS
 
 
 @dataclasses.dataclass
@@ -94,14 +42,15 @@ class FloatGraph:
     input_shape : tuple of (int or None)
         Shape of one sample (batch dimension removed); None for a symbolic dimension.
     output_name : str
-    nodes : list of Node
+    nodes : list of Op
+        In execution order (:mod:`dcim.golden.quant.ops`, :mod:`dcim.golden.quant.matmul`).
     """
 
     name: str
     input_name: str
     input_shape: tuple[int | None, ...]
     output_name: str
-    nodes: list[Node]
+    nodes: list[Op]
 
     def check_input(self, x: np.ndarray, what: str = "input") -> None:
         """Raise ValueError unless ``x`` is a batch of samples of the model's input shape."""
@@ -123,65 +72,10 @@ class FloatGraph:
         self.check_input(x)
         env = {self.input_name: np.asarray(x, dtype=np.float64)}
         for node in self.nodes:
-            env[node.output] = float_op(node, [env[i] for i in node.inputs])
+            env[node.output] = node.run_float([env[i] for i in node.inputs])
         if keep_all:
             return env
         return {self.output_name: env[self.output_name]}
-
-
-def float_op(node: Node, args: list[np.ndarray]) -> np.ndarray:
-    """One node's float64 forward computation."""
-    x = args[0]
-    kind = node.kind
-    if kind == "conv":
-        cols = im2col(x, node.kernel, node.strides, node.pads, 0.0)
-        cout = node.weight.shape[0]
-        y = cols @ node.weight.reshape(cout, -1).T + node.bias
-        n = x.shape[0]
-        oh, ow = conv_out_hw(x, node)
-        return y.reshape(n, oh, ow, cout).transpose(0, 3, 1, 2)
-    if kind == "gemm":
-        _check_2d(node, x)
-        return x @ node.weight.T + node.bias
-    if kind in ("relu", "clip"):
-        return np.clip(x, *node.clip)
-    if kind == "add":
-        return x + args[1]
-    if kind == "maxpool":
-        return pool_windows(x, node.kernel, node.strides, node.pads, -np.inf).max(axis=(-2, -1))
-    if kind == "avgpool":
-        return pool_windows(x, node.kernel, node.strides).mean(axis=(-2, -1))
-    if kind == "gap":
-        return x.mean(axis=(2, 3), keepdims=True)
-    if kind == "flatten":
-        return flatten(node, x)
-    if kind == "softmax":
-        z = x - x.max(axis=node.axis, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=node.axis, keepdims=True)
-    raise AssertionError(kind)  # pragma: no cover
-
-
-def conv_out_hw(x: np.ndarray, node: Node) -> tuple[int, int]:
-    """Output height and width of a ``conv`` or pooling node on an NCHW input."""
-    t, l, b, r = node.pads
-    return (conv_out_size(x.shape[2], node.kernel[0], node.strides[0], t, b),
-            conv_out_size(x.shape[3], node.kernel[1], node.strides[1], l, r))
-
-
-def _check_2d(node: Node, x: np.ndarray) -> None:
-    if x.ndim != 2 or x.shape[1] != node.weight.shape[1]:
-        raise ValueError(f"{node.name}: expects a (batch, {node.weight.shape[1]}) input, "
-                         f"got {tuple(x.shape)}")
-
-
-def flatten(node: Node, x: np.ndarray) -> np.ndarray:
-    """Flatten to ``(batch, -1)`` (Flatten axis 1, or a flattening Reshape)."""
-    y = x.reshape(x.shape[0], -1)
-    if node.flat_size is not None and y.shape[1] != node.flat_size:
-        raise ValueError(f"{node.name}: Reshape to (batch, {node.flat_size}) of a tensor with "
-                         f"{y.shape[1]} elements per sample")
-    return y
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,8 +160,8 @@ class _Builder:
         self.consts = consts
         self.consumers = consumers
         self.out_name = out_name
-        self.nodes: list[Node] = []
-        self.by_output: dict[str, Node] = {}
+        self.nodes: list[Op] = []
+        self.by_output: dict[str, Op] = {}
 
     # -- helpers -------------------------------------------------------------------------------
     def attrs(self, n) -> dict[str, Any]:
@@ -284,18 +178,18 @@ class _Builder:
                              "initializer")
         return self.consts[tensor]
 
-    def emit(self, node: Node) -> None:
+    def emit(self, node: Op) -> None:
         self.nodes.append(node)
         self.by_output[node.output] = node
 
-    def foldable(self, tensor: str) -> Node | None:
+    def foldable(self, tensor: str) -> Matmul | None:
         """The weighted node producing ``tensor`` if only one node consumes it."""
         node = self.by_output.get(tensor)
-        if node is not None and node.is_matmul and self.consumers.get(tensor, 0) == 1:
+        if isinstance(node, Matmul) and self.consumers.get(tensor, 0) == 1:
             return node
         return None
 
-    def retarget(self, node: Node, new_output: str) -> None:
+    def retarget(self, node: Op, new_output: str) -> None:
         del self.by_output[node.output]
         node.output = new_output
         self.by_output[new_output] = node
@@ -331,8 +225,8 @@ class _Builder:
         pads = self.pads(n, name, a)
         bias = self.const(n, name, 2, "the bias")
         bias = np.zeros(w.shape[0]) if bias is None else bias.astype(np.float64)
-        self.emit(Node(name, "conv", (n.input[0],), n.output[0], weight=w.astype(np.float64),
-                       bias=bias, kernel=tuple(int(k) for k in w.shape[2:]),
+        self.emit(Conv(name, (n.input[0],), n.output[0], weight=w.astype(np.float64), bias=bias,
+                       kernel=tuple(int(k) for k in w.shape[2:]),
                        strides=tuple(int(s) for s in a.get("strides", [1, 1])), pads=pads))
 
     def pads(self, n, name, a) -> tuple[int, int, int, int]:
@@ -356,13 +250,13 @@ class _Builder:
         c = self.const(n, name, 2, "the C operand")
         bias = np.zeros(w.shape[0]) if c is None else np.broadcast_to(
             c.astype(np.float64).reshape(-1) * a.get("beta", 1.0), (w.shape[0],)).copy()
-        self.emit(Node(name, "gemm", (n.input[0],), n.output[0], weight=w, bias=bias))
+        self.emit(Gemm(name, (n.input[0],), n.output[0], weight=w, bias=bias))
 
     def op_MatMul(self, n, name, a):
         w = self.const(n, name, 1, "the right operand")
         if w.ndim != 2:
             self.unsupported(n, name, f"a {w.ndim}-D right operand")
-        self.emit(Node(name, "gemm", (n.input[0],), n.output[0],
+        self.emit(Gemm(name, (n.input[0],), n.output[0],
                        weight=w.astype(np.float64).T.copy(), bias=np.zeros(w.shape[1])))
 
     def op_BatchNormalization(self, n, name, a):
@@ -394,20 +288,20 @@ class _Builder:
             cout = target.weight.shape[0]
             const = np.asarray(const, dtype=np.float64)
             if const.size not in (1, cout) or (const.size == cout and const.shape[-1 if
-                                               target.kind == "gemm" else -3] != cout):
+                                               isinstance(target, Gemm) else -3] != cout):
                 self.unsupported(n, name, f"a constant of shape {const.shape} (not per channel)")
             target.bias = target.bias + np.broadcast_to(const.reshape(-1), (cout,))
             self.retarget(target, n.output[0])
             return
-        self.emit(Node(name, "add", (x, y), n.output[0]))
+        self.emit(Add(name, (x, y), n.output[0]))
 
     def op_Relu(self, n, name, a):
-        self.emit(Node(name, "relu", (n.input[0],), n.output[0], clip=(0.0, np.inf)))
+        self.emit(Relu(name, (n.input[0],), n.output[0]))
 
     def op_Clip(self, n, name, a):
         lo = self.const(n, name, 1, "min")
         hi = self.const(n, name, 2, "max")
-        self.emit(Node(name, "clip", (n.input[0],), n.output[0],
+        self.emit(Clip(name, (n.input[0],), n.output[0],
                        clip=(-np.inf if lo is None else float(lo), np.inf if hi is None
                              else float(hi))))
 
@@ -428,23 +322,23 @@ class _Builder:
         if a.get("storage_order", 0):
             self.unsupported(n, name, "storage_order=1")
         kernel, strides, pads = self.pool_attrs(n, name, a)
-        self.emit(Node(name, "maxpool", (n.input[0],), n.output[0], kernel=kernel,
+        self.emit(MaxPool(name, (n.input[0],), n.output[0], kernel=kernel,
                        strides=strides, pads=pads))
 
     def op_AveragePool(self, n, name, a):
         kernel, strides, pads = self.pool_attrs(n, name, a)
         if any(pads):
             self.unsupported(n, name, f"padding pads={list(pads)}")
-        self.emit(Node(name, "avgpool", (n.input[0],), n.output[0], kernel=kernel,
+        self.emit(AvgPool(name, (n.input[0],), n.output[0], kernel=kernel,
                        strides=strides))
 
     def op_GlobalAveragePool(self, n, name, a):
-        self.emit(Node(name, "gap", (n.input[0],), n.output[0]))
+        self.emit(GlobalAvgPool(name, (n.input[0],), n.output[0]))
 
     def op_Flatten(self, n, name, a):
         if a.get("axis", 1) != 1:
             self.unsupported(n, name, f"axis={a['axis']} (only axis=1)")
-        self.emit(Node(name, "flatten", (n.input[0],), n.output[0]))
+        self.emit(Flatten(name, (n.input[0],), n.output[0]))
 
     def op_Reshape(self, n, name, a):
         shape = [int(s) for s in self.const(n, name, 1, "the shape")]
@@ -453,10 +347,10 @@ class _Builder:
                                       "(batch, -1))")
         if shape[0] == -1 and shape[1] in (0,):
             self.unsupported(n, name, f"shape={shape}")
-        self.emit(Node(name, "flatten", (n.input[0],), n.output[0],
+        self.emit(Flatten(name, (n.input[0],), n.output[0],
                        flat_size=None if shape[1] == -1 else shape[1]))
 
     def op_Softmax(self, n, name, a):
         if n.output[0] != self.out_name:
             self.unsupported(n, name, "a Softmax other than the final node")
-        self.emit(Node(name, "softmax", (n.input[0],), n.output[0], axis=a.get("axis", -1)))
+        self.emit(Softmax(name, (n.input[0],), n.output[0], axis=a.get("axis", -1)))

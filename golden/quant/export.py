@@ -1,6 +1,6 @@
 """One quantized layer's tiles as files, for replay on the simulators (`dcim regress --vectors`).
 
-:func:`export_vectors` writes, for one weighted layer of a :class:`~dcim.golden.qmodel.QModel`
+:func:`export_vectors` writes, for one weighted layer of a :class:`~dcim.golden.quant.qmodel.QModel`
 and the first vectors of a batch, a directory::
 
     manifest.json           format, CoreConfig fields, layer, schedule, tiles
@@ -11,11 +11,11 @@ and the first vectors of a batch, a directory::
                             columns hold res_zp)
     tile<T>/Y.npy           int64 (vectors, col1 - col0): expected output codes
 
-Every number comes from the model's integer path (:func:`dcim.golden.qmodel.run` with
-``keep=True``): weights and DPU tables are the layer's :class:`~dcim.golden.qmodel.Tile`\\ s,
+Every number comes from the model's integer path (:func:`dcim.golden.quant.qmodel.run` with
+``keep=True``): weights and DPU tables are the layer's :class:`~dcim.golden.quant.matmul.Tile`\\ s,
 activations the ``im2col`` of its integer input (padded with the input zero point), expected
 outputs its output codes. The schedule (``stationary``, ``k-reload`` or ``k-raw``) is the one
-:func:`dcim.golden.mapping.map_layers` picks. :func:`load_vectors` reads a directory back.
+:func:`dcim.golden.quant.mapping.map_layers` picks. :func:`load_vectors` reads a directory back.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import CoreConfig
+from ..config import CoreConfig
+from ..model import DpuParams
 from .mapping import map_layers
-from .model import DpuParams
-from .qmodel import QLayer, QModel, _rows, run
-from .tensor_ops import im2col
+from .matmul import to_rows
+from .qmodel import QLayer, QModel, run
 
 __all__ = ["FORMAT", "MANIFEST", "ReplayTile", "export_vectors", "load_vectors",
            "weighted_layers"]
@@ -44,7 +44,7 @@ MANIFEST = "manifest.json"
 
 def weighted_layers(qm: QModel) -> list[QLayer]:
     """The layers of ``qm`` that run on the array, in execution order."""
-    return [lay for lay in qm.layers if lay.kind == "matmul"]
+    return [lay for lay in qm.layers if lay.op.on_array]
 
 
 def _pick(qm: QModel, name: str | None) -> QLayer:
@@ -56,7 +56,7 @@ def _pick(qm: QModel, name: str | None) -> QLayer:
     for lay in layers:
         if lay.name == name:
             return lay
-    raise ValueError(f"--export-layer must name a weighted layer "
+    raise ValueError(f"layer must name a weighted layer of the model "
                      f"({', '.join(lay.name for lay in layers)}), got {name!r}")
 
 
@@ -88,18 +88,14 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
         ``layer`` is not a weighted layer of the model, or ``count`` is not an int >= 1.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"--export-count must be an int >= 1, got {count!r}")
+        raise ValueError(f"count must be an int >= 1, got {count!r}")
     cfg = qm.cfg
     lay = _pick(qm, layer)
     _, codes = run(qm, x[:count], keep=True)
-    xin = codes[lay.inputs[0]]
-    node = lay.node
-    if node.kind == "conv":
-        zp = qm.qparams[lay.inputs[0]].zero_point
-        xin = im2col(xin, node.kernel, node.strides, node.pads, zp)
-    X = xin[:count].astype(np.int64)
-    Y = _rows(codes[lay.output])[:count].astype(np.int64)
-    R = None if lay.residual is None else _rows(codes[lay.residual])[:count].astype(np.int64)
+    X = lay.op.columns(codes[lay.inputs[0]], qm.qparams[lay.inputs[0]].zero_point)
+    X = X[:count].astype(np.int64)
+    Y = to_rows(codes[lay.output])[:count].astype(np.int64)
+    R = None if lay.residual is None else to_rows(codes[lay.residual])[:count].astype(np.int64)
     K, N = lay.weights.shape
     passes = cfg.k_passes(K)
     shape1 = (1,) + codes[lay.output].shape[1:]
@@ -124,7 +120,7 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
         np.save(d / "Y.npy", Y[:, tile.col0:tile.col1])
         tiles.append({"id": t, "dir": d.name, "col0": tile.col0, "col1": tile.col1})
     manifest = {"format": FORMAT, "config": cfg.fields(), "layer": lay.name,
-                "kind": node.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
+                "kind": lay.op.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
                 "schedule": schedule, "residual": R is not None, "tiles": tiles}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -157,8 +153,7 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
     path = Path(path)
     mpath = path / MANIFEST
     if not mpath.is_file():
-        raise FileNotFoundError(f"--vectors {path}: no {MANIFEST} (write one with dcim "
-                                "calibrate --export-vectors)")
+        raise FileNotFoundError(f"{path}: no {MANIFEST}")
     try:
         manifest = json.loads(mpath.read_text())
     except json.JSONDecodeError as exc:

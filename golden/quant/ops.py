@@ -1,0 +1,309 @@
+"""The op kinds of the float graph, each with its float reference and its quantized execution.
+
+One class per op kind. Every op has a float64 reference (:meth:`Op.run_float`) and, once it
+is part of a quantized layer (:class:`~dcim.golden.quant.qmodel.QLayer`), a way to fill the
+layer's integer tables (:meth:`Op.quantize`) and to compute its output codes exactly
+(:meth:`Op.run_int`) or in the fake-quant float simulation (:meth:`Op.run_fake`). The class
+attributes tell the fusion plan, the calibration and the mapping what the op is.
+
+This module holds the ops off the array (clamps, pooling, the standalone Add, flatten,
+softmax); the weighted ops the array computes are in :mod:`dcim.golden.quant.matmul`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from ..arith import quantize_multiplier, requantize, saturate
+from .scheme import QParams, fake_round
+from .tensor_ops import pool_windows
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import CoreConfig
+    from .qmodel import QLayer, QModel
+
+__all__ = ["Add", "AvgPool", "Clamp", "Clip", "Flatten", "GlobalAvgPool", "MaxPool", "Op",
+           "Relu", "Softmax"]
+
+
+@dataclasses.dataclass
+class Op:
+    """One node of the imported float graph.
+
+    Attributes
+    ----------
+    name : str
+        The ONNX node name (``<OpType>_<index>`` if the model leaves it empty); for folded
+        nodes, the name of the Conv/Gemm/MatMul.
+    inputs : tuple of str
+        Names of the tensor inputs.
+    output : str
+        Name of the output tensor.
+    """
+
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+
+    #: The op's name in the float graph and in the mapping table.
+    kind: ClassVar[str] = ""
+    #: The kind of the quantized layer the op starts, in the report.
+    layer_kind: ClassVar[str] = ""
+    #: Whether the output gets its own calibrated scale and zero point (else it keeps its
+    #: input's); such a layer also absorbs a following Relu/Clip as its clamp.
+    requantizes: ClassVar[bool] = False
+    #: Whether the output is integer codes (False: float, computed on the dequantized input).
+    int_output: ClassVar[bool] = True
+    #: Whether the op runs on the core's array.
+    on_array: ClassVar[bool] = False
+
+    def run_float(self, args: list[np.ndarray]) -> np.ndarray:
+        """The float64 output for the float64 inputs ``args`` (in :attr:`inputs` order)."""
+        raise NotImplementedError
+
+    def quantize(self, cfg: CoreConfig, layer: QLayer, qparams: dict[str, QParams],
+                 warnings: list[str]) -> None:
+        """Fill ``layer``'s integer tables; ``qparams`` holds its input and output parameters.
+
+        Fallbacks and overflow risks are appended to ``warnings``, one line each.
+        """
+
+    def run_int(self, m: QModel, layer: QLayer, args: list[np.ndarray]) -> np.ndarray:
+        """The layer's int64 output codes for its int64 input codes, with exact integers."""
+        raise NotImplementedError
+
+    def run_fake(self, m: QModel, layer: QLayer, args: list[np.ndarray]) -> np.ndarray:
+        """The output codes of the fake-quant float simulation (the integer path's codes where
+        it involves no rescaling)."""
+        return self.run_int(m, layer, args)
+
+
+def rescale_fake(m: QModel, v: np.ndarray, qin: QParams, qout: QParams, shift) -> np.ndarray:
+    """Fake-quant rescaling of codes ``v`` from ``qin`` to ``qout`` (no zero point added):
+    ``(v - zp_in) * (s_in / s_out)`` rounded as the requantization with ``shift`` rounds."""
+    return fake_round((v - qin.zero_point) * (qin.scale / qout.scale), shift, m.cfg.rounding)
+
+
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Clamp(Op):
+    """Relu or Clip: a clamp of the codes (fused into the preceding layer where it can be).
+
+    Attributes
+    ----------
+    clip : tuple of float
+        The real-valued ``(lo, hi)``.
+    """
+
+    clip: tuple[float, float] = (-math.inf, math.inf)
+    layer_kind = "clamp"
+
+    def run_float(self, args):
+        return np.clip(args[0], *self.clip)
+
+    def run_int(self, m, layer, args):
+        return saturate(args[0], layer.act_min, layer.act_max)
+
+
+@dataclasses.dataclass
+class Relu(Clamp):
+    """Relu: a clamp at 0."""
+
+    clip: tuple[float, float] = (0.0, math.inf)
+    kind = "relu"
+
+
+@dataclasses.dataclass
+class Clip(Clamp):
+    """Clip with constant bounds."""
+
+    kind = "clip"
+
+
+@dataclasses.dataclass
+class Add(Op):
+    """Add of two tensors off the array (where it is not fused into the DPU): each operand
+    rescaled to the output scale, ``requantize(a - zp_a, M_a) + requantize(b - zp_b, M_b) +
+    zp_y``, clamped."""
+
+    kind = layer_kind = "add"
+    requantizes = True
+
+    def run_float(self, args):
+        return args[0] + args[1]
+
+    def quantize(self, cfg, layer, qparams, warnings):
+        qout = qparams[layer.output]
+        layer.mults = [quantize_multiplier(qparams[t].scale / qout.scale) for t in layer.inputs]
+
+    def _sum(self, m, layer, args, fake):
+        qout = m.qparams[layer.output]
+        a, b = args
+        y = np.full(np.broadcast_shapes(a.shape, b.shape), qout.zero_point, dtype=np.int64)
+        for t, v, (mult, shift) in zip(layer.inputs, (a, b), layer.mults):
+            qp = m.qparams[t]
+            if fake:
+                y = y + rescale_fake(m, v, qp, qout, shift).astype(np.int64)
+            else:
+                y = y + requantize(v.astype(np.int64) - qp.zero_point, mult, shift,
+                                   m.cfg.rounding)
+        return saturate(y, layer.act_min, layer.act_max)
+
+    def run_int(self, m, layer, args):
+        return self._sum(m, layer, args, False)
+
+    def run_fake(self, m, layer, args):
+        return self._sum(m, layer, args, True)
+
+
+@dataclasses.dataclass
+class MaxPool(Op):
+    """Max pooling, on the codes (monotone: exact); padding with the lowest code.
+
+    Attributes
+    ----------
+    kernel, strides : tuple of int
+        ``(kh, kw)``, ``(sh, sw)``.
+    pads : tuple of int
+        ``(top, left, bottom, right)``.
+    """
+
+    kernel: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    kind = layer_kind = "maxpool"
+
+    def run_float(self, args):
+        return pool_windows(args[0], self.kernel, self.strides, self.pads,
+                            -np.inf).max(axis=(-2, -1))
+
+    def run_int(self, m, layer, args):
+        return pool_windows(args[0], self.kernel, self.strides, self.pads,
+                            m.cfg.act_range[0]).max(axis=(-2, -1))
+
+
+@dataclasses.dataclass
+class AvgPool(Op):
+    """Average pooling without padding: ``requantize(sum(q) - n*zp_in, quantize_multiplier(
+    s_in / (n s_out))) + zp_out``, clamped.
+
+    Attributes
+    ----------
+    kernel, strides : tuple of int
+        ``(kh, kw)``, ``(sh, sw)``.
+    """
+
+    kernel: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
+    kind = layer_kind = "avgpool"
+    requantizes = True
+
+    def run_float(self, args):
+        return pool_windows(args[0], self.kernel, self.strides).mean(axis=(-2, -1))
+
+    def window_size(self) -> int | None:
+        """Elements per window (None: known only from the input, as for a global pool)."""
+        return self.kernel[0] * self.kernel[1]
+
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        """The windows of ``x``, flattened: shape ``(N, C, OH, OW, n)``."""
+        win = pool_windows(x, self.kernel, self.strides)
+        return win.reshape(win.shape[:4] + (-1,))
+
+    def quantize(self, cfg, layer, qparams, warnings):
+        n = self.window_size()
+        qin, qout = qparams[layer.inputs[0]], qparams[layer.output]
+        layer.mults = [] if n is None else [quantize_multiplier(qin.scale / (n * qout.scale))]
+
+    def _pool(self, m, layer, x, fake):
+        qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.output]
+        win = self.windows(x)
+        n = win.shape[-1]
+        mult, shift = (layer.mults[0] if layer.mults
+                       else quantize_multiplier(qin.scale / (n * qout.scale)))
+        if fake:
+            y = fake_round((win - qin.zero_point).mean(axis=-1) * (qin.scale / qout.scale),
+                           shift, m.cfg.rounding)
+        else:
+            total = win.sum(axis=-1, dtype=np.int64) - n * qin.zero_point
+            y = requantize(total, mult, shift, m.cfg.rounding)
+        return np.clip(y + qout.zero_point, layer.act_min, layer.act_max).astype(np.int64)
+
+    def run_int(self, m, layer, args):
+        return self._pool(m, layer, args[0], False)
+
+    def run_fake(self, m, layer, args):
+        return self._pool(m, layer, args[0], True)
+
+
+@dataclasses.dataclass
+class GlobalAvgPool(AvgPool):
+    """GlobalAveragePool: the average over each channel's whole plane (kept as 1x1)."""
+
+    kind = "gap"
+
+    def run_float(self, args):
+        return args[0].mean(axis=(2, 3), keepdims=True)
+
+    def window_size(self):
+        return None
+
+    def windows(self, x):
+        return x.reshape(x.shape[0], x.shape[1], 1, 1, -1)
+
+
+@dataclasses.dataclass
+class Flatten(Op):
+    """Flatten to ``(batch, -1)`` (Flatten axis 1, or a flattening Reshape).
+
+    Attributes
+    ----------
+    flat_size : int or None
+        Second dimension a ``Reshape`` asked for (checked at run time), else None.
+    """
+
+    flat_size: int | None = None
+    kind = layer_kind = "flatten"
+
+    def run_float(self, args):
+        return self.flatten(args[0])
+
+    def run_int(self, m, layer, args):
+        return self.flatten(args[0])
+
+    def flatten(self, x: np.ndarray) -> np.ndarray:
+        """``x`` reshaped to ``(batch, -1)``.
+
+        Raises
+        ------
+        ValueError
+            The size does not match the Reshape's :attr:`flat_size`.
+        """
+        y = x.reshape(x.shape[0], -1)
+        if self.flat_size is not None and y.shape[1] != self.flat_size:
+            raise ValueError(f"{self.name}: Reshape to (batch, {self.flat_size}) of a tensor "
+                             f"with {y.shape[1]} elements per sample")
+        return y
+
+
+@dataclasses.dataclass
+class Softmax(Op):
+    """The final Softmax, computed in float on the dequantized logits.
+
+    Attributes
+    ----------
+    axis : int
+    """
+
+    axis: int = 1
+    kind = layer_kind = "softmax"
+    int_output = False
+
+    def run_float(self, args):
+        z = args[0] - args[0].max(axis=self.axis, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=self.axis, keepdims=True)
