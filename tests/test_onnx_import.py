@@ -55,6 +55,21 @@ def _cases():
     cases["relu"] = ([helper.make_node("Relu", ["x"], ["y"], name="a")], [], [5])
     cases["clip_relu6"] = ([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="a")],
                            [init("lo", np.float32(0)), init("hi", np.float32(0.5))], [5])
+    cases["clip_bounds_shape_1"] = ([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="a")],
+                                    [init("lo", np.array([-0.2], np.float32)),
+                                     init("hi", np.array([0.5], np.float32))], [5])
+    cases["clip_constant_value_float"] = (
+        [helper.make_node("Constant", [], ["hi"], name="k", value_float=0.25),
+         helper.make_node("Clip", ["x", "", "hi"], ["y"], name="a")], [], [5])
+    n, i = conv("c", "x", "t", r(4, 2, 3, 3))
+    for shape in ((4, 1, 1), (1, 4, 1, 1), (1,)):
+        cases[f"conv_add_bias_{'x'.join(map(str, shape))}"] = (
+            [n, helper.make_node("Add", ["b", "t"], ["y"], name="bias")],
+            i + [init("b", r(*shape))], [2, 5, 5])
+    cases["gemm_add_bias_1xN"] = (
+        [helper.make_node("Gemm", ["x", "w"], ["t"], name="g", transB=1),
+         helper.make_node("Add", ["t", "b"], ["y"], name="bias")],
+        [init("w", r(3, 6)), init("b", r(1, 3))], [6])
     cases["add_residual"] = ([helper.make_node("Relu", ["x"], ["t"], name="a"),
                               helper.make_node("Add", ["t", "x"], ["y"], name="add")], [],
                              [2, 3, 3])
@@ -108,31 +123,133 @@ def test_old_opset_is_converted():
     assert np.array_equal(g.forward(x)["y"], np.clip(x.astype(np.float64), 0, 0.5))
 
 
-@pytest.mark.parametrize(
-    ("nodes", "inits", "pattern"),
-    [
-        ([helper.make_node("Sigmoid", ["x"], ["y"], name="sig1")], [],
-         r"^unsupported ONNX op Sigmoid in node 'sig1'; supported: Add, AveragePool, "),
-        ([helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=2)],
-         [init("w", r(2, 1, 3, 3))], r"^Conv node 'dw': groups=2 \(only groups=1\) is not "
-                                     r"supported$"),
-        ([helper.make_node("Relu", ["x"], ["t"], name="a"),
-          helper.make_node("BatchNormalization", ["t", "s", "b", "m", "v"], ["y"], name="bn")],
-         [init("s", r(2)), init("b", r(2)), init("m", r(2)), init("v", np.ones(2))],
-         r"^BatchNormalization node 'bn': a BatchNormalization that does not directly follow "
-         r"a Conv/Gemm/MatMul \(it cannot be folded\) is not supported$"),
-        ([helper.make_node("Softmax", ["x"], ["t"], name="sm"),
-          helper.make_node("Relu", ["t"], ["y"], name="a")], [],
-         r"^Softmax node 'sm': a Softmax other than the final node is not supported$"),
-        ([helper.make_node("Relu", ["x"], ["t"], name="a"),
-          helper.make_node("MatMul", ["x", "t"], ["y"], name="mm")], [],
-         r"^MatMul node 'mm': the right operand \('t'\) must be a constant initializer$"),
-    ],
-)
-def test_unsupported_is_named(nodes, inits, pattern):
-    m = model(nodes, inits, [2, 4, 4], check=False)
-    with pytest.raises(ValueError, match=pattern):
+def _node(op, ins, outs=("y",), name="n", **attrs):
+    return helper.make_node(op, list(ins), list(outs), name=name, **attrs)
+
+
+RELU_T = _node("Relu", ["x"], ["t"], name="a")
+#: One case per way a node can be unsupported: (nodes, initializers, input shape, message).
+UNSUPPORTED = {
+    "foreign_domain": ([_node("Foo", ["x"], name="f", domain="com.example")], [], [2, 4, 4],
+                       "unsupported ONNX op com.example.Foo in node 'f'"),
+    "unknown_op": ([_node("LRN", ["x"], name="lrn1", size=3)], [], [2, 4, 4],
+                   "unsupported ONNX op LRN in node 'lrn1'; supported: Add, AveragePool, "
+                   "BatchNormalization, Clip, Conv, Flatten, Gemm, GlobalAveragePool, MatMul, "
+                   "MaxPool, Relu, Reshape, Softmax"),
+    "constant_string": ([_node("Constant", [], ["k"], name="k", value_string="s"), RELU_T], [],
+                        [2], "Constant node 'k': attribute value_string (only value, "
+                             "value_float(s), value_int(s)) is not supported"),
+    "conv_weight_not_constant": ([RELU_T, _node("Conv", ["x", "t"], name="c")], [], [2, 4, 4],
+                                 "Conv node 'c': the weight ('t') must be a constant "
+                                 "initializer"),
+    "conv_1d": ([_node("Conv", ["x", "w"], name="c")], [init("w", r(2, 2, 3))], [2, 4],
+                "Conv node 'c': a 1-D convolution (only 2-D) is not supported"),
+    "conv_groups": ([_node("Conv", ["x", "w"], name="dw", group=2)], [init("w", r(2, 1, 3, 3))],
+                    [2, 4, 4], "Conv node 'dw': groups=2 (only groups=1) is not supported"),
+    "conv_dilations": ([_node("Conv", ["x", "w"], name="c", dilations=[2, 2])],
+                       [init("w", r(2, 2, 3, 3))], [2, 6, 6],
+                       "Conv node 'c': dilations=[2, 2] is not supported"),
+    "conv_auto_pad": ([_node("Conv", ["x", "w"], name="c", auto_pad="SAME_UPPER")],
+                      [init("w", r(2, 2, 3, 3))], [2, 4, 4],
+                      "Conv node 'c': auto_pad=SAME_UPPER (give explicit pads) is not "
+                      "supported"),
+    "gemm_transA": ([_node("Gemm", ["x", "w"], name="g", transA=1)], [init("w", r(6, 3))], [6],
+                    "Gemm node 'g': transA=1 is not supported"),
+    "gemm_c_per_row": ([_node("Gemm", ["x", "w", "c"], name="g", transB=1)],
+                       [init("w", r(3, 6)), init("c", r(2, 3))], [6],
+                       "Gemm node 'g': a C operand of shape (2, 3) (not per output channel; a "
+                       "bias has shape (3,)) is not supported"),
+    "matmul_3d": ([_node("MatMul", ["x", "w"], name="mm")], [init("w", r(2, 6, 3))], [6],
+                  "MatMul node 'mm': a 3-D right operand is not supported"),
+    "matmul_not_constant": ([RELU_T, _node("MatMul", ["x", "t"], name="mm")], [], [2, 4, 4],
+                            "MatMul node 'mm': the right operand ('t') must be a constant "
+                            "initializer"),
+    "bn_training": ([_node("Conv", ["x", "w"], ["t"], name="c"),
+                     _node("BatchNormalization", ["t", "s", "b", "m", "v"], name="bn",
+                           training_mode=1)],
+                    [init("w", r(2, 2, 1, 1)), init("s", r(2)), init("b", r(2)),
+                     init("m", r(2)), init("v", np.ones(2))], [2, 4, 4],
+                    "BatchNormalization node 'bn': training_mode=1 is not supported"),
+    "bn_not_foldable": ([RELU_T, _node("BatchNormalization", ["t", "s", "b", "m", "v"],
+                                       name="bn")],
+                        [init("s", r(2)), init("b", r(2)), init("m", r(2)),
+                         init("v", np.ones(2))], [2, 4, 4],
+                        "BatchNormalization node 'bn': a BatchNormalization that does not "
+                        "directly follow a Conv/Gemm/MatMul (it cannot be folded) is not "
+                        "supported"),
+    "add_two_constants": ([_node("Add", ["a", "b"], ["t"], name="add"),
+                           _node("Add", ["x", "t"], name="add2")],
+                          [init("a", r(2)), init("b", r(2))], [2],
+                          "Add node 'add': an Add of two constants is not supported"),
+    "add_constant_not_bias": ([RELU_T, _node("Add", ["t", "b"], name="add")],
+                              [init("b", r(2))], [2],
+                              "Add node 'add': adding a constant other than as the bias of a "
+                              "Conv/Gemm/MatMul is not supported"),
+    "add_1d_after_conv": ([_node("Conv", ["x", "w"], ["t"], name="conv"),
+                           _node("Add", ["t", "b"], name="bias")],
+                          [init("w", r(4, 2, 3, 3)), init("b", r(4))], [2, 6, 6],
+                          "Add node 'bias': adding to 'conv' a constant of shape (4,) (not per "
+                          "output channel; a bias has shape (4, 1, 1)) is not supported"),
+    "clip_vector_bound": ([_node("Clip", ["x", "lo"], name="a")], [init("lo", np.zeros(2))], [2],
+                          "Clip node 'a': min of shape (2,) (only a scalar or shape (1,)) is not "
+                          "supported"),
+    "clip_bound_not_constant": ([RELU_T, _node("Clip", ["x", "", "t"], name="c")], [], [2],
+                                "Clip node 'c': max ('t') must be a constant initializer"),
+    "maxpool_ceil": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2, 2], ceil_mode=1)], [],
+                     [2, 5, 5], "MaxPool node 'p': ceil_mode=1 is not supported"),
+    "maxpool_dilations": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2, 2],
+                                 dilations=[2, 2])], [], [2, 5, 5],
+                          "MaxPool node 'p': dilations=[2, 2] is not supported"),
+    "maxpool_1d": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2])], [], [2, 5],
+                   "MaxPool node 'p': a 1-D pooling window (only 2-D) is not supported"),
+    "maxpool_indices": ([_node("MaxPool", ["x"], ["y", "i"], name="p", kernel_shape=[2, 2])], [],
+                        [2, 4, 4], "MaxPool node 'p': the Indices output is not supported"),
+    "maxpool_storage_order": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2, 2],
+                                     storage_order=1)], [], [2, 4, 4],
+                              "MaxPool node 'p': storage_order=1 is not supported"),
+    "avgpool_pads": ([_node("AveragePool", ["x"], name="p", kernel_shape=[2, 2],
+                            pads=[1, 1, 1, 1])], [], [2, 4, 4],
+                     "AveragePool node 'p': padding pads=[1, 1, 1, 1] is not supported"),
+    "flatten_axis": ([_node("Flatten", ["x"], name="f", axis=2)], [], [2, 4, 4],
+                     "Flatten node 'f': axis=2 (only axis=1) is not supported"),
+    "reshape_not_flat": ([_node("Reshape", ["x", "s"], name="rs")],
+                         [init("s", np.array([0, 4, -1], dtype=np.int64))], [2, 4, 4],
+                         "Reshape node 'rs': shape=[0, 4, -1] (only a flattening reshape to "
+                         "(batch, -1)) is not supported"),
+    "reshape_allowzero": ([_node("Reshape", ["x", "s"], name="rs", allowzero=1)],
+                          [init("s", np.array([0, -1], dtype=np.int64))], [2, 4, 4],
+                          "Reshape node 'rs': allowzero=1 with shape=[0, -1] is not supported"),
+    "softmax_not_final": ([_node("Softmax", ["x"], ["t"], name="sm"),
+                           _node("Relu", ["t"], name="a")], [], [2, 4, 4],
+                          "Softmax node 'sm': a Softmax other than the final node is not "
+                          "supported"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSUPPORTED))
+def test_unsupported_is_one_line_naming_node_op_and_attribute(case):
+    nodes, inits, in_shape, message = UNSUPPORTED[case]
+    m = model(nodes, inits, in_shape, check=False)
+    with pytest.raises(ValueError) as info:
         import_model(m)
+    assert str(info.value) == message
+
+
+def test_model_level_errors():
+    two_in = model([RELU_T], [], [2], check=False)
+    two_in.graph.input.append(helper.make_tensor_value_info("z", 1, ["N", 2]))
+    two_out = model([RELU_T, _node("Relu", ["t"], name="b")], [], [2], check=False)
+    two_out.graph.output.append(helper.make_tensor_value_info("t", 1, ["N", 2]))
+    flat_in = model([RELU_T], [], [], check=False)
+    not_computed = model([RELU_T], [], [2], check=False)
+    for m, message in ((two_in, "model must have exactly one data input, got 2: x, z"),
+                       (two_out, "model must have exactly one output, got 2"),
+                       (flat_in, "model input 'x' must have a batch dimension and at least one "
+                                 "more, got rank 1"),
+                       (not_computed, "model output 'y' is not computed from the input")):
+        with pytest.raises(ValueError) as info:
+            import_model(m)
+        assert str(info.value) == message
 
 
 def test_load_errors(tmp_path):

@@ -1,11 +1,12 @@
 """Import a float ONNX model into a graph of op objects with a numpy reference forward pass.
 
 Supported (opset 13+; older opsets are converted first): Gemm, MatMul (constant right
-operand), Conv (2-D, any stride and padding, group 1, dilation 1), Relu, Clip, Add (two
-tensors: a residual; a constant after Conv/Gemm/MatMul: folded into the bias), MaxPool,
-AveragePool (no padding), GlobalAveragePool, Flatten (axis 1), Reshape (to ``(batch, -1)``),
-BatchNormalization (folded into the Conv/Gemm/MatMul that feeds it) and a final Softmax. Any
-other op is rejected with a ``ValueError`` naming the op and the node.
+operand), Conv (2-D, any stride and padding, group 1, dilation 1), Relu, Clip (scalar or
+``(1,)`` bounds), Add (two tensors: a residual; a constant that broadcasts per output channel
+after Conv/Gemm/MatMul: folded into the bias), MaxPool, AveragePool (no padding),
+GlobalAveragePool, Flatten (axis 1), Reshape (to ``(batch, -1)``), BatchNormalization (folded
+into the Conv/Gemm/MatMul that feeds it), Constant and a final Softmax. Anything else is
+rejected with a one-line ``ValueError`` naming the op, the node and the attribute.
 
 The graph has one float input (batch first) and one output. This module is the float side of
 ``dcim calibrate``: weights are float64; nothing here is quantized. The op kinds are the
@@ -29,6 +30,9 @@ __all__ = ["SUPPORTED_OPS", "FloatGraph", "import_model", "load_model"]
 SUPPORTED_OPS = ("AveragePool", "BatchNormalization", "Clip", "Constant", "Conv", "Flatten",
                  "Gemm", "GlobalAveragePool", "MatMul", "MaxPool", "Relu", "Reshape", "Softmax",
                  "Add")
+#: Numpy dtypes of a Constant's non-tensor value attributes.
+_CONSTANT_DTYPES = {"value_float": np.float32, "value_floats": np.float32,
+                    "value_int": np.int64, "value_ints": np.int64}
 
 
 @dataclasses.dataclass
@@ -197,6 +201,16 @@ class _Builder:
     def unsupported(self, n, name, what):
         raise ValueError(f"{n.op_type} node {name!r}: {what} is not supported")
 
+    def per_channel(self, n, name, const: np.ndarray, cout: int, rank: int, what: str) -> None:
+        """Reject a constant that does not broadcast per output channel (axis 1) of a
+        rank-``rank`` result with ``cout`` channels (ONNX broadcasting aligns trailing axes)."""
+        shape = (1,) * (rank - const.ndim) + const.shape
+        if const.ndim > rank or shape[1] not in (1, cout) or any(
+                d != 1 for i, d in enumerate(shape) if i != 1):
+            want = (cout,) + (1,) * (rank - 2)
+            self.unsupported(n, name, f"{what} of shape {const.shape} (not per output channel; "
+                                      f"a bias has shape {want})")
+
     # -- ops -----------------------------------------------------------------------------------
     def add(self, n, name: str) -> None:
         op = n.op_type
@@ -210,9 +224,14 @@ class _Builder:
     def op_Constant(self, n, name, a):
         from onnx import numpy_helper
 
-        if "value" not in a:
-            self.unsupported(n, name, "a Constant without a tensor 'value'")
-        self.consts[n.output[0]] = numpy_helper.to_array(a["value"])
+        (attr, value), = a.items()  # the checker allows exactly one
+        if attr == "value":
+            self.consts[n.output[0]] = numpy_helper.to_array(value)
+        elif attr in _CONSTANT_DTYPES:
+            self.consts[n.output[0]] = np.asarray(value, dtype=_CONSTANT_DTYPES[attr])
+        else:
+            self.unsupported(n, name, f"attribute {attr} (only value, value_float(s), "
+                                      "value_int(s))")
 
     def op_Conv(self, n, name, a):
         w = self.const(n, name, 1, "the weight")
@@ -248,6 +267,8 @@ class _Builder:
         w = w if a.get("transB", 0) else w.T  # (N, K)
         w = w * a.get("alpha", 1.0)
         c = self.const(n, name, 2, "the C operand")
+        if c is not None:
+            self.per_channel(n, name, c, w.shape[0], 2, "a C operand")
         bias = np.zeros(w.shape[0]) if c is None else np.broadcast_to(
             c.astype(np.float64).reshape(-1) * a.get("beta", 1.0), (w.shape[0],)).copy()
         self.emit(Gemm(name, (n.input[0],), n.output[0], weight=w, bias=bias))
@@ -287,9 +308,8 @@ class _Builder:
                                           "Conv/Gemm/MatMul")
             cout = target.weight.shape[0]
             const = np.asarray(const, dtype=np.float64)
-            if const.size not in (1, cout) or (const.size == cout and const.shape[-1 if
-                                               isinstance(target, Gemm) else -3] != cout):
-                self.unsupported(n, name, f"a constant of shape {const.shape} (not per channel)")
+            self.per_channel(n, name, const, cout, 4 if isinstance(target, Conv) else 2,
+                             f"adding to {target.name!r} a constant")
             target.bias = target.bias + np.broadcast_to(const.reshape(-1), (cout,))
             self.retarget(target, n.output[0])
             return
@@ -299,11 +319,14 @@ class _Builder:
         self.emit(Relu(name, (n.input[0],), n.output[0]))
 
     def op_Clip(self, n, name, a):
-        lo = self.const(n, name, 1, "min")
-        hi = self.const(n, name, 2, "max")
+        lo, hi = (self.const(n, name, i, what) for i, what in ((1, "min"), (2, "max")))
+        for v, what in ((lo, "min"), (hi, "max")):
+            if v is not None and (v.size != 1 or v.ndim > 1):
+                self.unsupported(n, name, f"{what} of shape {v.shape} (only a scalar or shape "
+                                          "(1,))")
         self.emit(Clip(name, (n.input[0],), n.output[0],
-                       clip=(-np.inf if lo is None else float(lo), np.inf if hi is None
-                             else float(hi))))
+                       clip=(-np.inf if lo is None else float(lo.reshape(())),
+                             np.inf if hi is None else float(hi.reshape(())))))
 
     def pool_attrs(self, n, name, a):
         if a.get("ceil_mode", 0):
@@ -322,15 +345,14 @@ class _Builder:
         if a.get("storage_order", 0):
             self.unsupported(n, name, "storage_order=1")
         kernel, strides, pads = self.pool_attrs(n, name, a)
-        self.emit(MaxPool(name, (n.input[0],), n.output[0], kernel=kernel,
-                       strides=strides, pads=pads))
+        self.emit(MaxPool(name, (n.input[0],), n.output[0], kernel=kernel, strides=strides,
+                          pads=pads))
 
     def op_AveragePool(self, n, name, a):
         kernel, strides, pads = self.pool_attrs(n, name, a)
         if any(pads):
             self.unsupported(n, name, f"padding pads={list(pads)}")
-        self.emit(AvgPool(name, (n.input[0],), n.output[0], kernel=kernel,
-                       strides=strides))
+        self.emit(AvgPool(name, (n.input[0],), n.output[0], kernel=kernel, strides=strides))
 
     def op_GlobalAveragePool(self, n, name, a):
         self.emit(GlobalAvgPool(name, (n.input[0],), n.output[0]))
@@ -347,8 +369,10 @@ class _Builder:
                                       "(batch, -1))")
         if shape[0] == -1 and shape[1] in (0,):
             self.unsupported(n, name, f"shape={shape}")
+        if a.get("allowzero", 0) and 0 in shape:
+            self.unsupported(n, name, f"allowzero=1 with shape={shape}")
         self.emit(Flatten(name, (n.input[0],), n.output[0],
-                       flat_size=None if shape[1] == -1 else shape[1]))
+                          flat_size=None if shape[1] == -1 else shape[1]))
 
     def op_Softmax(self, n, name, a):
         if n.output[0] != self.out_name:
