@@ -50,3 +50,50 @@ def gemm_model(w: np.ndarray, b: np.ndarray, relu: bool = False) -> onnx.ModelPr
     if relu:
         nodes.append(helper.make_node("Relu", ["g"], ["y"], name="act"))
     return model(nodes, [init("w", w), init("b", b)], [w.shape[1]])
+
+
+# ----------------------------------------------------------------------------------------------
+# One small graph per supported op family; each takes a numpy Generator and returns
+# (model, input shape of one sample).
+def _conv(name, inp, out, w, b=None, **attrs):
+    ins = [inp, f"{name}.w"] + ([f"{name}.b"] if b is not None else [])
+    inits = [init(f"{name}.w", w)] + ([init(f"{name}.b", b)] if b is not None else [])
+    return helper.make_node("Conv", ins, [out], name=name, **attrs), inits
+
+
+def identity_model(rng):
+    """Conv -> Identity -> Relu -> Identity -> Flatten -> Gemm -> Identity (the output)."""
+    conv, inits = _conv("conv", "x", "c", rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4))
+    nodes = [conv, helper.make_node("Identity", ["c"], ["c2"], name="id1"),
+             helper.make_node("Relu", ["c2"], ["r"], name="relu"),
+             helper.make_node("Identity", ["r"], ["r2"], name="id2"),
+             helper.make_node("Flatten", ["r2"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "w", "b"], ["g"], name="fc", transB=1),
+             helper.make_node("Identity", ["g"], ["y"], name="id3")]
+    inits += [init("w", rng.normal(size=(3, 4 * 4 * 4))), init("b", rng.normal(size=3))]
+    return model(nodes, inits, [2, 6, 6], out_rank=2), (2, 6, 6)
+
+
+def shape_flatten_model(rng, opset=13, batch=None, unsqueeze=True):
+    """torch's ``x.view(x.size(0), -1)``: Shape -> Gather(0) [-> Unsqueeze] -> Concat([n, -1])
+    -> Reshape, between a Conv + Relu and a Gemm. ``batch`` fixes the batch dimension."""
+    conv, inits = _conv("conv", "x", "c", rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3),
+                        pads=[1, 1, 1, 1])
+    idx = np.array(0 if unsqueeze else [0], dtype=np.int64)
+    nodes = [conv, helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Shape", ["r"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "i0"], ["n"], name="gather", axis=0)]
+    inits += [init("i0", idx), init("m1", np.array([-1], dtype=np.int64))]
+    if unsqueeze:
+        nodes.append(helper.make_node("Unsqueeze", ["n", "ax"], ["n1"], name="unsq"))
+        inits.append(init("ax", np.array([0], dtype=np.int64)))
+    nodes += [helper.make_node("Concat", ["n1" if unsqueeze else "n", "m1"], ["sh"],
+                               name="cat", axis=0),
+              helper.make_node("Reshape", ["r", "sh"], ["f"], name="view"),
+              helper.make_node("Gemm", ["f", "w", "b"], ["y"], name="fc", transB=1)]
+    inits += [init("w", rng.normal(size=(4, 3 * 5 * 5))), init("b", rng.normal(size=4))]
+    m = model(nodes, inits, [2, 5, 5], out_rank=2, opset=opset)
+    if batch is not None:
+        for vi in (m.graph.input[0], m.graph.output[0]):
+            vi.type.tensor_type.shape.dim[0].dim_value = batch
+    return m, (2, 5, 5)

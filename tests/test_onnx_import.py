@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from onnx import helper
+import onnx_graphs as graphs
 from onnx_graphs import init, model, ort_run, save
 
 from dcim.golden.quant.onnx_import import import_model, load_model
@@ -108,6 +109,69 @@ def test_op_matches_onnxruntime(case):
     assert np.allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+#: Graphs of tests/onnx_graphs.py: name -> (model, one sample's shape).
+GRAPHS = {
+    "identity": lambda: graphs.identity_model(rng),
+    "shape_flatten_opset13": lambda: graphs.shape_flatten_model(rng),
+    "shape_flatten_opset17_no_unsqueeze": lambda: graphs.shape_flatten_model(
+        rng, opset=17, unsqueeze=False),
+    "shape_flatten_fixed_batch": lambda: graphs.shape_flatten_model(rng, batch=4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GRAPHS))
+def test_graph_matches_onnxruntime(case):
+    m, in_shape = GRAPHS[case]()
+    g = import_model(m)
+    x = r(4, *in_shape)
+    got = g.forward(x)[g.output_name]
+    assert np.allclose(got, ort_run(m, x), rtol=1e-5, atol=1e-5)
+
+
+def test_identity_and_shape_nodes_leave_no_layer():
+    g = import_model(graphs.identity_model(rng)[0])
+    assert [(n.kind, n.inputs, n.output) for n in g.nodes] == [
+        ("conv", ("x",), "c"), ("relu", ("c",), "r"), ("flatten", ("r",), "f"),
+        ("gemm", ("f",), "g")]
+    assert g.output_name == "g"
+    g = import_model(graphs.shape_flatten_model(rng)[0])
+    assert [n.kind for n in g.nodes] == ["conv", "relu", "flatten", "gemm"]
+
+
+def test_constant_subgraph_is_folded():
+    """Constant -> Transpose and an Add of two initializers, evaluated at import."""
+    w = r(3, 5)
+    nodes = [helper.make_node("Constant", [], ["wt"], name="k", value=init("wv", w)),
+             helper.make_node("Transpose", ["wt"], ["w"], name="tr"),
+             helper.make_node("Add", ["b1", "b2"], ["b"], name="badd"),
+             helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"),
+             helper.make_node("Add", ["t", "b"], ["y"], name="bias")]
+    m = model(nodes, [init("b1", r(3)), init("b2", r(3))], [5])
+    g = import_model(m)
+    assert [(n.kind, n.name) for n in g.nodes] == [("gemm", "mm")]
+    x = r(6, 5)
+    assert np.allclose(g.forward(x)["y"], ort_run(m, x), rtol=1e-5, atol=1e-5)
+
+
+def test_shape_computed_reshape_that_is_not_a_flatten():
+    m, _ = graphs.shape_flatten_model(rng, opset=17)
+    sh = next(i for i in m.graph.initializer if i.name == "m1")
+    sh.CopyFrom(init("m1", np.array([3, -1], dtype=np.int64)))  # (batch, 3, 25)
+    with pytest.raises(ValueError) as info:
+        import_model(m)
+    assert str(info.value) == ("Reshape node 'view': a shape computed from 'sh' that shape "
+                               "inference resolves to (N, 3, ?) (only a flattening reshape to "
+                               "(batch, -1)) is not supported")
+    m, _ = graphs.shape_flatten_model(rng)
+    m.graph.node[-1].input[0] = "f2"
+    m.graph.node.insert(len(m.graph.node) - 1,  # a shape value used as data
+                        helper.make_node("Add", ["f", "n1"], ["f2"], name="add"))
+    with pytest.raises(ValueError) as info:
+        import_model(m)
+    assert str(info.value) == ("Add node 'add': input 'n1', computed from a tensor's shape (only "
+                               "as Reshape's shape) is not supported")
+
+
 def test_batchnorm_is_folded():
     n1, i1 = conv("c", "x", "t", r(4, 2, 3, 3), r(4))
     n2, i2 = bn_node("bn", "t", "y", 4)
@@ -134,11 +198,8 @@ UNSUPPORTED = {
                        "unsupported ONNX op com.example.Foo in node 'f'"),
     "unknown_op": ([_node("LRN", ["x"], name="lrn1", size=3)], [], [2, 4, 4],
                    "unsupported ONNX op LRN in node 'lrn1'; supported: Add, AveragePool, "
-                   "BatchNormalization, Clip, Conv, Flatten, Gemm, GlobalAveragePool, MatMul, "
-                   "MaxPool, Relu, Reshape, Softmax"),
-    "constant_string": ([_node("Constant", [], ["k"], name="k", value_string="s"), RELU_T], [],
-                        [2], "Constant node 'k': attribute value_string (only value, "
-                             "value_float(s), value_int(s)) is not supported"),
+                   "BatchNormalization, Clip, Constant, Conv, Flatten, Gemm, GlobalAveragePool, "
+                   "Identity, MatMul, MaxPool, Relu, Reshape, Shape, Softmax"),
     "conv_weight_not_constant": ([RELU_T, _node("Conv", ["x", "t"], name="c")], [], [2, 4, 4],
                                  "Conv node 'c': the weight ('t') must be a constant "
                                  "initializer"),
@@ -177,10 +238,6 @@ UNSUPPORTED = {
                         "BatchNormalization node 'bn': a BatchNormalization that does not "
                         "directly follow a Conv/Gemm/MatMul (it cannot be folded) is not "
                         "supported"),
-    "add_two_constants": ([_node("Add", ["a", "b"], ["t"], name="add"),
-                           _node("Add", ["x", "t"], name="add2")],
-                          [init("a", r(2)), init("b", r(2))], [2],
-                          "Add node 'add': an Add of two constants is not supported"),
     "add_constant_not_bias": ([RELU_T, _node("Add", ["t", "b"], name="add")],
                               [init("b", r(2))], [2],
                               "Add node 'add': adding a constant other than as the bias of a "

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 from onnx import helper
-from onnx_graphs import gemm_model, init, model
+import onnx_graphs as graphs
+from onnx_graphs import gemm_model, init, model, ort_run
 
 from dcim.golden.config import CoreConfig
 from dcim.golden.quant.onnx_import import import_model
@@ -214,3 +215,25 @@ def test_every_layer_kind(rounding):
     ref = qm.graph.forward(x, keep_all=True)
     for t in ("a6", "p", "sr", "fc", "g"):
         assert sqnr_db(ref[t], qm.qparams[t].scale * (codes[t] - qm.qparams[t].zero_point)) > 25
+
+
+# ----------------------------------------------------------------------------------------------
+# The op graphs of tests/onnx_graphs.py through the integer path, against onnxruntime FP32.
+def _int8_vs_ort(m, in_shape, cfg=CoreConfig(rows=16, cols=4), n=64, seed=11):
+    """Quantize on ``n`` random samples (minmax), run the integer path and the fake-quant twin
+    on them; return the quantized model and the SQNR (dB) of the INT8 output against
+    onnxruntime's FP32 output."""
+    x = np.random.default_rng(seed).normal(size=(n, *in_shape)).astype(np.float32)
+    qm = _quantized(m, x, cfg)
+    out, codes = run(qm, x, keep=True)
+    _, fake = run(qm, x, fake=True, keep=True)
+    for t in codes:
+        assert np.array_equal(codes[t], fake[t]), t
+    return qm, sqnr_db(ort_run(m, x), out)
+
+
+@pytest.mark.parametrize("build", [graphs.identity_model, graphs.shape_flatten_model])
+def test_int8_identity_and_shape_flatten(build):
+    qm, sqnr = _int8_vs_ort(*build(np.random.default_rng(12)))
+    assert [lay.kind for lay in qm.layers] == ["matmul", "flatten", "matmul"]  # ReLU fused
+    assert sqnr > 30

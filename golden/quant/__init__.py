@@ -3,9 +3,10 @@ integer inference, the mapping onto the array, vector export and the report.
 
 Modules, in the order of the flow:
 
-``onnx_import``
-    ONNX model -> :class:`~dcim.golden.quant.onnx_import.FloatGraph` (ops in execution
-    order, BatchNormalization and constant bias adds folded), with a float64 reference.
+``onnx_prep``, ``onnx_import``
+    ONNX model -> (Identity removed, constants folded, shapes inferred, with onnx's tools) ->
+    :class:`~dcim.golden.quant.onnx_import.FloatGraph` (ops in execution order,
+    BatchNormalization and constant bias adds folded), with a float64 reference.
 ``ops``, ``matmul``
     One class per op kind: float reference, quantization, integer path, fake-quant twin;
     ``matmul`` holds the weighted ops the array computes (Conv, Gemm).

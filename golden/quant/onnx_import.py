@@ -4,8 +4,10 @@ Supported (opset 13+; older opsets are converted first): Gemm, MatMul (constant 
 operand), Conv (2-D, any stride and padding, group 1, dilation 1), Relu, Clip (scalar or
 ``(1,)`` bounds), Add (two tensors: a residual; a constant that broadcasts per output channel
 after Conv/Gemm/MatMul: folded into the bias), MaxPool, AveragePool (no padding),
-GlobalAveragePool, Flatten (axis 1), Reshape (to ``(batch, -1)``), BatchNormalization (folded
-into the Conv/Gemm/MatMul that feeds it), Constant and a final Softmax. Anything else is
+GlobalAveragePool, Flatten (axis 1), Reshape (to ``(batch, -1)``, with a constant shape or one
+computed from ``Shape``), BatchNormalization (folded into the Conv/Gemm/MatMul that feeds it) and
+a final Softmax; Identity, constant subgraphs and shape computations are resolved first
+(:mod:`dcim.golden.quant.onnx_prep`). Anything else is
 rejected with a one-line ``ValueError`` naming the op, the node and the attribute.
 
 The graph has one float input (batch first) and one output. This module is the float side of
@@ -22,18 +24,16 @@ from typing import Any
 import numpy as np
 
 from .matmul import Conv, Gemm, Matmul
+from .onnx_prep import Prepared, prepare
 from .ops import Add, AvgPool, Clip, Flatten, GlobalAvgPool, MaxPool, Op, Relu, Softmax
 
 __all__ = ["SUPPORTED_OPS", "FloatGraph", "import_model", "load_model"]
 
-#: ONNX op types the importer accepts.
-SUPPORTED_OPS = ("AveragePool", "BatchNormalization", "Clip", "Constant", "Conv", "Flatten",
-                 "Gemm", "GlobalAveragePool", "MatMul", "MaxPool", "Relu", "Reshape", "Softmax",
-                 "Add")
-#: Numpy dtypes of a Constant's non-tensor value attributes.
-_CONSTANT_DTYPES = {"value_float": np.float32, "value_floats": np.float32,
-                    "value_int": np.int64, "value_ints": np.int64}
-
+#: ONNX op types the importer accepts (besides any node of a constant subgraph, evaluated at
+#: import, and shape computations feeding a Reshape).
+SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Constant", "Conv",
+                 "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Relu",
+                 "Reshape", "Shape", "Softmax")
 
 @dataclasses.dataclass
 class FloatGraph:
@@ -109,27 +109,13 @@ def load_model(path: str | Path) -> FloatGraph:
     return import_model(model, path.stem)
 
 
-def _opset(model) -> int:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return imp.version
-    return 0
-
-
 def import_model(model, name: str = "model") -> FloatGraph:
     """Import an in-memory ``onnx.ModelProto`` (see :func:`load_model`)."""
     import onnx
-    from onnx import numpy_helper
 
-    if _opset(model) < 13:
-        try:
-            model = onnx.version_converter.convert_version(model, 13)
-        except Exception as exc:
-            raise ValueError(f"model opset {_opset(model)} could not be converted to opset 13 "
-                             f"({str(exc).strip().splitlines()[0]})") from None
-    g = model.graph
-    consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    inputs = [i for i in g.input if i.name not in consts]
+    p = prepare(model)
+    g = p.model.graph
+    inputs = [i for i in g.input if i.name not in p.consts]
     if len(inputs) != 1:
         raise ValueError(f"model must have exactly one data input, got {len(inputs)}: "
                          f"{', '.join(i.name for i in inputs)}")
@@ -145,25 +131,26 @@ def import_model(model, name: str = "model") -> FloatGraph:
     if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
         raise ValueError(f"model input {inp.name!r} must be float32")
     consumers: dict[str, int] = {}
-    for n in g.node:
+    for _, n in p.nodes:
         for i in n.input:
             consumers[i] = consumers.get(i, 0) + 1
-    out_name = g.output[0].name
-    consumers[out_name] = consumers.get(out_name, 0) + 1
-    b = _Builder(consts, consumers, out_name)
-    for index, n in enumerate(g.node):
-        b.add(n, n.name or f"{n.op_type}_{index}")
+    consumers[p.output] = consumers.get(p.output, 0) + 1
+    b = _Builder(p, consumers)
+    for node_name, n in p.nodes:
+        b.add(n, node_name)
     known = {inp.name} | {node.output for node in b.nodes}
-    if out_name not in known:
-        raise ValueError(f"model output {out_name!r} is not computed from the input")
-    return FloatGraph(g.name or name, inp.name, shape, out_name, b.nodes)
+    if p.output not in known:
+        raise ValueError(f"model output {g.output[0].name!r} is not computed from the input")
+    return FloatGraph(g.name or name, inp.name, shape, p.output, b.nodes)
 
 
 class _Builder:
-    def __init__(self, consts, consumers, out_name):
-        self.consts = consts
+    def __init__(self, prepared: Prepared, consumers: dict[str, int]):
+        self.consts = prepared.consts
+        self.shapes = prepared.shapes
+        self.from_shape = prepared.from_shape
         self.consumers = consumers
-        self.out_name = out_name
+        self.out_name = prepared.output
         self.nodes: list[Op] = []
         self.by_output: dict[str, Op] = {}
 
@@ -216,22 +203,14 @@ class _Builder:
         op = n.op_type
         if n.domain not in ("", "ai.onnx"):
             raise ValueError(f"unsupported ONNX op {n.domain}.{op} in node {name!r}")
-        if op not in SUPPORTED_OPS:
+        if not hasattr(self, "op_" + op):
             raise ValueError(f"unsupported ONNX op {op} in node {name!r}; supported: "
-                             f"{', '.join(sorted(set(SUPPORTED_OPS) - {'Constant'}))}")
+                             f"{', '.join(sorted(SUPPORTED_OPS))}")
+        for index, tensor in enumerate(n.input):
+            if tensor in self.from_shape and (op, index) != ("Reshape", 1):
+                self.unsupported(n, name, f"input {tensor!r}, computed from a tensor's shape "
+                                          "(only as Reshape's shape)")
         getattr(self, "op_" + op)(n, name, self.attrs(n))
-
-    def op_Constant(self, n, name, a):
-        from onnx import numpy_helper
-
-        (attr, value), = a.items()  # the checker allows exactly one
-        if attr == "value":
-            self.consts[n.output[0]] = numpy_helper.to_array(value)
-        elif attr in _CONSTANT_DTYPES:
-            self.consts[n.output[0]] = np.asarray(value, dtype=_CONSTANT_DTYPES[attr])
-        else:
-            self.unsupported(n, name, f"attribute {attr} (only value, value_float(s), "
-                                      "value_int(s))")
 
     def op_Conv(self, n, name, a):
         w = self.const(n, name, 1, "the weight")
@@ -363,6 +342,19 @@ class _Builder:
         self.emit(Flatten(name, (n.input[0],), n.output[0]))
 
     def op_Reshape(self, n, name, a):
+        src, target = n.input[0], n.input[1]
+        ins, outs = self.shapes.get(src), self.shapes.get(n.output[0])
+        if ins and outs and len(outs) == 2 and outs[0] is not None and outs[0] == ins[0]:
+            # (batch, anything): the element count makes it a flatten
+            self.emit(Flatten(name, (src,), n.output[0],
+                              flat_size=outs[1] if isinstance(outs[1], int) else None))
+            return
+        if target in self.from_shape:
+            shown = "?" if outs is None else "(" + ", ".join(
+                "?" if d is None or str(d).startswith("unk__") else str(d) for d in outs) + ")"
+            self.unsupported(n, name, f"a shape computed from {target!r} that shape inference "
+                                      f"resolves to {shown} (only a flattening reshape to "
+                                      "(batch, -1))")
         shape = [int(s) for s in self.const(n, name, 1, "the shape")]
         if len(shape) != 2 or shape[0] not in (0, -1) or (shape[0] == -1 and shape[1] == -1):
             self.unsupported(n, name, f"shape={shape} (only a flattening reshape to "
@@ -371,7 +363,7 @@ class _Builder:
             self.unsupported(n, name, f"shape={shape}")
         if a.get("allowzero", 0) and 0 in shape:
             self.unsupported(n, name, f"allowzero=1 with shape={shape}")
-        self.emit(Flatten(name, (n.input[0],), n.output[0],
+        self.emit(Flatten(name, (src,), n.output[0],
                           flat_size=None if shape[1] == -1 else shape[1]))
 
     def op_Softmax(self, n, name, a):
