@@ -3,7 +3,7 @@ integer inference, the mapping onto the array, vector export and the report.
 
 Modules, in the order of the flow:
 
-``onnx_prep``, ``onnx_import``
+``onnx_prep``, ``onnx_import``, ``onnx_builders``
     ONNX model -> (Identity removed, constants folded, shapes inferred, with onnx's tools) ->
     :class:`~dcim.golden.quant.onnx_import.FloatGraph` (ops in execution order,
     BatchNormalization and constant bias adds folded), with a float64 reference.
