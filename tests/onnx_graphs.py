@@ -97,3 +97,31 @@ def shape_flatten_model(rng, opset=13, batch=None, unsqueeze=True):
         for vi in (m.graph.input[0], m.graph.output[0]):
             vi.type.tensor_type.shape.dim[0].dim_value = batch
     return m, (2, 5, 5)
+
+
+def binary_model(rng, op="Add", broadcast=False):
+    """Two conv branches combined by ``op`` (Add, Sub or Mul) of two tensors; with
+    ``broadcast`` the second operand is the first's global average pool (N, C, 1, 1), as in a
+    squeeze-and-excitation block."""
+    c1, i1 = _conv("c1", "x", "a", rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3),
+                   pads=[1, 1, 1, 1])
+    nodes = [c1, helper.make_node("Relu", ["a"], ["ra"], name="relu")]
+    if broadcast:
+        nodes.append(helper.make_node("GlobalAveragePool", ["ra"], ["b"], name="gap"))
+        inits = i1
+    else:
+        c2, i2 = _conv("c2", "x", "b", rng.normal(size=(3, 2, 1, 1)), rng.normal(size=3))
+        nodes.append(c2)
+        inits = i1 + i2
+    nodes.append(helper.make_node(op, ["ra", "b"], ["y"], name=op.lower()))
+    return model(nodes, inits, [2, 5, 5]), (2, 5, 5)
+
+
+def constant_fold_model(rng):
+    """Conv, Sub of a per-channel constant (bias), Mul by a per-channel constant (scale), Relu."""
+    conv, inits = _conv("conv", "x", "c", rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4))
+    nodes = [conv, helper.make_node("Sub", ["c", "k"], ["s"], name="sub"),
+             helper.make_node("Mul", ["m", "s"], ["p"], name="mul"),
+             helper.make_node("Relu", ["p"], ["y"], name="relu")]
+    inits += [init("k", rng.normal(size=(4, 1, 1))), init("m", rng.normal(size=(1, 4, 1, 1)))]
+    return model(nodes, inits, [2, 6, 6]), (2, 6, 6)

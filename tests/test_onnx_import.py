@@ -6,7 +6,7 @@ from onnx import helper
 import onnx_graphs as graphs
 from onnx_graphs import init, model, ort_run, save
 
-from dcim.golden.quant.onnx_import import import_model, load_model
+from dcim.golden.quant.onnx_import import SUPPORTED_OPS, import_model, load_model
 
 rng = np.random.default_rng(1)
 
@@ -116,6 +116,12 @@ GRAPHS = {
     "shape_flatten_opset17_no_unsqueeze": lambda: graphs.shape_flatten_model(
         rng, opset=17, unsqueeze=False),
     "shape_flatten_fixed_batch": lambda: graphs.shape_flatten_model(rng, batch=4),
+    "add_two_tensors": lambda: graphs.binary_model(rng, "Add"),
+    "sub_two_tensors": lambda: graphs.binary_model(rng, "Sub"),
+    "mul_two_tensors": lambda: graphs.binary_model(rng, "Mul"),
+    "mul_broadcast": lambda: graphs.binary_model(rng, "Mul", broadcast=True),
+    "sub_broadcast": lambda: graphs.binary_model(rng, "Sub", broadcast=True),
+    "sub_mul_constants_folded": lambda: graphs.constant_fold_model(rng),
 }
 
 
@@ -197,9 +203,8 @@ UNSUPPORTED = {
     "foreign_domain": ([_node("Foo", ["x"], name="f", domain="com.example")], [], [2, 4, 4],
                        "unsupported ONNX op com.example.Foo in node 'f'"),
     "unknown_op": ([_node("LRN", ["x"], name="lrn1", size=3)], [], [2, 4, 4],
-                   "unsupported ONNX op LRN in node 'lrn1'; supported: Add, AveragePool, "
-                   "BatchNormalization, Clip, Constant, Conv, Flatten, Gemm, GlobalAveragePool, "
-                   "Identity, MatMul, MaxPool, Relu, Reshape, Shape, Softmax"),
+                   "unsupported ONNX op LRN in node 'lrn1'; supported: "
+                   + ", ".join(sorted(SUPPORTED_OPS))),
     "conv_weight_not_constant": ([RELU_T, _node("Conv", ["x", "t"], name="c")], [], [2, 4, 4],
                                  "Conv node 'c': the weight ('t') must be a constant "
                                  "initializer"),
@@ -242,6 +247,25 @@ UNSUPPORTED = {
                               [init("b", r(2))], [2],
                               "Add node 'add': adding a constant other than as the bias of a "
                               "Conv/Gemm/MatMul is not supported"),
+    "sub_constant_not_bias": ([RELU_T, _node("Sub", ["t", "b"], name="sub")],
+                              [init("b", r(2))], [2],
+                              "Sub node 'sub': subtracting a constant other than from the output "
+                              "of a Conv/Gemm/MatMul is not supported"),
+    "sub_from_constant": ([_node("MatMul", ["x", "w"], ["t"], name="mm"),
+                           _node("Sub", ["b", "t"], name="sub")],
+                          [init("w", r(2, 3)), init("b", r(3))], [2],
+                          "Sub node 'sub': subtracting the output of 'mm' from a constant is not "
+                          "supported"),
+    "mul_constant_not_scale": ([RELU_T, _node("Mul", ["t", "b"], name="mul")],
+                               [init("b", r(2))], [2],
+                               "Mul node 'mul': multiplying by a constant other than the output "
+                               "of a Conv/Gemm/MatMul is not supported"),
+    "mul_constant_not_per_channel": ([_node("Conv", ["x", "w"], ["t"], name="conv"),
+                                      _node("Mul", ["t", "b"], name="mul")],
+                                     [init("w", r(4, 2, 3, 3)), init("b", r(4, 1))], [2, 6, 6],
+                                     "Mul node 'mul': multiplying 'conv' by a constant of shape "
+                                     "(4, 1) (not per output channel; a bias has shape (4, 1, 1)) "
+                                     "is not supported"),
     "add_1d_after_conv": ([_node("Conv", ["x", "w"], ["t"], name="conv"),
                            _node("Add", ["t", "b"], name="bias")],
                           [init("w", r(4, 2, 3, 3)), init("b", r(4))], [2, 6, 6],

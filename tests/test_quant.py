@@ -237,3 +237,42 @@ def test_int8_identity_and_shape_flatten(build):
     qm, sqnr = _int8_vs_ort(*build(np.random.default_rng(12)))
     assert [lay.kind for lay in qm.layers] == ["matmul", "flatten", "matmul"]  # ReLU fused
     assert sqnr > 30
+
+
+@pytest.mark.parametrize(("op", "broadcast", "dpu_residual", "kinds"), [
+    ("Add", False, True, ["matmul", "matmul"]),           # fused into c2's DPU
+    ("Add", False, False, ["matmul", "matmul", "add"]),
+    ("Add", True, True, ["matmul", "avgpool", "add"]),    # shapes differ: not fused
+    ("Sub", False, True, ["matmul", "matmul", "sub"]),
+    ("Sub", True, True, ["matmul", "avgpool", "sub"]),
+    ("Mul", False, True, ["matmul", "matmul", "mul"]),
+    ("Mul", True, True, ["matmul", "avgpool", "mul"]),
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_two_tensor_ops(op, broadcast, dpu_residual, kinds, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding, dpu_residual=dpu_residual)
+    qm, sqnr = _int8_vs_ort(*graphs.binary_model(np.random.default_rng(13), op, broadcast), cfg)
+    assert [lay.kind for lay in qm.layers] == kinds
+    assert sqnr > 30
+
+
+def test_int8_mul_is_the_exact_product():
+    """Each Mul code from the centred input codes, with Fractions (single rounding)."""
+    cfg = CoreConfig(rows=16, cols=4)
+    qm, _ = _int8_vs_ort(*graphs.binary_model(np.random.default_rng(14), "Mul"), cfg, n=4)
+    mul = qm.layers[-1]
+    x = np.random.default_rng(11).normal(size=(4, 2, 5, 5)).astype(np.float32)
+    _, codes = run(qm, x, keep=True)
+    (qa, qb), qy = (qm.qparams[t] for t in mul.inputs), qm.qparams["y"]
+    m, s = mul.mults[0]
+    a, b = (codes[t].ravel().tolist() for t in mul.inputs)
+    want = [min(127, max(-128, math.floor(Fraction((i - qa.zero_point) * (j - qb.zero_point) * m,
+                                                   2 ** (31 - s)) + Fraction(1, 2))
+                         + qy.zero_point)) for i, j in zip(a, b)]
+    assert codes["y"].ravel().tolist() == want
+
+
+def test_int8_constant_sub_and_mul_fold_into_the_conv():
+    qm, sqnr = _int8_vs_ort(*graphs.constant_fold_model(np.random.default_rng(15)))
+    assert [(lay.kind, lay.fused) for lay in qm.layers] == [("matmul", ("relu",))]
+    assert sqnr > 30

@@ -14,15 +14,15 @@ import numpy as np
 
 from .matmul import Conv, Gemm, Matmul
 from .onnx_prep import Prepared
-from .ops import Add, AvgPool, Clip, Flatten, GlobalAvgPool, MaxPool, Op, Relu, Softmax
+from .ops import Add, AvgPool, Clip, Flatten, GlobalAvgPool, MaxPool, Mul, Op, Relu, Softmax, Sub
 
 __all__ = ["SUPPORTED_OPS", "Builder"]
 
 #: ONNX op types the importer accepts (besides any node of a constant subgraph, evaluated at
 #: import, and shape computations feeding a Reshape).
 SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Constant", "Conv",
-                 "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Relu",
-                 "Reshape", "Shape", "Softmax")
+                 "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Mul",
+                 "Relu", "Reshape", "Shape", "Softmax", "Sub")
 
 
 class Builder:
@@ -157,25 +157,47 @@ class Builder:
         target.bias = (target.bias - mean) * s + beta
         self.retarget(target, n.output[0])
 
-    def op_Add(self, n, name, a):
+    def binary(self, n, name, cls: type[Op]) -> None:
+        """Add, Sub or Mul: of two tensors, the op ``cls``; with a constant, folded into the
+        Conv/Gemm/MatMul whose output the other operand is (bias, bias, weights and bias), if
+        the constant broadcasts per output channel. (Two constants are folded beforehand.)"""
         x, y = n.input[0], n.input[1]
         cx, cy = x in self.consts, y in self.consts
-        if cx and cy:
-            self.unsupported(n, name, "an Add of two constants")
-        if cx or cy:
-            tensor, const = (y, self.consts[x]) if cx else (x, self.consts[y])
-            target = self.foldable(tensor)
-            if target is None:
-                self.unsupported(n, name, "adding a constant other than as the bias of a "
-                                          "Conv/Gemm/MatMul")
-            cout = target.weight.shape[0]
-            const = np.asarray(const, dtype=np.float64)
-            self.per_channel(n, name, const, cout, 4 if isinstance(target, Conv) else 2,
-                             f"adding to {target.name!r} a constant")
-            target.bias = target.bias + np.broadcast_to(const.reshape(-1), (cout,))
-            self.retarget(target, n.output[0])
+        if not (cx or cy):
+            self.emit(cls(name, (x, y), n.output[0]))
             return
-        self.emit(Add(name, (x, y), n.output[0]))
+        op = n.op_type
+        tensor, const = (y, self.consts[x]) if cx else (x, self.consts[y])
+        target = self.foldable(tensor)
+        if target is None:
+            self.unsupported(n, name, {"Add": "adding a constant other than as the bias",
+                                       "Sub": "subtracting a constant other than from the output",
+                                       "Mul": "multiplying by a constant other than the output"}
+                             [op] + " of a Conv/Gemm/MatMul")
+        if op == "Sub" and cx:
+            self.unsupported(n, name, f"subtracting the output of {target.name!r} from a "
+                                      "constant")
+        cout = target.weight.shape[0]
+        self.per_channel(n, name, np.asarray(const), cout, 4 if isinstance(target, Conv) else 2,
+                         {"Add": f"adding to {target.name!r} a constant",
+                          "Sub": f"subtracting from {target.name!r} a constant",
+                          "Mul": f"multiplying {target.name!r} by a constant"}[op])
+        c = np.broadcast_to(np.asarray(const, dtype=np.float64).reshape(-1), (cout,))
+        if op == "Mul":
+            target.weight = target.weight * c.reshape((-1,) + (1,) * (target.weight.ndim - 1))
+            target.bias = target.bias * c
+        else:
+            target.bias = target.bias + (c if op == "Add" else -c)
+        self.retarget(target, n.output[0])
+
+    def op_Add(self, n, name, a):
+        self.binary(n, name, Add)
+
+    def op_Sub(self, n, name, a):
+        self.binary(n, name, Sub)
+
+    def op_Mul(self, n, name, a):
+        self.binary(n, name, Mul)
 
     def op_Relu(self, n, name, a):
         self.emit(Relu(name, (n.input[0],), n.output[0]))

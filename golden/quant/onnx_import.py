@@ -2,8 +2,8 @@
 
 Supported (opset 13+; older opsets are converted first): Gemm, MatMul (constant right
 operand), Conv (2-D, any stride and padding, group 1, dilation 1), Relu, Clip (scalar or
-``(1,)`` bounds), Add (two tensors: a residual; a constant that broadcasts per output channel
-after Conv/Gemm/MatMul: folded into the bias), MaxPool, AveragePool (no padding),
+``(1,)`` bounds), Add, Sub, Mul (of two tensors; a constant that broadcasts per output channel
+after Conv/Gemm/MatMul: folded into its bias, or for Mul its weights and bias), MaxPool, AveragePool (no padding),
 GlobalAveragePool, Flatten (axis 1), Reshape (to ``(batch, -1)``, with a constant shape or one
 computed from ``Shape``), BatchNormalization (folded into the Conv/Gemm/MatMul that feeds it) and
 a final Softmax; Identity, constant subgraphs and shape computations are resolved first
@@ -43,6 +43,9 @@ class FloatGraph:
     output_name : str
     nodes : list of Op
         In execution order (:mod:`dcim.golden.quant.ops`, :mod:`dcim.golden.quant.matmul`).
+    shapes : dict of str to tuple
+        Per-sample shapes (batch dimension removed) of the tensors onnx shape inference could
+        infer; a dimension is an int, a symbol's name or None.
     """
 
     name: str
@@ -50,6 +53,7 @@ class FloatGraph:
     input_shape: tuple[int | None, ...]
     output_name: str
     nodes: list[Op]
+    shapes: dict[str, tuple] = dataclasses.field(default_factory=dict)
 
     def check_input(self, x: np.ndarray, what: str = "input") -> None:
         """Raise ValueError unless ``x`` is a batch of samples of the model's input shape."""
@@ -136,4 +140,5 @@ def import_model(model, name: str = "model") -> FloatGraph:
     known = {inp.name} | {node.output for node in b.nodes}
     if p.output not in known:
         raise ValueError(f"model output {g.output[0].name!r} is not computed from the input")
-    return FloatGraph(g.name or name, inp.name, shape, p.output, b.nodes)
+    return FloatGraph(g.name or name, inp.name, shape, p.output, b.nodes,
+                      {t: s[1:] for t, s in p.shapes.items() if s})

@@ -6,8 +6,8 @@ layer's integer tables (:meth:`Op.quantize`) and to compute its output codes exa
 (:meth:`Op.run_int`) or in the fake-quant float simulation (:meth:`Op.run_fake`). The class
 attributes tell the fusion plan, the calibration and the mapping what the op is.
 
-This module holds the ops off the array (clamps, pooling, the standalone Add, flatten,
-softmax); the weighted ops the array computes are in :mod:`dcim.golden.quant.matmul`.
+This module holds the ops off the array (clamps, pooling, Add/Sub/Mul of two tensors,
+flatten, softmax); the weighted ops the array computes are in :mod:`dcim.golden.quant.matmul`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import CoreConfig
     from .qmodel import QLayer, QModel
 
-__all__ = ["Add", "AvgPool", "Clamp", "Clip", "Flatten", "GlobalAvgPool", "MaxPool", "Op",
-           "Relu", "Softmax"]
+__all__ = ["Add", "AvgPool", "Clamp", "Clip", "Flatten", "GlobalAvgPool", "MaxPool", "Mul", "Op",
+           "Relu", "Softmax", "Sub", "Sum"]
 
 
 @dataclasses.dataclass
@@ -125,16 +125,18 @@ class Clip(Clamp):
 
 
 @dataclasses.dataclass
-class Add(Op):
-    """Add of two tensors off the array (where it is not fused into the DPU): each operand
-    rescaled to the output scale, ``requantize(a - zp_a, M_a) + requantize(b - zp_b, M_b) +
-    zp_y``, clamped."""
+class Sum(Op):
+    """Add or Sub of two tensors off the array, on the host (an Add after a weighted layer is
+    fused into the DPU's residual stage instead, where it can be): each operand rescaled to the
+    output scale, ``zp_y + requantize(a - zp_a, M_a) +/- requantize(b - zp_b, M_b)``, clamped.
+    Operands broadcast as in ONNX."""
 
-    kind = layer_kind = "add"
     requantizes = True
+    #: +1 (Add) or -1 (Sub): the sign of the second operand.
+    sign: ClassVar[int] = 1
 
     def run_float(self, args):
-        return args[0] + args[1]
+        return args[0] + self.sign * args[1]
 
     def quantize(self, cfg, layer, qparams, warnings):
         qout = qparams[layer.output]
@@ -144,13 +146,14 @@ class Add(Op):
         qout = m.qparams[layer.output]
         a, b = args
         y = np.full(np.broadcast_shapes(a.shape, b.shape), qout.zero_point, dtype=np.int64)
-        for t, v, (mult, shift) in zip(layer.inputs, (a, b), layer.mults):
+        for sign, t, v, (mult, shift) in zip((1, self.sign), layer.inputs, (a, b), layer.mults):
             qp = m.qparams[t]
             if fake:
-                y = y + rescale_fake(m, v, qp, qout, shift).astype(np.int64)
+                term = rescale_fake(m, v, qp, qout, shift).astype(np.int64)
             else:
-                y = y + requantize(v.astype(np.int64) - qp.zero_point, mult, shift,
-                                   m.cfg.rounding)
+                term = requantize(v.astype(np.int64) - qp.zero_point, mult, shift,
+                                  m.cfg.rounding)
+            y = y + sign * term
         return saturate(y, layer.act_min, layer.act_max)
 
     def run_int(self, m, layer, args):
@@ -158,6 +161,55 @@ class Add(Op):
 
     def run_fake(self, m, layer, args):
         return self._sum(m, layer, args, True)
+
+
+@dataclasses.dataclass
+class Add(Sum):
+    """Add of two tensors (a residual)."""
+
+    kind = layer_kind = "add"
+
+
+@dataclasses.dataclass
+class Sub(Sum):
+    """Sub of two tensors (never fused: the DPU's residual multiplier is non-negative)."""
+
+    kind = layer_kind = "sub"
+    sign = -1
+
+
+@dataclasses.dataclass
+class Mul(Op):
+    """Mul of two tensors, on the host: the exact product of the centred codes requantized,
+    ``zp_y + requantize((a - zp_a) * (b - zp_b), quantize_multiplier(s_a s_b / s_y))``,
+    clamped (the product of two int8 values fits int32). Operands broadcast as in ONNX."""
+
+    kind = layer_kind = "mul"
+    requantizes = True
+
+    def run_float(self, args):
+        return args[0] * args[1]
+
+    def quantize(self, cfg, layer, qparams, warnings):
+        qa, qb = (qparams[t] for t in layer.inputs)
+        layer.mults = [quantize_multiplier(qa.scale * qb.scale / qparams[layer.output].scale)]
+
+    def _product(self, m, layer, args):
+        qa, qb = (m.qparams[t] for t in layer.inputs)
+        return (args[0].astype(np.int64) - qa.zero_point) * (args[1].astype(np.int64)
+                                                             - qb.zero_point)
+
+    def run_int(self, m, layer, args):
+        mult, shift = layer.mults[0]
+        y = requantize(self._product(m, layer, args), mult, shift, m.cfg.rounding)
+        return saturate(y + m.qparams[layer.output].zero_point, layer.act_min, layer.act_max)
+
+    def run_fake(self, m, layer, args):
+        qa, qb = (m.qparams[t] for t in layer.inputs)
+        qout = m.qparams[layer.output]
+        y = fake_round(self._product(m, layer, args) * (qa.scale * qb.scale / qout.scale),
+                       layer.mults[0][1], m.cfg.rounding)
+        return saturate(y.astype(np.int64) + qout.zero_point, layer.act_min, layer.act_max)
 
 
 @dataclasses.dataclass

@@ -121,8 +121,10 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
     """Group the float nodes into core layers (no quantization yet).
 
     A Conv/Gemm absorbs an Add that is the only consumer of its output when the Add's other
-    input is computed earlier (and ``residual_in_dpu``), then a Relu/Clip that is the only
-    consumer; an Add or an average pool absorbs a following Relu/Clip the same way.
+    input is computed earlier and has the same shape (where inference knows both; the DPU adds
+    one residual value per output), if ``residual_in_dpu``; then a Relu/Clip that is the only
+    consumer. Every other layer with its own output scale absorbs a following Relu/Clip the
+    same way.
     """
     consumers: dict[str, list[Op | None]] = {}
     for node in graph.nodes:
@@ -148,7 +150,9 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
             add = only_consumer(layer.output, Add)
             if add is not None:
                 other = add.inputs[1] if add.inputs[0] == layer.output else add.inputs[0]
-                if other in produced and other != layer.output:
+                shapes = [graph.shapes.get(t) for t in (other, layer.output)]
+                if other in produced and other != layer.output and (
+                        None in shapes or shapes[0] == shapes[1]):
                     layer.inputs += (other,)
                     layer.fused += (add.name,)
                     layer.output = add.output
