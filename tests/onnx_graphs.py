@@ -125,3 +125,21 @@ def constant_fold_model(rng):
              helper.make_node("Relu", ["p"], ["y"], name="relu")]
     inits += [init("k", rng.normal(size=(4, 1, 1))), init("m", rng.normal(size=(1, 4, 1, 1)))]
     return model(nodes, inits, [2, 6, 6]), (2, 6, 6)
+
+
+def concat_model(rng, axis=1):
+    """Three branches (a 3x3 conv + Relu, a 1x1 conv, a max pool of the input) concatenated
+    along ``axis``, then Relu (fused into the Concat's clamp) and a 1x1 conv."""
+    c1, i1 = _conv("c1", "x", "a", rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3),
+                   pads=[1, 1, 1, 1])
+    c2, i2 = _conv("c2", "x", "b", 0.3 * rng.normal(size=(2, 2, 1, 1)), rng.normal(size=2))
+    chans = 3 + 2 + 2 if axis in (1, -3) else 2
+    c3, i3 = _conv("c3", "cr", "y", rng.normal(size=(4, chans, 1, 1)), rng.normal(size=4))
+    nodes = [c1, helper.make_node("Relu", ["a"], ["ra"], name="relu1"), c2,
+             helper.make_node("MaxPool", ["x"], ["p"], name="pool", kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Concat", ["ra", "b", "p"], ["c"], name="cat", axis=axis),
+             helper.make_node("Relu", ["c"], ["cr"], name="relu2"), c3]
+    if axis not in (1, -3):  # the branches must agree on channels: only c1's and c2's
+        nodes[4] = helper.make_node("Concat", ["b", "p"], ["c"], name="cat", axis=axis)
+    return model(nodes, i1 + i2 + i3, [2, 5, 5]), (2, 5, 5)

@@ -122,6 +122,9 @@ GRAPHS = {
     "mul_broadcast": lambda: graphs.binary_model(rng, "Mul", broadcast=True),
     "sub_broadcast": lambda: graphs.binary_model(rng, "Sub", broadcast=True),
     "sub_mul_constants_folded": lambda: graphs.constant_fold_model(rng),
+    "concat_channels": lambda: graphs.concat_model(rng),
+    "concat_negative_axis": lambda: graphs.concat_model(rng, axis=-3),
+    "concat_width": lambda: graphs.concat_model(rng, axis=3),
 }
 
 
@@ -300,6 +303,12 @@ UNSUPPORTED = {
     "reshape_allowzero": ([_node("Reshape", ["x", "s"], name="rs", allowzero=1)],
                           [init("s", np.array([0, -1], dtype=np.int64))], [2, 4, 4],
                           "Reshape node 'rs': allowzero=1 with shape=[0, -1] is not supported"),
+    "concat_constant": ([_node("Concat", ["x", "k"], name="cat", axis=1)],
+                        [init("k", r(1, 2))], [2],
+                        "Concat node 'cat': a constant input ('k'; only computed tensors) is not "
+                        "supported"),
+    "concat_batch_axis": ([RELU_T, _node("Concat", ["x", "t"], name="cat", axis=-2)], [], [2],
+                          "Concat node 'cat': axis=-2 (the batch axis) is not supported"),
     "softmax_not_final": ([_node("Softmax", ["x"], ["t"], name="sm"),
                            _node("Relu", ["t"], name="a")], [], [2, 4, 4],
                           "Softmax node 'sm': a Softmax other than the final node is not "

@@ -276,3 +276,13 @@ def test_int8_constant_sub_and_mul_fold_into_the_conv():
     qm, sqnr = _int8_vs_ort(*graphs.constant_fold_model(np.random.default_rng(15)))
     assert [(lay.kind, lay.fused) for lay in qm.layers] == [("matmul", ("relu",))]
     assert sqnr > 30
+
+
+@pytest.mark.parametrize("axis", [1, 3])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_concat(axis, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.concat_model(np.random.default_rng(16), axis), cfg)
+    cat = next(lay for lay in qm.layers if lay.kind == "concat")
+    assert cat.fused == ("relu2",)
+    assert sqnr > 30

@@ -14,15 +14,16 @@ import numpy as np
 
 from .matmul import Conv, Gemm, Matmul
 from .onnx_prep import Prepared
-from .ops import Add, AvgPool, Clip, Flatten, GlobalAvgPool, MaxPool, Mul, Op, Relu, Softmax, Sub
+from .ops import (Add, AvgPool, Clip, Concat, Flatten, GlobalAvgPool, MaxPool, Mul, Op, Relu,
+                  Softmax, Sub)
 
 __all__ = ["SUPPORTED_OPS", "Builder"]
 
 #: ONNX op types the importer accepts (besides any node of a constant subgraph, evaluated at
 #: import, and shape computations feeding a Reshape).
-SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Constant", "Conv",
-                 "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Mul",
-                 "Relu", "Reshape", "Shape", "Softmax", "Sub")
+SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant",
+                 "Conv", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool",
+                 "Mul", "Relu", "Reshape", "Shape", "Softmax", "Sub")
 
 
 class Builder:
@@ -198,6 +199,16 @@ class Builder:
 
     def op_Mul(self, n, name, a):
         self.binary(n, name, Mul)
+
+    def op_Concat(self, n, name, a):
+        for t in n.input:
+            if t in self.consts:
+                self.unsupported(n, name, f"a constant input ({t!r}; only computed tensors)")
+        axis = int(a["axis"])
+        rank = len(self.shapes.get(n.input[0], ()))
+        if axis == 0 or (rank and axis == -rank):
+            self.unsupported(n, name, f"axis={axis} (the batch axis)")
+        self.emit(Concat(name, tuple(n.input), n.output[0], axis=axis))
 
     def op_Relu(self, n, name, a):
         self.emit(Relu(name, (n.input[0],), n.output[0]))

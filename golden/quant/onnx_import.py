@@ -1,15 +1,10 @@
 """Import a float ONNX model into a graph of op objects with a numpy reference forward pass.
 
-Supported (opset 13+; older opsets are converted first): Gemm, MatMul (constant right
-operand), Conv (2-D, any stride and padding, group 1, dilation 1), Relu, Clip (scalar or
-``(1,)`` bounds), Add, Sub, Mul (of two tensors; a constant that broadcasts per output channel
-after Conv/Gemm/MatMul: folded into its bias, or for Mul its weights and bias), MaxPool, AveragePool (no padding),
-GlobalAveragePool, Flatten (axis 1), Reshape (to ``(batch, -1)``, with a constant shape or one
-computed from ``Shape``), BatchNormalization (folded into the Conv/Gemm/MatMul that feeds it) and
-a final Softmax; Identity, constant subgraphs and shape computations are resolved first
-(:mod:`dcim.golden.quant.onnx_prep`), then each node goes through its builder
-(:mod:`dcim.golden.quant.onnx_builders`). Anything else is rejected with a one-line
-``ValueError`` naming the op, the node and the attribute.
+Opset 13+ (older opsets are converted first). Identity, constant subgraphs and shape
+computations are resolved first (:mod:`dcim.golden.quant.onnx_prep`), then each node goes
+through the builder of its op type (:mod:`dcim.golden.quant.onnx_builders`,
+:data:`SUPPORTED_OPS`; docs/calibration.md lists what each accepts). Anything else is rejected
+with a one-line ``ValueError`` naming the op, the node and the attribute.
 
 The graph has one float input (batch first) and one output. This module is the float side of
 ``dcim calibrate``: weights are float64; nothing here is quantized. The op kinds are the

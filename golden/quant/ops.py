@@ -7,7 +7,8 @@ layer's integer tables (:meth:`Op.quantize`) and to compute its output codes exa
 attributes tell the fusion plan, the calibration and the mapping what the op is.
 
 This module holds the ops off the array (clamps, pooling, Add/Sub/Mul of two tensors,
-flatten, softmax); the weighted ops the array computes are in :mod:`dcim.golden.quant.matmul`.
+Concat, flatten, softmax); the weighted ops the array computes are in
+:mod:`dcim.golden.quant.matmul`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import CoreConfig
     from .qmodel import QLayer, QModel
 
-__all__ = ["Add", "AvgPool", "Clamp", "Clip", "Flatten", "GlobalAvgPool", "MaxPool", "Mul", "Op",
-           "Relu", "Softmax", "Sub", "Sum"]
+__all__ = ["Add", "AvgPool", "Clamp", "Clip", "Concat", "Flatten", "GlobalAvgPool", "MaxPool",
+           "Mul", "Op", "Relu", "Softmax", "Sub", "Sum"]
 
 
 @dataclasses.dataclass
@@ -88,6 +89,22 @@ def rescale_fake(m: QModel, v: np.ndarray, qin: QParams, qout: QParams, shift) -
     return fake_round((v - qin.zero_point) * (qin.scale / qout.scale), shift, m.cfg.rounding)
 
 
+def rescale(m: QModel, v: np.ndarray, qin: QParams, qout: QParams, mult: tuple[int, int],
+            fake: bool) -> np.ndarray:
+    """Codes ``v`` at ``qin`` moved to the scale of ``qout`` (no zero point added): exactly,
+    ``requantize(v - zp_in, *mult)`` with ``mult = quantize_multiplier(s_in / s_out)``, or in
+    the fake-quant simulation (:func:`rescale_fake`). int64."""
+    if fake:
+        return rescale_fake(m, v, qin, qout, mult[1]).astype(np.int64)
+    return requantize(v.astype(np.int64) - qin.zero_point, *mult, m.cfg.rounding)
+
+
+def rescale_mults(layer: QLayer, qparams: dict[str, QParams]) -> list[tuple[int, int]]:
+    """One ``quantize_multiplier(s_in / s_out)`` per input of ``layer``."""
+    qout = qparams[layer.output]
+    return [quantize_multiplier(qparams[t].scale / qout.scale) for t in layer.inputs]
+
+
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Clamp(Op):
@@ -139,22 +156,13 @@ class Sum(Op):
         return args[0] + self.sign * args[1]
 
     def quantize(self, cfg, layer, qparams, warnings):
-        qout = qparams[layer.output]
-        layer.mults = [quantize_multiplier(qparams[t].scale / qout.scale) for t in layer.inputs]
+        layer.mults = rescale_mults(layer, qparams)
 
     def _sum(self, m, layer, args, fake):
         qout = m.qparams[layer.output]
-        a, b = args
-        y = np.full(np.broadcast_shapes(a.shape, b.shape), qout.zero_point, dtype=np.int64)
-        for sign, t, v, (mult, shift) in zip((1, self.sign), layer.inputs, (a, b), layer.mults):
-            qp = m.qparams[t]
-            if fake:
-                term = rescale_fake(m, v, qp, qout, shift).astype(np.int64)
-            else:
-                term = requantize(v.astype(np.int64) - qp.zero_point, mult, shift,
-                                  m.cfg.rounding)
-            y = y + sign * term
-        return saturate(y, layer.act_min, layer.act_max)
+        a, b = (rescale(m, v, m.qparams[t], qout, mult, fake)
+                for t, v, mult in zip(layer.inputs, args, layer.mults))
+        return saturate(qout.zero_point + a + self.sign * b, layer.act_min, layer.act_max)
 
     def run_int(self, m, layer, args):
         return self._sum(m, layer, args, False)
@@ -210,6 +218,41 @@ class Mul(Op):
         y = fake_round(self._product(m, layer, args) * (qa.scale * qb.scale / qout.scale),
                        layer.mults[0][1], m.cfg.rounding)
         return saturate(y.astype(np.int64) + qout.zero_point, layer.act_min, layer.act_max)
+
+
+@dataclasses.dataclass
+class Concat(Op):
+    """Concat of tensors along a non-batch axis, on the host: every input rescaled to the
+    output's scale, ``zp_y + requantize(q_i - zp_i, quantize_multiplier(s_i / s_y))``, clamped.
+
+    Attributes
+    ----------
+    axis : int
+        ONNX ``axis`` (negative counts from the end).
+    """
+
+    axis: int = 1
+    kind = layer_kind = "concat"
+    requantizes = True
+
+    def run_float(self, args):
+        return np.concatenate(args, axis=self.axis)
+
+    def quantize(self, cfg, layer, qparams, warnings):
+        layer.mults = rescale_mults(layer, qparams)
+
+    def _concat(self, m, layer, args, fake):
+        qout = m.qparams[layer.output]
+        parts = [rescale(m, v, m.qparams[t], qout, mult, fake)
+                 for t, v, mult in zip(layer.inputs, args, layer.mults)]
+        return saturate(qout.zero_point + np.concatenate(parts, axis=self.axis), layer.act_min,
+                        layer.act_max)
+
+    def run_int(self, m, layer, args):
+        return self._concat(m, layer, args, False)
+
+    def run_fake(self, m, layer, args):
+        return self._concat(m, layer, args, True)
 
 
 @dataclasses.dataclass
