@@ -143,3 +143,13 @@ def concat_model(rng, axis=1):
     if axis not in (1, -3):  # the branches must agree on channels: only c1's and c2's
         nodes[4] = helper.make_node("Concat", ["b", "p"], ["c"], name="cat", axis=axis)
     return model(nodes, i1 + i2 + i3, [2, 5, 5]), (2, 5, 5)
+
+
+def avgpool_model(rng, kernel=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), count_include_pad=0):
+    """Conv + Relu, a padded AveragePool, Relu-free (the pool gets its own range)."""
+    conv, inits = _conv("conv", "x", "c", rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3))
+    nodes = [conv, helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("AveragePool", ["r"], ["y"], name="avg", kernel_shape=list(kernel),
+                              strides=list(strides), pads=list(pads),
+                              count_include_pad=count_include_pad)]
+    return model(nodes, inits, [2, 7, 7]), (2, 7, 7)

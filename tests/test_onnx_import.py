@@ -125,6 +125,10 @@ GRAPHS = {
     "concat_channels": lambda: graphs.concat_model(rng),
     "concat_negative_axis": lambda: graphs.concat_model(rng, axis=-3),
     "concat_width": lambda: graphs.concat_model(rng, axis=3),
+    "avgpool_pads_exclude_pad": lambda: graphs.avgpool_model(rng, count_include_pad=0),
+    "avgpool_pads_include_pad": lambda: graphs.avgpool_model(rng, count_include_pad=1),
+    "avgpool_asymmetric_pads_stride": lambda: graphs.avgpool_model(
+        rng, kernel=(2, 3), strides=(2, 2), pads=(0, 1, 1, 2)),
 }
 
 
@@ -291,9 +295,6 @@ UNSUPPORTED = {
     "maxpool_storage_order": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2, 2],
                                      storage_order=1)], [], [2, 4, 4],
                               "MaxPool node 'p': storage_order=1 is not supported"),
-    "avgpool_pads": ([_node("AveragePool", ["x"], name="p", kernel_shape=[2, 2],
-                            pads=[1, 1, 1, 1])], [], [2, 4, 4],
-                     "AveragePool node 'p': padding pads=[1, 1, 1, 1] is not supported"),
     "flatten_axis": ([_node("Flatten", ["x"], name="f", axis=2)], [], [2, 4, 4],
                      "Flatten node 'f': axis=2 (only axis=1) is not supported"),
     "reshape_not_flat": ([_node("Reshape", ["x", "s"], name="rs")],

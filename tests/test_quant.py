@@ -9,6 +9,7 @@ from onnx import helper
 import onnx_graphs as graphs
 from onnx_graphs import gemm_model, init, model, ort_run
 
+from dcim.golden.arith import quantize_multiplier
 from dcim.golden.config import CoreConfig
 from dcim.golden.quant.onnx_import import import_model
 from dcim.golden.quant.qmodel import calibration_tensors, plan, quantize_model, run
@@ -286,3 +287,38 @@ def test_int8_concat(axis, rounding):
     cat = next(lay for lay in qm.layers if lay.kind == "concat")
     assert cat.fused == ("relu2",)
     assert sqnr > 30
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"count_include_pad": 0}, {"count_include_pad": 1},
+    {"kernel": (2, 3), "strides": (2, 2), "pads": (0, 1, 1, 2)},
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_padded_average_pool(kwargs, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.avgpool_model(np.random.default_rng(17), **kwargs), cfg)
+    pool = qm.layers[-1]
+    # One multiplier per divisor: the window size, or each count of real inputs in a window.
+    assert len(pool.mults) == (1 if kwargs.get("count_include_pad") else
+                               pool.op.kernel[0] * pool.op.kernel[1])
+    assert sqnr > 30
+
+
+def test_int8_average_pool_excluding_pads_is_exact():
+    """Every code of a padded pool (count_include_pad 0), from loops over the windows."""
+    cfg = CoreConfig(rows=16, cols=4)
+    m, shape = graphs.avgpool_model(np.random.default_rng(18), kernel=(3, 2), strides=(2, 1),
+                                    pads=(1, 0, 2, 1))
+    qm, _ = _int8_vs_ort(m, shape, cfg, n=3)
+    x = np.random.default_rng(11).normal(size=(3, *shape)).astype(np.float32)
+    _, codes = run(qm, x, keep=True)
+    qin, qout = qm.qparams["r"], qm.qparams["y"]
+    q = codes["r"]
+    h, w = q.shape[2:]
+    for n, c, i, j in np.ndindex(codes["y"].shape):
+        rows = [a for a in range(2 * i - 1, 2 * i + 2) if 0 <= a < h]
+        cols = [b for b in range(j, j + 2) if 0 <= b < w]
+        total = sum(int(q[n, c, a, b]) - qin.zero_point for a in rows for b in cols)
+        mult, shift = quantize_multiplier(qin.scale / (len(rows) * len(cols) * qout.scale))
+        v = math.floor(Fraction(total * mult, 2 ** (31 - shift)) + Fraction(1, 2))
+        assert codes["y"][n, c, i, j] == min(127, max(-128, v + qout.zero_point))

@@ -14,8 +14,8 @@ import numpy as np
 
 from .matmul import Conv, Gemm, Matmul
 from .onnx_prep import Prepared
-from .ops import (Add, AvgPool, Clip, Concat, Flatten, GlobalAvgPool, MaxPool, Mul, Op, Relu,
-                  Softmax, Sub)
+from .ops import Add, Clip, Concat, Flatten, Mul, Op, Relu, Softmax, Sub
+from .pool import AvgPool, GlobalAvgPool, MaxPool
 
 __all__ = ["SUPPORTED_OPS", "Builder"]
 
@@ -245,9 +245,8 @@ class Builder:
 
     def op_AveragePool(self, n, name, a):
         kernel, strides, pads = self.pool_attrs(n, name, a)
-        if any(pads):
-            self.unsupported(n, name, f"padding pads={list(pads)}")
-        self.emit(AvgPool(name, (n.input[0],), n.output[0], kernel=kernel, strides=strides))
+        self.emit(AvgPool(name, (n.input[0],), n.output[0], kernel=kernel, strides=strides,
+                          pads=pads, count_include_pad=bool(a.get("count_include_pad", 0))))
 
     def op_GlobalAveragePool(self, n, name, a):
         self.emit(GlobalAvgPool(name, (n.input[0],), n.output[0]))

@@ -6,8 +6,9 @@ layer's integer tables (:meth:`Op.quantize`) and to compute its output codes exa
 (:meth:`Op.run_int`) or in the fake-quant float simulation (:meth:`Op.run_fake`). The class
 attributes tell the fusion plan, the calibration and the mapping what the op is.
 
-This module holds the ops off the array (clamps, pooling, Add/Sub/Mul of two tensors,
-Concat, flatten, softmax); the weighted ops the array computes are in
+This module holds the base class and the element-wise and layout ops off the array (clamps,
+Add/Sub/Mul of two tensors, Concat, flatten, softmax); pooling is in
+:mod:`dcim.golden.quant.pool`, the weighted ops the array computes in
 :mod:`dcim.golden.quant.matmul`.
 """
 
@@ -21,14 +22,13 @@ import numpy as np
 
 from ..arith import quantize_multiplier, requantize, saturate
 from .scheme import QParams, fake_round
-from .tensor_ops import pool_windows
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import CoreConfig
     from .qmodel import QLayer, QModel
 
-__all__ = ["Add", "AvgPool", "Clamp", "Clip", "Concat", "Flatten", "GlobalAvgPool", "MaxPool",
-           "Mul", "Op", "Relu", "Softmax", "Sub", "Sum"]
+__all__ = ["Add", "Clamp", "Clip", "Concat", "Flatten", "Mul", "Op", "Relu", "Softmax", "Sub",
+           "Sum", "rescale", "rescale_fake", "rescale_mults"]
 
 
 @dataclasses.dataclass
@@ -253,102 +253,6 @@ class Concat(Op):
 
     def run_fake(self, m, layer, args):
         return self._concat(m, layer, args, True)
-
-
-@dataclasses.dataclass
-class MaxPool(Op):
-    """Max pooling, on the codes (monotone: exact); padding with the lowest code.
-
-    Attributes
-    ----------
-    kernel, strides : tuple of int
-        ``(kh, kw)``, ``(sh, sw)``.
-    pads : tuple of int
-        ``(top, left, bottom, right)``.
-    """
-
-    kernel: tuple[int, int] = (1, 1)
-    strides: tuple[int, int] = (1, 1)
-    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
-    kind = layer_kind = "maxpool"
-
-    def run_float(self, args):
-        return pool_windows(args[0], self.kernel, self.strides, self.pads,
-                            -np.inf).max(axis=(-2, -1))
-
-    def run_int(self, m, layer, args):
-        return pool_windows(args[0], self.kernel, self.strides, self.pads,
-                            m.cfg.act_range[0]).max(axis=(-2, -1))
-
-
-@dataclasses.dataclass
-class AvgPool(Op):
-    """Average pooling without padding: ``requantize(sum(q) - n*zp_in, quantize_multiplier(
-    s_in / (n s_out))) + zp_out``, clamped.
-
-    Attributes
-    ----------
-    kernel, strides : tuple of int
-        ``(kh, kw)``, ``(sh, sw)``.
-    """
-
-    kernel: tuple[int, int] = (1, 1)
-    strides: tuple[int, int] = (1, 1)
-    kind = layer_kind = "avgpool"
-    requantizes = True
-
-    def run_float(self, args):
-        return pool_windows(args[0], self.kernel, self.strides).mean(axis=(-2, -1))
-
-    def window_size(self) -> int | None:
-        """Elements per window (None: known only from the input, as for a global pool)."""
-        return self.kernel[0] * self.kernel[1]
-
-    def windows(self, x: np.ndarray) -> np.ndarray:
-        """The windows of ``x``, flattened: shape ``(N, C, OH, OW, n)``."""
-        win = pool_windows(x, self.kernel, self.strides)
-        return win.reshape(win.shape[:4] + (-1,))
-
-    def quantize(self, cfg, layer, qparams, warnings):
-        n = self.window_size()
-        qin, qout = qparams[layer.inputs[0]], qparams[layer.output]
-        layer.mults = [] if n is None else [quantize_multiplier(qin.scale / (n * qout.scale))]
-
-    def _pool(self, m, layer, x, fake):
-        qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.output]
-        win = self.windows(x)
-        n = win.shape[-1]
-        mult, shift = (layer.mults[0] if layer.mults
-                       else quantize_multiplier(qin.scale / (n * qout.scale)))
-        if fake:
-            y = fake_round((win - qin.zero_point).mean(axis=-1) * (qin.scale / qout.scale),
-                           shift, m.cfg.rounding)
-        else:
-            total = win.sum(axis=-1, dtype=np.int64) - n * qin.zero_point
-            y = requantize(total, mult, shift, m.cfg.rounding)
-        return np.clip(y + qout.zero_point, layer.act_min, layer.act_max).astype(np.int64)
-
-    def run_int(self, m, layer, args):
-        return self._pool(m, layer, args[0], False)
-
-    def run_fake(self, m, layer, args):
-        return self._pool(m, layer, args[0], True)
-
-
-@dataclasses.dataclass
-class GlobalAvgPool(AvgPool):
-    """GlobalAveragePool: the average over each channel's whole plane (kept as 1x1)."""
-
-    kind = "gap"
-
-    def run_float(self, args):
-        return args[0].mean(axis=(2, 3), keepdims=True)
-
-    def window_size(self):
-        return None
-
-    def windows(self, x):
-        return x.reshape(x.shape[0], x.shape[1], 1, 1, -1)
 
 
 @dataclasses.dataclass
