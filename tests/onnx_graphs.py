@@ -153,3 +153,17 @@ def avgpool_model(rng, kernel=(3, 3), strides=(1, 1), pads=(1, 1, 1, 1), count_i
                               strides=list(strides), pads=list(pads),
                               count_include_pad=count_include_pad)]
     return model(nodes, inits, [2, 7, 7]), (2, 7, 7)
+
+
+def dilated_model(rng, dilations=(2, 2), strides=(1, 1), pads=(2, 2, 2, 2), pool=False, opset=13):
+    """A dilated 3x3 Conv + Relu; with ``pool`` also a dilated MaxPool and (opset 19) a dilated,
+    padded AveragePool."""
+    conv, inits = _conv("conv", "x", "c", rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4),
+                        dilations=list(dilations), strides=list(strides), pads=list(pads))
+    nodes = [conv, helper.make_node("Relu", ["c"], ["y" if not pool else "r"], name="relu")]
+    if pool:
+        nodes += [helper.make_node("MaxPool", ["r"], ["p"], name="max", kernel_shape=[2, 2],
+                                   dilations=[2, 2]),
+                  helper.make_node("AveragePool", ["p"], ["y"], name="avg", kernel_shape=[2, 2],
+                                   dilations=[2, 1], pads=[1, 1, 1, 1])]
+    return model(nodes, inits, [2, 9, 9], opset=opset), (2, 9, 9)

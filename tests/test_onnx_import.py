@@ -129,6 +129,10 @@ GRAPHS = {
     "avgpool_pads_include_pad": lambda: graphs.avgpool_model(rng, count_include_pad=1),
     "avgpool_asymmetric_pads_stride": lambda: graphs.avgpool_model(
         rng, kernel=(2, 3), strides=(2, 2), pads=(0, 1, 1, 2)),
+    "conv_dilated": lambda: graphs.dilated_model(rng),
+    "conv_dilated_strided_asymmetric": lambda: graphs.dilated_model(
+        rng, dilations=(3, 2), strides=(2, 1), pads=(2, 0, 1, 3)),
+    "pools_dilated": lambda: graphs.dilated_model(rng, pool=True, opset=19),
 }
 
 
@@ -219,9 +223,6 @@ UNSUPPORTED = {
                 "Conv node 'c': a 1-D convolution (only 2-D) is not supported"),
     "conv_groups": ([_node("Conv", ["x", "w"], name="dw", group=2)], [init("w", r(2, 1, 3, 3))],
                     [2, 4, 4], "Conv node 'dw': groups=2 (only groups=1) is not supported"),
-    "conv_dilations": ([_node("Conv", ["x", "w"], name="c", dilations=[2, 2])],
-                       [init("w", r(2, 2, 3, 3))], [2, 6, 6],
-                       "Conv node 'c': dilations=[2, 2] is not supported"),
     "conv_auto_pad": ([_node("Conv", ["x", "w"], name="c", auto_pad="SAME_UPPER")],
                       [init("w", r(2, 2, 3, 3))], [2, 4, 4],
                       "Conv node 'c': auto_pad=SAME_UPPER (give explicit pads) is not "
@@ -285,9 +286,6 @@ UNSUPPORTED = {
                                 "Clip node 'c': max ('t') must be a constant initializer"),
     "maxpool_ceil": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2, 2], ceil_mode=1)], [],
                      [2, 5, 5], "MaxPool node 'p': ceil_mode=1 is not supported"),
-    "maxpool_dilations": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2, 2],
-                                 dilations=[2, 2])], [], [2, 5, 5],
-                          "MaxPool node 'p': dilations=[2, 2] is not supported"),
     "maxpool_1d": ([_node("MaxPool", ["x"], name="p", kernel_shape=[2])], [], [2, 5],
                    "MaxPool node 'p': a 1-D pooling window (only 2-D) is not supported"),
     "maxpool_indices": ([_node("MaxPool", ["x"], ["y", "i"], name="p", kernel_shape=[2, 2])], [],

@@ -322,3 +322,15 @@ def test_int8_average_pool_excluding_pads_is_exact():
         mult, shift = quantize_multiplier(qin.scale / (len(rows) * len(cols) * qout.scale))
         v = math.floor(Fraction(total * mult, 2 ** (31 - shift)) + Fraction(1, 2))
         assert codes["y"][n, c, i, j] == min(127, max(-128, v + qout.zero_point))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"dilations": (3, 2), "strides": (2, 1), "pads": (2, 0, 1, 3)},
+    {"pool": True, "opset": 19},
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_dilated_conv_and_pools(kwargs, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.dilated_model(np.random.default_rng(19), **kwargs), cfg)
+    assert qm.layers[0].weights.shape == (2 * 3 * 3, 4)  # K does not grow with the dilation
+    assert sqnr > 30

@@ -172,12 +172,12 @@ class Matmul(Op):
 
 @dataclasses.dataclass
 class Conv(Matmul):
-    """A 2-D convolution (group 1, dilation 1), run as im2col: one vector per output pixel.
+    """A 2-D convolution (group 1), run as im2col: one vector per output pixel.
 
     Attributes
     ----------
-    kernel, strides : tuple of int
-        ``(kh, kw)``, ``(sh, sw)``.
+    kernel, strides, dilations : tuple of int
+        ``(kh, kw)``, ``(sh, sw)``, ``(dh, dw)``.
     pads : tuple of int
         ``(top, left, bottom, right)``; the integer path pads with the input zero point.
     """
@@ -185,19 +185,22 @@ class Conv(Matmul):
     kernel: tuple[int, int] = (1, 1)
     strides: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilations: tuple[int, int] = (1, 1)
     kind = "conv"
 
     def out_hw(self, x: np.ndarray) -> tuple[int, int]:
         """Output height and width for an NCHW input."""
         t, l, b, r = self.pads
-        return (conv_out_size(x.shape[2], self.kernel[0], self.strides[0], t, b),
-                conv_out_size(x.shape[3], self.kernel[1], self.strides[1], l, r))
+        return (conv_out_size(x.shape[2], self.kernel[0], self.strides[0], t, b,
+                              self.dilations[0]),
+                conv_out_size(x.shape[3], self.kernel[1], self.strides[1], l, r,
+                              self.dilations[1]))
 
     def vectors(self, out_shape):
         return int(np.prod(out_shape[2:]))
 
     def columns(self, x, pad_value):
-        return im2col(x, self.kernel, self.strides, self.pads, pad_value)
+        return im2col(x, self.kernel, self.strides, self.pads, pad_value, self.dilations)
 
     def from_rows(self, y, x):
         h, w = self.out_hw(x)

@@ -102,14 +102,16 @@ class Builder:
             self.unsupported(n, name, f"a {w.ndim - 2}-D convolution (only 2-D)")
         if a.get("group", 1) != 1:
             self.unsupported(n, name, f"groups={a['group']} (only groups=1)")
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
-            self.unsupported(n, name, f"dilations={list(a['dilations'])}")
-        pads = self.pads(n, name, a)
         bias = self.const(n, name, 2, "the bias")
         bias = np.zeros(w.shape[0]) if bias is None else bias.astype(np.float64)
         self.emit(Conv(name, (n.input[0],), n.output[0], weight=w.astype(np.float64), bias=bias,
-                       kernel=tuple(int(k) for k in w.shape[2:]),
-                       strides=tuple(int(s) for s in a.get("strides", [1, 1])), pads=pads))
+                       **self.window(n, name, a, tuple(int(k) for k in w.shape[2:]))))
+
+    def window(self, n, name, a, kernel: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+        """``kernel``, ``strides``, ``pads`` and ``dilations`` of a 2-D Conv or pooling node."""
+        return {"kernel": kernel, "strides": tuple(int(s) for s in a.get("strides", [1, 1])),
+                "pads": self.pads(n, name, a),
+                "dilations": tuple(int(d) for d in a.get("dilations", [1, 1]))}
 
     def pads(self, n, name, a) -> tuple[int, int, int, int]:
         auto = a.get("auto_pad", b"NOTSET")
@@ -223,30 +225,24 @@ class Builder:
                        clip=(-np.inf if lo is None else float(lo.reshape(())),
                              np.inf if hi is None else float(hi.reshape(())))))
 
-    def pool_attrs(self, n, name, a):
+    def pool_window(self, n, name, a) -> dict[str, tuple[int, ...]]:
         if a.get("ceil_mode", 0):
             self.unsupported(n, name, "ceil_mode=1")
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
-            self.unsupported(n, name, f"dilations={list(a['dilations'])}")
         kernel = tuple(int(k) for k in a["kernel_shape"])
         if len(kernel) != 2:
             self.unsupported(n, name, f"a {len(kernel)}-D pooling window (only 2-D)")
-        strides = tuple(int(s) for s in a.get("strides", [1, 1]))
-        return kernel, strides, self.pads(n, name, a)
+        return self.window(n, name, a, kernel)
 
     def op_MaxPool(self, n, name, a):
         if len([o for o in n.output if o]) > 1:
             self.unsupported(n, name, "the Indices output")
         if a.get("storage_order", 0):
             self.unsupported(n, name, "storage_order=1")
-        kernel, strides, pads = self.pool_attrs(n, name, a)
-        self.emit(MaxPool(name, (n.input[0],), n.output[0], kernel=kernel, strides=strides,
-                          pads=pads))
+        self.emit(MaxPool(name, (n.input[0],), n.output[0], **self.pool_window(n, name, a)))
 
     def op_AveragePool(self, n, name, a):
-        kernel, strides, pads = self.pool_attrs(n, name, a)
-        self.emit(AvgPool(name, (n.input[0],), n.output[0], kernel=kernel, strides=strides,
-                          pads=pads, count_include_pad=bool(a.get("count_include_pad", 0))))
+        self.emit(AvgPool(name, (n.input[0],), n.output[0], **self.pool_window(n, name, a),
+                          count_include_pad=bool(a.get("count_include_pad", 0))))
 
     def op_GlobalAveragePool(self, n, name, a):
         self.emit(GlobalAvgPool(name, (n.input[0],), n.output[0]))

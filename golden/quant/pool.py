@@ -24,8 +24,8 @@ class Pool(Op):
 
     Attributes
     ----------
-    kernel, strides : tuple of int
-        ``(kh, kw)``, ``(sh, sw)``.
+    kernel, strides, dilations : tuple of int
+        ``(kh, kw)``, ``(sh, sw)``, ``(dh, dw)``.
     pads : tuple of int
         ``(top, left, bottom, right)``.
     """
@@ -33,6 +33,11 @@ class Pool(Op):
     kernel: tuple[int, int] = (1, 1)
     strides: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilations: tuple[int, int] = (1, 1)
+
+    def windows(self, x: np.ndarray, pad_value=0) -> np.ndarray:
+        """The windows of ``x``: shape ``(N, C, OH, OW, kh, kw)``."""
+        return pool_windows(x, self.kernel, self.strides, self.pads, pad_value, self.dilations)
 
 
 @dataclasses.dataclass
@@ -42,12 +47,10 @@ class MaxPool(Pool):
     kind = layer_kind = "maxpool"
 
     def run_float(self, args):
-        return pool_windows(args[0], self.kernel, self.strides, self.pads,
-                            -np.inf).max(axis=(-2, -1))
+        return self.windows(args[0], -np.inf).max(axis=(-2, -1))
 
     def run_int(self, m, layer, args):
-        return pool_windows(args[0], self.kernel, self.strides, self.pads,
-                            m.cfg.act_range[0]).max(axis=(-2, -1))
+        return self.windows(args[0], m.cfg.act_range[0]).max(axis=(-2, -1))
 
 
 @dataclasses.dataclass
@@ -78,21 +81,21 @@ class AvgPool(Pool):
         """Elements per window (None: known only from the input, as for a global pool)."""
         return self.kernel[0] * self.kernel[1]
 
-    def windows(self, x: np.ndarray, pad_value=0) -> np.ndarray:
+    def flat_windows(self, x: np.ndarray, pad_value=0) -> np.ndarray:
         """The windows of ``x``, flattened: shape ``(N, C, OH, OW, n)``."""
-        win = pool_windows(x, self.kernel, self.strides, self.pads, pad_value)
+        win = self.windows(x, pad_value)
         return win.reshape(win.shape[:4] + (-1,))
 
     def counts(self, x: np.ndarray) -> np.ndarray:
         """Input elements in each window, int64 ``(OH, OW)``."""
         ones = np.ones((1, 1) + x.shape[2:], dtype=np.int64)
-        return self.windows(ones)[0, 0].sum(axis=-1)
+        return self.flat_windows(ones)[0, 0].sum(axis=-1)
 
     def run_float(self, args):
         x = args[0]
         if self.per_position:
-            return self.windows(x).sum(axis=-1) / self.counts(x)
-        return pool_windows(x, self.kernel, self.strides, self.pads).mean(axis=(-2, -1))
+            return self.flat_windows(x).sum(axis=-1) / self.counts(x)
+        return self.windows(x).mean(axis=(-2, -1))
 
     def quantize(self, cfg, layer, qparams, warnings):
         n = self.window_size()
@@ -102,7 +105,7 @@ class AvgPool(Pool):
 
     def _pool(self, m, layer, x, fake):
         qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.output]
-        win = self.windows(x, qin.zero_point)
+        win = self.flat_windows(x, qin.zero_point)
         n = win.shape[-1]
         ratio = qin.scale / qout.scale
         if self.per_position:
@@ -141,5 +144,5 @@ class GlobalAvgPool(AvgPool):
     def window_size(self):
         return None
 
-    def windows(self, x, pad_value=0):
+    def flat_windows(self, x, pad_value=0):
         return x.reshape(x.shape[0], x.shape[1], 1, 1, -1)
