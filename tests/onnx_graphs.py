@@ -167,3 +167,15 @@ def dilated_model(rng, dilations=(2, 2), strides=(1, 1), pads=(2, 2, 2, 2), pool
                   helper.make_node("AveragePool", ["p"], ["y"], name="avg", kernel_shape=[2, 2],
                                    dilations=[2, 1], pads=[1, 1, 1, 1])]
     return model(nodes, inits, [2, 9, 9], opset=opset), (2, 9, 9)
+
+
+def grouped_model(rng, cin=4, cout=8, groups=2, kernel=3, in_hw=6, relu=True):
+    """A grouped Conv (depthwise when ``groups == cin``) with a bias, then Relu and a 1x1 conv
+    that mixes the channels."""
+    conv, inits = _conv("gconv", "x", "c", rng.normal(size=(cout, cin // groups, kernel,
+                                                             kernel)),
+                        rng.normal(size=cout), group=groups, pads=[1, 1, 1, 1])
+    mix, i2 = _conv("mix", "r", "y", rng.normal(size=(3, cout, 1, 1)), rng.normal(size=3))
+    nodes = [conv, helper.make_node("Relu" if relu else "Identity", ["c"], ["r"], name="relu"),
+             mix]
+    return model(nodes, inits + i2, [cin, in_hw, in_hw]), (cin, in_hw, in_hw)

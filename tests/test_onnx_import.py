@@ -133,6 +133,9 @@ GRAPHS = {
     "conv_dilated_strided_asymmetric": lambda: graphs.dilated_model(
         rng, dilations=(3, 2), strides=(2, 1), pads=(2, 0, 1, 3)),
     "pools_dilated": lambda: graphs.dilated_model(rng, pool=True, opset=19),
+    "conv_grouped": lambda: graphs.grouped_model(rng),
+    "conv_depthwise": lambda: graphs.grouped_model(rng, cin=4, cout=4, groups=4),
+    "conv_depthwise_multiplier_2": lambda: graphs.grouped_model(rng, cin=3, cout=6, groups=3),
 }
 
 
@@ -221,8 +224,10 @@ UNSUPPORTED = {
                                  "initializer"),
     "conv_1d": ([_node("Conv", ["x", "w"], name="c")], [init("w", r(2, 2, 3))], [2, 4],
                 "Conv node 'c': a 1-D convolution (only 2-D) is not supported"),
-    "conv_groups": ([_node("Conv", ["x", "w"], name="dw", group=2)], [init("w", r(2, 1, 3, 3))],
-                    [2, 4, 4], "Conv node 'dw': groups=2 (only groups=1) is not supported"),
+    "conv_groups_not_dividing": ([_node("Conv", ["x", "w"], name="g", group=3)],
+                                 [init("w", r(4, 1, 3, 3))], [3, 4, 4],
+                                 "Conv node 'g': group=3 (it must divide the 4 output channels) "
+                                 "is not supported"),
     "conv_auto_pad": ([_node("Conv", ["x", "w"], name="c", auto_pad="SAME_UPPER")],
                       [init("w", r(2, 2, 3, 3))], [2, 4, 4],
                       "Conv node 'c': auto_pad=SAME_UPPER (give explicit pads) is not "

@@ -1,5 +1,6 @@
 """Quantization maths on hand-computed cases, and the integer path against exact formulas."""
 
+import dataclasses
 from fractions import Fraction
 import math
 
@@ -334,3 +335,38 @@ def test_int8_dilated_conv_and_pools(kwargs, rounding):
     qm, sqnr = _int8_vs_ort(*graphs.dilated_model(np.random.default_rng(19), **kwargs), cfg)
     assert qm.layers[0].weights.shape == (2 * 3 * 3, 4)  # K does not grow with the dilation
     assert sqnr > 30
+
+
+@pytest.mark.parametrize(("kwargs", "cfg", "tiles"), [
+    # 2 groups of Kg = 18 rows, Ng = 4 columns: one group per 16x4 tile, K-passes of 16 rows
+    ({}, CoreConfig(rows=16, cols=4), [(18, 0, 4), (18, 4, 8)]),
+    # the same on 64x8: both groups in one tile (36 rows, 8 columns)
+    ({}, CoreConfig(rows=64, cols=8), [(36, 0, 8)]),
+    # depthwise 3x3, 4 channels on 16x4: one channel (9 rows, 1 column) per tile
+    ({"cout": 4, "groups": 4}, CoreConfig(rows=16, cols=4), [(9, c, c + 1) for c in range(4)]),
+    # on 32x4: three channels per tile (27 rows), then the fourth
+    ({"cout": 4, "groups": 4}, CoreConfig(rows=32, cols=4), [(27, 0, 3), (9, 3, 4)]),
+    # 2 groups of Ng = 4 outputs on 2 columns: two column tiles per group
+    ({}, CoreConfig(rows=32, cols=2), [(18, 0, 2), (18, 2, 4), (18, 4, 6), (18, 6, 8)]),
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_grouped_conv(kwargs, cfg, tiles, rounding):
+    cfg = dataclasses.replace(cfg, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.grouped_model(np.random.default_rng(20), **kwargs), cfg)
+    conv = qm.layers[0]
+    assert [(t.weights.shape[0], t.col0, t.col1) for t in conv.tiles] == tiles
+    assert sqnr > 30
+
+
+def test_grouped_conv_tiles_hold_only_their_groups():
+    """Every tile's weights are the layer's weights of its groups (block diagonal), and each
+    output channel's column reads only its own group's input rows."""
+    cfg = CoreConfig(rows=32, cols=4)
+    qm, _ = _int8_vs_ort(*graphs.grouped_model(np.random.default_rng(21), cout=4, groups=4), cfg)
+    conv = qm.layers[0]
+    W = conv.weights
+    assert W.shape == (4 * 9, 4)
+    for c in range(4):  # channel c: rows 9c..9c+8 only
+        assert not np.delete(W[:, c], np.arange(9 * c, 9 * c + 9)).any()
+    for t in conv.tiles:
+        assert np.array_equal(t.weights[:, :t.col1 - t.col0], W[t.rows][:, t.col0:t.col1])

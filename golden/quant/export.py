@@ -5,7 +5,8 @@ and the first vectors of a batch, a directory::
 
     manifest.json           format, CoreConfig fields, layer, schedule, tiles
     tile<T>/W.npy           int64 (passes, rows, cols): K-pass p's weight rows (zero-padded)
-    tile<T>/X.npy           int64 (vectors, passes * rows): activation vectors (zero-padded)
+    tile<T>/X.npy           int64 (vectors, passes * rows): the tile's activation vectors
+                            (zero-padded; a grouped convolution's tile: its groups' patches)
     tile<T>/P.npz           the tile's DPU tables and scalars (DpuParams.to_npz_dict)
     tile<T>/R.npy           int64 (vectors, cols): residual input (layers with one; padding
                             columns hold res_zp)
@@ -96,21 +97,24 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
     X = X[:count].astype(np.int64)
     Y = to_rows(codes[lay.output])[:count].astype(np.int64)
     R = None if lay.residual is None else to_rows(codes[lay.residual])[:count].astype(np.int64)
-    K, N = lay.weights.shape
+    N = lay.weights.shape[1]
+    # The deepest tile: a dense layer's K; a grouped convolution's packed groups' rows.
+    K = max(tile.weights.shape[0] for tile in lay.tiles)
     passes = cfg.k_passes(K)
     shape1 = (1,) + codes[lay.output].shape[1:]
     schedule = map_layers(cfg, [lay], {lay.output: shape1})[0].schedule
-    Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
-    Xp[:, :K] = X
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tiles = []
     for t, tile in enumerate(lay.tiles):
         d = out / f"tile{t}"
         d.mkdir(exist_ok=True)
+        k_t = tile.weights.shape[0]
         W = np.zeros((passes * cfg.rows, cfg.cols), dtype=np.int64)
-        W[:K] = tile.weights
+        W[:k_t] = tile.weights
         np.save(d / "W.npy", W.reshape(passes, cfg.rows, cfg.cols))
+        Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
+        Xp[:, :k_t] = tile.inputs(X)
         np.save(d / "X.npy", Xp)
         np.savez(d / "P.npz", **tile.dpu.to_npz_dict())
         if R is not None:

@@ -159,7 +159,8 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
             continue
         k, n_out = op.dims
         v = op.vectors(shapes[layer.output]) * batch
-        rt, ct = cfg.k_passes(k), cfg.col_tiles(n_out)
+        plan = op.tile_plan(cfg)
+        rt, ct = max(cfg.k_passes(k_t) for _, k_t, _, _ in plan), len(plan)
         passes = v * rt * ct
         macs = v * k * n_out
         options = []  # (cycles, load cycles, schedule, limits)

@@ -22,7 +22,7 @@ from .ops import Op, rescale_fake
 from .scheme import dequantize, fake_round, quantize_bias, quantize_weights
 from .tensor_ops import conv_out_size, im2col
 
-__all__ = ["Conv", "Gemm", "Matmul", "Tile", "to_rows"]
+__all__ = ["Conv", "Gemm", "GroupConv", "Matmul", "Tile", "to_rows"]
 
 
 @dataclasses.dataclass
@@ -34,17 +34,25 @@ class Tile:
     col0, col1 : int
         Output channels ``[col0, col1)`` of the layer this tile computes (the rest of the
         ``cols`` columns are zero-weight padding).
-    weights : numpy.ndarray of int64, shape (K, cols)
+    weights : numpy.ndarray of int64, shape (K_t, cols)
         Rows ``p*rows .. (p+1)*rows - 1`` are K-pass ``p`` (the last pass is zero-padded by
         :func:`dcim.golden.model.mvm_tiled`).
     dpu : DpuParams
         DPU tables for the ``cols`` columns (padding columns: bias, multiplier and shift 0).
+    rows : numpy.ndarray of int64 or None
+        The layer's ``K`` indices (columns of :meth:`Matmul.columns`) that the tile's weight
+        rows multiply, in order; None: all ``K`` (a dense layer).
     """
 
     col0: int
     col1: int
     weights: np.ndarray
     dpu: DpuParams
+    rows: np.ndarray | None = None
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """The tile's activation vectors: the columns of ``X`` (vectors, K) it multiplies."""
+        return X if self.rows is None else X[:, self.rows]
 
 
 def to_rows(t: np.ndarray) -> np.ndarray:
@@ -72,8 +80,20 @@ class Matmul(Op):
 
     @property
     def dims(self) -> tuple[int, int]:
-        """``(K, N)``: reduction depth and output channels."""
+        """``(K, N)``: reduction depth of one output channel and output channels."""
         return int(np.prod(self.weight.shape[1:])), self.weight.shape[0]
+
+    def matrix(self, w: np.ndarray) -> np.ndarray:
+        """The layer's ``(N, K)`` matrix from per-channel weights ``w`` of shape ``(N,
+        dims[0])`` (the same for a dense layer)."""
+        return w
+
+    def tile_plan(self, cfg) -> list[tuple[np.ndarray | None, int, int, int]]:
+        """The column tiles on ``cfg``'s array: ``(rows, K_t, col0, col1)`` each, ``rows`` as
+        :attr:`Tile.rows`, ``K_t`` the tile's depth (K-passes ``ceil(K_t / cfg.rows)``).
+        A dense layer: every ``cols`` output channels, all ``K`` rows."""
+        k, n = self.dims
+        return [(None, k, c0, min(c0 + cfg.cols, n)) for c0 in range(0, n, cfg.cols)]
 
     def vectors(self, out_shape: tuple[int, ...]) -> int:
         """Activation vectors per inference for an output of shape ``out_shape`` (batch 1)."""
@@ -89,7 +109,8 @@ class Matmul(Op):
 
     def run_float(self, args):
         x = args[0]
-        y = self.columns(x, 0.0) @ self.weight.reshape(self.weight.shape[0], -1).T + self.bias
+        w = self.matrix(self.weight.reshape(self.weight.shape[0], -1))
+        y = self.columns(x, 0.0) @ w.T + self.bias
         return self.from_rows(y, x)
 
     # -- quantized -----------------------------------------------------------------------------
@@ -100,7 +121,7 @@ class Matmul(Op):
             warnings.append(f"layer {layer.name!r}: {int(zero.sum())} output channel(s) with "
                             "all-zero weights: fallback weight scale 1.0")
         n_out = wq.shape[0]
-        W = wq.reshape(n_out, -1).T.copy()  # (K, N)
+        W = self.matrix(wq.reshape(n_out, -1)).T.copy()  # (K, N)
         bias, sat = quantize_bias(self.bias, qin.scale, w_scale)
         if sat:
             warnings.append(f"layer {layer.name!r}: {sat} bias value(s) do not fit int32 at "
@@ -129,13 +150,12 @@ class Matmul(Op):
                            out_zp=qout.zero_point, act_min=layer.act_min,
                            act_max=layer.act_max, **res)
         layer.weights, layer.w_scale, layer.bias, layer.dpu = W, w_scale, bias, params
-        for c0 in range(0, n_out, cfg.cols):
-            c1 = min(c0 + cfg.cols, n_out)
+        for rows, _, c0, c1 in self.tile_plan(cfg):
             pad = cfg.cols - (c1 - c0)
-            wt = np.pad(W[:, c0:c1], ((0, 0), (0, pad)))
+            wt = np.pad((W if rows is None else W[rows])[:, c0:c1], ((0, 0), (0, pad)))
             arrays = {k: np.pad(getattr(params, k)[c0:c1], (0, pad)) for k in DpuParams._ARRAYS}
             scalars = {k: getattr(params, k) for k in DpuParams._SCALARS}
-            layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars)))
+            layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars), rows))
 
     def run_int(self, m, layer, args):
         cfg = m.cfg
@@ -147,7 +167,7 @@ class Matmul(Op):
                              "same shape (broadcasting is not supported)")
         y = np.empty((X.shape[0], layer.weights.shape[1]), dtype=np.int64)
         for tile in layer.tiles:
-            psum = mvm_tiled(cfg, tile.weights, X)
+            psum = mvm_tiled(cfg, tile.weights, tile.inputs(X))
             rt = None
             if R is not None:
                 rt = np.full((X.shape[0], cfg.cols), tile.dpu.res_zp, dtype=np.int64)
@@ -205,6 +225,47 @@ class Conv(Matmul):
     def from_rows(self, y, x):
         h, w = self.out_hw(x)
         return y.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2)
+
+
+@dataclasses.dataclass
+class GroupConv(Conv):
+    """A grouped convolution (depthwise when ``groups`` equals the input channels).
+
+    Its ``(K, N)`` matrix, ``K = Cin*kh*kw``, is block diagonal: group ``g``'s ``Ng = N /
+    groups`` output channels see only its ``Kg = Cin/groups*kh*kw`` rows. On the array a column
+    tile packs ``p = min(rows // Kg, cols // Ng)`` whole groups (block diagonal inside the tile:
+    one pass computes ``p`` groups from one vector of their patches); a group that does not fit
+    (``Kg > rows`` or ``Ng > cols``) gets tiles of its own: its ``Kg`` rows in K-passes, its
+    ``Ng`` columns in tiles of ``cols``. A depthwise 3x3 channel uses 9 rows of one column.
+
+    Attributes
+    ----------
+    groups : int
+        ONNX ``group``, dividing the input and output channels.
+    """
+
+    groups: int = 1
+    kind = "gconv"
+
+    def matrix(self, w):
+        kg, n = self.dims
+        ng = n // self.groups
+        out = np.zeros((n, kg * self.groups), dtype=w.dtype)
+        for g in range(self.groups):
+            out[g * ng:(g + 1) * ng, g * kg:(g + 1) * kg] = w[g * ng:(g + 1) * ng]
+        return out
+
+    def tile_plan(self, cfg):
+        kg, n = self.dims
+        ng = n // self.groups
+        per = max(1, min(cfg.rows // kg, cfg.cols // ng))
+        plan = []
+        for g0 in range(0, self.groups, per):
+            g1 = min(g0 + per, self.groups)
+            rows = np.arange(g0 * kg, g1 * kg, dtype=np.int64)
+            plan += [(rows, len(rows), c0, min(c0 + cfg.cols, g1 * ng))
+                     for c0 in range(g0 * ng, g1 * ng, cfg.cols)]
+        return plan
 
 
 @dataclasses.dataclass

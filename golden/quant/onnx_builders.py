@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .matmul import Conv, Gemm, Matmul
+from .matmul import Conv, Gemm, GroupConv, Matmul
 from .onnx_prep import Prepared
 from .ops import Add, Clip, Concat, Flatten, Mul, Op, Relu, Softmax, Sub
 from .pool import AvgPool, GlobalAvgPool, MaxPool
@@ -100,12 +100,16 @@ class Builder:
         w = self.const(n, name, 1, "the weight")
         if w.ndim != 4:
             self.unsupported(n, name, f"a {w.ndim - 2}-D convolution (only 2-D)")
-        if a.get("group", 1) != 1:
-            self.unsupported(n, name, f"groups={a['group']} (only groups=1)")
+        groups = int(a.get("group", 1))
+        if groups < 1 or w.shape[0] % groups:
+            self.unsupported(n, name, f"group={groups} (it must divide the {w.shape[0]} output "
+                                      "channels)")
         bias = self.const(n, name, 2, "the bias")
         bias = np.zeros(w.shape[0]) if bias is None else bias.astype(np.float64)
-        self.emit(Conv(name, (n.input[0],), n.output[0], weight=w.astype(np.float64), bias=bias,
-                       **self.window(n, name, a, tuple(int(k) for k in w.shape[2:]))))
+        kw = {"groups": groups} if groups > 1 else {}
+        self.emit((GroupConv if groups > 1 else Conv)(
+            name, (n.input[0],), n.output[0], weight=w.astype(np.float64), bias=bias,
+            **self.window(n, name, a, tuple(int(k) for k in w.shape[2:])), **kw))
 
     def window(self, n, name, a, kernel: tuple[int, int]) -> dict[str, tuple[int, ...]]:
         """``kernel``, ``strides``, ``pads`` and ``dilations`` of a 2-D Conv or pooling node."""
