@@ -16,13 +16,15 @@ def init(name: str, value) -> onnx.TensorProto:
     return numpy_helper.from_array(arr, name)
 
 
-def model(nodes, inits, in_shape, out_rank=None, opset=13, check=True) -> onnx.ModelProto:
+def model(nodes, inits, in_shape, out_rank=None, opset=13, check=True, names=("x", "y")
+          ) -> onnx.ModelProto:
     """One float input ``x`` (batch first, symbolic) and one output ``y`` of rank ``out_rank``
-    (default: the input's) with symbolic dimensions."""
+    (default: the input's) with symbolic dimensions; ``names`` renames the two."""
     out_rank = len(in_shape) + 1 if out_rank is None else out_rank
     graph = helper.make_graph(
-        nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+        nodes, "t", [helper.make_tensor_value_info(names[0], TensorProto.FLOAT,
+                                                   ["N", *in_shape])],
+        [helper.make_tensor_value_info(names[1], TensorProto.FLOAT,
                                        ["N"] + [f"d{i}" for i in range(1, out_rank)])], inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
@@ -40,7 +42,7 @@ def ort_run(m: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x.astype(np.float32)})[0]
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 
 def gemm_model(w: np.ndarray, b: np.ndarray, relu: bool = False) -> onnx.ModelProto:
@@ -179,3 +181,57 @@ def grouped_model(rng, cin=4, cout=8, groups=2, kernel=3, in_hw=6, relu=True):
     nodes = [conv, helper.make_node("Relu" if relu else "Identity", ["c"], ["r"], name="relu"),
              mix]
     return model(nodes, inits + i2, [cin, in_hw, in_hw]), (cin, in_hw, in_hw)
+
+
+#: The host float activations: (ONNX op, opset, attributes). "Silu" is written as exporters
+#: write it, a Mul of a tensor and its Sigmoid; "Softmax" sits inside the network.
+ACTIVATIONS = [("Sigmoid", 13, {}), ("Tanh", 13, {}), ("LeakyRelu", 13, {"alpha": 0.1}),
+               ("HardSigmoid", 13, {"alpha": 0.25, "beta": 0.4}), ("HardSwish", 14, {}),
+               ("Gelu", 20, {}), ("Gelu", 20, {"approximate": "tanh"}), ("Silu", 13, {}),
+               ("Softmax", 13, {"axis": 1})]
+
+
+def activation_model(rng, op, opset=13, **attrs):
+    """Conv (pads 1), the activation ``op``, then a 1x1 conv."""
+    conv, inits = _conv("conv", "x", "c", rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4),
+                        pads=[1, 1, 1, 1])
+    mix, i2 = _conv("mix", "a", "y", rng.normal(size=(3, 4, 1, 1)), rng.normal(size=3))
+    if op == "Silu":
+        act = [helper.make_node("Sigmoid", ["c"], ["s"], name="sig"),
+               helper.make_node("Mul", ["c", "s"], ["a"], name="swish")]
+    else:
+        act = [helper.make_node(op, ["c"], ["a"], name="act", **attrs)]
+    return model([conv, *act, mix], inits + i2, [2, 5, 5], opset=opset), (2, 5, 5)
+
+
+def mixed_model(rng):
+    """A small MobileNet-like network of the newer ops: conv + HardSwish, a depthwise conv +
+    Relu, a dilated conv and a 1x1 conv concatenated, a padded average pool, a Sub of two
+    tensors, torch's Shape-based flatten, a Gemm and a final Softmax (opset 14)."""
+    c1, i1 = _conv("stem", "x", "a", 0.5 * rng.normal(size=(8, 1, 3, 3)), rng.normal(size=8),
+                   pads=[1, 1, 1, 1])
+    dw, i2 = _conv("dw", "h", "d", 0.5 * rng.normal(size=(8, 1, 3, 3)), rng.normal(size=8),
+                   pads=[1, 1, 1, 1], group=8)
+    dil, i3 = _conv("dil", "r", "e", 0.2 * rng.normal(size=(4, 8, 3, 3)), rng.normal(size=4),
+                    pads=[2, 2, 2, 2], dilations=[2, 2])
+    pw, i4 = _conv("pw", "r", "f", 0.3 * rng.normal(size=(4, 8, 1, 1)), rng.normal(size=4))
+    nodes = [c1, helper.make_node("HardSwish", ["a"], ["h"], name="hswish"), dw,
+             helper.make_node("Relu", ["d"], ["r"], name="relu"), dil, pw,
+             helper.make_node("Concat", ["e", "f"], ["c"], name="cat", axis=1),
+             helper.make_node("AveragePool", ["c"], ["p"], name="avg", kernel_shape=[3, 3],
+                              strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["c"], ["q"], name="max", kernel_shape=[3, 3],
+                              strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Sub", ["q", "p"], ["s"], name="sub"),
+             helper.make_node("Shape", ["s"], ["sh"], name="shape"),
+             helper.make_node("Gather", ["sh", "i0"], ["n"], name="gather", axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax"], ["n1"], name="unsq"),
+             helper.make_node("Concat", ["n1", "m1"], ["target"], name="cat_shape", axis=0),
+             helper.make_node("Reshape", ["s", "target"], ["flat"], name="view"),
+             helper.make_node("Gemm", ["flat", "w", "b"], ["logits"], name="fc", transB=1),
+             helper.make_node("Softmax", ["logits"], ["y"], name="softmax", axis=1)]
+    inits = i1 + i2 + i3 + i4 + [
+        init("i0", np.array(0, dtype=np.int64)), init("ax", np.array([0], dtype=np.int64)),
+        init("m1", np.array([-1], dtype=np.int64)),
+        init("w", 0.3 * rng.normal(size=(5, 8 * 4 * 4))), init("b", rng.normal(size=5))]
+    return model(nodes, inits, [1, 8, 8], out_rank=2, opset=14), (1, 8, 8)

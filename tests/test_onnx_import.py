@@ -136,6 +136,9 @@ GRAPHS = {
     "conv_grouped": lambda: graphs.grouped_model(rng),
     "conv_depthwise": lambda: graphs.grouped_model(rng, cin=4, cout=4, groups=4),
     "conv_depthwise_multiplier_2": lambda: graphs.grouped_model(rng, cin=3, cout=6, groups=3),
+    **{f"host_{op.lower()}{'_' + '_'.join(map(str, attrs.values())) if attrs else ''}":
+       (lambda op=op, attrs=attrs, opset=opset: graphs.activation_model(rng, op, opset, **attrs))
+       for op, opset, attrs in graphs.ACTIVATIONS},
 }
 
 
@@ -313,10 +316,6 @@ UNSUPPORTED = {
                         "supported"),
     "concat_batch_axis": ([RELU_T, _node("Concat", ["x", "t"], name="cat", axis=-2)], [], [2],
                           "Concat node 'cat': axis=-2 (the batch axis) is not supported"),
-    "softmax_not_final": ([_node("Softmax", ["x"], ["t"], name="sm"),
-                           _node("Relu", ["t"], name="a")], [], [2, 4, 4],
-                          "Softmax node 'sm': a Softmax other than the final node is not "
-                          "supported"),
 }
 
 

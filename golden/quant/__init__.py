@@ -7,9 +7,10 @@ Modules, in the order of the flow:
     ONNX model -> (Identity removed, constants folded, shapes inferred, with onnx's tools) ->
     :class:`~dcim.golden.quant.onnx_import.FloatGraph` (ops in execution order,
     BatchNormalization and constant bias adds folded), with a float64 reference.
-``ops``, ``pool``, ``matmul``
+``ops``, ``pool``, ``host``, ``matmul``
     One class per op kind: float reference, quantization, integer path, fake-quant twin;
-    ``pool`` holds pooling, ``matmul`` the weighted ops the array computes (Conv, Gemm).
+    ``pool`` holds pooling, ``host`` the float activations between dequantize and quantize,
+    ``matmul`` the weighted ops the array computes (Conv, Gemm, grouped Conv).
 ``calibrate``, ``scheme``
     Activation-range calibrators; the quantization scheme's maths (scales, zero points,
     weights, bias, fake rounding, SQNR).

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .host import (Gelu, HardSigmoid, HardSwish, HostFloat, HostSoftmax, LeakyRelu, Sigmoid, Silu,
+                   Tanh)
 from .matmul import Conv, Gemm, GroupConv, Matmul
 from .onnx_prep import Prepared
 from .ops import Add, Clip, Concat, Flatten, Mul, Op, Relu, Softmax, Sub
@@ -22,8 +24,9 @@ __all__ = ["SUPPORTED_OPS", "Builder"]
 #: ONNX op types the importer accepts (besides any node of a constant subgraph, evaluated at
 #: import, and shape computations feeding a Reshape).
 SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant",
-                 "Conv", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "MatMul", "MaxPool",
-                 "Mul", "Relu", "Reshape", "Shape", "Softmax", "Sub")
+                 "Conv", "Flatten", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid",
+                 "HardSwish", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Relu",
+                 "Reshape", "Shape", "Sigmoid", "Softmax", "Sub", "Tanh")
 
 
 class Builder:
@@ -171,7 +174,8 @@ class Builder:
         x, y = n.input[0], n.input[1]
         cx, cy = x in self.consts, y in self.consts
         if not (cx or cy):
-            self.emit(cls(name, (x, y), n.output[0]))
+            if cls is not Mul or not (self.silu(n, x, y) or self.silu(n, y, x)):
+                self.emit(cls(name, (x, y), n.output[0]))
             return
         op = n.op_type
         tensor, const = (y, self.consts[x]) if cx else (x, self.consts[y])
@@ -282,6 +286,41 @@ class Builder:
                           flat_size=None if shape[1] == -1 else shape[1]))
 
     def op_Softmax(self, n, name, a):
-        if n.output[0] != self.out_name:
-            self.unsupported(n, name, "a Softmax other than the final node")
-        self.emit(Softmax(name, (n.input[0],), n.output[0], axis=a.get("axis", -1)))
+        cls = Softmax if n.output[0] == self.out_name else HostSoftmax
+        self.emit(cls(name, (n.input[0],), n.output[0], axis=a.get("axis", -1)))
+
+    def host(self, n, name, cls: type[HostFloat], **attrs) -> None:
+        self.emit(cls(name, (n.input[0],), n.output[0], **attrs))
+
+    def op_Sigmoid(self, n, name, a):
+        self.host(n, name, Sigmoid)
+
+    def op_Tanh(self, n, name, a):
+        self.host(n, name, Tanh)
+
+    def op_LeakyRelu(self, n, name, a):
+        self.host(n, name, LeakyRelu, alpha=float(a.get("alpha", 0.01)))
+
+    def op_HardSigmoid(self, n, name, a):
+        self.host(n, name, HardSigmoid, alpha=float(a.get("alpha", 0.2)),
+                  beta=float(a.get("beta", 0.5)))
+
+    def op_HardSwish(self, n, name, a):
+        self.host(n, name, HardSwish)
+
+    def op_Gelu(self, n, name, a):
+        approximate = a.get("approximate", b"none")
+        approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+        if approximate not in ("none", "tanh"):
+            self.unsupported(n, name, f"approximate={approximate}")
+        self.host(n, name, Gelu, approximate=approximate)
+
+    def silu(self, n, x: str, y: str) -> bool:
+        """Emit a Mul of ``x`` and ``Sigmoid(x)`` (``y``, used only here) as one SiLU."""
+        sig = self.by_output.get(y)
+        if not (isinstance(sig, Sigmoid) and sig.inputs == (x,) and self.consumers[y] == 1):
+            return False
+        self.nodes.remove(sig)
+        del self.by_output[y]
+        self.emit(Silu(sig.name, (x,), n.output[0]))
+        return True

@@ -7,8 +7,9 @@ layer's integer tables (:meth:`Op.quantize`) and to compute its output codes exa
 attributes tell the fusion plan, the calibration and the mapping what the op is.
 
 This module holds the base class and the element-wise and layout ops off the array (clamps,
-Add/Sub/Mul of two tensors, Concat, flatten, softmax); pooling is in
-:mod:`dcim.golden.quant.pool`, the weighted ops the array computes in
+Add/Sub/Mul of two tensors, Concat, flatten, the final softmax); pooling is in
+:mod:`dcim.golden.quant.pool`, the float activations computed on the host in
+:mod:`dcim.golden.quant.host`, the weighted ops the array computes in
 :mod:`dcim.golden.quant.matmul`.
 """
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .qmodel import QLayer, QModel
 
 __all__ = ["Add", "Clamp", "Clip", "Concat", "Flatten", "Mul", "Op", "Relu", "Softmax", "Sub",
-           "Sum", "rescale", "rescale_fake", "rescale_mults"]
+           "Sum", "rescale", "rescale_fake", "rescale_mults", "softmax"]
 
 
 @dataclasses.dataclass
@@ -303,6 +304,11 @@ class Softmax(Op):
     int_output = False
 
     def run_float(self, args):
-        z = args[0] - args[0].max(axis=self.axis, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=self.axis, keepdims=True)
+        return softmax(args[0], self.axis)
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """Softmax of float ``x`` along ``axis`` (the maximum subtracted first)."""
+    z = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
