@@ -18,10 +18,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from dcim.golden.calibrate import calibrate_range  # noqa: E402
 from dcim.golden.config import CoreConfig  # noqa: E402
-from dcim.golden.onnx_import import load_model  # noqa: E402
-from dcim.golden.qmodel import calibration_tensors, plan, quantize_model, run  # noqa: E402
+from dcim.golden.quant.calibrate import calibrate_range  # noqa: E402
+from dcim.golden.quant.onnx_import import load_model  # noqa: E402
+from dcim.golden.quant.qmodel import calibration_tensors, plan, quantize_model, run  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

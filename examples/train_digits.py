@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from dcim.golden.tensor_ops import im2col
+from dcim.golden.quant.tensor_ops import im2col
 
 HERE = Path(__file__).resolve().parent
 SEED = 0

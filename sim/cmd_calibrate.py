@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..golden.calibrate import METHODS
-from ..golden.evaluate import calibrate_report, load_data
-from ..golden.export import export_vectors
+from ..golden.quant.calibrate import METHODS
+from ..golden.quant.evaluate import calibrate_report, load_data
+from ..golden.quant.export import export_vectors, weighted_layers
 from .cli import CliError, add_config_args, config_from_args
 
 
@@ -185,6 +185,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     if args.export_vectors is not None:
         qm = models[report["best_method"]]
+        names = [lay.name for lay in weighted_layers(qm)]
+        if args.export_layer is not None and args.export_layer not in names:
+            raise CliError(f"--export-layer must name a weighted layer ({', '.join(names)}), "
+                           f"got {args.export_layer!r}")
         x, _ = load_data(args.eval, qm.graph, "evaluation", labels=False)
         m = export_vectors(qm, x, args.export_vectors, args.export_layer, args.export_count)
         print(f"wrote layer {m['layer']} ({m['kind']}, K {m['K']}, N {m['N']}, "

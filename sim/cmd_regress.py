@@ -89,8 +89,11 @@ def config_argv(cfg: CoreConfig) -> list[str]:
 
 def _vectors_config(args) -> CoreConfig:
     """The configuration of a ``--vectors`` export; config options given too must agree."""
-    from ..golden.export import load_vectors
+    from ..golden.quant.export import MANIFEST, load_vectors
 
+    if not (args.vectors / MANIFEST).is_file():
+        raise CliError(f"--vectors {args.vectors}: no {MANIFEST} (write one with dcim calibrate "
+                       "--export-vectors)")
     cfg, _, _ = load_vectors(args.vectors)
     given = CoreConfig.load(args.config).fields() if args.config is not None else {}
     for name in cfg.fields():

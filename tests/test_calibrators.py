@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from dcim.golden.calibrate import (calibrate_range, entropy_range, minmax_range, mse_range,
+from dcim.golden.quant.calibrate import (calibrate_range, entropy_range, minmax_range, mse_range,
                                    percentile_range)
 from dcim.golden.config import CoreConfig
-from dcim.golden.quant import act_qparams
+from dcim.golden.quant.scheme import act_qparams
 
 CFG = CoreConfig()
 rng = np.random.default_rng(7)

@@ -7,7 +7,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import helper
-from onnx_graphs import gemm_model, model, save
+import onnx_graphs as graphs
+from onnx_graphs import gemm_model, init, model, ort_run, save
 
 from dcim.sim.cli import main
 
@@ -52,10 +53,63 @@ def test_bad_model(files, capsys):
     bad.write_bytes(b"garbage")
     assert _error(capsys, bad, "--calib", d, "--eval", d).startswith(
         f"{bad}: not a valid ONNX model (")
-    sig = save(model([helper.make_node("Sigmoid", ["x"], ["y"], name="act0")], [], [4]),
-               tmp / "sig.onnx")
-    assert _error(capsys, sig, "--calib", d, "--eval", d).startswith(
-        "unsupported ONNX op Sigmoid in node 'act0'; supported: ")
+    lrn = save(model([helper.make_node("LRN", ["x"], ["y"], name="n0", size=3)], [], [4]),
+               tmp / "lrn.onnx")
+    assert _error(capsys, lrn, "--calib", d, "--eval", d).startswith(
+        "unsupported ONNX op LRN in node 'n0'; supported: ")
+
+
+def test_bias_add_that_is_not_per_channel(tmp_path, capsys):
+    """A 1-D constant added to a Conv output broadcasts along the width: one line, no
+    traceback."""
+    rng = np.random.default_rng(1)
+    m = save(model([helper.make_node("Conv", ["x", "w"], ["t"], name="conv"),
+                    helper.make_node("Add", ["t", "b"], ["y"], name="bias")],
+                   [init("w", rng.normal(size=(4, 2, 3, 3))), init("b", rng.normal(size=4))],
+                   [2, 6, 6]), tmp_path / "m.onnx")
+    d = _npz(tmp_path, "d.npz", x=np.zeros((2, 2, 6, 6), dtype=np.float32), y=np.zeros(2, int))
+    assert _error(capsys, m, "--calib", d, "--eval", d) == (
+        "Add node 'bias': adding to 'conv' a constant of shape (4,) (not per output channel; a "
+        "bias has shape (4, 1, 1)) is not supported")
+
+
+def test_clip_with_bounds_of_shape_1(tmp_path, capsys):
+    """Clip's min and max as (1,)-shaped initializers (as some exporters write them)."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], name="fc", transB=1),
+             helper.make_node("Clip", ["g", "lo", "hi"], ["y"], name="clip")]
+    m = model(nodes, [init("w", rng.normal(size=(5, 8))), init("b", rng.normal(size=5)),
+                      init("lo", np.array([-1.0])), init("hi", np.array([1.5]))], [8])
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    ref = ort_run(m, x)
+    assert ref.min() == pytest.approx(-1.0) and ref.max() == pytest.approx(1.5)
+    d = _npz(tmp_path, "d.npz", x=x, y=ref.argmax(1))
+    code, cap = _run(capsys, save(m, tmp_path / "m.onnx"), "--calib", d, "--eval", d,
+                     "--method", "minmax", "--json", tmp_path / "r.json")
+    assert code == 0, cap.err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["methods"]["minmax"]["accuracy"] >= 0.95
+    assert r["methods"]["minmax"]["qparams"]["y"]["scale"] == pytest.approx(2.5 / 255)
+
+
+def test_network_of_the_newer_ops(tmp_path, capsys):
+    """Depthwise and dilated convs, HardSwish, Concat, padded pools, Sub, a Shape-based flatten:
+    calibrated end to end with the onnxruntime peer; labels are FP32's own predictions."""
+    m, shape = graphs.mixed_model(np.random.default_rng(8))
+    x = np.random.default_rng(9).uniform(0, 1, size=(300, *shape)).astype(np.float32)
+    d = _npz(tmp_path, "d.npz", x=x, y=ort_run(m, x).argmax(1))
+    code = main(["calibrate", str(save(m, tmp_path / "m.onnx")), "--calib", str(d), "--eval",
+                 str(d), "--method", "minmax", "--json", str(tmp_path / "r.json")])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["accuracy_fp32"] == 1.0 and "accuracy_ort_int8" in r
+    assert r["methods"]["minmax"]["accuracy"] >= 0.95
+    assert [lay["fakequant_mismatches"] for lay in r["methods"]["minmax"]["layers"]] == [0] * 11
+    kinds = {lay["name"]: lay["kind"] for lay in r["mapping"]["layers"]}
+    assert kinds == {"stem": "conv", "hswish": "hswish", "dw": "gconv", "dil": "conv",
+                     "pw": "conv", "cat": "concat", "avg": "avgpool", "max": "maxpool",
+                     "sub": "sub", "view": "flatten", "fc": "gemm", "softmax": "softmax"}
 
 
 @pytest.mark.parametrize(

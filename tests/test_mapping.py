@@ -6,9 +6,9 @@ from onnx import helper
 from onnx_graphs import gemm_model, init, model
 
 from dcim.golden.config import CoreConfig
-from dcim.golden.mapping import map_layers, totals
-from dcim.golden.onnx_import import import_model
-from dcim.golden.qmodel import plan
+from dcim.golden.quant.mapping import map_layers, totals
+from dcim.golden.quant.onnx_import import import_model
+from dcim.golden.quant.qmodel import plan
 
 
 def _mapped(m, in_shape, cfg, batch=1):
@@ -71,3 +71,23 @@ def test_errors():
     with pytest.raises(ValueError, match=r"^clock must be a positive frequency in MHz, "
                                          r"got -1$"):
         totals(CoreConfig(), [], -1)
+
+
+def _depthwise(c=32, k=3, hw=8):
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="dw", group=c, pads=[1, 1, 1, 1])
+    return model([node], [init("w", np.ones((c, 1, k, k)))], [c, hw, hw])
+
+
+def test_depthwise_conv_real_utilization():
+    # 32 channels of 3x3 on 64x32: a channel is 9 rows of one column; 7 channels per tile
+    # (63 rows), so 5 tiles; each of the 64 output pixels is one vector per tile.
+    (dw,) = _mapped(_depthwise(), (32, 8, 8), CoreConfig())
+    assert (dw.kind, dw.K, dw.N, dw.vectors) == ("gconv", 9, 32, 64)
+    assert (dw.row_tiles, dw.col_tiles, dw.passes) == (1, 5, 64 * 5)
+    assert dw.macs == 64 * 9 * 32
+    assert dw.utilization == pytest.approx(9 * 32 / (5 * 64 * 32))
+    assert dw.schedule == "stationary"
+    # 5x5 depthwise on 16 rows: one channel (25 rows) per tile, two K-passes each.
+    (dw5,) = _mapped(_depthwise(c=4, k=5), (4, 8, 8), CoreConfig(rows=16, cols=8))
+    assert (dw5.K, dw5.row_tiles, dw5.col_tiles, dw5.passes) == (25, 2, 4, 36 * 2 * 4)
+    assert dw5.utilization == pytest.approx(25 * 4 / (4 * 2 * 16 * 8))

@@ -1,18 +1,21 @@
 """Quantization maths on hand-computed cases, and the integer path against exact formulas."""
 
+import dataclasses
 from fractions import Fraction
 import math
 
 import numpy as np
 import pytest
 from onnx import helper
-from onnx_graphs import gemm_model, init, model
+import onnx_graphs as graphs
+from onnx_graphs import gemm_model, init, model, ort_run
 
+from dcim.golden.arith import quantize_multiplier
 from dcim.golden.config import CoreConfig
-from dcim.golden.onnx_import import import_model
-from dcim.golden.qmodel import calibration_tensors, plan, quantize_model, run
-from dcim.golden.quant import (QParams, act_qparams, quantize, quantize_bias, quantize_weights,
-                               round_like, sqnr_db)
+from dcim.golden.quant.onnx_import import import_model
+from dcim.golden.quant.qmodel import calibration_tensors, plan, quantize_model, run
+from dcim.golden.quant.scheme import (QParams, act_qparams, quantize, quantize_bias,
+                                      quantize_weights, round_like, sqnr_db)
 
 CFG = CoreConfig()
 
@@ -214,3 +217,182 @@ def test_every_layer_kind(rounding):
     ref = qm.graph.forward(x, keep_all=True)
     for t in ("a6", "p", "sr", "fc", "g"):
         assert sqnr_db(ref[t], qm.qparams[t].scale * (codes[t] - qm.qparams[t].zero_point)) > 25
+
+
+# ----------------------------------------------------------------------------------------------
+# The op graphs of tests/onnx_graphs.py through the integer path, against onnxruntime FP32.
+def _int8_vs_ort(m, in_shape, cfg=CoreConfig(rows=16, cols=4), n=64, seed=11):
+    """Quantize on ``n`` random samples (minmax), run the integer path and the fake-quant twin
+    on them; return the quantized model and the SQNR (dB) of the INT8 output against
+    onnxruntime's FP32 output."""
+    x = np.random.default_rng(seed).normal(size=(n, *in_shape)).astype(np.float32)
+    qm = _quantized(m, x, cfg)
+    out, codes = run(qm, x, keep=True)
+    _, fake = run(qm, x, fake=True, keep=True)
+    for t in codes:
+        assert np.array_equal(codes[t], fake[t]), t
+    return qm, sqnr_db(ort_run(m, x), out)
+
+
+@pytest.mark.parametrize("build", [graphs.identity_model, graphs.shape_flatten_model])
+def test_int8_identity_and_shape_flatten(build):
+    qm, sqnr = _int8_vs_ort(*build(np.random.default_rng(12)))
+    assert [lay.kind for lay in qm.layers] == ["matmul", "flatten", "matmul"]  # ReLU fused
+    assert sqnr > 30
+
+
+@pytest.mark.parametrize(("op", "broadcast", "dpu_residual", "kinds"), [
+    ("Add", False, True, ["matmul", "matmul"]),           # fused into c2's DPU
+    ("Add", False, False, ["matmul", "matmul", "add"]),
+    ("Add", True, True, ["matmul", "avgpool", "add"]),    # shapes differ: not fused
+    ("Sub", False, True, ["matmul", "matmul", "sub"]),
+    ("Sub", True, True, ["matmul", "avgpool", "sub"]),
+    ("Mul", False, True, ["matmul", "matmul", "mul"]),
+    ("Mul", True, True, ["matmul", "avgpool", "mul"]),
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_two_tensor_ops(op, broadcast, dpu_residual, kinds, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding, dpu_residual=dpu_residual)
+    qm, sqnr = _int8_vs_ort(*graphs.binary_model(np.random.default_rng(13), op, broadcast), cfg)
+    assert [lay.kind for lay in qm.layers] == kinds
+    assert sqnr > 30
+
+
+def test_int8_mul_is_the_exact_product():
+    """Each Mul code from the centred input codes, with Fractions (single rounding)."""
+    cfg = CoreConfig(rows=16, cols=4)
+    qm, _ = _int8_vs_ort(*graphs.binary_model(np.random.default_rng(14), "Mul"), cfg, n=4)
+    mul = qm.layers[-1]
+    x = np.random.default_rng(11).normal(size=(4, 2, 5, 5)).astype(np.float32)
+    _, codes = run(qm, x, keep=True)
+    (qa, qb), qy = (qm.qparams[t] for t in mul.inputs), qm.qparams["y"]
+    m, s = mul.mults[0]
+    a, b = (codes[t].ravel().tolist() for t in mul.inputs)
+    want = [min(127, max(-128, math.floor(Fraction((i - qa.zero_point) * (j - qb.zero_point) * m,
+                                                   2 ** (31 - s)) + Fraction(1, 2))
+                         + qy.zero_point)) for i, j in zip(a, b)]
+    assert codes["y"].ravel().tolist() == want
+
+
+def test_int8_constant_sub_and_mul_fold_into_the_conv():
+    qm, sqnr = _int8_vs_ort(*graphs.constant_fold_model(np.random.default_rng(15)))
+    assert [(lay.kind, lay.fused) for lay in qm.layers] == [("matmul", ("relu",))]
+    assert sqnr > 30
+
+
+@pytest.mark.parametrize("axis", [1, 3])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_concat(axis, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.concat_model(np.random.default_rng(16), axis), cfg)
+    cat = next(lay for lay in qm.layers if lay.kind == "concat")
+    assert cat.fused == ("relu2",)
+    assert sqnr > 30
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"count_include_pad": 0}, {"count_include_pad": 1},
+    {"kernel": (2, 3), "strides": (2, 2), "pads": (0, 1, 1, 2)},
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_padded_average_pool(kwargs, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.avgpool_model(np.random.default_rng(17), **kwargs), cfg)
+    pool = qm.layers[-1]
+    # One multiplier per divisor: the window size, or each count of real inputs in a window.
+    assert len(pool.mults) == (1 if kwargs.get("count_include_pad") else
+                               pool.op.kernel[0] * pool.op.kernel[1])
+    assert sqnr > 30
+
+
+def test_int8_average_pool_excluding_pads_is_exact():
+    """Every code of a padded pool (count_include_pad 0), from loops over the windows."""
+    cfg = CoreConfig(rows=16, cols=4)
+    m, shape = graphs.avgpool_model(np.random.default_rng(18), kernel=(3, 2), strides=(2, 1),
+                                    pads=(1, 0, 2, 1))
+    qm, _ = _int8_vs_ort(m, shape, cfg, n=3)
+    x = np.random.default_rng(11).normal(size=(3, *shape)).astype(np.float32)
+    _, codes = run(qm, x, keep=True)
+    qin, qout = qm.qparams["r"], qm.qparams["y"]
+    q = codes["r"]
+    h, w = q.shape[2:]
+    for n, c, i, j in np.ndindex(codes["y"].shape):
+        rows = [a for a in range(2 * i - 1, 2 * i + 2) if 0 <= a < h]
+        cols = [b for b in range(j, j + 2) if 0 <= b < w]
+        total = sum(int(q[n, c, a, b]) - qin.zero_point for a in rows for b in cols)
+        mult, shift = quantize_multiplier(qin.scale / (len(rows) * len(cols) * qout.scale))
+        v = math.floor(Fraction(total * mult, 2 ** (31 - shift)) + Fraction(1, 2))
+        assert codes["y"][n, c, i, j] == min(127, max(-128, v + qout.zero_point))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"dilations": (3, 2), "strides": (2, 1), "pads": (2, 0, 1, 3)},
+    {"pool": True, "opset": 19},
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_dilated_conv_and_pools(kwargs, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.dilated_model(np.random.default_rng(19), **kwargs), cfg)
+    assert qm.layers[0].weights.shape == (2 * 3 * 3, 4)  # K does not grow with the dilation
+    assert sqnr > 30
+
+
+@pytest.mark.parametrize(("kwargs", "cfg", "tiles"), [
+    # 2 groups of Kg = 18 rows, Ng = 4 columns: one group per 16x4 tile, K-passes of 16 rows
+    ({}, CoreConfig(rows=16, cols=4), [(18, 0, 4), (18, 4, 8)]),
+    # the same on 64x8: both groups in one tile (36 rows, 8 columns)
+    ({}, CoreConfig(rows=64, cols=8), [(36, 0, 8)]),
+    # depthwise 3x3, 4 channels on 16x4: one channel (9 rows, 1 column) per tile
+    ({"cout": 4, "groups": 4}, CoreConfig(rows=16, cols=4), [(9, c, c + 1) for c in range(4)]),
+    # on 32x4: three channels per tile (27 rows), then the fourth
+    ({"cout": 4, "groups": 4}, CoreConfig(rows=32, cols=4), [(27, 0, 3), (9, 3, 4)]),
+    # 2 groups of Ng = 4 outputs on 2 columns: two column tiles per group
+    ({}, CoreConfig(rows=32, cols=2), [(18, 0, 2), (18, 2, 4), (18, 4, 6), (18, 6, 8)]),
+])
+@pytest.mark.parametrize("rounding", ["single", "double", "rne"])
+def test_int8_grouped_conv(kwargs, cfg, tiles, rounding):
+    cfg = dataclasses.replace(cfg, rounding=rounding)
+    qm, sqnr = _int8_vs_ort(*graphs.grouped_model(np.random.default_rng(20), **kwargs), cfg)
+    conv = qm.layers[0]
+    assert [(t.weights.shape[0], t.col0, t.col1) for t in conv.tiles] == tiles
+    assert sqnr > 30
+
+
+def test_grouped_conv_tiles_hold_only_their_groups():
+    """Every tile's weights are the layer's weights of its groups (block diagonal), and each
+    output channel's column reads only its own group's input rows."""
+    cfg = CoreConfig(rows=32, cols=4)
+    qm, _ = _int8_vs_ort(*graphs.grouped_model(np.random.default_rng(21), cout=4, groups=4), cfg)
+    conv = qm.layers[0]
+    W = conv.weights
+    assert W.shape == (4 * 9, 4)
+    for c in range(4):  # channel c: rows 9c..9c+8 only
+        assert not np.delete(W[:, c], np.arange(9 * c, 9 * c + 9)).any()
+    for t in conv.tiles:
+        assert np.array_equal(t.weights[:, :t.col1 - t.col0], W[t.rows][:, t.col0:t.col1])
+
+
+@pytest.mark.parametrize(("op", "opset", "attrs"), graphs.ACTIVATIONS)
+@pytest.mark.parametrize("rounding", ["single", "rne"])
+def test_int8_host_float_activations(op, opset, attrs, rounding):
+    cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
+    m, shape = graphs.activation_model(np.random.default_rng(22), op, opset, **attrs)
+    qm, sqnr = _int8_vs_ort(m, shape, cfg)
+    act = qm.layers[1]
+    assert (act.kind, act.op.kind) == ("host", {"LeakyRelu": "lrelu", "HardSigmoid": "hsigmoid",
+                                                "HardSwish": "hswish"}.get(op, op.lower()))
+    assert [lay.kind for lay in qm.layers] == ["matmul", "host", "matmul"]
+    assert sqnr > 30
+    # The codes are quantize(f(dequantize(q))): checked against onnxruntime's own float op on
+    # the dequantized input codes.
+    x = np.random.default_rng(11).normal(size=(4, *shape)).astype(np.float32)
+    _, codes = run(qm, x, keep=True)
+    qin, qout = qm.qparams["c"], qm.qparams[act.output]
+    deq = (qin.scale * (codes["c"] - qin.zero_point)).astype(np.float32)
+    f = ort_run(model(m.graph.node[1:-1], [], [4, 5, 5], opset=opset, check=False,
+                      names=("c", act.output)), deq)
+    want = np.clip(np.rint(f.astype(np.float64) / qout.scale) + qout.zero_point, -128, 127)
+    diff = np.abs(codes[act.output] - want)
+    # onnxruntime computes in float32 (its Tanh approximately): a code next to a rounding
+    # boundary may differ by one.
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.02 * diff.size

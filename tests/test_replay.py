@@ -7,14 +7,16 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx_graphs as graphs
 import pytest
 
-from dcim.golden.calibrate import calibrate_range
 from dcim.golden.config import CoreConfig
-from dcim.golden.export import MANIFEST, export_vectors, load_vectors, weighted_layers
 from dcim.golden.model import accumulate, dpu, mvm
-from dcim.golden.onnx_import import load_model
-from dcim.golden.qmodel import calibration_tensors, plan, quantize_model
+from dcim.golden.quant.calibrate import calibrate_range
+from dcim.golden.quant.export import MANIFEST, export_vectors, load_vectors, weighted_layers
+from dcim.golden.quant.onnx_import import import_model, load_model
+from dcim.golden.quant.qmodel import calibration_tensors, plan, quantize_model, run
+from dcim.golden.quant.tensor_ops import im2col
 from dcim.sim.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -75,14 +77,36 @@ def test_export_matches_independent_recomputation(tmp_path, model, layer, schedu
     assert len(np.unique(np.concatenate([t.Y.ravel() for t in tiles]))) > 3
 
 
+def test_export_of_a_depthwise_conv(tmp_path):
+    """Each tile of a depthwise conv carries only its channels' patches; the files alone
+    recompute its outputs."""
+    cfg = CoreConfig(rows=32, cols=4)
+    m, shape = graphs.grouped_model(np.random.default_rng(5), cout=4, groups=4)
+    graph = import_model(m)
+    x = np.random.default_rng(6).normal(size=(8, *shape)).astype(np.float32)
+    layers = plan(graph)
+    env = graph.forward(x, keep_all=True)
+    qm = quantize_model(graph, layers, {t: calibrate_range("minmax", env[t], cfg)
+                                        for t in calibration_tensors(graph, layers)}, cfg)
+    manifest = export_vectors(qm, x, tmp_path, count=6)
+    assert (manifest["kind"], manifest["K"], manifest["passes"]) == ("gconv", 27, 1)
+    _, _, tiles = load_vectors(tmp_path)
+    assert [(t.col0, t.col1) for t in tiles] == [(0, 3), (3, 4)]
+    _, codes = run(qm, x, keep=True)
+    cols = im2col(codes["x"], (3, 3), (1, 1), (1, 1, 1, 1), qm.qparams["x"].zero_point)
+    for t in tiles:
+        assert np.array_equal(t.X[:, :9 * (t.col1 - t.col0)], cols[:6, 9 * t.col0:9 * t.col1])
+        assert np.array_equal(_recompute(cfg, t), t.Y)
+
+
 def test_export_errors(tmp_path):
     qm, x = _qmodel("digits_mlp.onnx", SMALL)
-    with pytest.raises(ValueError, match=r"^--export-layer must name a weighted layer "
+    with pytest.raises(ValueError, match=r"^layer must name a weighted layer of the model "
                                          r"\(fc1, fc2, fc3\), got 'relu1'$"):
         export_vectors(qm, x, tmp_path, layer="relu1")
-    with pytest.raises(ValueError, match=r"^--export-count must be an int >= 1, got 0$"):
+    with pytest.raises(ValueError, match=r"^count must be an int >= 1, got 0$"):
         export_vectors(qm, x, tmp_path, count=0)
-    with pytest.raises(FileNotFoundError, match=r"no manifest.json"):
+    with pytest.raises(FileNotFoundError, match=r"none: no manifest.json$"):
         load_vectors(tmp_path / "none")
     (tmp_path / MANIFEST).write_text('{"format": "other"}')
     with pytest.raises(ValueError, match=r"not a dcim-vectors-1 manifest$"):

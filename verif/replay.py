@@ -1,6 +1,6 @@
 """Replay an exported layer (``dcim calibrate --export-vectors``) on the core.
 
-:func:`replay` drives the tiles of an export directory (:mod:`dcim.golden.export`) through the
+:func:`replay` drives the tiles of an export directory (:mod:`dcim.golden.quant.export`) through the
 testbench's drivers, with the schedule the export names:
 
 ``stationary``
@@ -25,7 +25,7 @@ import collections
 import cocotb
 import numpy as np
 
-from ..golden.export import load_vectors
+from ..golden.quant.export import load_vectors
 from ..golden.model import accumulate, dpu
 from .streams import unpack_beats
 from .tb import CLOCK_NS, TB

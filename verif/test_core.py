@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
 from ..golden.arith import INT32_MAX, INT32_MIN, SHIFT_RANGE, quantize_multiplier
 from ..golden.config import CoreConfig
-from ..golden.export import MANIFEST
+from ..golden.quant.export import MANIFEST
 from ..golden.model import DpuParams, mvm_tiled
 from .coverage import Coverage
 from .csr import RegMapView

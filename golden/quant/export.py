@@ -1,21 +1,22 @@
 """One quantized layer's tiles as files, for replay on the simulators (`dcim regress --vectors`).
 
-:func:`export_vectors` writes, for one weighted layer of a :class:`~dcim.golden.qmodel.QModel`
+:func:`export_vectors` writes, for one weighted layer of a :class:`~dcim.golden.quant.qmodel.QModel`
 and the first vectors of a batch, a directory::
 
     manifest.json           format, CoreConfig fields, layer, schedule, tiles
     tile<T>/W.npy           int64 (passes, rows, cols): K-pass p's weight rows (zero-padded)
-    tile<T>/X.npy           int64 (vectors, passes * rows): activation vectors (zero-padded)
+    tile<T>/X.npy           int64 (vectors, passes * rows): the tile's activation vectors
+                            (zero-padded; a grouped convolution's tile: its groups' patches)
     tile<T>/P.npz           the tile's DPU tables and scalars (DpuParams.to_npz_dict)
     tile<T>/R.npy           int64 (vectors, cols): residual input (layers with one; padding
                             columns hold res_zp)
     tile<T>/Y.npy           int64 (vectors, col1 - col0): expected output codes
 
-Every number comes from the model's integer path (:func:`dcim.golden.qmodel.run` with
-``keep=True``): weights and DPU tables are the layer's :class:`~dcim.golden.qmodel.Tile`\\ s,
+Every number comes from the model's integer path (:func:`dcim.golden.quant.qmodel.run` with
+``keep=True``): weights and DPU tables are the layer's :class:`~dcim.golden.quant.matmul.Tile`\\ s,
 activations the ``im2col`` of its integer input (padded with the input zero point), expected
 outputs its output codes. The schedule (``stationary``, ``k-reload`` or ``k-raw``) is the one
-:func:`dcim.golden.mapping.map_layers` picks. :func:`load_vectors` reads a directory back.
+:func:`dcim.golden.quant.mapping.map_layers` picks. :func:`load_vectors` reads a directory back.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import CoreConfig
+from ..config import CoreConfig
+from ..model import DpuParams
 from .mapping import map_layers
-from .model import DpuParams
-from .qmodel import QLayer, QModel, _rows, run
-from .tensor_ops import im2col
+from .matmul import to_rows
+from .qmodel import QLayer, QModel, run
 
 __all__ = ["FORMAT", "MANIFEST", "ReplayTile", "export_vectors", "load_vectors",
            "weighted_layers"]
@@ -44,7 +45,7 @@ MANIFEST = "manifest.json"
 
 def weighted_layers(qm: QModel) -> list[QLayer]:
     """The layers of ``qm`` that run on the array, in execution order."""
-    return [lay for lay in qm.layers if lay.kind == "matmul"]
+    return [lay for lay in qm.layers if lay.op.on_array]
 
 
 def _pick(qm: QModel, name: str | None) -> QLayer:
@@ -56,7 +57,7 @@ def _pick(qm: QModel, name: str | None) -> QLayer:
     for lay in layers:
         if lay.name == name:
             return lay
-    raise ValueError(f"--export-layer must name a weighted layer "
+    raise ValueError(f"layer must name a weighted layer of the model "
                      f"({', '.join(lay.name for lay in layers)}), got {name!r}")
 
 
@@ -88,33 +89,32 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
         ``layer`` is not a weighted layer of the model, or ``count`` is not an int >= 1.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"--export-count must be an int >= 1, got {count!r}")
+        raise ValueError(f"count must be an int >= 1, got {count!r}")
     cfg = qm.cfg
     lay = _pick(qm, layer)
     _, codes = run(qm, x[:count], keep=True)
-    xin = codes[lay.inputs[0]]
-    node = lay.node
-    if node.kind == "conv":
-        zp = qm.qparams[lay.inputs[0]].zero_point
-        xin = im2col(xin, node.kernel, node.strides, node.pads, zp)
-    X = xin[:count].astype(np.int64)
-    Y = _rows(codes[lay.output])[:count].astype(np.int64)
-    R = None if lay.residual is None else _rows(codes[lay.residual])[:count].astype(np.int64)
-    K, N = lay.weights.shape
+    X = lay.op.columns(codes[lay.inputs[0]], qm.qparams[lay.inputs[0]].zero_point)
+    X = X[:count].astype(np.int64)
+    Y = to_rows(codes[lay.output])[:count].astype(np.int64)
+    R = None if lay.residual is None else to_rows(codes[lay.residual])[:count].astype(np.int64)
+    N = lay.weights.shape[1]
+    # The deepest tile: a dense layer's K; a grouped convolution's packed groups' rows.
+    K = max(tile.weights.shape[0] for tile in lay.tiles)
     passes = cfg.k_passes(K)
     shape1 = (1,) + codes[lay.output].shape[1:]
     schedule = map_layers(cfg, [lay], {lay.output: shape1})[0].schedule
-    Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
-    Xp[:, :K] = X
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tiles = []
     for t, tile in enumerate(lay.tiles):
         d = out / f"tile{t}"
         d.mkdir(exist_ok=True)
+        k_t = tile.weights.shape[0]
         W = np.zeros((passes * cfg.rows, cfg.cols), dtype=np.int64)
-        W[:K] = tile.weights
+        W[:k_t] = tile.weights
         np.save(d / "W.npy", W.reshape(passes, cfg.rows, cfg.cols))
+        Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
+        Xp[:, :k_t] = tile.inputs(X)
         np.save(d / "X.npy", Xp)
         np.savez(d / "P.npz", **tile.dpu.to_npz_dict())
         if R is not None:
@@ -124,7 +124,7 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
         np.save(d / "Y.npy", Y[:, tile.col0:tile.col1])
         tiles.append({"id": t, "dir": d.name, "col0": tile.col0, "col1": tile.col1})
     manifest = {"format": FORMAT, "config": cfg.fields(), "layer": lay.name,
-                "kind": node.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
+                "kind": lay.op.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
                 "schedule": schedule, "residual": R is not None, "tiles": tiles}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -157,8 +157,7 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
     path = Path(path)
     mpath = path / MANIFEST
     if not mpath.is_file():
-        raise FileNotFoundError(f"--vectors {path}: no {MANIFEST} (write one with dcim "
-                                "calibrate --export-vectors)")
+        raise FileNotFoundError(f"{path}: no {MANIFEST}")
     try:
         manifest = json.loads(mpath.read_text())
     except json.JSONDecodeError as exc:

@@ -11,9 +11,10 @@ import numpy as np
 __all__ = ["conv_out_size", "im2col", "pool_windows"]
 
 
-def conv_out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int) -> int:
+def conv_out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int,
+                  dilation: int = 1) -> int:
     """Output length of a convolution or pooling window along one axis (floor mode)."""
-    return (size + pad_lo + pad_hi - kernel) // stride + 1
+    return (size + pad_lo + pad_hi - (kernel - 1) * dilation - 1) // stride + 1
 
 
 def _pad(x: np.ndarray, pads: tuple[int, int, int, int], value) -> np.ndarray:
@@ -24,7 +25,8 @@ def _pad(x: np.ndarray, pads: tuple[int, int, int, int], value) -> np.ndarray:
 
 
 def pool_windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
-                 pads: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value=0) -> np.ndarray:
+                 pads: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value=0,
+                 dilations: tuple[int, int] = (1, 1)) -> np.ndarray:
     """Every window of a 2-D sliding operation.
 
     Parameters
@@ -35,6 +37,8 @@ def pool_windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int
         ONNX ``pads`` order (begin values then end values).
     pad_value : scalar
         Value of the padding (0 for a float convolution, the zero point for a quantized one).
+    dilations : (dh, dw)
+        Spacing of the window's taps (ONNX ``dilations``).
 
     Returns
     -------
@@ -42,17 +46,19 @@ def pool_windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int
         A view where possible.
     """
     xp = _pad(x, pads, pad_value)
-    win = np.lib.stride_tricks.sliding_window_view(xp, kernel, axis=(2, 3))
-    return win[:, :, ::strides[0], ::strides[1]]
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilations))
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(2, 3))
+    return win[:, :, ::strides[0], ::strides[1], ::dilations[0], ::dilations[1]]
 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
-           pads: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value=0) -> np.ndarray:
+           pads: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value=0,
+           dilations: tuple[int, int] = (1, 1)) -> np.ndarray:
     """Unfold convolution patches into rows: shape ``(N * OH * OW, C * kh * kw)``.
 
     Row ``(n, oh, ow)`` (row-major) holds the patch in ``(c, i, j)`` order, so a weight tensor
     of shape ``(Cout, C, kh, kw)`` reshaped to ``(Cout, C*kh*kw)`` and transposed multiplies it.
     """
-    win = pool_windows(x, kernel, strides, pads, pad_value)
+    win = pool_windows(x, kernel, strides, pads, pad_value, dilations)
     n, c, oh, ow, kh, kw = win.shape
     return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, c * kh * kw)

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from .calibrate import METHODS, calibrate_range
-from .config import CoreConfig
+from ..config import CoreConfig
 from .mapping import map_layers, totals
 from .onnx_import import FloatGraph, load_model
 from .qmodel import QModel, calibration_tensors, plan, quantize_model, run
-from .quant import dequantize, sqnr_from_sums
+from .scheme import dequantize, sqnr_from_sums
 
 __all__ = ["BATCH", "Progress", "calibrate_report", "load_data", "ort_fp32", "ort_int8"]
 
@@ -199,7 +199,7 @@ class _LayerStats:
 
 def _evaluate(qm: QModel, x: np.ndarray, y: np.ndarray, progress: Progress, stage: str
               ) -> dict[str, Any]:
-    names = [lay.output for lay in qm.layers if lay.kind != "softmax"]
+    names = [lay.output for lay in qm.layers if lay.op.int_output]
     stats = {t: _LayerStats() for t in names}
     correct = agree = 0
     for s in _batches(len(x)):
@@ -220,7 +220,7 @@ def _evaluate(qm: QModel, x: np.ndarray, y: np.ndarray, progress: Progress, stag
         progress(stage, s.stop, len(x))
     layers = []
     for lay in qm.layers:
-        if lay.kind == "softmax":
+        if not lay.op.int_output:
             continue
         st = stats[lay.output]
         layers.append({"name": lay.name, "kind": lay.kind, "tensor": lay.output,
@@ -242,7 +242,7 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     Raises
     ------
     FileNotFoundError, ValueError
-        Bad model or data (see :func:`dcim.golden.onnx_import.load_model`,
+        Bad model or data (see :func:`dcim.golden.quant.onnx_import.load_model`,
         :func:`load_data`), unknown method, or a configuration the scheme cannot use.
     """
     for m in methods:

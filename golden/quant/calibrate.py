@@ -1,8 +1,8 @@
 """Activation-range calibrators: ``minmax``, ``percentile``, ``entropy`` (KL) and ``mse``.
 
 Each calibrator maps the values a tensor took on the calibration set to a range ``[lo, hi]``
-that :func:`dcim.golden.quant.act_qparams` turns into a scale and zero point. The range always
-contains 0 (it is widened if needed) and lies inside ``[min, max]`` of the values.
+that :func:`dcim.golden.quant.scheme.act_qparams` turns into a scale and zero point. The range
+always contains 0 (it is widened if needed) and lies inside ``[min, max]`` of the values.
 
 ``minmax``
     ``[min, max]``.
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import CoreConfig
-from .quant import act_qparams, dequantize, quantize
+from ..config import CoreConfig
+from .scheme import act_qparams, dequantize, quantize
 
 __all__ = ["METHODS", "calibrate_range", "entropy_range", "minmax_range", "mse_range",
            "percentile_range"]

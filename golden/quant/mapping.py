@@ -35,9 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import numpy as np
-
-from .config import CoreConfig
+from ..config import CoreConfig
 from .qmodel import QLayer
 
 __all__ = ["LayerMap", "MappingTotals", "map_layers", "totals"]
@@ -125,11 +123,6 @@ class MappingTotals:
     batch: int = 1
 
 
-def _vectors(layer: QLayer, shapes: dict[str, tuple[int, ...]]) -> int:
-    out = shapes[layer.output]
-    return int(np.prod(out[2:])) if layer.node.kind == "conv" else 1
-
-
 def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[int, ...]],
                batch: int = 1) -> list[LayerMap]:
     """Mapping figures of every layer for a batch of ``batch`` inferences (each weight tile is
@@ -138,7 +131,7 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
     Parameters
     ----------
     layers : list of QLayer
-        From :func:`dcim.golden.qmodel.plan` or a quantized model.
+        From :func:`dcim.golden.quant.qmodel.plan` or a quantized model.
     shapes : dict of str to tuple
         Shape of one inference's tensors by name (batch 1), e.g. from
         ``FloatGraph.forward(x[:1], keep_all=True)``.
@@ -160,13 +153,14 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
             "y_stream": cfg.y_beats(raw=False)}
     raw = {"compute": cpp, "x_stream": cfg.x_beats, "y_stream": cfg.y_beats(raw=True)}
     for layer in layers:
-        if layer.kind != "matmul":
-            out.append(LayerMap(layer.name, layer.node.kind, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0))
+        op = layer.op
+        if not op.on_array:
+            out.append(LayerMap(layer.name, op.kind, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0))
             continue
-        w = layer.node.weight
-        n_out, k = w.shape[0], int(np.prod(w.shape[1:]))
-        v = _vectors(layer, shapes) * batch
-        rt, ct = cfg.k_passes(k), cfg.col_tiles(n_out)
+        k, n_out = op.dims
+        v = op.vectors(shapes[layer.output]) * batch
+        plan = op.tile_plan(cfg)
+        rt, ct = max(cfg.k_passes(k_t) for _, k_t, _, _ in plan), len(plan)
         passes = v * rt * ct
         macs = v * k * n_out
         options = []  # (cycles, load cycles, schedule, limits)
@@ -181,7 +175,7 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
             options.append((load + passes * max(raw.values()), load, "k-raw", raw))
         cycles, load, schedule, limits = min(options, key=lambda o: o[0])
         bound = max(limits, key=limits.get)  # first of equals: compute wins a tie
-        out.append(LayerMap(layer.name, layer.node.kind, k, n_out, v, rt, ct, passes, macs,
+        out.append(LayerMap(layer.name, op.kind, k, n_out, v, rt, ct, passes, macs,
                             passes * cpp, load, cycles, macs / (passes * cfg.rows * cfg.cols),
                             schedule, bound))
     return out

@@ -23,14 +23,15 @@ import math
 
 import numpy as np
 
-from .arith import INT32_MAX, INT32_MIN
-from .config import ROUNDING_MODES, CoreConfig
+from ..arith import INT32_MAX, INT32_MIN
+from ..config import ROUNDING_MODES, CoreConfig
 
 __all__ = [
     "FALLBACK_SCALE",
     "QParams",
     "act_qparams",
     "dequantize",
+    "fake_round",
     "quantize",
     "quantize_bias",
     "quantize_weights",
@@ -162,6 +163,16 @@ def round_like(v: np.ndarray, rounding: str) -> np.ndarray:
     if rounding == "rne":
         return np.rint(v)
     raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {rounding!r}")
+
+
+def fake_round(v: np.ndarray, shift, rounding: str) -> np.ndarray:
+    """The float counterpart of one requantization: :func:`round_like`, and for ``double``
+    gemmlowp's first rounding too, to ``2**-right`` with ``right = max(-shift, 0)``, before the
+    final one (``shift`` broadcastable against ``v``)."""
+    if rounding != "double":
+        return round_like(v, rounding)
+    scale = 2.0 ** np.maximum(-np.asarray(shift, dtype=np.float64), 0.0)
+    return round_like(round_like(v * scale, rounding) / scale, rounding)
 
 
 def sqnr_db(reference: np.ndarray, approx: np.ndarray) -> float:

@@ -1,0 +1,284 @@
+"""The weighted ops the core's array computes: Conv (as im2col) and Gemm/MatMul.
+
+A weighted layer is a ``(K, N)`` integer weight matrix run on the configured array in column
+tiles of ``cols`` (:class:`Tile`, each with its own DPU tables), every tile through
+:func:`dcim.golden.model.mvm_tiled` (``ceil(K / rows)`` K-passes) and
+:func:`dcim.golden.model.dpu`, which adds the folded bias, requantizes, adds the output zero
+point and an optional fused residual, and clamps. Quantization: weights symmetric per output
+channel, int32 bias at ``s_x * s_w``, the input zero point folded into the bias, one
+``quantize_multiplier(s_x s_w[c] / s_y)`` per channel (docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
+from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
+from .ops import Op, rescale_fake
+from .scheme import dequantize, fake_round, quantize_bias, quantize_weights
+from .tensor_ops import conv_out_size, im2col
+
+__all__ = ["Conv", "Gemm", "GroupConv", "Matmul", "Tile", "to_rows"]
+
+
+@dataclasses.dataclass
+class Tile:
+    """One column tile of a weighted layer, as the core runs it.
+
+    Attributes
+    ----------
+    col0, col1 : int
+        Output channels ``[col0, col1)`` of the layer this tile computes (the rest of the
+        ``cols`` columns are zero-weight padding).
+    weights : numpy.ndarray of int64, shape (K_t, cols)
+        Rows ``p*rows .. (p+1)*rows - 1`` are K-pass ``p`` (the last pass is zero-padded by
+        :func:`dcim.golden.model.mvm_tiled`).
+    dpu : DpuParams
+        DPU tables for the ``cols`` columns (padding columns: bias, multiplier and shift 0).
+    rows : numpy.ndarray of int64 or None
+        The layer's ``K`` indices (columns of :meth:`Matmul.columns`) that the tile's weight
+        rows multiply, in order; None: all ``K`` (a dense layer).
+    """
+
+    col0: int
+    col1: int
+    weights: np.ndarray
+    dpu: DpuParams
+    rows: np.ndarray | None = None
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """The tile's activation vectors: the columns of ``X`` (vectors, K) it multiplies."""
+        return X if self.rows is None else X[:, self.rows]
+
+
+def to_rows(t: np.ndarray) -> np.ndarray:
+    """NCHW or (N, C) to (vectors, C)."""
+    return t.transpose(0, 2, 3, 1).reshape(-1, t.shape[1]) if t.ndim == 4 else t
+
+
+@dataclasses.dataclass
+class Matmul(Op):
+    """A weighted layer on the array (abstract: :class:`Conv` or :class:`Gemm`).
+
+    Attributes
+    ----------
+    weight : numpy.ndarray
+        Float64, output channel first: ``(Cout, Cin, kh, kw)`` or ``(N, K)``.
+    bias : numpy.ndarray
+        Float64 ``(Cout,)``.
+    """
+
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    layer_kind = "matmul"
+    requantizes = True
+    on_array = True
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        """``(K, N)``: reduction depth of one output channel and output channels."""
+        return int(np.prod(self.weight.shape[1:])), self.weight.shape[0]
+
+    def matrix(self, w: np.ndarray) -> np.ndarray:
+        """The layer's ``(N, K)`` matrix from per-channel weights ``w`` of shape ``(N,
+        dims[0])`` (the same for a dense layer)."""
+        return w
+
+    def tile_plan(self, cfg) -> list[tuple[np.ndarray | None, int, int, int]]:
+        """The column tiles on ``cfg``'s array: ``(rows, K_t, col0, col1)`` each, ``rows`` as
+        :attr:`Tile.rows`, ``K_t`` the tile's depth (K-passes ``ceil(K_t / cfg.rows)``).
+        A dense layer: every ``cols`` output channels, all ``K`` rows."""
+        k, n = self.dims
+        return [(None, k, c0, min(c0 + cfg.cols, n)) for c0 in range(0, n, cfg.cols)]
+
+    def vectors(self, out_shape: tuple[int, ...]) -> int:
+        """Activation vectors per inference for an output of shape ``out_shape`` (batch 1)."""
+        raise NotImplementedError
+
+    def columns(self, x: np.ndarray, pad_value) -> np.ndarray:
+        """The ``(vectors, K)`` matrix the array multiplies, from the layer input ``x``."""
+        raise NotImplementedError
+
+    def from_rows(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The ``(vectors, N)`` result back in the output layout, for the input ``x``."""
+        return y
+
+    def run_float(self, args):
+        x = args[0]
+        w = self.matrix(self.weight.reshape(self.weight.shape[0], -1))
+        y = self.columns(x, 0.0) @ w.T + self.bias
+        return self.from_rows(y, x)
+
+    # -- quantized -----------------------------------------------------------------------------
+    def quantize(self, cfg, layer, qparams, warnings):
+        qin, qout = qparams[layer.inputs[0]], qparams[layer.output]
+        wq, w_scale, zero = quantize_weights(cfg, self.weight)
+        if zero.any():
+            warnings.append(f"layer {layer.name!r}: {int(zero.sum())} output channel(s) with "
+                            "all-zero weights: fallback weight scale 1.0")
+        n_out = wq.shape[0]
+        W = self.matrix(wq.reshape(n_out, -1)).T.copy()  # (K, N)
+        bias, sat = quantize_bias(self.bias, qin.scale, w_scale)
+        if sat:
+            warnings.append(f"layer {layer.name!r}: {sat} bias value(s) do not fit int32 at "
+                            "scale s_x*s_w and were saturated")
+        folded = fold_input_zero_point(W, bias, qin.zero_point)
+        over = int(((folded < INT32_MIN) | (folded > INT32_MAX)).sum())
+        if over:
+            warnings.append(f"layer {layer.name!r}: {over} folded bias value(s) exceed int32 "
+                            "and were saturated")
+            folded = saturate(folded, INT32_MIN, INT32_MAX)
+        xmax = max(abs(v) for v in cfg.act_range)
+        worst = int((np.abs(W).sum(axis=0) * xmax).max())
+        if worst > cfg.psum_range[1]:
+            warnings.append(f"layer {layer.name!r}: worst-case accumulator {worst} (2**"
+                            f"{math.log2(worst):.1f}) exceeds the {cfg.psum_bits}-bit partial "
+                            "sum (the core saturates it)")
+        pairs = [quantize_multiplier(qin.scale * s / qout.scale) for s in w_scale]
+        res = {}
+        if layer.residual is not None:
+            qr = qparams[layer.residual]
+            m, s = quantize_multiplier(qr.scale / qout.scale)
+            res = {"res_multiplier": m, "res_shift": s, "res_zp": qr.zero_point}
+        params = DpuParams(bias=folded,
+                           multiplier=np.array([p[0] for p in pairs], dtype=np.int64),
+                           shift=np.array([p[1] for p in pairs], dtype=np.int64),
+                           out_zp=qout.zero_point, act_min=layer.act_min,
+                           act_max=layer.act_max, **res)
+        layer.weights, layer.w_scale, layer.bias, layer.dpu = W, w_scale, bias, params
+        for rows, _, c0, c1 in self.tile_plan(cfg):
+            pad = cfg.cols - (c1 - c0)
+            wt = np.pad((W if rows is None else W[rows])[:, c0:c1], ((0, 0), (0, pad)))
+            arrays = {k: np.pad(getattr(params, k)[c0:c1], (0, pad)) for k in DpuParams._ARRAYS}
+            scalars = {k: getattr(params, k) for k in DpuParams._SCALARS}
+            layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars), rows))
+
+    def run_int(self, m, layer, args):
+        cfg = m.cfg
+        x = args[0]
+        X = self.columns(x, m.qparams[layer.inputs[0]].zero_point)
+        R = None if len(args) < 2 else to_rows(args[1])
+        if R is not None and R.shape != (X.shape[0], layer.weights.shape[1]):
+            raise ValueError(f"layer {layer.name!r}: the residual add needs operands of the "
+                             "same shape (broadcasting is not supported)")
+        y = np.empty((X.shape[0], layer.weights.shape[1]), dtype=np.int64)
+        for tile in layer.tiles:
+            psum = mvm_tiled(cfg, tile.weights, tile.inputs(X))
+            rt = None
+            if R is not None:
+                rt = np.full((X.shape[0], cfg.cols), tile.dpu.res_zp, dtype=np.int64)
+                rt[:, :tile.col1 - tile.col0] = R[:, tile.col0:tile.col1]
+            y[:, tile.col0:tile.col1] = dpu(cfg, psum, tile.dpu, rt)[:, :tile.col1 - tile.col0]
+        return self.from_rows(y, x)
+
+    def run_fake(self, m, layer, args):
+        cfg = m.cfg
+        x = args[0]
+        qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.output]
+        X = self.columns(dequantize(x, qin), 0.0)
+        w_real = layer.weights * layer.w_scale  # (K, N)
+        acc = X @ w_real + layer.bias * (qin.scale * layer.w_scale)
+        y = fake_round(acc / qout.scale, layer.dpu.shift, cfg.rounding) + qout.zero_point
+        if len(args) > 1:
+            y = y + rescale_fake(m, to_rows(args[1]), m.qparams[layer.residual], qout,
+                                 layer.dpu.res_shift)
+        y = np.clip(y, layer.act_min, layer.act_max).astype(np.int64)
+        return self.from_rows(y, x)
+
+
+@dataclasses.dataclass
+class Conv(Matmul):
+    """A 2-D convolution (group 1), run as im2col: one vector per output pixel.
+
+    Attributes
+    ----------
+    kernel, strides, dilations : tuple of int
+        ``(kh, kw)``, ``(sh, sw)``, ``(dh, dw)``.
+    pads : tuple of int
+        ``(top, left, bottom, right)``; the integer path pads with the input zero point.
+    """
+
+    kernel: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilations: tuple[int, int] = (1, 1)
+    kind = "conv"
+
+    def out_hw(self, x: np.ndarray) -> tuple[int, int]:
+        """Output height and width for an NCHW input."""
+        t, l, b, r = self.pads
+        return (conv_out_size(x.shape[2], self.kernel[0], self.strides[0], t, b,
+                              self.dilations[0]),
+                conv_out_size(x.shape[3], self.kernel[1], self.strides[1], l, r,
+                              self.dilations[1]))
+
+    def vectors(self, out_shape):
+        return int(np.prod(out_shape[2:]))
+
+    def columns(self, x, pad_value):
+        return im2col(x, self.kernel, self.strides, self.pads, pad_value, self.dilations)
+
+    def from_rows(self, y, x):
+        h, w = self.out_hw(x)
+        return y.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2)
+
+
+@dataclasses.dataclass
+class GroupConv(Conv):
+    """A grouped convolution (depthwise when ``groups`` equals the input channels).
+
+    Its ``(K, N)`` matrix, ``K = Cin*kh*kw``, is block diagonal: group ``g``'s ``Ng = N /
+    groups`` output channels see only its ``Kg = Cin/groups*kh*kw`` rows. On the array a column
+    tile packs ``p = min(rows // Kg, cols // Ng)`` whole groups (block diagonal inside the tile:
+    one pass computes ``p`` groups from one vector of their patches); a group that does not fit
+    (``Kg > rows`` or ``Ng > cols``) gets tiles of its own: its ``Kg`` rows in K-passes, its
+    ``Ng`` columns in tiles of ``cols``. A depthwise 3x3 channel uses 9 rows of one column.
+
+    Attributes
+    ----------
+    groups : int
+        ONNX ``group``, dividing the input and output channels.
+    """
+
+    groups: int = 1
+    kind = "gconv"
+
+    def matrix(self, w):
+        kg, n = self.dims
+        ng = n // self.groups
+        out = np.zeros((n, kg * self.groups), dtype=w.dtype)
+        for g in range(self.groups):
+            out[g * ng:(g + 1) * ng, g * kg:(g + 1) * kg] = w[g * ng:(g + 1) * ng]
+        return out
+
+    def tile_plan(self, cfg):
+        kg, n = self.dims
+        ng = n // self.groups
+        per = max(1, min(cfg.rows // kg, cfg.cols // ng))
+        plan = []
+        for g0 in range(0, self.groups, per):
+            g1 = min(g0 + per, self.groups)
+            rows = np.arange(g0 * kg, g1 * kg, dtype=np.int64)
+            plan += [(rows, len(rows), c0, min(c0 + cfg.cols, g1 * ng))
+                     for c0 in range(g0 * ng, g1 * ng, cfg.cols)]
+        return plan
+
+
+@dataclasses.dataclass
+class Gemm(Matmul):
+    """Gemm or MatMul with a constant right operand: one vector per sample."""
+
+    kind = "gemm"
+
+    def vectors(self, out_shape):
+        return 1
+
+    def columns(self, x, pad_value):
+        if x.ndim != 2 or x.shape[1] != self.weight.shape[1]:
+            raise ValueError(f"{self.name}: expects a (batch, {self.weight.shape[1]}) input, "
+                             f"got {tuple(x.shape)}")
+        return x
