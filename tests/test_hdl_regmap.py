@@ -117,3 +117,52 @@ def test_w_row_field_sees_the_whole_word(rows):
     f = RegMap(CoreConfig(rows=rows, cols=2))["W_ROW"].field("ROW")
     assert (f.lsb, f.width, f.legal, f.access) == (0, 32, (0, rows - 1), "rw")
     assert f"row 0..{rows - 1}" in f.desc and "ignored" in f.desc
+
+
+# The address map as docs/core.md states it (typed from the document, not taken from RegMap):
+# register offsets, table bases, 4-byte table stride, address bits 1..0 ignored, an entry at
+# or past cols and every other address unmapped.
+DOC_REGISTERS = {0x00: "MAGIC", 0x04: "VERSION", 0x08: "ROWS", 0x0C: "COLS", 0x10: "PREC",
+                 0x14: "DPU", 0x18: "WIDTHS", 0x1C: "STREAMS", 0x40: "CTRL", 0x44: "STATUS",
+                 0x48: "PASSES", 0x4C: "W_ROW", 0x60: "OUT_ZP", 0x64: "ACT_MIN",
+                 0x68: "ACT_MAX"}
+DOC_RESIDUAL_REGISTERS = {0x6C: "RES_MULT", 0x70: "RES_SHIFT", 0x74: "RES_ZP"}
+DOC_TABLES = {"BIAS": 0x4000, "MULT": 0x8000, "SHIFT": 0xC000}
+
+
+def doc_decode(addr, cols, residual):
+    """What docs/core.md says ``addr`` reaches: a register name, ``(table, column)`` or None."""
+    word = addr & 0xFFFC
+    for name, base in DOC_TABLES.items():
+        if base <= word < base + 4 * cols:
+            return name, (word - base) // 4
+    regs = DOC_REGISTERS | (DOC_RESIDUAL_REGISTERS if residual else {})
+    return regs.get(word)
+
+
+def _name(hit):
+    if hit is None or isinstance(hit, tuple) and isinstance(hit[0], str):
+        return hit
+    return (hit[0].name, hit[1]) if isinstance(hit, tuple) else hit.name
+
+
+@pytest.mark.parametrize("cfg", [CoreConfig(), CoreConfig(rows=4, cols=5, dpu_residual=False),
+                                 CoreConfig(rows=2, cols=1), CoreConfig(rows=2, cols=4096)],
+                         ids=["default", "5cols-nores", "1col", "4096cols"])
+def test_decode_matches_the_documented_map(cfg):
+    """Every one of the 2**16 byte addresses decodes to what docs/core.md says."""
+    rm = RegMap(cfg)
+    got = [_name(rm.decode(a)) for a in range(1 << 16)]
+    want = [doc_decode(a, cfg.cols, cfg.dpu_residual) for a in range(1 << 16)]
+    assert got == want
+    assert _name(rm.decode(0x10000 + 0x8002)) == ("MULT", 0)  # taken modulo 2**addr_bits
+
+
+def test_decode_fields_of_the_address():
+    """The fields the hardware decodes: region 15..14, word 13..2; one selector per table and
+    one that selects none, all in select_bits."""
+    rm = RegMap(CoreConfig(rows=2, cols=3))
+    assert (rm.region(0xC00C), rm.word(0xC00C), rm.word(0xC00F)) == (3, 3, 3)
+    assert {rm.region(t.base) for t in rm.tables} == {1, 2, 3}
+    selects = {t.select for t in rm.tables} | {rm.no_select}
+    assert len(selects) == 4 and max(selects) < 1 << rm.select_bits
