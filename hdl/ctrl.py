@@ -267,14 +267,15 @@ class Ctrl(Elaboratable):
 
         # ---------------- DPU scalars and hardware-driven CSR inputs
         m.d.comb += [
-            dpu.out_zp.eq(csr["OUT_ZP.OUT_ZP"]), dpu.act_min.eq(csr["ACT_MIN.ACT_MIN"]),
-            dpu.act_max.eq(csr["ACT_MAX.ACT_MAX"]), dpu.res_en.eq(res_q),
+            dpu.params.out_zp.eq(csr["OUT_ZP.OUT_ZP"]),
+            dpu.params.act_min.eq(csr["ACT_MIN.ACT_MIN"]),
+            dpu.params.act_max.eq(csr["ACT_MAX.ACT_MAX"]), dpu.params.res_en.eq(res_q),
         ]
         if cfg.dpu_residual:
             m.d.comb += [
-                dpu.res_multiplier.eq(csr["RES_MULT.RES_MULT"]),
-                dpu.res_shift.eq(csr["RES_SHIFT.RES_SHIFT"]),
-                dpu.res_zp.eq(csr["RES_ZP.RES_ZP"]),
+                dpu.params.res_multiplier.eq(csr["RES_MULT.RES_MULT"]),
+                dpu.params.res_shift.eq(csr["RES_SHIFT.RES_SHIFT"]),
+                dpu.params.res_zp.eq(csr["RES_ZP.RES_ZP"]),
             ]
         self._hw = {
             "STATUS.BUSY": _or_all([xfull, run, accum.busy, obuf_busy, w_pending,
@@ -330,8 +331,8 @@ class Ctrl(Elaboratable):
         hits = {reg.name: (region == 0) & (word == reg.offset >> 2) for reg in rm.registers}
         mapped = _or_all(list(hits.values()) + [tbl_hit])
         m.d.comb += [bus.bresp.eq(resp), bus.rresp.eq(resp), bus.rdata.eq(rdata),
-                     dpu.tbl_sel.eq(region - 1), dpu.tbl_addr.eq(word),
-                     dpu.tbl_wdata.eq(wdata)]
+                     dpu.tables.sel.eq(region - 1), dpu.tables.addr.eq(word),
+                     dpu.tables.wdata.eq(wdata)]
         hw = self._hw
         writing = Signal()
         # Hardware set of sticky flags (a write-1-to-clear in the same cycle loses).
@@ -381,7 +382,7 @@ class Ctrl(Elaboratable):
                     m.d.sync += addr.eq(bus.araddr)
                     m.next = "READ1"
             with m.State("WRITE"):
-                m.d.comb += [writing.eq(1), dpu.tbl_we.eq(tbl_hit)]
+                m.d.comb += [writing.eq(1), dpu.tables.we.eq(tbl_hit)]
                 m.d.sync += resp.eq(Mux(mapped, _OKAY, _SLVERR))
                 m.next = "BRESP"
             with m.State("BRESP"):
@@ -391,7 +392,7 @@ class Ctrl(Elaboratable):
             with m.State("READ1"):
                 m.next = "READ2"
             with m.State("READ2"):
-                m.d.sync += [rdata.eq(Mux(tbl_hit, dpu.tbl_rdata, read_word)),
+                m.d.sync += [rdata.eq(Mux(tbl_hit, dpu.tables.rdata, read_word)),
                              resp.eq(Mux(mapped, _OKAY, _SLVERR))]
                 m.next = "RRESP"
             with m.State("RRESP"):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import ClockDomain, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
+
+from dcim.hdl.dpu import DpuParamsSignature, TableBusSignature, input_layout, output_layout
+from dcim.hdl.regmap import RegMap
 
 
 class DpuStandin(wiring.Component):
@@ -15,37 +17,31 @@ class DpuStandin(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        L = cfg.dpu_lanes
-        cw = max(1, ceil_log2(cfg.cols))
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "psum": data.ArrayLayout(signed(cfg.psum_bits), L),
-                "res": data.ArrayLayout(signed(8), L), "col": unsigned(cw), "last": 1}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "y": data.ArrayLayout(signed(8), L), "last": 1}))),
-            "tbl_we": In(1), "tbl_sel": In(2), "tbl_addr": In(cw), "tbl_wdata": In(32),
-            "tbl_rdata": Out(32), "out_zp": In(signed(8)), "act_min": In(signed(8)),
-            "act_max": In(signed(8)), "res_en": In(1), "res_multiplier": In(unsigned(31)),
-            "res_shift": In(signed(6)), "res_zp": In(signed(8)),
+            "i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(output_layout(cfg))),
+            "tables": In(TableBusSignature(cfg)), "params": In(DpuParamsSignature(cfg)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        tables = [[Signal(32, name=f"t{s}_{c}") for c in range(cfg.cols)] for s in range(3)]
-        for s in range(3):
+        tbl, par = self.tables, self.params
+        selects = [t.select for t in RegMap(cfg).tables]
+        tables = {s: [Signal(32, name=f"t{s}_{c}") for c in range(cfg.cols)] for s in selects}
+        for s in selects:
             for c in range(cfg.cols):
-                with m.If(self.tbl_we & (self.tbl_sel == s) & (self.tbl_addr == c)):
-                    m.d.sync += tables[s][c].eq(self.tbl_wdata)
-                with m.If((self.tbl_sel == s) & (self.tbl_addr == c)):
-                    m.d.sync += self.tbl_rdata.eq(tables[s][c])
+                with m.If(tbl.we & (tbl.sel == s) & (tbl.addr == c)):
+                    m.d.sync += tables[s][c].eq(tbl.wdata)
+                with m.If((tbl.sel == s) & (tbl.addr == c)):
+                    m.d.sync += tbl.rdata.eq(tables[s][c])
         with m.If(self.o.ready | ~self.o.valid):
             m.d.sync += self.o.valid.eq(self.i.valid)
             m.d.sync += self.o.payload.last.eq(self.i.payload.last)
             for lane in range(cfg.dpu_lanes):
                 p = self.i.payload.psum[lane]
                 m.d.sync += self.o.payload.y[lane].eq(
-                    Mux(p > self.act_max, self.act_max, Mux(p < self.act_min, self.act_min, p)))
+                    Mux(p > par.act_max, par.act_max, Mux(p < par.act_min, par.act_min, p)))
         m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
         return m
 
@@ -59,7 +55,6 @@ import numpy as np  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 
 from dcim.hdl.core import Core  # noqa: E402
-from dcim.hdl.regmap import RegMap  # noqa: E402
 
 
 def pack_bytes(values, lanes, bits=8):
