@@ -69,7 +69,7 @@ class Core(wiring.Component):
         m = Module()
         m.submodules.array = self.array
         m.submodules.accum = self.accum
-        m.d.comb += [t.eq(y) for t, y in zip(self.accum.t, self.array.y)]
+        wiring.connect(m, self.array.sums, self.accum.sums)
         m.submodules.dpu = self.dpu
         m.submodules.ctrl = Ctrl(self.cfg, self)
         return m

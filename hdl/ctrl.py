@@ -111,8 +111,8 @@ class Ctrl(Elaboratable):
         run = Signal()
         commit = Signal()
         m.d.comb += [sw.tready.eq(~w_pending), commit.eq(w_pending & ~run),
-                     array.we.eq(commit), array.row.eq(csr["W_ROW.ROW"]),
-                     array.wdata.eq(Cat(rowbuf))]
+                     array.write.we.eq(commit), array.write.row.eq(csr["W_ROW.ROW"]),
+                     array.write.wdata.eq(Cat(rowbuf))]
         with m.If(commit):
             m.d.sync += w_pending.eq(0)
         with m.If(wrx.ok):
@@ -137,7 +137,7 @@ class Ctrl(Elaboratable):
         m.d.comb += sx.tready.eq(~xfull | start)
 
         # ---------------- sequencer
-        hold = accum.hold
+        hold = accum.ctl.hold
         max_n = cfg.cycles_per_pass()
         j = Signal(range(max(2, max_n)))
         nlast = Signal(range(max(2, max_n)))
@@ -159,10 +159,11 @@ class Ctrl(Elaboratable):
         with m.If(xrx.ok):
             m.d.sync += xfull.eq(1)
         m.d.comb += [
-            array.x.eq(xsr[:s * rows]), array.neg.eq(j == nlast), array.en.eq(~hold),
-            accum.valid.eq(run), accum.first.eq(j == 0), accum.last.eq(j == nlast),
-            accum.shamt.eq(j << log_s), accum.acc.eq(t_acc), accum.emit.eq(t_emit),
-            accum.clear.eq(csr["CTRL.CLEAR"]),
+            array.compute.x.eq(xsr[:s * rows]), array.compute.neg.eq(j == nlast),
+            array.compute.en.eq(~hold),
+            accum.ctl.valid.eq(run), accum.ctl.first.eq(j == 0), accum.ctl.last.eq(j == nlast),
+            accum.ctl.shamt.eq(j << log_s), accum.ctl.acc.eq(t_acc), accum.ctl.emit.eq(t_emit),
+            accum.status.clear.eq(csr["CTRL.CLEAR"]),
         ]
 
         # ---------------- residuals
@@ -187,7 +188,7 @@ class Ctrl(Elaboratable):
         obuf_busy = Signal()
         raw_q = Signal()
         res_q = Signal()
-        m.d.comb += accum.obuf_busy.eq(obuf_busy)
+        m.d.comb += accum.result.busy.eq(obuf_busy)
         y = core.m_axis_y
         y_hs = Signal()
         m.d.comb += y_hs.eq(y.tvalid & y.tready)
@@ -200,8 +201,8 @@ class Ctrl(Elaboratable):
         ocnt = Signal(range(cols + 1))
         ygroups = [Signal(L * 8, reset_less=True, name=f"ybuf{gi}") for gi in range(groups)]
         ybytes = [ygroups[c // L][(c % L) * 8:(c % L + 1) * 8] for c in range(cols)]
-        with m.If(accum.update & accum.update_emit):
-            m.d.sync += [*(o.eq(p) for o, p in zip(obuf, accum.psum_next)), obuf_busy.eq(1),
+        with m.If(accum.result.update & accum.result.emit):
+            m.d.sync += [*(o.eq(p) for o, p in zip(obuf, accum.result.psum)), obuf_busy.eq(1),
                          raw_q.eq(csr["CTRL.RAW"]),
                          res_q.eq(csr.get("CTRL.RES_EN", 0) & ~csr["CTRL.RAW"])]
 
@@ -278,14 +279,14 @@ class Ctrl(Elaboratable):
                 dpu.params.res_zp.eq(csr["RES_ZP.RES_ZP"]),
             ]
         self._hw = {
-            "STATUS.BUSY": _or_all([xfull, run, accum.busy, obuf_busy, w_pending,
+            "STATUS.BUSY": _or_all([xfull, run, accum.status.busy, obuf_busy, w_pending,
                                     xrx.active, wrx.active]),
             "STATUS.ERR_W_LEN": wrx.err, "STATUS.ERR_X_LEN": xrx.err,
-            "STATUS.ERR_R_LEN": r_err, "STATUS.PSUM_SAT": accum.sat,
+            "STATUS.ERR_R_LEN": r_err, "STATUS.PSUM_SAT": accum.status.sat,
             "PASSES.COUNT": csr["PASSES.COUNT"],
         }
         passes = csr["PASSES.COUNT"]
-        with m.If(accum.update):
+        with m.If(accum.status.done):
             m.d.sync += passes.eq(passes + 1)
         with m.If(commit):
             m.d.sync += csr["W_ROW.ROW"].eq(

@@ -194,7 +194,7 @@ class CoreBench:
             if valid and not seen:
                 self.first_valid.append(t)
                 seen = True
-            if ctx.get(self.dut.accum.update):
+            if ctx.get(self.dut.accum.result.update):
                 self.updates.append(t)
             if valid and ready:
                 beats.append(ctx.get(y.tdata))
