@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig
 from ._cfg import check_cfg
-from ._signature import CfgSignature
+from ._base import CfgSignature
 from .array import ColumnSumsSignature
 
 __all__ = ["Accum", "AccumStatusSignature", "PassControlSignature", "PassResultSignature"]

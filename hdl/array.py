@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig, signed_bits_for
 from ._cfg import check_cfg
-from ._signature import CfgSignature
+from ._base import CfgSignature
 
 __all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "ColumnSumsSignature",
            "FastColumn", "RowWriteSignature", "SliceSignature", "tree_register_levels"]

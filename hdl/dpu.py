@@ -11,7 +11,7 @@ from amaranth.utils import ceil_log2
 from ..golden.arith import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..golden.config import CoreConfig
 from ._cfg import check_cfg
-from ._signature import CfgSignature
+from ._base import CfgSignature
 from .regmap import RegMap
 
 __all__ = ["Dpu", "DpuParamsSignature", "TableBusSignature", "input_layout", "output_layout"]

@@ -1,4 +1,4 @@
-"""The base of the interface signatures the blocks of the core declare for each other."""
+"""The base classes of the core's components and of the interface signatures they declare."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from ..golden.config import CoreConfig
 from ._cfg import check_cfg
 
-__all__ = ["CfgSignature"]
+__all__ = ["CfgComponent", "CfgSignature"]
 
 
 class CfgSignature(wiring.Signature):
@@ -42,3 +42,33 @@ class CfgSignature(wiring.Signature):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cfg.rows}x{self.cfg.cols})"
+
+
+class CfgComponent(wiring.Component):
+    """A component of the core whose signature follows from a :class:`CoreConfig`.
+
+    ``cfg`` is checked before anything is built from it; the signature's members are what
+    :meth:`_members` returns for it.
+
+    Parameters
+    ----------
+    cfg : CoreConfig
+
+    Attributes
+    ----------
+    cfg : CoreConfig
+
+    Raises
+    ------
+    TypeError
+        ``cfg`` is not a CoreConfig (the half-built component is not reported as an unused
+        elaboratable).
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        self.cfg = check_cfg(cfg, self)
+        super().__init__(self._members(self.cfg))
+
+    def _members(self, cfg: CoreConfig) -> dict[str, Any]:
+        """The members of the component's signature for ``cfg``."""
+        raise NotImplementedError  # pragma: no cover
