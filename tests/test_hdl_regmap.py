@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from hdl_helpers import doc_decode
 
 from dcim.golden.config import CoreConfig
 from dcim.hdl.regmap import MAGIC, Field, RegMap, embed_markdown
@@ -119,31 +120,10 @@ def test_w_row_field_sees_the_whole_word(rows):
     assert f"row 0..{rows - 1}" in f.desc and "ignored" in f.desc
 
 
-# The address map as docs/core.md states it (typed from the document, not taken from RegMap):
-# register offsets, table bases, 4-byte table stride, address bits 1..0 ignored, an entry at
-# or past cols and every other address unmapped.
-DOC_REGISTERS = {0x00: "MAGIC", 0x04: "VERSION", 0x08: "ROWS", 0x0C: "COLS", 0x10: "PREC",
-                 0x14: "DPU", 0x18: "WIDTHS", 0x1C: "STREAMS", 0x40: "CTRL", 0x44: "STATUS",
-                 0x48: "PASSES", 0x4C: "W_ROW", 0x60: "OUT_ZP", 0x64: "ACT_MIN",
-                 0x68: "ACT_MAX"}
-DOC_RESIDUAL_REGISTERS = {0x6C: "RES_MULT", 0x70: "RES_SHIFT", 0x74: "RES_ZP"}
-DOC_TABLES = {"BIAS": 0x4000, "MULT": 0x8000, "SHIFT": 0xC000}
-
-
-def doc_decode(addr, cols, residual):
-    """What docs/core.md says ``addr`` reaches: a register name, ``(table, column)`` or None."""
-    word = addr & 0xFFFC
-    for name, base in DOC_TABLES.items():
-        if base <= word < base + 4 * cols:
-            return name, (word - base) // 4
-    regs = DOC_REGISTERS | (DOC_RESIDUAL_REGISTERS if residual else {})
-    return regs.get(word)
-
-
 def _name(hit):
-    if hit is None or isinstance(hit, tuple) and isinstance(hit[0], str):
-        return hit
-    return (hit[0].name, hit[1]) if isinstance(hit, tuple) else hit.name
+    if isinstance(hit, tuple):
+        return hit[0].name, hit[1]
+    return None if hit is None else hit.name
 
 
 @pytest.mark.parametrize("cfg", [CoreConfig(), CoreConfig(rows=4, cols=5, dpu_residual=False),
