@@ -17,6 +17,9 @@ Bus layouts
 * Activation slice ``x``: plane-major; bit ``i`` of row ``k``'s slice at bit ``i*rows + k``.
 * Array write data ``wdata``: column ``c``'s word at bits ``[c*weight_bits, +weight_bits)``.
 * Column results ``y[c]``: one signed ``slice_psum_bits`` signal per column.
+
+The array's ports are three interfaces: :class:`RowWriteSignature` (a row write),
+:class:`SliceSignature` (the compute slice) and :class:`ColumnSumsSignature` (the results).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig, signed_bits_for
 from ._cfg import check_cfg
+from ._base import CfgSignature
 
-__all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "FastColumn",
-           "tree_register_levels"]
+__all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "ColumnSumsSignature",
+           "FastColumn", "RowWriteSignature", "SliceSignature", "tree_register_levels"]
 
 #: Module name of the behavioural column model (``hdl/dcim_column_fast.v``).
 FAST_COLUMN_MODULE = "dcim_column_fast"
@@ -41,7 +45,7 @@ def tree_register_levels(depth: int, regs: int) -> list[int]:
     return sorted(depth - (i * depth) // regs for i in range(regs))
 
 
-class ColumnSignature(wiring.Signature):
+class ColumnSignature(CfgSignature):
     """The ports of one column of ``cfg`` (the seam of docs/core.md, "The column").
 
     Members
@@ -64,19 +68,58 @@ class ColumnSignature(wiring.Signature):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg)
-        super().__init__({"wl": In(cfg.rows), "wdata": In(cfg.weight_bits),
-                          "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
-                          "y": Out(signed(cfg.slice_psum_bits))})
+        super().__init__(cfg, {"wl": In(cfg.rows), "wdata": In(cfg.weight_bits),
+                               "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
+                               "y": Out(signed(cfg.slice_psum_bits))})
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.cfg == self.cfg
 
-    def __hash__(self) -> int:
-        return hash((type(self), self.cfg))
+class RowWriteSignature(CfgSignature):
+    """A row write into the array (the writer's view: the array has ``In(...)``).
 
-    def __repr__(self) -> str:
-        return f"ColumnSignature({self.cfg.rows} rows)"
+    Members
+    -------
+    we : Out(1)
+        Row ``row`` of every column takes its word of ``wdata`` at the clock edge.
+    row : Out(range(max(2, rows)))
+        The row, below ``rows``.
+    wdata : Out(cols * weight_bits)
+        Column ``c``'s word at bits ``[c*weight_bits, +weight_bits)``.
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        super().__init__(cfg, {"we": Out(1), "row": Out(range(max(2, cfg.rows))),
+                               "wdata": Out(cfg.cols * cfg.weight_bits)})
+
+
+class SliceSignature(CfgSignature):
+    """The activation slice every column computes with (the driver's view).
+
+    Members
+    -------
+    x : Out(rows * serial_bits)
+        The slice, plane-major (bit ``i`` of row ``k`` at ``i*rows + k``).
+    neg : Out(1)
+        ``x`` is the top slice of a signed activation.
+    en : Out(1)
+        The adder-tree pipeline registers advance.
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        super().__init__(cfg, {"x": Out(cfg.rows * cfg.serial_bits), "neg": Out(1),
+                               "en": Out(1)})
+
+
+class ColumnSumsSignature(CfgSignature):
+    """The column results (the array's view: the accumulators have ``In(...)``).
+
+    Members
+    -------
+    y : Out(signed(slice_psum_bits)) x cols
+        Column ``c``'s adder-tree output (:class:`ColumnSignature` ``y``).
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        super().__init__(cfg, {"y": Out(signed(cfg.slice_psum_bits)).array(cfg.cols)})
 
 
 class _Cells(wiring.Component):
@@ -188,8 +231,9 @@ class FastColumn(wiring.Component):
 class Array(wiring.Component):
     """The array: the row decoder and ``cols`` columns sharing the word lines and the slice.
 
-    When ``we`` is set, row ``row`` (``< rows``) of every column takes its word of ``wdata`` at
-    the clock edge. ``y[c]`` is column ``c``'s output (:class:`ColumnSignature`).
+    When ``write.we`` is set, row ``write.row`` (``< rows``) of every column takes its word of
+    ``write.wdata`` at the clock edge. ``sums.y[c]`` is column ``c``'s output for the slice
+    ``compute`` (:class:`ColumnSignature`).
 
     Parameters
     ----------
@@ -198,30 +242,37 @@ class Array(wiring.Component):
         Instantiate the Verilog module of this name for every column (ports as
         :class:`ColumnSignature`, plus ``clk`` and ``rst``), for Verilog generation. By
         default the :class:`Column` components are elaborated (for Amaranth's simulator).
+
+    Members
+    -------
+    write : In(RowWriteSignature(cfg))
+    compute : In(SliceSignature(cfg))
+    sums : Out(ColumnSumsSignature(cfg))
     """
 
     def __init__(self, cfg: CoreConfig, *, column: str | None = None) -> None:
         self.cfg = check_cfg(cfg, self)
         self.column = column
-        super().__init__({"we": In(1), "row": In(range(max(2, cfg.rows))),
-                          "wdata": In(cfg.cols * cfg.weight_bits),
-                          "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
-                          "y": Out(signed(cfg.slice_psum_bits)).array(cfg.cols)})
+        super().__init__({"write": In(RowWriteSignature(cfg)),
+                          "compute": In(SliceSignature(cfg)),
+                          "sums": Out(ColumnSumsSignature(cfg))})
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         wb = cfg.weight_bits
+        wr, sl = self.write, self.compute
         wl = Signal(cfg.rows)
-        m.d.comb += wl.eq(self.we << self.row)
+        m.d.comb += wl.eq(wr.we << wr.row)
         for c in range(cfg.cols):
-            wdata = self.wdata[c * wb:(c + 1) * wb]
+            wdata = wr.wdata[c * wb:(c + 1) * wb]
+            y = self.sums.y[c]
             if self.column is None:
                 col = m.submodules[f"col{c}"] = Column(cfg)
-                m.d.comb += [col.wl.eq(wl), col.wdata.eq(wdata), col.x.eq(self.x),
-                             col.neg.eq(self.neg), col.en.eq(self.en), self.y[c].eq(col.y)]
+                m.d.comb += [col.wl.eq(wl), col.wdata.eq(wdata), col.x.eq(sl.x),
+                             col.neg.eq(sl.neg), col.en.eq(sl.en), y.eq(col.y)]
             else:
                 m.submodules[f"col{c}"] = Instance(
                     self.column, i_clk=ClockSignal(), i_rst=ResetSignal(), i_wl=wl,
-                    i_wdata=wdata, i_x=self.x, i_neg=self.neg, i_en=self.en, o_y=self.y[c])
+                    i_wdata=wdata, i_x=sl.x, i_neg=sl.neg, i_en=sl.en, o_y=y)
         return m

@@ -7,7 +7,12 @@ from __future__ import annotations
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["axi_lite_signature", "axi_stream_signature"]
+__all__ = ["LANE_BITS", "OKAY", "SLVERR", "axi_lite_signature", "axi_stream_signature"]
+
+#: Bits of a stream byte lane (the element unit of every stream of docs/core.md).
+LANE_BITS = 8
+#: AXI4-Lite ``bresp``/``rresp`` codes.
+OKAY, SLVERR = 0, 2
 
 
 def axi_stream_signature(data_bits: int, user_bits: int = 0) -> wiring.Signature:

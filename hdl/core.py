@@ -6,15 +6,13 @@ from collections.abc import Callable
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import connect, flipped
 
 from ..golden.config import CoreConfig
 from ._cfg import check_cfg
 from .accum import Accum
 from .array import Array
-from .axi import axi_lite_signature, axi_stream_signature
 from .ctrl import Ctrl
-from .regmap import RegMap
 
 __all__ = ["Core"]
 
@@ -22,6 +20,9 @@ __all__ = ["Core"]
 class Core(wiring.Component):
     """The D-IMC core configured by ``cfg``: the array (weight cells, AND, adder trees),
     accumulators, DPU and control, behind AXI4-Stream and AXI4-Lite ports.
+
+    The four blocks are the submodules ``array``, ``accum``, ``dpu`` and ``ctrl`` (instance
+    names the synthesis report relies on), joined by ``wiring.connect``.
 
     Parameters
     ----------
@@ -31,7 +32,8 @@ class Core(wiring.Component):
         generation, see :func:`dcim.sim.build.verilog_text`) instead of elaborating the
         columns (for Amaranth's simulator); see :class:`dcim.hdl.array.Array`.
     dpu_factory : callable, optional
-        ``dpu_factory(cfg)`` builds the DPU component (default :class:`dcim.hdl.dpu.Dpu`).
+        ``dpu_factory(cfg)`` builds the DPU component (default :class:`dcim.hdl.dpu.Dpu`); it
+        must have the DPU's members ``i``, ``o``, ``tables`` and ``params``.
 
     Members
     -------
@@ -52,24 +54,29 @@ class Core(wiring.Component):
         self.cfg = check_cfg(cfg, self)
         if dpu_factory is None:
             from .dpu import Dpu as dpu_factory
-        members = {
-            "s_axis_w": In(axi_stream_signature(cfg.w_stream_bits)),
-            "s_axis_x": In(axi_stream_signature(cfg.x_stream_bits, user_bits=2)),
-        }
-        if cfg.dpu_residual:
-            members["s_axis_r"] = In(axi_stream_signature(cfg.x_stream_bits))
-        members["m_axis_y"] = Out(axi_stream_signature(cfg.y_stream_bits))
-        members["s_axil"] = In(axi_lite_signature(RegMap.addr_bits))
-        super().__init__(members)
+        super().__init__(Ctrl.port_members(cfg))
         self.array = Array(cfg, column=column)
         self.accum = Accum(cfg)
         self.dpu = dpu_factory(cfg)
+        self.ctrl = Ctrl(cfg)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.array = self.array
-        m.submodules.accum = self.accum
-        m.d.comb += [t.eq(y) for t, y in zip(self.accum.t, self.array.y)]
-        m.submodules.dpu = self.dpu
-        m.submodules.ctrl = Ctrl(self.cfg, self)
+        array, accum, dpu, ctrl = self.array, self.accum, self.dpu, self.ctrl
+        m.submodules.array = array
+        m.submodules.accum = accum
+        m.submodules.dpu = dpu
+        m.submodules.ctrl = ctrl
+        for name in self.signature.members:
+            connect(m, flipped(getattr(self, name)), getattr(ctrl, name))
+        connect(m, ctrl.array_write, array.write)
+        connect(m, ctrl.array_compute, array.compute)
+        connect(m, array.sums, accum.sums)
+        connect(m, ctrl.accum_ctl, accum.ctl)
+        connect(m, accum.result, ctrl.accum_result)
+        connect(m, accum.status, ctrl.accum_status)
+        connect(m, ctrl.dpu_i, dpu.i)
+        connect(m, dpu.o, ctrl.dpu_o)
+        connect(m, ctrl.dpu_tables, dpu.tables)
+        connect(m, ctrl.dpu_params, dpu.params)
         return m

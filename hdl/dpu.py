@@ -11,18 +11,87 @@ from amaranth.utils import ceil_log2
 from ..golden.arith import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..golden.config import CoreConfig
 from ._cfg import check_cfg
+from ._base import CfgSignature
+from .regmap import RegMap
 
-__all__ = ["Dpu"]
+__all__ = ["Dpu", "DpuParamsSignature", "TableBusSignature", "input_layout", "output_layout"]
 
 # Requantization operand ranges (the register formats of the tables and scalars).
 _SHIFT_MIN, _SHIFT_MAX = SHIFT_RANGE
 _MULT_BITS = MULTIPLIER_RANGE[1].bit_length()
+_SHIFT_BITS = _SHIFT_MAX.bit_length() + 1
 _MULT_LO_BITS = 16  # the multiplier is split in two partial products at this bit
 # Width of the main + residual sum before the zero point: saturating it to +-512 changes no
 # output, since any |sum| >= 256 clamps after an int8 zero point is added.
 _SUM_BITS = 10
-# Table selectors (``tbl_sel``).
-_SEL_BIAS, _SEL_MULT, _SEL_SHIFT = 0, 1, 2
+#: Residuals, zero points and results are int8.
+_INT8 = signed(8)
+
+
+def _column_bits(cfg: CoreConfig) -> int:
+    return max(1, ceil_log2(cfg.cols))
+
+
+def input_layout(cfg: CoreConfig) -> data.StructLayout:
+    """Payload of the DPU input stream: ``psum`` (L x signed psum_bits), ``res`` (L x int8),
+    ``col`` (the column of lane 0) and ``last``."""
+    lanes = cfg.dpu_lanes
+    return data.StructLayout({"psum": data.ArrayLayout(signed(cfg.psum_bits), lanes),
+                              "res": data.ArrayLayout(_INT8, lanes),
+                              "col": unsigned(_column_bits(cfg)), "last": 1})
+
+
+def output_layout(cfg: CoreConfig) -> data.StructLayout:
+    """Payload of the DPU output stream: ``y`` (L x int8) and ``last``."""
+    return data.StructLayout({"y": data.ArrayLayout(_INT8, cfg.dpu_lanes), "last": 1})
+
+
+class TableBusSignature(CfgSignature):
+    """The port through which the CSR block writes and reads the DPU tables (the CSR block's
+    view: use ``In(...)`` in the DPU).
+
+    Members
+    -------
+    we : Out(1)
+        Write ``wdata`` into entry ``addr`` of table ``sel`` at the clock edge.
+    sel : Out(RegMap.select_bits)
+        The table: a ``Table.select`` of :class:`~dcim.hdl.regmap.RegMap`, or ``no_select``.
+    addr : Out(ceil_log2(cols))
+        The column.
+    wdata : Out(32)
+        The written word (register format of the table).
+    rdata : In(32)
+        The entry at ``sel``/``addr`` of the previous cycle, in its register format.
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        rm = RegMap(cfg)
+        super().__init__(cfg, {"we": Out(1), "sel": Out(rm.select_bits),
+                               "addr": Out(_column_bits(cfg)), "wdata": Out(rm.data_bits),
+                               "rdata": In(rm.data_bits)})
+
+
+class DpuParamsSignature(CfgSignature):
+    """The DPU scalars (the driver's view: use ``In(...)`` in the DPU).
+
+    Members
+    -------
+    out_zp, act_min, act_max : Out(signed(8))
+        Output zero point and clamp (``act_min > act_max`` gives ``act_max``).
+    res_en : Out(1)
+        Add the rescaled residual.
+    res_multiplier : Out(unsigned(31))
+    res_shift : Out(signed(6))
+        Residual rescale; a shift outside -31..30 acts as the nearest end of that range.
+    res_zp : Out(signed(8))
+        Residual zero point.
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        super().__init__(cfg, {"out_zp": Out(_INT8), "act_min": Out(_INT8),
+                               "act_max": Out(_INT8), "res_en": Out(1),
+                               "res_multiplier": Out(unsigned(_MULT_BITS)),
+                               "res_shift": Out(signed(_SHIFT_BITS)), "res_zp": Out(_INT8)})
 
 
 class Dpu(wiring.Component):
@@ -47,43 +116,35 @@ class Dpu(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(StructLayout))
+    i : In(stream.Signature(input_layout(cfg)))
         Input groups: ``psum`` (L x signed psum_bits), ``res`` (L x int8 residual), ``col``
         (column of lane 0, a multiple of L, below cols; lane ``l`` is column ``col + l``) and
         ``last`` (passed through to ``o``). ``i.ready`` may depend on ``o.ready``.
-    o : Out(stream.Signature(StructLayout))
+    o : Out(stream.Signature(output_layout(cfg)))
         Results: ``y`` (L x int8) and ``last``, in input order, ``cfg.dpu_latency`` cycles
         after the group was accepted when ``o`` is not stalled. Backpressure of any length
         stalls the DPU without loss; with ``o.ready`` high one group per cycle passes.
-    tbl_we, tbl_sel, tbl_addr, tbl_wdata : In
-        Table write port (what the CSR block drives). When ``tbl_we`` is high, the entry of
-        column ``tbl_addr`` of table ``tbl_sel`` takes ``tbl_wdata`` at the clock edge; a
-        column at or above ``cols`` or ``tbl_sel`` = 3 is ignored. Groups accepted after the
-        write use the new entry; write while no group is in flight. Register formats of
-        ``tbl_wdata`` (write any value, read the stored, legal one):
+    tables : In(TableBusSignature(cfg))
+        Table port (what the CSR block drives). The tables, their selectors and formats are
+        those of :class:`~dcim.hdl.regmap.RegMap` (``RegMap(cfg).tables``). When ``tables.we``
+        is high, the entry of column ``addr`` of the table whose ``select`` is ``sel`` takes
+        ``wdata`` at the clock edge; a column at or above ``cols`` or a ``sel`` of no table
+        is ignored. Groups accepted after the write use the new entry; write while no group
+        is in flight. Register formats of ``wdata`` (write any value, read the stored, legal
+        one):
 
-        - ``tbl_sel`` = 0, BIAS: bits 31..0, int32.
-        - ``tbl_sel`` = 1, MULT: bits 30..0, unsigned multiplier 0..2**31-1; bit 31 is
-          ignored and reads 0.
-        - ``tbl_sel`` = 2, SHIFT: bits 5..0, a signed 6-bit shift (positive: left), stored
-          saturated to -31..30; bits 31..6 are ignored and read as the sign.
-    tbl_rdata : Out(32)
-        The stored entry at ``tbl_sel``/``tbl_addr`` of the previous cycle (the read takes one
-        cycle), in the register format above; 0 for a column at or above ``cols`` or
-        ``tbl_sel`` = 3. Tables are storage, not reset: they hold their contents through
-        ``rst`` (0 at power-up in simulation).
-    out_zp, act_min, act_max : In(signed(8))
-        Output zero point and clamp (``act_min > act_max`` gives ``act_max``).
-    res_en : In(1)
-        Add the rescaled residual.
-    res_multiplier : In(unsigned(31))
-    res_shift : In(signed(6))
-        Residual rescale; a shift outside -31..30 acts as the nearest end of that range.
-    res_zp : In(signed(8))
-        Residual zero point.
+        - BIAS: bits 31..0, int32.
+        - MULT: bits 30..0, unsigned multiplier 0..2**31-1; bit 31 is ignored and reads 0.
+        - SHIFT: bits 5..0, a signed 6-bit shift (positive: left), stored saturated to
+          -31..30; bits 31..6 are ignored and read as the sign.
 
-    The scalars ``out_zp`` .. ``res_zp`` must be stable from the acceptance of a group until
-    its result leaves ``o`` (they are CSRs changed while the core is idle).
+        ``rdata`` is the stored entry at ``sel``/``addr`` of the previous cycle (the read
+        takes one cycle), in the register format above; 0 for a column at or above ``cols``
+        or a ``sel`` of no table. Tables are storage, not reset: they hold their contents
+        through ``rst`` (0 at power-up in simulation).
+    params : In(DpuParamsSignature(cfg))
+        The scalars ``out_zp`` .. ``res_zp``. They must be stable from the acceptance of a
+        group until its result leaves ``o`` (they are CSRs changed while the core is idle).
 
     Raises
     ------
@@ -93,30 +154,11 @@ class Dpu(wiring.Component):
 
     def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = check_cfg(cfg, self)
-        lanes = cfg.dpu_lanes
-        cw = max(1, ceil_log2(cfg.cols))
-        i_layout = data.StructLayout({
-            "psum": data.ArrayLayout(signed(cfg.psum_bits), lanes),
-            "res": data.ArrayLayout(signed(8), lanes),
-            "col": unsigned(cw),
-            "last": 1,
-        })
-        o_layout = data.StructLayout({"y": data.ArrayLayout(signed(8), lanes), "last": 1})
         super().__init__({
-            "i": In(stream.Signature(i_layout)),
-            "o": Out(stream.Signature(o_layout)),
-            "tbl_we": In(1),
-            "tbl_sel": In(2),
-            "tbl_addr": In(cw),
-            "tbl_wdata": In(32),
-            "tbl_rdata": Out(32),
-            "out_zp": In(signed(8)),
-            "act_min": In(signed(8)),
-            "act_max": In(signed(8)),
-            "res_en": In(1),
-            "res_multiplier": In(unsigned(_MULT_BITS)),
-            "res_shift": In(signed(6)),
-            "res_zp": In(signed(8)),
+            "i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(output_layout(cfg))),
+            "tables": In(TableBusSignature(cfg)),
+            "params": In(DpuParamsSignature(cfg)),
         })
 
     def elaborate(self, platform):
@@ -149,52 +191,58 @@ class Dpu(wiring.Component):
             return reg
 
         # ---------------------------------------------------------------- tables
-        wr_entry, wr_lane = _udivmod_const(self.tbl_addr, lanes, cfg.cols)
-        wr_ok = self.tbl_we & (self.tbl_addr < cfg.cols)
-        wr_shift = _saturate(self.tbl_wdata[:6].as_signed(), _SHIFT_MIN, _SHIFT_MAX, 6)
+        # The tables, their selectors and formats are the register map's.
+        tbl = self.tables
+        rm = RegMap(cfg)
+        bias_t, mult_t, shift_t = (rm.table(n) for n in ("BIAS", "MULT", "SHIFT"))
+        assert (bias_t.width, mult_t.width, shift_t.width) == (32, _MULT_BITS, _SHIFT_BITS)
+        wr_entry, wr_lane = _udivmod_const(tbl.addr, lanes, cfg.cols)
+        wr_ok = tbl.we & (tbl.addr < cfg.cols)
         rd_entry, _ = _udivmod_const(self.i.payload.col, lanes, cfg.cols)
-        shapes = {_SEL_BIAS: signed(32), _SEL_MULT: unsigned(_MULT_BITS), _SEL_SHIFT: signed(6)}
-        wdata = {_SEL_BIAS: self.tbl_wdata, _SEL_MULT: self.tbl_wdata[:_MULT_BITS],
-                 _SEL_SHIFT: wr_shift}
-        names = {_SEL_BIAS: "bias", _SEL_MULT: "mult", _SEL_SHIFT: "shift"}
-        table = {sel: [] for sel in shapes}     # per lane: stage-1 read data
-        readback = {sel: [] for sel in shapes}  # per lane: CSR read-back data
+        shapes, wdata = {}, {}
+        for t in rm.tables:
+            shapes[t] = signed(t.width) if t.signed else unsigned(t.width)
+            wdata[t] = tbl.wdata[:t.width]
+        wdata[shift_t] = _saturate(wdata[shift_t].as_signed(), _SHIFT_MIN, _SHIFT_MAX,
+                                   _SHIFT_BITS)
+        table = {t: [] for t in shapes}     # per lane: stage-1 read data
+        readback = {t: [] for t in shapes}  # per lane: CSR read-back data
         for lane in range(lanes):
-            for sel, shape in shapes.items():
-                we = wr_ok & (self.tbl_sel == sel) & (wr_lane == lane)
-                name = f"{names[sel]}{lane}"
+            for t, shape in shapes.items():
+                we = wr_ok & (tbl.sel == t.select) & (wr_lane == lane)
+                name = f"{t.name.lower()}{lane}"
                 if depth == 1:
                     # One entry per lane: a register (a memory would have a 0-bit address).
                     reg = Signal(shape, name=name, reset_less=True)
                     with m.If(we):
-                        m.d.sync += reg.eq(wdata[sel])
-                    table[sel].append(reg)
-                    readback[sel].append(reg)
+                        m.d.sync += reg.eq(wdata[t])
+                    table[t].append(reg)
+                    readback[t].append(reg)
                     continue
                 mem = Memory(shape=shape, depth=depth, init=[])
                 m.submodules[name] = mem
                 wp = mem.write_port()
-                m.d.comb += [wp.addr.eq(wr_entry), wp.data.eq(wdata[sel]), wp.en.eq(we)]
+                m.d.comb += [wp.addr.eq(wr_entry), wp.data.eq(wdata[t]), wp.en.eq(we)]
                 rp = mem.read_port()
                 m.d.comb += [rp.addr.eq(rd_entry), rp.en.eq(en[1])]
-                table[sel].append(rp.data)
+                table[t].append(rp.data)
                 cp = mem.read_port()
                 m.d.comb += cp.addr.eq(wr_entry)
-                readback[sel].append(cp.data)
-        rb_sel = Signal(2)
+                readback[t].append(cp.data)
+        rb_sel = Signal.like(tbl.sel)
         rb_lane = Signal.like(wr_lane)
         rb_ok = Signal()
-        m.d.sync += [rb_sel.eq(self.tbl_sel), rb_lane.eq(wr_lane),
-                     rb_ok.eq(self.tbl_addr < cfg.cols)]
+        m.d.sync += [rb_sel.eq(tbl.sel), rb_lane.eq(wr_lane), rb_ok.eq(tbl.addr < cfg.cols)]
         with m.If(rb_ok):
-            for sel in shapes:
+            for t in shapes:
                 for lane in range(lanes):
-                    with m.If((rb_sel == sel) & (rb_lane == lane)):
+                    with m.If((rb_sel == t.select) & (rb_lane == lane)):
                         # Sign- or zero-extended to 32 bits by the table's shape.
-                        m.d.comb += self.tbl_rdata.eq(readback[sel][lane])
+                        m.d.comb += tbl.rdata.eq(readback[t][lane])
 
         # ---------------------------------------------------------------- scalars
-        res_shift = _saturate(self.res_shift, _SHIFT_MIN, _SHIFT_MAX, 6)
+        par = self.params
+        res_shift = _saturate(par.res_shift, _SHIFT_MIN, _SHIFT_MAX, _SHIFT_BITS)
         tie = "up" if cfg.rounding == "single" else "even"
 
         # ---------------------------------------------------------------- datapath
@@ -208,7 +256,7 @@ class Dpu(wiring.Component):
             tag = f"l{lane}"
             # S1: input registers; the tables are read in the same stage.
             psum = stage(1, p_in.psum[lane], f"{tag}_psum")
-            bias, mult, shift = (table[s][lane] for s in (_SEL_BIAS, _SEL_MULT, _SEL_SHIFT))
+            bias, mult, shift = (table[t][lane] for t in (bias_t, mult_t, shift_t))
             # S2: bias add, saturated to int32.
             a = stage(2, _saturate(psum + bias, *_signed_range(32), 32), f"{tag}_a")
             mult2 = stage(2, mult, f"{tag}_mult")
@@ -222,21 +270,21 @@ class Dpu(wiring.Component):
             # beyond that range keeps the sum beyond +-(2**(R-1) - 1) on its own side.
             if residual:
                 res = stage(1, p_in.res[lane], f"{tag}_res")
-                d = stage(2, res - self.res_zp, f"{tag}_d", signed(9))
-                r_pre, r_inc = _requantize(m, stage, f"{tag}_r", d, self.res_multiplier,
+                d = stage(2, res - par.res_zp, f"{tag}_d", signed(9))
+                r_pre, r_inc = _requantize(m, stage, f"{tag}_r", d, par.res_multiplier,
                                            res_shift, per_group=False, double=double, tie=tie)
                 assert len(r_pre) >= 10
                 main_bits = len(r_pre) + 1
                 total = (_saturate(q_pre, *_signed_range(main_bits), main_bits) + inc
-                         + Mux(self.res_en, r_pre, 0) + (self.res_en & r_inc))
+                         + Mux(par.res_en, r_pre, 0) + (par.res_en & r_inc))
             else:
                 total = _saturate(q_pre, *_signed_range(_SUM_BITS), _SUM_BITS) + inc
             s6 = stage(6, _saturate(total, *_signed_range(_SUM_BITS), _SUM_BITS), f"{tag}_sum")
             # S7: output zero point and clamp.
-            total = s6 + self.out_zp
-            clamped = Mux(total < self.act_min, self.act_min, total)
-            clamped = Mux(clamped > self.act_max, self.act_max, clamped)
-            y = stage(7, clamped, f"{tag}_out", signed(8))
+            total = s6 + par.out_zp
+            clamped = Mux(total < par.act_min, par.act_min, total)
+            clamped = Mux(clamped > par.act_max, par.act_max, clamped)
+            y = stage(7, clamped, f"{tag}_out", _INT8)
             m.d.comb += self.o.payload.y[lane].eq(y)
         return m
 

@@ -1,12 +1,18 @@
 """The AXI4-Lite register map of the core, described once.
 
-The RTL decoder in :mod:`dcim.hdl.csr` is built from this description, and so are the register
-map documents (:meth:`RegMap.to_markdown`, :meth:`RegMap.to_json`, :meth:`RegMap.to_c_header`).
-This module imports no amaranth: testbenches and software read it as plain data.
+The CSR block (:mod:`dcim.hdl.csr`) builds its storage and its address decoder from this
+description, the DPU (:mod:`dcim.hdl.dpu`) its table selectors and table formats, and so do the
+register map documents (:meth:`RegMap.to_markdown`, :meth:`RegMap.to_json`,
+:meth:`RegMap.to_c_header`). This module imports no amaranth: testbenches and software read it
+as plain data.
 
 Conventions
 -----------
 * 32-bit registers at word-aligned byte addresses; ``addr_bits`` (16) address bits.
+* Address decoding (:meth:`RegMap.decode`): bits ``[addr_bits-1:region_lsb]`` (15..14) select
+  the region, bits ``[region_lsb-1:word_lsb]`` (13..2) the word in it, bits 1..0 are ignored.
+  Region 0 holds the registers; each table has a region of its own (:meth:`RegMap.region`),
+  its entry ``c`` at word ``c``.
 * Every write is a full 32-bit write (``wstrb`` is ignored). Bits outside every field read 0.
 * Signed register fields hold two's complement in their own bits and read back zero-extended;
   signed table entries (``BIAS``, ``SHIFT``) read back sign-extended to 32 bits.
@@ -41,6 +47,9 @@ ACCESS = {
 }
 
 _ADDR_BITS = 16
+_DATA_BITS = 32
+_WORD_LSB = 2      # byte address -> 32-bit word
+_REGION_LSB = 14   # 16 KiB regions: the registers, then one per table
 _TABLE_STRIDE = 4
 
 
@@ -115,7 +124,8 @@ class Register:
 class Table:
     """A per-column table: entry ``c`` at ``base + 4*c`` for ``c`` in ``0..cols-1``.
 
-    ``select`` is the DPU table selector (``tbl_sel``) that stores it.
+    ``select`` is the DPU table selector (``TableBusSignature.sel``) that stores it; ``width``
+    and ``signed`` are the format of a stored entry.
     """
 
     name: str
@@ -139,7 +149,15 @@ class RegMap:
         ``cfg`` is not a :class:`~dcim.golden.config.CoreConfig`.
     """
 
+    #: Byte-address bits of the AXI4-Lite port.
     addr_bits = _ADDR_BITS
+    #: Bits of a register word (and of the AXI4-Lite data).
+    data_bits = _DATA_BITS
+    #: Lowest address bit of the word index (bits below it are ignored).
+    word_lsb = _WORD_LSB
+    #: Lowest address bit of the region number.
+    region_lsb = _REGION_LSB
+    #: Bytes between two entries of a table.
     table_stride = _TABLE_STRIDE
 
     def __init__(self, cfg: CoreConfig) -> None:
@@ -155,7 +173,16 @@ class RegMap:
         )
         offsets = [r.offset for r in self.registers]
         assert len(set(offsets)) == len(offsets)
-        assert all(o < self.tables[0].base for o in offsets)
+        assert all(self.region(o) == 0 and o % self.table_stride == 0 for o in offsets)
+        # Every table fills the start of a region of its own (a word per entry), and the
+        # selectors are distinct and leave one code that selects no table.
+        regions = [self.region(t.base) for t in self.tables]
+        assert all(t.base == r << self.region_lsb for t, r in zip(self.tables, regions))
+        assert 0 not in regions and len(set(regions)) == len(regions)
+        assert self.table_stride == 1 << self.word_lsb
+        assert cfg.cols <= 1 << (self.region_lsb - self.word_lsb)
+        selects = sorted(t.select for t in self.tables)
+        assert selects == list(range(len(selects)))
 
     def __getitem__(self, name: str) -> Register:
         for r in self.registers:
@@ -171,13 +198,48 @@ class RegMap:
         raise KeyError(f"no table {name}")
 
     # ----------------------------------------------------------------------------------------
+    # Address decoding: what the CSR block implements in hardware.
+    @property
+    def select_bits(self) -> int:
+        """Width of the DPU table selector: it holds every ``Table.select`` and
+        :attr:`no_select`."""
+        return self.no_select.bit_length()
+
+    @property
+    def no_select(self) -> int:
+        """The table selector of an address that is in no table."""
+        return len(self.tables)
+
+    def region(self, addr: int) -> int:
+        """The region number of byte address ``addr``: 0 for the registers, else a table's."""
+        return (addr % (1 << self.addr_bits)) >> self.region_lsb
+
+    def word(self, addr: int) -> int:
+        """The index of the word ``addr`` falls in, inside its region."""
+        return (addr % (1 << self.region_lsb)) >> self.word_lsb
+
+    def decode(self, addr: int) -> Register | tuple[Table, int] | None:
+        """What byte address ``addr`` (taken modulo ``2**addr_bits``) reaches: a register, a
+        table and its column ``(table, c)``, or None for an unmapped address (``SLVERR``)."""
+        region, word = self.region(addr), self.word(addr)
+        if region == 0:
+            for r in self.registers:
+                if self.word(r.offset) == word:
+                    return r
+            return None
+        for t in self.tables:
+            if self.region(t.base) == region:
+                return (t, word) if word < self.cfg.cols else None
+        return None
+
+    # ----------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The register map as plain data (what :meth:`to_json` writes)."""
         return {
             "name": self.cfg.name,
             "version": list(VERSION),
             "addr_bits": self.addr_bits,
-            "data_bits": 32,
+            "data_bits": self.data_bits,
             "access_types": dict(ACCESS),
             "registers": [
                 {"name": r.name, "offset": r.offset, "reset": r.reset, "desc": r.desc,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import ClockDomain, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
+
+from dcim.hdl.dpu import DpuParamsSignature, TableBusSignature, input_layout, output_layout
+from dcim.hdl.regmap import RegMap
 
 
 class DpuStandin(wiring.Component):
@@ -15,39 +17,55 @@ class DpuStandin(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        L = cfg.dpu_lanes
-        cw = max(1, ceil_log2(cfg.cols))
         super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "psum": data.ArrayLayout(signed(cfg.psum_bits), L),
-                "res": data.ArrayLayout(signed(8), L), "col": unsigned(cw), "last": 1}))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "y": data.ArrayLayout(signed(8), L), "last": 1}))),
-            "tbl_we": In(1), "tbl_sel": In(2), "tbl_addr": In(cw), "tbl_wdata": In(32),
-            "tbl_rdata": Out(32), "out_zp": In(signed(8)), "act_min": In(signed(8)),
-            "act_max": In(signed(8)), "res_en": In(1), "res_multiplier": In(unsigned(31)),
-            "res_shift": In(signed(6)), "res_zp": In(signed(8)),
+            "i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(output_layout(cfg))),
+            "tables": In(TableBusSignature(cfg)), "params": In(DpuParamsSignature(cfg)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        tables = [[Signal(32, name=f"t{s}_{c}") for c in range(cfg.cols)] for s in range(3)]
-        for s in range(3):
+        tbl, par = self.tables, self.params
+        selects = [t.select for t in RegMap(cfg).tables]
+        tables = {s: [Signal(32, name=f"t{s}_{c}") for c in range(cfg.cols)] for s in selects}
+        for s in selects:
             for c in range(cfg.cols):
-                with m.If(self.tbl_we & (self.tbl_sel == s) & (self.tbl_addr == c)):
-                    m.d.sync += tables[s][c].eq(self.tbl_wdata)
-                with m.If((self.tbl_sel == s) & (self.tbl_addr == c)):
-                    m.d.sync += self.tbl_rdata.eq(tables[s][c])
+                with m.If(tbl.we & (tbl.sel == s) & (tbl.addr == c)):
+                    m.d.sync += tables[s][c].eq(tbl.wdata)
+                with m.If((tbl.sel == s) & (tbl.addr == c)):
+                    m.d.sync += tbl.rdata.eq(tables[s][c])
         with m.If(self.o.ready | ~self.o.valid):
             m.d.sync += self.o.valid.eq(self.i.valid)
             m.d.sync += self.o.payload.last.eq(self.i.payload.last)
             for lane in range(cfg.dpu_lanes):
                 p = self.i.payload.psum[lane]
                 m.d.sync += self.o.payload.y[lane].eq(
-                    Mux(p > self.act_max, self.act_max, Mux(p < self.act_min, self.act_min, p)))
+                    Mux(p > par.act_max, par.act_max, Mux(p < par.act_min, par.act_min, p)))
         m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
         return m
+
+
+# ------------------------------------------------------------------------------------------
+# The address map as docs/core.md states it (typed from the document, not taken from RegMap):
+# register offsets, table bases, 4-byte table stride, address bits 1..0 ignored, an entry at
+# or past cols and every other address unmapped.
+DOC_REGISTERS = {0x00: "MAGIC", 0x04: "VERSION", 0x08: "ROWS", 0x0C: "COLS", 0x10: "PREC",
+                 0x14: "DPU", 0x18: "WIDTHS", 0x1C: "STREAMS", 0x40: "CTRL", 0x44: "STATUS",
+                 0x48: "PASSES", 0x4C: "W_ROW", 0x60: "OUT_ZP", 0x64: "ACT_MIN",
+                 0x68: "ACT_MAX"}
+DOC_RESIDUAL_REGISTERS = {0x6C: "RES_MULT", 0x70: "RES_SHIFT", 0x74: "RES_ZP"}
+DOC_TABLES = {"BIAS": 0x4000, "MULT": 0x8000, "SHIFT": 0xC000}
+
+
+def doc_decode(addr, cols, residual):
+    """What docs/core.md says ``addr`` reaches: a register name, ``(table, column)`` or None."""
+    word = addr & 0xFFFC
+    for name, base in DOC_TABLES.items():
+        if base <= word < base + 4 * cols:
+            return name, (word - base) // 4
+    regs = DOC_REGISTERS | (DOC_RESIDUAL_REGISTERS if residual else {})
+    return regs.get(word)
 
 
 # ------------------------------------------------------------------------------------------
@@ -59,7 +77,6 @@ import numpy as np  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 
 from dcim.hdl.core import Core  # noqa: E402
-from dcim.hdl.regmap import RegMap  # noqa: E402
 
 
 def pack_bytes(values, lanes, bits=8):
@@ -199,7 +216,7 @@ class CoreBench:
             if valid and not seen:
                 self.first_valid.append(t)
                 seen = True
-            if ctx.get(self.dut.accum.update):
+            if ctx.get(self.dut.accum.result.update):
                 self.updates.append(t)
             if valid and ready:
                 beats.append(ctx.get(y.tdata))

@@ -15,9 +15,14 @@ from dcim.golden.arith import INT32_MAX, INT32_MIN
 from dcim.golden.config import CoreConfig
 from dcim.golden.model import DpuParams, dpu
 from dcim.hdl.dpu import Dpu
+from dcim.hdl.regmap import RegMap
 
 M_MAX = (1 << 31) - 1
 HALF = 1 << 30  # multiplier 0.5 in Q31: makes ties
+# The DPU's table selectors are the register map's (the same for every configuration).
+_RM = RegMap(CoreConfig())
+SEL = {t.name: t.select for t in _RM.tables}
+NO_SEL = _RM.no_select
 
 
 @dataclasses.dataclass
@@ -83,22 +88,23 @@ def run_dpu(cfg: CoreConfig, scenarios: list[Scenario], *, seed: int = 0, in_rat
         loaded = None
         for sc in scenarios:
             p = sc.params
+            sels = (SEL["BIAS"], SEL["MULT"], SEL["SHIFT"])
             tables = (p.bias, p.multiplier, p.shift)
-            for sel, table in enumerate(tables):
-                if loaded is not None and np.array_equal(table, loaded[sel]):
+            for n, (sel, table) in enumerate(zip(sels, tables)):
+                if loaded is not None and np.array_equal(table, loaded[n]):
                     continue  # already in the DPU
                 for c in range(cols):
-                    ctx.set(dut.tbl_we, 1)
-                    ctx.set(dut.tbl_sel, sel)
-                    ctx.set(dut.tbl_addr, c)
-                    ctx.set(dut.tbl_wdata, int(table[c]) & 0xFFFFFFFF)
+                    ctx.set(dut.tables.we, 1)
+                    ctx.set(dut.tables.sel, sel)
+                    ctx.set(dut.tables.addr, c)
+                    ctx.set(dut.tables.wdata, int(table[c]) & 0xFFFFFFFF)
                     await ctx.tick()
-            ctx.set(dut.tbl_we, 0)
+            ctx.set(dut.tables.we, 0)
             loaded = tables
             for name in ("out_zp", "act_min", "act_max", "res_multiplier", "res_shift",
                          "res_zp"):
-                ctx.set(getattr(dut, name), getattr(p, name))
-            ctx.set(dut.res_en, sc.res_en)
+                ctx.set(getattr(dut.params, name), getattr(p, name))
+            ctx.set(dut.params.res_en, sc.res_en)
             groups = [(b, g * lanes) for b in range(sc.psum.shape[0])
                       for g in range(cols // lanes)]
             out = np.full(sc.psum.shape, 999, dtype=np.int64)
@@ -376,19 +382,19 @@ def _table_io(cfg, writes, reads):
 
     async def testbench(ctx):
         for sel, addr, value in writes:
-            ctx.set(dut.tbl_we, 1)
-            ctx.set(dut.tbl_sel, sel)
-            ctx.set(dut.tbl_addr, addr)
-            ctx.set(dut.tbl_wdata, value)
+            ctx.set(dut.tables.we, 1)
+            ctx.set(dut.tables.sel, sel)
+            ctx.set(dut.tables.addr, addr)
+            ctx.set(dut.tables.wdata, value)
             await ctx.tick()
-        ctx.set(dut.tbl_we, 0)
+        ctx.set(dut.tables.we, 0)
         for sel, addr in reads:
-            ctx.set(dut.tbl_sel, sel)
-            ctx.set(dut.tbl_addr, addr)
+            ctx.set(dut.tables.sel, sel)
+            ctx.set(dut.tables.addr, addr)
             await ctx.tick()
             # Change the address at once: the data belongs to the previous cycle's address.
-            ctx.set(dut.tbl_addr, (addr + 1) % (1 << len(dut.tbl_addr)))
-            got.append(ctx.get(dut.tbl_rdata))
+            ctx.set(dut.tables.addr, (addr + 1) % (1 << len(dut.tables.addr)))
+            got.append(ctx.get(dut.tables.rdata))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -399,9 +405,9 @@ def _table_io(cfg, writes, reads):
 
 def _stored(sel, word):
     """The register format of the tables (hdl/dpu.py docstring), from the written word."""
-    if sel == 0:
+    if sel == SEL["BIAS"]:
         return word
-    if sel == 1:
+    if sel == SEL["MULT"]:
         return word & M_MAX
     v = word & 0x3F
     v = v - 64 if v >= 32 else v
@@ -416,16 +422,17 @@ def test_table_write_read_back(kw):
     special = [0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x1F, 0x20, 0x21, 0x3F, 0x3E, 0x1E,
                0xFFFFFFE1, 0xFFFFFFE0]
     writes, expect = [], {}
-    for sel in range(3):
+    for sel in SEL.values():
         for c in range(cfg.cols):
             word = int(rng.choice(special)) if rng.random() < 0.6 else int(rng.integers(0, 1 << 32))
             writes.append((sel, c, word))
             expect[sel, c] = _stored(sel, word)
     span = 1 << max(1, (cfg.cols - 1).bit_length())
-    # Writes to a column beyond cols and to selector 3 are ignored.
-    writes += [(sel, c, 0x12345678) for sel in range(4) for c in range(cfg.cols, span)]
-    writes += [(3, c, 0x12345678) for c in range(cfg.cols)]
-    reads = [(sel, c) for sel in range(4) for c in range(span)]
+    # Writes to a column beyond cols and to the selector of no table are ignored.
+    every = [*SEL.values(), NO_SEL]
+    writes += [(sel, c, 0x12345678) for sel in every for c in range(cfg.cols, span)]
+    writes += [(NO_SEL, c, 0x12345678) for c in range(cfg.cols)]
+    reads = [(sel, c) for sel in every for c in range(span)]
     got = _table_io(cfg, writes, reads)
     want = [expect.get((sel, c), 0) for sel, c in reads]
     assert got == want
@@ -434,8 +441,9 @@ def test_table_write_read_back(kw):
 def test_table_shift_field_legal_range():
     # A shift field outside -31..30 is stored saturated (write any value, read the legal one).
     cfg = CoreConfig(rows=4, cols=4)
-    writes = [(2, 0, 31), (2, 1, 32), (2, 2, 0xFFFFFFC1), (2, 3, 0xFFFFFFE1)]
-    got = _table_io(cfg, writes, [(2, c) for c in range(4)])
+    sh = SEL["SHIFT"]
+    writes = [(sh, 0, 31), (sh, 1, 32), (sh, 2, 0xFFFFFFC1), (sh, 3, 0xFFFFFFE1)]
+    got = _table_io(cfg, writes, [(sh, c) for c in range(4)])
     assert got == [30, 0xFFFFFFE1, 1, 0xFFFFFFE1]
 
 

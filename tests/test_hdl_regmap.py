@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from hdl_helpers import doc_decode
 
 from dcim.golden.config import CoreConfig
 from dcim.hdl.regmap import MAGIC, Field, RegMap, embed_markdown
@@ -117,3 +118,31 @@ def test_w_row_field_sees_the_whole_word(rows):
     f = RegMap(CoreConfig(rows=rows, cols=2))["W_ROW"].field("ROW")
     assert (f.lsb, f.width, f.legal, f.access) == (0, 32, (0, rows - 1), "rw")
     assert f"row 0..{rows - 1}" in f.desc and "ignored" in f.desc
+
+
+def _name(hit):
+    if isinstance(hit, tuple):
+        return hit[0].name, hit[1]
+    return None if hit is None else hit.name
+
+
+@pytest.mark.parametrize("cfg", [CoreConfig(), CoreConfig(rows=4, cols=5, dpu_residual=False),
+                                 CoreConfig(rows=2, cols=1), CoreConfig(rows=2, cols=4096)],
+                         ids=["default", "5cols-nores", "1col", "4096cols"])
+def test_decode_matches_the_documented_map(cfg):
+    """Every one of the 2**16 byte addresses decodes to what docs/core.md says."""
+    rm = RegMap(cfg)
+    got = [_name(rm.decode(a)) for a in range(1 << 16)]
+    want = [doc_decode(a, cfg.cols, cfg.dpu_residual) for a in range(1 << 16)]
+    assert got == want
+    assert _name(rm.decode(0x10000 + 0x8002)) == ("MULT", 0)  # taken modulo 2**addr_bits
+
+
+def test_decode_fields_of_the_address():
+    """The fields the hardware decodes: region 15..14, word 13..2; one selector per table and
+    one that selects none, all in select_bits."""
+    rm = RegMap(CoreConfig(rows=2, cols=3))
+    assert (rm.region(0xC00C), rm.word(0xC00C), rm.word(0xC00F)) == (3, 3, 3)
+    assert {rm.region(t.base) for t in rm.tables} == {1, 2, 3}
+    selects = {t.select for t in rm.tables} | {rm.no_select}
+    assert len(selects) == 4 and max(selects) < 1 << rm.select_bits

@@ -1,5 +1,5 @@
-"""Per-component tests in Amaranth's simulator: a column (cells, AND, adder tree) against the golden model's
-per-cycle partial sums, the register placement rule, constructor errors."""
+"""Per-component tests in Amaranth's simulator: a column (cells, AND, adder tree) against the
+golden model's per-cycle partial sums, the register placement rule, constructor errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ from dcim.golden.model import mvm_bitserial
 from dcim.hdl.accum import Accum
 from dcim.hdl.array import Array, Column, FastColumn, tree_register_levels
 from dcim.hdl.core import Core
+from dcim.hdl.csr import CsrBlock
+from dcim.hdl.ctrl import Ctrl
 from dcim.hdl.dpu import Dpu
+from dcim.hdl.packer import OutputPacker
+from dcim.hdl.rx import ActivationReceiver, StreamReceiver
+from dcim.hdl.sequencer import PassSequencer
 
 TREE_GRID = [
     dict(rows=1, act_bits=1, weight_bits=1),
@@ -83,7 +88,9 @@ def test_tree_register_levels(depth, regs, levels):
     assert tree_register_levels(depth, regs) == levels
 
 
-@pytest.mark.parametrize("cls", [Column, FastColumn, Array, Accum, Dpu, Core])
+@pytest.mark.parametrize("cls", [Column, FastColumn, Array, Accum, Dpu, Core, Ctrl, CsrBlock,
+                                 PassSequencer, OutputPacker, ActivationReceiver,
+                                 StreamReceiver.weights, StreamReceiver.residuals])
 def test_components_check_cfg(cls):
     # Amaranth reports unused elaboratables only once something was elaborated in the process
     Fragment.get(Module(), None)

@@ -1,0 +1,118 @@
+"""The pass sequencer (``seq`` in ``ctrl``): owns the array's ports, writes waiting weight rows
+between passes and shifts each activation vector through the array one slice per cycle.
+
+The rules are those of docs/core.md ("Passes, and when to write weights, tables and scalars").
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from ..golden.config import CoreConfig
+from ._base import CfgComponent, CfgSignature
+from .accum import PassControlSignature
+from .array import RowWriteSignature, SliceSignature
+from .rx import X_USER, buffer_signature
+
+__all__ = ["PassSequencer", "SequencerCsrSignature"]
+
+
+class SequencerCsrSignature(CfgSignature):
+    """What the sequencer and the CSR block exchange (the sequencer's view).
+
+    Members
+    -------
+    row : In(range(max(2, rows)))
+        ``W_ROW``: the row the waiting weight packet is written to.
+    written : Out(1)
+        A row is written this cycle (``W_ROW`` advances, wrapping at ``rows``).
+    busy : Out(1)
+        A pass is in its compute cycles.
+    """
+
+    def __init__(self, cfg: CoreConfig) -> None:
+        super().__init__(cfg, {"row": In(range(max(2, cfg.rows))), "written": Out(1),
+                               "busy": Out(1)})
+
+
+class PassSequencer(CfgComponent):
+    """Sequencer of the passes and the weight-row writes.
+
+    A waiting weight row (``w.full``) is written in the first cycle no pass computes. A pass
+    starts (``x.take``) when a vector waits, no weight row waits, the accumulators do not hold
+    and the previous pass is in its last compute cycle or done; it copies the vector into a
+    plane-major shifter and runs ``ceil(b / serial_bits)`` compute cycles (``b`` = ``x.bits``),
+    the last one with ``neg`` (the top slice). ``accum.hold`` freezes everything.
+
+    Parameters
+    ----------
+    cfg : CoreConfig
+
+    Members
+    -------
+    w : In(buffer_signature(cols, weight_bits))
+        The weight row buffer.
+    x : In(buffer_signature(rows, act_bits, user=X_USER, bits=range(act_bits + 1)))
+        The activation vector buffer (``user``: ACC, EMIT; ``bits``: its precision).
+    csr : Out(SequencerCsrSignature(cfg))
+    write : Out(RowWriteSignature(cfg))
+    compute : Out(SliceSignature(cfg))
+    accum : Out(PassControlSignature(cfg))
+    """
+
+    def _members(self, cfg: CoreConfig) -> dict:
+        return {
+            "w": In(buffer_signature(cfg.cols, cfg.weight_bits)),
+            "x": In(buffer_signature(cfg.rows, cfg.act_bits, user=X_USER,
+                                     bits=range(cfg.act_bits + 1))),
+            "csr": Out(SequencerCsrSignature(cfg)),
+            "write": Out(RowWriteSignature(cfg)),
+            "compute": Out(SliceSignature(cfg)),
+            "accum": Out(PassControlSignature(cfg)),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        rows, ab, s = cfg.rows, cfg.act_bits, cfg.serial_bits
+        w, x, ctl = self.w, self.x, self.accum
+        hold = ctl.hold
+
+        # Weight rows: written while no pass computes.
+        run = Signal()
+        commit = Signal()
+        m.d.comb += [commit.eq(w.full & ~run), w.take.eq(commit),
+                     self.write.we.eq(commit), self.write.row.eq(self.csr.row),
+                     self.write.wdata.eq(w.data),
+                     self.csr.written.eq(commit), self.csr.busy.eq(run)]
+
+        # Passes.
+        max_n = cfg.cycles_per_pass()
+        j = Signal(range(max(2, max_n)))
+        nlast = Signal(range(max(2, max_n)))
+        t_acc = Signal()
+        t_emit = Signal()
+        xsr = Signal(rows * ab, reset_less=True)  # plane-major: bit p of row k at p*rows + k
+        start = Signal()
+        m.d.comb += [start.eq(x.full & ~w.full & ~hold & (~run | (j == nlast))),
+                     x.take.eq(start)]
+        log_s = exact_log2(s)
+        with m.If(start):
+            m.d.sync += [
+                xsr.eq(Cat(x.data[k * ab + p] for p in range(ab) for k in range(rows))),
+                j.eq(0), nlast.eq((x.bits - 1) >> log_s), run.eq(1),
+                t_acc.eq(x.user.acc), t_emit.eq(x.user.emit)]
+        with m.Elif(run & ~hold):
+            with m.If(j == nlast):
+                m.d.sync += run.eq(0)
+            with m.Else():
+                m.d.sync += [j.eq(j + 1), xsr.eq(xsr >> (s * rows))]
+        m.d.comb += [
+            self.compute.x.eq(xsr[:s * rows]), self.compute.neg.eq(j == nlast),
+            self.compute.en.eq(~hold),
+            ctl.valid.eq(run), ctl.first.eq(j == 0), ctl.last.eq(j == nlast),
+            ctl.shamt.eq(j << log_s), ctl.acc.eq(t_acc), ctl.emit.eq(t_emit),
+        ]
+        return m
