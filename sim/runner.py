@@ -431,7 +431,10 @@ def _public_ports_only(runner, top: str, verilog: Path, build_dir: Path) -> None
 
     build_dir.mkdir(parents=True, exist_ok=True)
     vlt = build_dir / "dcim_public.vlt"
-    ports = parse_ports(verilog.read_text(), top)
+    try:
+        ports = list(parse_ports(verilog.read_text(), top)) or ["*"]
+    except ValueError:  # no such module in the text (the build then says why)
+        ports = ["*"]
     vlt.write_text("`verilator_config\n" + "".join(
         f'public_flat_rw -module "{top}" -var "{p}"\n' for p in ports))
     original = runner._build_command

@@ -116,6 +116,11 @@ def test_verilator_marks_only_the_top_ports_public(tmp_path):
     assert lines == ["`verilator_config"] + [
         f'public_flat_rw -module "top" -var "{p}"' for p in ("clk", "d", "q")]
     assert fake._build_command() == [["verilator", "x", str(tmp_path / "b" / "dcim_public.vlt")]]
+    # Ports the header parser does not find (ANSI-style declarations): every variable, as before.
+    v.write_text("module top(input clk);\nendmodule\n")
+    runner._public_ports_only(fake, "top", v, tmp_path / "c")
+    assert (tmp_path / "c" / "dcim_public.vlt").read_text().splitlines()[1:] == [
+        'public_flat_rw -module "top" -var "*"']
 
 
 def test_verilator_builds_use_the_object_cache_asked_for(monkeypatch):
