@@ -107,8 +107,6 @@ class CoreModel:
         self._expected: collections.deque[Expected] = collections.deque()
         self._queue: list[_Pass] = []
         self.waiting_residual: collections.deque[Expected] = collections.deque()
-        self.passes_total = 0
-        self.macs_emitted = 0
         self.errors = {"w_len": 0, "x_len": 0, "r_len": 0}
         self.reset()
 
@@ -247,7 +245,6 @@ class CoreModel:
                                  f"{np.flatnonzero(~self.w_known)[:8].tolist()}...")
         acc, emit = bool(tuser & 1), bool(tuser & 2)
         self.passes += 1
-        self.passes_total += 1
         self.pending_passes += 1
         exp = None
         if emit:
