@@ -5,9 +5,15 @@
 2. For each --validate size: the flat run with power, then :func:`dcim.synth.flow.estimate`
    (two flat runs with fewer columns, composed); the relative error of area, Fmax and energy
    per MAC of the estimate against flat synthesis, and both wall times, side by side.
+3. For each --estimate size (e.g. 256x256): what `dcim synth` runs for it by default (the
+   estimate, with power, its two parts at once), timed step by step; with --reference also the
+   same estimate with the slower reference flow (ABC's SAT sweep back in, Icarus for the
+   activity: the flow before issue 10's speed-up) and the relative difference of every figure.
 
 The machine is shared: wall times include whatever else runs; the fit is only indicative.
-Run: `.venv/bin/python bench/bench_synth.py [--sizes 8x4,16x8,32x16,64x32] [--validate 64x32]`.
+Run: `.venv/bin/python bench/bench_synth.py [--sizes 8x4,16x8,32x16,64x32] [--validate 64x32]`;
+the 256x256 run of docs/synth.md: `.venv/bin/python bench/bench_synth.py --sizes '' --validate ''
+--estimate 256x256 --vectors 16 [--reference]`.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 def _generate(cfg: CoreConfig, d: Path) -> Path:
     v = Path(d) / f"{cfg.name}.v"
-    v.write_text(verilog_text(cfg))
+    v.write_text(verilog_text(cfg, array_model="rtl"))
     return v
 
 
@@ -51,23 +57,42 @@ def fit_power_law(points: list[tuple[float, float]]) -> tuple[float, float]:
     return math.exp(my - b * mx), b
 
 
+def figure_errors(new: dict, ref: dict) -> dict[str, float]:
+    """Relative difference ``(new - ref) / ref`` of area (total and per block), Fmax and the
+    energy per MAC of each workload of two results."""
+    out = {"area": new["area"]["total_um2"] / ref["area"]["total_um2"] - 1,
+           "fmax": new["derived"]["fmax_mhz"] / ref["derived"]["fmax_mhz"] - 1}
+    for w, e in ref["derived"]["energy"].items():
+        out[f"pj_mac_{w}"] = (new["derived"]["energy"][w]["energy_per_mac_pj"]
+                              / e["energy_per_mac_pj"] - 1)
+    for b, blk in ref["area"]["blocks"].items():
+        if blk["area_um2"] > 0 and b in new["area"]["blocks"]:
+            out[f"area_{b}"] = new["area"]["blocks"][b]["area_um2"] / blk["area_um2"] - 1
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="8x4,16x8,32x16,64x32")
     ap.add_argument("--validate", default="64x32", help="sizes for estimate vs flat ('' = none)")
     ap.add_argument("--clock-ns", type=float, default=10.0)
     ap.add_argument("--vectors", type=int, default=8)
+    ap.add_argument("--estimate", default="", help="sizes run as `dcim synth` does by default "
+                    "(the estimate with power), e.g. 256x256 ('' = none)")
+    ap.add_argument("--reference", action="store_true",
+                    help="also run each --estimate size with the reference flow and compare")
     ap.add_argument("--keep", type=Path, help="keep the run directories here")
     ap.add_argument("--json", type=Path, help="write the figures here")
     args = ap.parse_args()
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_synth_"))
-    report: dict = {"flat": [], "validate": []}
+    report: dict = {"flat": [], "validate": [], "estimate": []}
 
-    print("flat synthesis (Yosys + OpenSTA, no power)")
-    print(f"{'size':>8} {'MACs':>7} {'cells':>8} {'area um2':>12} {'Fmax MHz':>9} "
-          f"{'yosys s':>8} {'total s':>8}")
+    if args.sizes:
+        print("flat synthesis (Yosys + OpenSTA, no power)")
+        print(f"{'size':>8} {'MACs':>7} {'cells':>8} {'area um2':>12} {'Fmax MHz':>9} "
+              f"{'yosys s':>8} {'total s':>8}")
     pts = []
-    for rows, cols in _sizes(args.sizes):
+    for rows, cols in (_sizes(args.sizes) if args.sizes else []):
         cfg = CoreConfig(rows=rows, cols=cols)
         d = base / f"flat_{rows}x{cols}"
         d.mkdir(parents=True, exist_ok=True)
@@ -121,6 +146,34 @@ def main() -> None:
             print(f"  {k:>14}: {100 * v:+.1f} %")
         print("  block areas: " + ", ".join(f"{b} {100 * v:+.1f} %" for b, v in blocks.items()))
         print(f"  wall time: flat {t_flat:.0f} s, estimate {t_est:.0f} s")
+    for rows, cols in (_sizes(args.estimate) if args.estimate else []):
+        cfg = CoreConfig(rows=rows, cols=cols)
+        runs = {"default": {}}
+        if args.reference:
+            runs["reference"] = {"abc_sweep": True, "activity_sim": "icarus"}
+        got = {}
+        for name, extra in runs.items():
+            t0 = time.monotonic()
+            r = flow.estimate(cfg, _generate, base / f"est_{name}_{rows}x{cols}",
+                              clock_ns=args.clock_ns, vectors=args.vectors, **extra)
+            wall = time.monotonic() - t0
+            got[name] = r
+            print(f"\n{rows}x{cols} ({r['method']}, {name} flow): {wall:.0f} s wall")
+            for part, steps in zip(r["parts"], r["wall_time"]["parts_steps"]):
+                print(f"  {part}: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in steps.items()))
+            d = r["derived"]
+            print(f"  area {d['area_um2_total']:,.0f} um2, Fmax {d['fmax_mhz']:.1f} MHz, "
+                  + ", ".join(f"{w} {e['energy_per_mac_pj']:.1f} pJ/MAC"
+                              for w, e in d["energy"].items()))
+            report["estimate"].append({"rows": rows, "cols": cols, "flow": name, "wall_s": wall,
+                                       "parts_steps": r["wall_time"]["parts_steps"],
+                                       "area_um2": d["area_um2_total"], "fmax_mhz": d["fmax_mhz"],
+                                       "pj_mac": {w: e["energy_per_mac_pj"]
+                                                  for w, e in d["energy"].items()}})
+        if "reference" in got:
+            print(f"  default flow against the reference flow at {rows}x{cols}:")
+            for k, v in figure_errors(got["default"], got["reference"]).items():
+                print(f"  {k:>24}: {100 * v:+.2f} %")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nrun directories: {base}")

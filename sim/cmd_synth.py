@@ -56,6 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(default random,sparse)")
     g.add_argument("--vectors", type=int, default=16, metavar="N",
                    help="activation vectors per workload (default 16)")
+    g.add_argument("--activity-sim", choices=("auto", "cycle", "icarus"), default="auto",
+                   help="gate-level simulator of the switching activity: cycle (zero-delay, "
+                        "cycle-based, in Python), icarus (event-driven, through a VCD), or auto: "
+                        "cycle unless the netlist has cells it does not model (default)")
     g.add_argument("--sweep", nargs="+", metavar="FIELD=V1,V2",
                    help="synthesize every combination, e.g. rows=32,64 cols=16,32")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
@@ -133,7 +137,7 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
 
     method = _method(cfg, args)
     kw = dict(liberty=args.liberty, clock_ns=args.clock_ns, workloads=workloads,
-              vectors=args.vectors, progress=progress)
+              vectors=args.vectors, progress=progress, activity_sim=args.activity_sim)
     if method == "flat":
         outdir.mkdir(parents=True, exist_ok=True)
         if args.verilog is not None:

@@ -7,12 +7,12 @@ The Debian OpenSTA cannot read VCD or SAIF, so the flow measures toggle rates it
    values, and Gaussian-like weights).
 2. :func:`write_testbench` writes a Verilog testbench that streams the weights through
    ``s_axis_w`` and the vectors through ``s_axis_x`` (tuser EMIT) with ``m_axis_y`` always ready,
-   and dumps a VCD of the compute window only (after the weights are loaded).
+   and dumps a VCD of the compute window only (after the weights are loaded); :class:`Program`
+   is the same testbench for the cycle-based simulator (:mod:`dcim.synth.gatesim`).
 3. :func:`toggle_rates` reads that VCD and returns, per requested signal bit, the toggles per
-   clock cycle and the fraction of time at 1.
-4. :func:`activity_tcl` turns the rates of register outputs and input ports into
-   ``set_power_activity -pins`` / ``-input_ports`` commands; OpenSTA propagates activity through
-   the combinational logic from there.
+   clock cycle and the fraction of time at 1 (the cycle-based simulator counts them itself).
+4. :func:`activity_tcl` turns the rates of cell pins and input ports into OpenSTA commands
+   (``sta::set_power_pin_activity`` per pin, ``set_power_activity -input_ports``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 from ..golden.config import CoreConfig
 from ..verif.beats import pack_beats
 
-__all__ = ["WORKLOADS", "BitRate", "Workload", "activity_tcl", "parse_ports", "toggle_rates",
-           "workload", "write_testbench"]
+__all__ = ["WORKLOADS", "BitRate", "Program", "Workload", "activity_tcl", "parse_ports",
+           "toggle_rates", "workload", "write_testbench"]
 
 #: Workload names understood by :func:`workload`.
 WORKLOADS = ("random", "sparse")
@@ -102,20 +102,38 @@ def _ident(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name) else f"\\{name} "
 
 
+def _beats(cfg: CoreConfig, wl: Workload) -> tuple[list[int], list[int]]:
+    """The weight and activation stream beats of workload ``wl``."""
+    wbeats = [b for row in wl.weights for b in pack_beats(row, 8, cfg.w_lanes)]
+    xbeats = [b for vec in wl.vectors for b in pack_beats(vec, 8, cfg.x_lanes)]
+    return wbeats, xbeats
+
+
+def _drain_limit(cfg: CoreConfig, n_vec: int) -> int:
+    """Rising edges the testbench waits at most for the last results."""
+    return 64 + 4 * n_vec * (cfg.cycles_per_pass() + cfg.tree_regs + cfg.x_beats
+                             + cfg.y_beats(False) + 8)
+
+
 def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Workload,
                     directory: Path, period_ns: float = 10.0, dump: str = "activity.vcd",
                     scopes: Sequence[str] = ("",)) -> Path:
     """Write ``tb_<workload>.v`` and its stimulus files into ``directory``; return the testbench.
 
     The testbench drives every input port: ``clk``, ``rst`` (high for 4 cycles), the weight
-    and activation streams, ``m_axis_y__tready`` = 1 and 0 on every other input. The VCD holds
+    and activation streams, ``m_axis_y__tready`` = 1 and 0 on every other input. Inputs change
+    at the falling clock edge; a quarter period later, when the logic has settled, the
+    testbench samples ``tready`` (a beat is taken at the next rising edge when it is 1) and
+    counts result packets (``tvalid`` and ``tlast``). It samples nothing at a rising edge, so
+    no result depends on the order in which the simulator runs the processes of one instant;
+    :func:`program` is the same testbench for :mod:`dcim.synth.gatesim`. The VCD holds
     the nets (not the cells' insides) of each module instance in ``scopes`` (dotted paths
-    below the core, ``""`` for the core itself). It prints
-    ``RESULTS <n>`` (result packets seen) and ``WINDOW <cycles>`` (cycles in the VCD) at the end.
+    below the core, ``""`` for the core itself) over the compute window, from a falling edge
+    after the weights are loaded to the falling edge after the last result. It prints
+    ``RESULTS <n>`` (result packets seen) and ``WINDOW <cycles>`` (rising edges in the VCD).
     """
     directory = Path(directory)
-    wbeats = [b for row in wl.weights for b in pack_beats(row, 8, cfg.w_lanes)]
-    xbeats = [b for vec in wl.vectors for b in pack_beats(vec, 8, cfg.x_lanes)]
+    wbeats, xbeats = _beats(cfg, wl)
     (directory / f"w_{wl.name}.hex").write_text(
         "\n".join(f"{b:x}" for b in wbeats) + "\n")
     (directory / f"x_{wl.name}.hex").write_text(
@@ -129,6 +147,7 @@ def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Work
         decl.append(f"  {kind} {rng}{ident}{init};")
         conn.append(f"    .{ident}({ident})")
     half = period_ns / 2
+    quarter = period_ns / 4
     n_vec = len(wl.vectors)
     has_tlast = "s_axis_x__tlast" in ports
     dumps = "\n".join(
@@ -142,15 +161,15 @@ module tb;
 {chr(10).join(decl)}
   reg [{cfg.w_stream_bits - 1}:0] wmem [0:{len(wbeats) - 1}];
   reg [{cfg.x_stream_bits - 1}:0] xmem [0:{len(xbeats) - 1}];
-  integer i, results = 0, cycles = 0, window = 0, dumping = 0;
+  integer i, results = 0, window = 0, dumping = 0;
   {cfg.name} dut (
 {("," + chr(10)).join(conn)}
   );
   always #{half} clk = ~clk;
-  always @(posedge clk) begin
-    cycles = cycles + 1;
-    if (dumping) window = window + 1;
-    if (m_axis_y__tvalid && m_axis_y__tready && m_axis_y__tlast) results = results + 1;
+  always @(posedge clk) if (dumping) window = window + 1;
+  always @(negedge clk) begin
+    #{quarter};
+    if (m_axis_y__tvalid === 1'b1 && m_axis_y__tlast === 1'b1) results = results + 1;
   end
   initial begin
     $readmemh("w_{wl.name}.hex", wmem);
@@ -162,7 +181,8 @@ module tb;
       @(negedge clk);
       s_axis_w__tdata = wmem[i]; s_axis_w__tvalid = 1;
       s_axis_w__tlast = (i % {cfg.w_beats}) == {cfg.w_beats - 1};
-      @(posedge clk); while (!s_axis_w__tready) @(posedge clk);
+      #{quarter}; while (s_axis_w__tready !== 1'b1) begin @(negedge clk); #{quarter}; end
+      @(posedge clk);
     end
     @(negedge clk) s_axis_w__tvalid = 0;
     repeat (8) @(negedge clk);
@@ -174,12 +194,12 @@ module tb;
       s_axis_x__tdata = xmem[i]; s_axis_x__tvalid = 1;
       s_axis_x__tuser = ((i % {cfg.x_beats}) == 0) ? 2'b10 : 2'b00;
       {xlast}
-      @(posedge clk); while (!s_axis_x__tready) @(posedge clk);
+      #{quarter}; while (s_axis_x__tready !== 1'b1) begin @(negedge clk); #{quarter}; end
+      @(posedge clk);
     end
     @(negedge clk) s_axis_x__tvalid = 0;
     i = 0;
-    while (results < {n_vec} && i < {64 + 4 * n_vec * (cfg.cycles_per_pass() + cfg.tree_regs
-                                                       + cfg.x_beats + cfg.y_beats(False) + 8)})
+    while (results < {n_vec} && i < {_drain_limit(cfg, n_vec)})
       begin @(posedge clk); i = i + 1; end
     @(negedge clk);
     $dumpoff;
@@ -190,6 +210,61 @@ module tb;
 endmodule
 """)
     return return_path
+
+
+class Program:
+    """The testbench of :func:`write_testbench` as a :mod:`dcim.synth.gatesim` lane program:
+    the same stimulus at the same clock edges, the same window and result count."""
+
+    def __init__(self, cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Workload) -> None:
+        self.cfg, self.wl = cfg, wl
+        self.has_tlast = "s_axis_x__tlast" in ports
+        self.results = 0
+
+    def monitor(self, read) -> None:
+        """Count a result packet (sampled after the falling edge, as the testbench does)."""
+        if read("m_axis_y__tvalid") == 1 and read("m_axis_y__tlast") == 1:
+            self.results += 1
+
+    def __iter__(self):
+        cfg = self.cfg
+        wbeats, xbeats = _beats(cfg, self.wl)
+        n_vec = len(self.wl.vectors)
+        yield {"rst": 1, "m_axis_y__tready": 1}
+        for _ in range(4):
+            yield ("posedge",)
+        yield ("negedge",)
+        yield {"rst": 0}
+        for i, b in enumerate(wbeats):
+            yield ("negedge",)
+            yield {"s_axis_w__tdata": b, "s_axis_w__tvalid": 1,
+                   "s_axis_w__tlast": int(i % cfg.w_beats == cfg.w_beats - 1)}
+            while (yield ("read", "s_axis_w__tready")) != 1:
+                yield ("negedge",)
+            yield ("posedge",)
+        yield ("negedge",)
+        yield {"s_axis_w__tvalid": 0}
+        for _ in range(8):
+            yield ("negedge",)
+        yield ("window", True)
+        for i, b in enumerate(xbeats):
+            yield ("negedge",)
+            beat = {"s_axis_x__tdata": b, "s_axis_x__tvalid": 1,
+                    "s_axis_x__tuser": 2 if i % cfg.x_beats == 0 else 0}
+            if self.has_tlast:
+                beat["s_axis_x__tlast"] = int(i % cfg.x_beats == cfg.x_beats - 1)
+            yield beat
+            while (yield ("read", "s_axis_x__tready")) != 1:
+                yield ("negedge",)
+            yield ("posedge",)
+        yield ("negedge",)
+        yield {"s_axis_x__tvalid": 0}
+        i = 0
+        while self.results < n_vec and i < _drain_limit(cfg, n_vec):
+            yield ("posedge",)
+            i += 1
+        yield ("negedge",)
+        yield ("window", False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,9 +7,10 @@ One :func:`synthesize` call on a Verilog file of the core runs, in its output di
 2. Area per block from the mapped netlist (``weights``, ``compute``, ``accum``, ``dpu``,
    ``ctrl`` and the top level's own ``glue`` cells), each the sum of its cells' LEF areas.
 3. OpenSTA (``sta.tcl``) at the requested clock: worst slack, critical path, Fmax.
-4. For each workload, a gate-level Icarus simulation of the mapped netlist gives every net's
-   toggle rate in the compute window; OpenSTA then reports power at Fmax with those activities
-   set on every cell pin (``power.tcl``).
+4. A gate-level simulation of the mapped netlist on each workload (:mod:`dcim.synth.gatesim`,
+   cycle-based, every workload in one run; or Icarus) gives every net's toggle rate in the
+   compute window; OpenSTA then reports power at Fmax with those activities set on every cell
+   pin (``power.tcl``).
 
 :func:`estimate` composes a large array from two small flat runs (see its doc).
 """
@@ -24,6 +25,7 @@ import shutil
 import string
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +46,21 @@ BLOCKS = ("weights", "compute", "accum", "dpu", "ctrl")
 BUF_CELL = ("BUFX2", "A", "Y")
 #: Load (pF) ABC assumes on module outputs when sizing and buffering.
 ABC_LOAD_PF = 0.01
+#: The ABC scripts of the two mappings (``;``-separated; ``{D}`` is ``-D <clock ps>``): Yosys'
+#: default scripts for generic gates and for a liberty with ``-constr`` and ``-D``, without
+#: their SAT sweep (:data:`ABC_SWEEP`, their second step). On the 256-row column's adder tree
+#: the sweep was most of the run (WebAssembly ABC: 483 s CPU for the liberty call alone, 64 s
+#: for both calls without it) and changed the column's mapped area by 0.2 %; ``scorr``,
+#: ``dc2`` and ``&dch`` still merge equivalent logic (docs/synth.md, "ABC scripts").
+ABC_SCRIPTS = {
+    "generic": "strash; scorr; dc2; dretime; strash; &get -n; &dch -f; &nf; &put",
+    "liberty": "strash; scorr; dc2; dretime; retime -o {D}; strash; &get -n; &dch -f; &nf {D}; "
+               "&put; buffer; upsize {D}; dnsize {D}; stime -p",
+}
+#: The SAT sweep of Yosys' default scripts, put back after their first ``strash`` by
+#: ``abc_sweep=True`` (which then runs exactly Yosys' default ``synth`` and
+#: ``abc -D -constr -liberty``).
+ABC_SWEEP = "&get -n; &fraig -x; &put; "
 _HERE = Path(__file__).resolve().parent
 _REPO = _HERE.parent
 
@@ -108,26 +125,66 @@ def _yosys_cmd() -> list[str]:
 
 
 def _run(cmd: Sequence[str], cwd: Path, log: Path, tool: str, progress: Progress,
-         pattern: re.Pattern[str] | None = None, timeout: float | None = None) -> str:
-    """Run ``cmd`` in ``cwd``; log stdout+stderr to ``log``; report lines matching pattern."""
+         pattern: re.Pattern[str] | None = None, timeout: float | None = None,
+         follow: Path | None = None) -> str:
+    """Run ``cmd`` in ``cwd``; log stdout+stderr to ``log``; report lines matching pattern
+    (of the output, or of the file ``follow`` the tool writes its own log to)."""
     t0 = time.monotonic()
     out = []
+    followed = None
     with open(log, "w") as f, subprocess.Popen(
             list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            f.write(line)
-            out.append(line)
+
+        def report(line: str) -> None:
             if pattern is not None and pattern.search(line):
                 progress(f"  [{time.monotonic() - t0:6.1f} s] {tool}: {line.strip()[:90]}")
-            if timeout is not None and time.monotonic() - t0 > timeout:
-                proc.kill()
-                raise FlowError(f"{tool} timed out after {timeout:.0f} s; log: {log}")
-        rc = proc.wait()
+
+        def poll_follow() -> None:
+            nonlocal followed
+            if follow is None:
+                return
+            if followed is None:
+                try:
+                    followed = open(follow)
+                except FileNotFoundError:
+                    return
+            while True:
+                line = followed.readline()
+                if not line:
+                    return
+                report(line)
+
+        if follow is not None:
+            done = threading.Event()
+
+            def watch() -> None:
+                while not done.wait(0.5):
+                    poll_follow()
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                out.append(line)
+                if follow is None:
+                    report(line)
+                if timeout is not None and time.monotonic() - t0 > timeout:
+                    proc.kill()
+                    raise FlowError(f"{tool} timed out after {timeout:.0f} s; log: {log}")
+            rc = proc.wait()
+        finally:
+            if follow is not None:
+                done.set()
+                watcher.join()
+                poll_follow()
+                if followed is not None:
+                    followed.close()
     if rc != 0:
         tail = "".join(out[-8:]).strip().replace("\n", " | ")
-        raise FlowError(f"{tool} failed (exit {rc}); log: {log}: {tail[-400:]}")
+        raise FlowError(f"{tool} failed (exit {rc}); log: {follow or log}: {tail[-400:]}")
     return "".join(out)
 
 
@@ -349,26 +406,105 @@ def _bit_names(mod: dict) -> dict[int, tuple[str, int]]:
     return names
 
 
+#: Activity simulators: ``cycle`` (:mod:`dcim.synth.gatesim`, zero-delay cycle-based, all
+#: workloads in one run), ``icarus`` (event-driven, a VCD per workload), ``auto`` (``cycle``
+#: unless the netlist uses a cell it does not model, then ``icarus``).
+ACTIVITY_SIMS = ("auto", "cycle", "icarus")
+
+
 def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, lib: Path,
                      workloads: Sequence[str], n_vectors: int, progress: Progress,
-                     ) -> dict[str, dict[str, Any]]:
+                     simulator: str = "auto") -> dict[str, dict[str, Any]]:
     """Simulate the mapped netlist on each workload; write ``activity_<w>.tcl``.
 
-    Returns per workload: cycles in the window, result packets seen, MACs, annotated pins.
+    Both simulators run the same testbench (:func:`dcim.synth.activity.write_testbench`,
+    :class:`dcim.synth.activity.Program`) and give the same toggle rates on every net both
+    see (tests/test_synth_flow.py); the cycle-based one also sees the nets without a name in
+    the VCD, so it annotates every cell pin.
+
+    Returns per workload: cycles in the window, result packets seen, MACs, annotated pins, the
+    simulator used.
 
     Raises
     ------
     FlowError
-        No cell models next to the liberty, or Icarus fails.
+        ``simulator`` is ``icarus`` (or ``auto`` falls back to it) and there are no cell models
+        or no Icarus; ``cycle`` and the netlist uses something it does not model.
+    ValueError
+        ``simulator`` is not one of :data:`ACTIVITY_SIMS`.
     """
+    if simulator not in ACTIVITY_SIMS:
+        raise ValueError(f"activity simulator must be one of {', '.join(ACTIVITY_SIMS)}, "
+                         f"got {simulator!r}")
+    netlist_v = (workdir / "netlist.v").read_text()
+    ports = act.parse_ports(netlist_v, top)
+    if simulator != "icarus":
+        from . import gatesim
+        try:
+            t0 = time.monotonic()
+            nl = gatesim.load(netlist, top, gatesim.parse_liberty_cells(lib.read_text()))
+            progress(f"  cycle-based simulator: {nl.cells:,} cells in {len(nl.levels)} logic "
+                     f"levels, {nl.n_nets:,} nets (loaded in {time.monotonic() - t0:.1f} s)")
+        except gatesim.Unsupported as exc:
+            if simulator == "cycle":
+                raise FlowError(f"the cycle-based activity simulator cannot run this netlist: "
+                                f"{exc}") from None
+            progress(f"  cycle-based simulator not usable ({exc}); using Icarus")
+        else:
+            return _activity_cycle(cfg, workdir, nl, ports, workloads, n_vectors, progress)
+    return _activity_icarus(cfg, workdir, netlist, top, lib, ports, workloads, n_vectors,
+                            progress)
+
+
+def _activity_cycle(cfg: CoreConfig, workdir: Path, nl, ports: dict[str, tuple[str, int]],
+                    workloads: Sequence[str], n_vectors: int, progress: Progress,
+                    ) -> dict[str, dict[str, Any]]:
+    from . import gatesim
+
+    wls = [act.workload(cfg, w, n_vectors) for w in workloads]
+    progs = [act.Program(cfg, ports, wl) for wl in wls]
+    lanes = [gatesim.Lane(iter(p), p.monitor) for p in progs]
+    progress(f"  simulating the netlist on {', '.join(workloads)} at once "
+             f"({n_vectors} vectors each)")
+    t0 = time.monotonic()
+    gatesim.run(nl, lanes)
+    progress(f"  simulated in {time.monotonic() - t0:.1f} s")
+    in_ports = [p for p, (d, w) in ports.items() if d == "input" and w == 1]
+    results = {}
+    for wl, prog, lane in zip(wls, progs, lanes):
+        cycles = lane.window_cycles
+        if cycles < 1 or lane.half_cycles < 1:
+            raise FlowError(f"activity simulation of {wl.name} had an empty window")
+        tg = lane.toggles / cycles
+        hi = lane.high / lane.half_cycles
+        pin_rates = {p: act.BitRate(float(tg[n]), float(hi[n])) for p, n in nl.pin_nets.items()}
+        pin_rates.update({p: act.BitRate(0.0, float(v)) for p, v in nl.const_pins.items()})
+        port_rates = {p: act.BitRate(float(tg[nl.ports[p][1][0]]), float(hi[nl.ports[p][1][0]]))
+                      for p in in_ports if p in nl.ports}
+        (workdir / f"activity_{wl.name}.tcl").write_text(act.activity_tcl(pin_rates, port_rates))
+        results[wl.name] = {
+            "window_cycles": cycles,
+            "vectors": n_vectors,
+            "results_seen": prog.results,
+            "macs": wl.macs,
+            "pins_annotated": len(pin_rates),
+            "pins_total": len(nl.pin_nets) + len(nl.const_pins),
+            "mean_toggle_rate": (sum(r.activity for r in pin_rates.values())
+                                 / max(1, len(pin_rates))),
+            "simulator": "cycle",
+        }
+    return results
+
+
+def _activity_icarus(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, lib: Path,
+                     ports: dict[str, tuple[str, int]], workloads: Sequence[str],
+                     n_vectors: int, progress: Progress) -> dict[str, dict[str, Any]]:
     models = _cell_models(lib)
     if models is None:
         raise FlowError(f"no Verilog cell models ({lib.with_suffix('.v')}) for the "
                         "gate-level activity simulation")
     if not shutil.which("iverilog"):
         raise FlowError("iverilog not found (Debian package iverilog)")
-    netlist_v = (workdir / "netlist.v").read_text()
-    ports = act.parse_ports(netlist_v, top)
     mods = _modules(netlist)
     insts = _instances(netlist, top)
     # which (scope, net, bit) feeds each cell pin
@@ -413,6 +549,7 @@ def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
                       if d == "input" and w == 1 and ("", p, 0) in rates}
         (workdir / f"activity_{wname}.tcl").write_text(act.activity_tcl(pin_rates, port_rates))
         (workdir / vcd).unlink()
+        vvp.unlink()
         results[wname] = {
             "window_cycles": cycles,
             "vectors": n_vectors,
@@ -422,6 +559,7 @@ def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
             "pins_total": len(pin_net) + len(const_pins),
             "mean_toggle_rate": (sum(r.activity for r in pin_rates.values())
                                  / max(1, len(pin_rates))),
+            "simulator": "icarus",
         }
     return results
 
@@ -430,7 +568,8 @@ def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
 # The whole flow
 def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | Path = "osu018",
                clock_ns: float = 10.0, workloads: Sequence[str] = act.WORKLOADS,
-               vectors: int = 16, progress: Progress = _quiet) -> dict[str, Any]:
+               vectors: int = 16, progress: Progress = _quiet,
+               activity_sim: str = "auto", abc_sweep: bool = False) -> dict[str, Any]:
     """Synthesize ``verilog`` (top module ``cfg.name``) flat-hierarchical into ``outdir``.
 
     Parameters
@@ -449,6 +588,10 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
         Activity workloads for power (empty: no power analysis).
     vectors : int
         Activation vectors per workload.
+    activity_sim : str
+        The gate-level simulator of the activity (:data:`ACTIVITY_SIMS`).
+    abc_sweep : bool
+        Run ABC's SAT sweep too (:data:`ABC_SWEEP`; much slower on wide adder trees).
 
     Returns
     -------
@@ -460,12 +603,16 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     FlowError
         A tool failed (the message names the log).
     ValueError
-        ``clock_ns`` or ``vectors`` is out of range.
+        ``clock_ns`` or ``vectors`` is out of range, or ``activity_sim`` is not one of
+        :data:`ACTIVITY_SIMS`.
     """
     if not (isinstance(clock_ns, (int, float)) and 0.1 <= clock_ns <= 1e6):
         raise ValueError(f"clock_ns must be in [0.1, 1e6] ns, got {clock_ns}")
     if not (isinstance(vectors, int) and 1 <= vectors <= 10000):
         raise ValueError(f"vectors must be an int in [1, 10000], got {vectors}")
+    if activity_sim not in ACTIVITY_SIMS:
+        raise ValueError(f"activity_sim must be one of {', '.join(ACTIVITY_SIMS)}, "
+                         f"got {activity_sim!r}")
     t_start = time.monotonic()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -482,13 +629,22 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     # ABC maps for the clock target with buffering and gate sizing (-D with -constr); without
     # them high-fanout nets (enables over whole arrays) dominate the critical path.
     (outdir / "abc.constr").write_text(f"set_driving_cell {BUF_CELL[0]}\nset_load {ABC_LOAD_PF}\n")
+    delay = f"{clock_ns * 1000:.0f}"
+    for kind, script in ABC_SCRIPTS.items():
+        script = script.replace("strash; ", "strash; " + ABC_SWEEP, 1) if abc_sweep else script
+        (outdir / f"abc_{kind}.abc").write_text(
+            "\n".join(c.strip() for c in script.replace("{D}", f"-D {delay}").split(";")) + "\n")
     (outdir / "synth.ys").write_text(_template(
         "synth.ys", verilog=vname, top=cfg.name, liberty="cells.lib",
-        abc=f"abc -D {clock_ns * 1000:.0f} -constr abc.constr -liberty cells.lib",
-        bufcell=" ".join(BUF_CELL)))
-    _run(_yosys_cmd() + ["synth.ys"], outdir, outdir / "yosys.log", "yosys", progress,
+        abc=f"abc -script abc_liberty.abc -D {delay} -constr abc.constr -liberty cells.lib",
+        abc_generic="abc -script abc_generic.abc", bufcell=" ".join(BUF_CELL)))
+    (outdir / "yosys.log").unlink(missing_ok=True)
+    # Yosys writes its own log (-l): its standard output stops at the first ABC call under
+    # WebAssembly; the console keeps the warnings and errors (-q)
+    _run(_yosys_cmd() + ["-q", "-l", "yosys.log", "synth.ys"], outdir,
+         outdir / "yosys_console.log", "yosys", progress,
          re.compile(r"^\d+(\.\d+)*\.\s+(Executing (SYNTH|ABC|DFFLIBMAP|STAT|JSON)|"
-                    r"Extracting gate netlist of module)"))
+                    r"Extracting gate netlist of module)"), follow=outdir / "yosys.log")
     times["yosys_s"] = time.monotonic() - t0
     generic = json.loads((outdir / "generic_stat.json").read_text())["design"]
     mapped_stat = json.loads((outdir / "mapped_stat.json").read_text())["design"]
@@ -509,7 +665,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     if workloads:
         t0 = time.monotonic()
         acts = measure_activity(cfg, outdir, netlist, cfg.name, lib, workloads, vectors,
-                                progress)
+                                progress, activity_sim)
         times["activity_s"] = time.monotonic() - t0
         progress("opensta: power at Fmax")
         t0 = time.monotonic()
@@ -551,6 +707,9 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     return result
 
 
+_SIM_NAMES = {"icarus": "Icarus simulation", "cycle": "cycle-based simulation"}
+
+
 def _bits_list(cfg: CoreConfig) -> list[int]:
     bits = {cfg.act_bits, cfg.serial_bits}
     if cfg.act_bits >= 8:
@@ -589,7 +748,8 @@ def derive(cfg: CoreConfig, r: dict[str, Any]) -> dict[str, Any]:
             "tops_per_w": 2 / e_mac / 1e12,
             # how busy the array was: MACs per cycle over the window against the peak
             "utilization": p["macs"] / p["window_cycles"] / cfg.peak_macs_per_cycle,
-            "activity": f"gate-level Icarus simulation of the mapped netlist, {w} workload, "
+            "activity": f"gate-level {_SIM_NAMES[p.get('simulator', 'icarus')]} of the mapped "
+                        f"netlist, {w} workload, "
                         f"{p['vectors']} vectors, {p['window_cycles']} cycles",
         }
     scaled = {}
@@ -680,7 +840,12 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs in (1, 2)):
         raise ValueError(f"jobs must be 1 or 2, got {jobs!r}")
     t_start = time.monotonic()
-    progress = kw.pop("progress", _quiet)
+    say = kw.pop("progress", _quiet)
+    lock = threading.Lock()
+
+    def progress(msg: str) -> None:  # one line at a time from the two runs
+        with lock:
+            say(msg)
     c1, c2 = small_cols(cfg)
 
     def part(c: int) -> dict[str, Any]:
@@ -720,7 +885,8 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
         e_cycle = lin(p1["total_w"] * t1["min_period_ns"], p2["total_w"] * t2["min_period_ns"])
         window = max(1, round(lin(p1["window_cycles"], p2["window_cycles"])))
         power[w] = {"total_w": e_cycle / timing["min_period_ns"], "window_cycles": window,
-                    "vectors": p2["vectors"], "macs": p2["macs"] * cfg.cols // c2}
+                    "vectors": p2["vectors"], "macs": p2["macs"] * cfg.cols // c2,
+                    "simulator": p2.get("simulator", "icarus")}
     result = {
         "config": cfg.to_dict(),
         "method": f"estimate: linear in cols from flat runs at {cfg.rows}x{c1} and "
@@ -735,6 +901,7 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     }
     result["derived"] = derive(cfg, result)
     result["wall_time"] = {"total_s": time.monotonic() - t_start, "jobs": jobs,
-                           "parts_s": [r["wall_time"]["total_s"] for r in (r1, r2)]}
+                           "parts_s": [r["wall_time"]["total_s"] for r in (r1, r2)],
+                           "parts_steps": [r["wall_time"] for r in (r1, r2)]}
     (Path(outdir) / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

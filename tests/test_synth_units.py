@@ -408,3 +408,22 @@ def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
         pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 64))
     assert p["macs"] == 4 * 8 * 64
     assert r["method"].startswith("estimate")
+
+
+def test_synthesize_checks_the_activity_simulator_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"activity_sim must be one of auto, cycle, icarus, "
+                                         r"got 'vcs'"):
+        flow.synthesize(CoreConfig(rows=4, cols=2), tmp_path / "none.v", tmp_path / "out",
+                        activity_sim="vcs")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"activity simulator must be one of"):
+        flow.measure_activity(CoreConfig(rows=4, cols=2), tmp_path, {}, "x", tmp_path / "x.lib",
+                              ("random",), 1, lambda m: None, "vcs")
+
+
+def test_abc_scripts_are_the_defaults_without_the_sweep():
+    for kind, script in flow.ABC_SCRIPTS.items():
+        assert "fraig" not in script
+        full = script.replace("strash; ", "strash; " + flow.ABC_SWEEP, 1)
+        assert full.startswith("strash; &get -n; &fraig -x; &put; scorr; dc2; dretime; ")
+    assert flow.ABC_SCRIPTS["liberty"].endswith("buffer; upsize {D}; dnsize {D}; stime -p")
