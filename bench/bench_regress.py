@@ -5,7 +5,8 @@ For each (size, view, simulator): generate the Verilog, build it (timed), then r
 test ``test_throughput`` (back-to-back DPU vectors, no stalls, every result compared with the
 golden model) with N vectors. Prints the build time, the run time, the part of the run spent
 in Python (the measured wall time minus the cycles at the simulator's own speed, which the
-test measures first with Python asleep for 2000 idle cycles; and, measured directly, the time in
+test measures first with Python asleep on a timer for 2000 idle cycles while cocotb's C++
+clock toggles; and, measured directly, the time in
 the testbench's model, scoreboard and packing), simulated cycles/s and verified
 MAC/s. The split is meaningful for Verilator (it evaluates the whole design every cycle,
 busy or idle); Icarus is event-driven and runs idle cycles far faster than busy ones.
