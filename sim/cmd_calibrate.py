@@ -4,12 +4,15 @@ Imports a float ONNX model, calibrates per-tensor activation ranges on --calib, 
 (weights symmetric per channel, activations asymmetric int8, int32 bias, fixed-point
 multipliers with the core's rounding mode) and evaluates on --eval: FP32 under onnxruntime,
 INT8 through the golden model's exact integer path for each calibrator, and onnxruntime's
-static INT8 (QDQ, per channel, same calibration data) as the peer. Prints per-layer SQNR, the
+static INT8 (QDQ, per channel, MinMax/Percentile/Entropy on the same calibration data) as the
+peer; per flow top-1 (a tie between logits counts as wrong), ties, top-1 agreement with FP32
+and logit SQNR. Prints per-layer SQNR (all values, values inside the range, share clipped), the
 fake-quant check and the mapping of every layer onto the configured array (tiles, passes,
-cycles, utilization, effective vs peak TOPS at --clock-mhz).
+cycles, utilization, effective vs peak TOPS at --clock-mhz). --save-logits writes every
+sample's logits and predictions (docs/calibration.md lists the keys).
 
 Data files are .npz with x (float samples, batch first, the model's input shape) and y (int
-labels; --eval only).
+labels in 0..classes-1; --eval only).
 
 Example: dcim calibrate examples/digits_cnn.onnx --calib examples/digits_calib.npz
          --eval examples/digits_eval.npz --method all --json out/calibrate.json
@@ -18,11 +21,18 @@ Example: dcim calibrate examples/digits_cnn.onnx --calib examples/digits_calib.n
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
+import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..golden.quant.calibrate import METHODS
 from ..golden.quant.evaluate import calibrate_report, load_data
@@ -44,8 +54,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, metavar="B",
                         help="inferences per weight load in the mapping figures (default 1)")
     parser.add_argument("--json", type=Path, metavar="REPORT.json", help="write the full report")
+    parser.add_argument("--save-logits", type=Path, metavar="LOGITS.npz",
+                        help="write every evaluation sample's logits and predictions (FP32, "
+                             "each INT8 calibrator, each ORT INT8 peer) as an .npz archive")
     parser.add_argument("--no-peer", action="store_true",
                         help="skip onnxruntime's INT8 quantization (faster)")
+    parser.add_argument("--no-peer-preprocess", action="store_true",
+                        help="quantize the ORT peer without onnxruntime's quant_pre_process "
+                             "(BatchNormalization then stays unfused)")
     parser.add_argument("--max-drop", type=float, metavar="PCT",
                         help="exit 1 if the best calibrator loses more than PCT %% top-1 "
                              "accuracy against FP32")
@@ -89,37 +105,81 @@ def _db(v: float) -> str:
     return "   exact" if v == math.inf else f"{v:8.2f}"
 
 
+def _finite(v: float) -> float:
+    return v if math.isfinite(v) else 1e3
+
+
+def _clip(v: float) -> str:
+    return "0" if v == 0 else f"{100 * v:.3f}"
+
+
 def format_report(r: dict[str, Any]) -> str:
-    """The human-readable report (accuracy, per-layer SQNR and fake-quant check, mapping)."""
+    """The human-readable report (accuracy, ties, agreement and logit SQNR per flow; per-layer
+    SQNR, clipping and fake-quant check; mapping)."""
     cfg = r["config"]
     methods = list(r["methods"])
     fp = r["accuracy_fp32"]
     out = [f"Model {r['model']}: {r['calib_samples']} calibration, {r['eval_samples']} "
-           f"evaluation samples; rounding {r['rounding']}", "",
-           f"  {'flow':<44} {'top-1':>8}  {'vs FP32':>8}",
-           f"  {'FP32 (onnxruntime)':<44} {_pct(fp)}"]
-    if "accuracy_ort_int8" in r:
-        a = r["accuracy_ort_int8"]
-        out.append(f"  {'ORT INT8 static QDQ, per-channel, MinMax':<44} {_pct(a)}  "
-                   f"{100 * (a - fp):+7.2f}")
+           f"evaluation samples, {r['classes']} classes; rounding {r['rounding']}", "",
+           f"  {'flow':<44} {'top-1':>8}  {'vs FP32':>8} {'ties':>5}  {'agree':>8}"
+           f"  {'logit SQNR':>10}",
+           f"  {'FP32 (onnxruntime)':<44} {_pct(fp)}  {'':>8} {r['fp32']['ties']:>5}"]
+
+    def row(label: str, res: dict[str, Any]) -> str:
+        a = res["accuracy"]
+        return (f"  {label:<44} {_pct(a)}  {100 * (a - fp):+8.2f} {res['ties']:>5}  "
+                f"{_pct(res['top1_agreement_with_fp32'])}  {_db(res['logit_sqnr_db']):>7} dB")
+
+    for m, res in r.get("ort_int8", {}).items():
+        out.append(row(f"ORT INT8 QDQ per-channel, {res['calibration']}", res))
+    for reason in r.get("ort_int8_missing", []):
+        out.append("  ORT INT8 peer not run: "
+                   + ("--no-peer" if reason == "not requested" else reason))
     bits = ("INT8" if cfg["act_bits"] == cfg["weight_bits"] == 8
             else f"A{cfg['act_bits']}/W{cfg['weight_bits']}")
     for m in methods:
-        a = r["methods"][m]["accuracy"]
-        label = f"{bits} golden integer path, {m}"
-        out.append(f"  {label:<44} {_pct(a)}  {100 * (a - fp):+7.2f}")
+        out.append(row(f"{bits} golden integer path, {m}", r["methods"][m]))
+    flows = [r["fp32"], *r.get("ort_int8", {}).values(), *r["methods"].values()]
+    ties = sum(f["ties"] for f in flows)
+    with_label = sum(f["ties_with_label"] for f in flows)
+    out.append("  ties: samples whose highest logit several classes share; counted as wrong"
+               + (f" (of the {ties} above, {with_label} had the label among the tied classes)"
+                  if ties else ""))
+    out.append("  agree: same top-1 class as FP32 (a tie agrees with none); logit SQNR: "
+               "logits vs FP32's")
+    changed = [res for res in r.get("ort_int8", {}).values()
+               if res["unoptimized"]["accuracy"] != res["accuracy"]
+               or abs(_finite(res["unoptimized"]["logit_sqnr_db"])
+                      - _finite(res["logit_sqnr_db"])) > 1.0]
+    if changed:
+        out.append("  ORT INT8 with graph optimizations off (its QDQ arithmetic in float, no "
+                   "fused integer kernels): " + "; ".join(
+                       f"{res['calibration']} {_pct(res['unoptimized']['accuracy']).strip()}, "
+                       f"{_db(res['unoptimized']['logit_sqnr_db']).strip()} dB"
+                       for res in changed))
+    if r.get("ort_int8_notes"):
+        out.append(f"  ORT peer: {'; '.join(r['ort_int8_notes'])}")
     out.append(f"  best calibrator: {r['best_method']} ({100 * r['best_drop_vs_fp32']:.2f} % "
-               "below FP32; ties broken by the SQNR of the last layer)")
-    out += ["", "Per-layer SQNR of the INT8 output vs FP32 (dB); fake-quant vs integer path "
-                "(differing codes)",
-            "  " + f"{'layer':<14}{'kind':<9}" + "".join(f"{m:>11}" for m in methods)
-            + "   fake-quant"]
+               "below FP32; ties broken by agreement with FP32, then logit SQNR)")
+    if r.get("ort_log"):
+        out.append(f"  onnxruntime printed {len(r['ort_log'])} line(s) (warnings, calibration "
+                   "progress): kept in the report's ort_log (--json), not shown")
+    out += ["", "Per layer, INT8 output vs FP32: SQNR (dB) over all values / over the values "
+                "inside the quantization range, % of values clipped by the range; fake-quant "
+                "vs integer path (differing codes)",
+            "  " + f"{'layer':<14}{'kind':<9}" + "".join(f"{m:>23}" for m in methods)
+            + "   fake-quant",
+            "  " + f"{'':<23}" + f"{'SQNR':>8}{'in-rng':>8}{'clip%':>7}" * len(methods)]
     first = r["methods"][methods[0]]["layers"]
     for i, lay in enumerate(first):
-        sq = "".join(f"{_db(r['methods'][m]['layers'][i]['sqnr_db']):>11}" for m in methods)
+        cells = []
+        for m in methods:
+            ly = r["methods"][m]["layers"][i]
+            cells.append(f"{_db(ly['sqnr_db']):>8}{_db(ly['inrange_sqnr_db']):>8}"
+                         f"{_clip(ly['clipped_fraction']):>7}")
         mism = "/".join(str(r["methods"][m]["layers"][i]["fakequant_mismatches"])
                         for m in methods)
-        out.append(f"  {lay['name']:<14}{lay['kind']:<9}{sq}   {mism}")
+        out.append(f"  {lay['name']:<14}{lay['kind']:<9}{''.join(cells)}   {mism}")
     total_mism = sum(lay["fakequant_mismatches"] for m in methods
                      for lay in r["methods"][m]["layers"])
     if total_mism == 0:
@@ -165,6 +225,41 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def write_atomic(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write a file through ``write(fh)`` into a temporary file next to ``path``, then rename
+    it over ``path``: a reader sees the old file or the whole new one, never part of it, and a
+    failed write leaves no file behind."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp creates the file 0600: give it the mode a plain open() would.
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_output(option: str, path: Path | None) -> None:
+    """Fail before the long work if an output file cannot be written where asked."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise CliError(f"{option} must name a file, got the directory {path}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CliError(f"{option}: directory {parent} does not exist (for {path})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"{option}: directory {parent} is not writable (for {path})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Calibrate, evaluate and print the report."""
     cfg = config_from_args(args)
@@ -172,17 +267,27 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--clock-mhz must be a positive frequency, got {args.clock_mhz}")
     if args.export_count < 1:
         raise CliError(f"--export-count must be an int >= 1, got {args.export_count}")
+    _check_output("--json", args.json)
+    _check_output("--save-logits", args.save_logits)
     methods = METHODS if args.method == "all" else (args.method,)
     models: dict = {}
+    logits: dict | None = {} if args.save_logits is not None else None
     report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
                               clock_mhz=args.clock_mhz, batch=args.batch,
-                              peer=not args.no_peer, progress=_Bar(), models=models)
+                              peer=not args.no_peer, progress=_Bar(), models=models,
+                              logits=logits, peer_preprocess=not args.no_peer_preprocess)
     for w in report["warnings"]:
         print(f"dcim: warning: {w}", file=sys.stderr)
     print(format_report(report))
     if args.json is not None:
-        args.json.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+        text = json.dumps(_jsonable(report), indent=2) + "\n"
+        write_atomic(args.json, lambda fh: fh.write(text.encode()))
         print(f"wrote {args.json}")
+    if logits is not None:
+        write_atomic(args.save_logits, lambda fh: np.savez(fh, **logits))
+        n = len(logits["labels"])
+        print(f"wrote {args.save_logits} ({len(logits)} arrays: {n} samples, "
+              f"{logits['fp32_logits'].shape[1]} classes)")
     if args.export_vectors is not None:
         qm = models[report["best_method"]]
         names = [lay.name for lay in weighted_layers(qm)]

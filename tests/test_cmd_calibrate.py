@@ -88,7 +88,9 @@ def test_clip_with_bounds_of_shape_1(tmp_path, capsys):
                      "--method", "minmax", "--json", tmp_path / "r.json")
     assert code == 0, cap.err
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["methods"]["minmax"]["accuracy"] >= 0.95
+    # The Clip saturates several classes at 1.5: those samples are ties (wrong) in FP32 too.
+    assert r["fp32"]["ties"] > 0
+    assert r["methods"]["minmax"]["accuracy"] >= r["accuracy_fp32"] - 0.01
     assert r["methods"]["minmax"]["qparams"]["y"]["scale"] == pytest.approx(2.5 / 255)
 
 
