@@ -26,7 +26,8 @@ from .onnx_import import FloatGraph, load_model
 from .qmodel import QModel, calibration_tensors, plan, quantize_model, run
 from .scheme import dequantize, sqnr_from_sums
 
-__all__ = ["BATCH", "Progress", "calibrate_report", "load_data", "ort_fp32", "ort_int8"]
+__all__ = ["BATCH", "Progress", "calibrate_report", "load_data", "ort_fp32", "ort_int8",
+           "raised_weight_scales"]
 
 #: Images per batch of every evaluation (bounds memory).
 BATCH = 256
@@ -230,6 +231,15 @@ def _evaluate(qm: QModel, x: np.ndarray, y: np.ndarray, progress: Progress, stag
             "layers": layers}
 
 
+def raised_weight_scales(qm: QModel) -> dict[str, list[dict[str, Any]]]:
+    """Per weighted layer, the output channels whose weight scale was raised so that the int32
+    bias fits: ``{layer: [{"channel", "old_scale", "new_scale"}, ...]}`` (layers with none
+    left out)."""
+    return {lay.name: [{"channel": c, "old_scale": old, "new_scale": new}
+                       for c, old, new in lay.raised_scales]
+            for lay in qm.layers if lay.raised_scales}
+
+
 def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: str | Path,
                      cfg: CoreConfig, methods: tuple[str, ...] = METHODS,
                      clock_mhz: float = 200.0, batch: int = 1, peer: bool = True,
@@ -292,6 +302,7 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
         result["qparams"] = {t: {"scale": q.scale, "zero_point": q.zero_point}
                              for t, q in qm.qparams.items()}
         result["warnings"] = qm.warnings
+        result["raised_weight_scales"] = raised_weight_scales(qm)
         for w in qm.warnings:
             if w not in report["warnings"]:
                 report["warnings"].append(w)
