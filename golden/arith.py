@@ -103,7 +103,7 @@ def _double(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
 _MODES = {"single": _single, "double": _double, "rne": _rne}
 
 
-def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
+def requantize(x, multiplier, shift, mode: str, check: bool = True) -> np.ndarray:
     """Requantize int32 values with a fixed-point multiplier, exactly.
 
     Parameters
@@ -115,6 +115,9 @@ def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
         :data:`SHIFT_RANGE` (positive means a left shift).
     mode : str
         ``single``, ``double`` or ``rne`` (see the module docstring).
+    check : bool
+        Validate the mode and the operand ranges (False: the caller guarantees them and
+        passes int64 arrays, as the fast integer path does; the result is the same).
 
     Returns
     -------
@@ -126,6 +129,8 @@ def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
     ValueError
         Unknown mode, or an operand out of its range (named in the message).
     """
+    if not check:  # operands broadcast inside the arithmetic (no full-size shift arrays)
+        return _MODES[mode](x, multiplier, shift)
     if mode not in _MODES:
         raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
     x = _as_i64(x)

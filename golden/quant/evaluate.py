@@ -145,7 +145,7 @@ def _evaluate(qm: QModel, x: np.ndarray, progress: Progress, stage: str
     codes_out = []
     for s in _batches(len(x)):
         ref = qm.graph.forward(x[s], keep_all=True)
-        _, codes = run(qm, x[s], keep=True)
+        _, codes = run(qm, x[s], keep=True, fast=True)
         _, fake = run(qm, x[s], fake=True, keep=True)
         codes_out.append(codes[logit].reshape(s.stop - s.start, -1))
         for t in names:
