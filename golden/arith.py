@@ -69,7 +69,10 @@ def _as_i64(x) -> np.ndarray:
 
 def _single(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
     t = 31 - shift
-    return (x * m + (np.int64(1) << (t - 1))) >> t
+    p = x * m  # a new array: the in-place steps below touch no operand
+    p += np.int64(1) << (t - 1)
+    p >>= t
+    return p
 
 
 def _rne(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -418,7 +418,8 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
 def _dpu_arith(cfg: CoreConfig, psum: np.ndarray, params: DpuParams,
                residual: np.ndarray | None) -> np.ndarray:
     """The arithmetic of :func:`dpu` on validated int64 operands."""
-    acc = np.clip(psum + params.bias, INT32_MIN, INT32_MAX)
+    acc = psum + params.bias
+    np.clip(acc, INT32_MIN, INT32_MAX, out=acc)
     y = requantize(acc, params.multiplier, params.shift, cfg.rounding, check=False)
     y += params.out_zp
     if residual is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
 from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
-from .fastpath import exact_gemm
+from .fastpath import ExactGemm, exact_gemm
 from .ops import Op, rescale_fake
 from .scheme import dequantize, fake_round, quantize_bias, quantize_weights
 from .tensor_ops import conv_out_size, im2col, im2col_hwc
@@ -165,6 +165,7 @@ class Matmul(Op):
             arrays = {k: np.pad(getattr(params, k)[c0:c1], (0, pad)) for k in DpuParams._ARRAYS}
             scalars = {k: getattr(params, k) for k in DpuParams._SCALARS}
             layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars), rows))
+        layer.fast = self.plan_fast(cfg, layer)
 
     def _residual(self, layer, args, vectors: int) -> np.ndarray | None:
         R = None if len(args) < 2 else to_rows(args[1])
@@ -188,14 +189,18 @@ class Matmul(Op):
             y[:, tile.col0:tile.col1] = dpu(cfg, psum, tile.dpu, rt)[:, :tile.col1 - tile.col0]
         return self.from_rows(y, x)
 
+    def plan_fast(self, cfg, layer) -> ExactGemm | bool:
+        """The exact GEMM of :meth:`run_fast` for ``layer``'s weights, or False if a partial
+        sum may saturate (:func:`dcim.golden.quant.fastpath.exact_gemm`)."""
+        xmax = max(abs(v) for v in cfg.act_range)
+        return exact_gemm(self.fast_rows(layer.weights), xmax, cfg.psum_range[1]) or False
+
     def run_fast(self, m, layer, args):
         """The codes of :meth:`run_int`, from one exact GEMM over the whole depth and one DPU
         call (:mod:`dcim.golden.quant.fastpath`); :meth:`run_int` where saturation is
         possible."""
         if layer.fast is None:
-            xmax = max(abs(v) for v in m.cfg.act_range)
-            layer.fast = exact_gemm(self.fast_rows(layer.weights), xmax,
-                                    m.cfg.psum_range[1]) or False
+            layer.fast = self.plan_fast(m.cfg, layer)
         if layer.fast is False:
             return self.run_int(m, layer, args)
         x = args[0]

@@ -79,8 +79,9 @@ class QLayer:
     mults: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     act_min: int = -128
     act_max: int = 127
-    #: The fast path's exact GEMM of a weighted layer, planned on its first fast run
-    #: (:class:`~dcim.golden.quant.fastpath.ExactGemm`; False: saturation possible).
+    #: The fast path's exact GEMM of a weighted layer (filled with the tables, or on its
+    #: first fast run; :class:`~dcim.golden.quant.fastpath.ExactGemm`; False: saturation
+    #: possible).
     fast: object = None
 
     @property
