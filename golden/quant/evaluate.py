@@ -7,14 +7,16 @@ with ties counted as wrong, the number of ties, top-1 agreement with FP32 and th
 logits against FP32's (:mod:`dcim.golden.quant.metrics`). Per layer of each method: SQNR of the
 INT8 output against the float tensor over all values and over the values inside the
 quantization range, the fraction clipped, and how many integer codes the fake-quant float
-simulation gets differently from the integer path. Labels are checked against the model's
-classes before any long work.
+simulation gets differently from the integer path; and the images/s of the integer path (its
+fast, bit-identical form: :mod:`dcim.golden.quant.fastpath`) on this machine. Labels are checked
+against the model's classes before any long work.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -135,17 +137,21 @@ def _logit_tensor(qm: QModel) -> str:
     return [lay.output for lay in qm.layers if lay.op.int_output][-1]
 
 
-def _evaluate(qm: QModel, x: np.ndarray, progress: Progress, stage: str
-              ) -> tuple[list[dict[str, Any]], np.ndarray]:
+def _evaluate(qm: QModel, x: np.ndarray, progress: Progress, stage: str,
+              timing: dict[str, float] | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Per-layer statistics (:class:`~dcim.golden.quant.metrics.LayerStats`) of the integer
-    path over ``x``, and the integer codes of the logits, ``(N, classes)``."""
+    path over ``x``, and the integer codes of the logits, ``(N, classes)``; ``timing``, if
+    given, gets the wall seconds of the integer path (``seconds``)."""
     names = [lay.output for lay in qm.layers if lay.op.int_output]
     stats = {t: LayerStats() for t in names}
     logit = _logit_tensor(qm)
     codes_out = []
     for s in _batches(len(x)):
         ref = qm.graph.forward(x[s], keep_all=True)
+        t0 = time.perf_counter()
         _, codes = run(qm, x[s], keep=True, fast=True)
+        if timing is not None:
+            timing["seconds"] = timing.get("seconds", 0.0) + time.perf_counter() - t0
         _, fake = run(qm, x[s], fake=True, keep=True)
         codes_out.append(codes[logit].reshape(s.stop - s.start, -1))
         for t in names:
@@ -268,11 +274,13 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
         qm = quantize_model(graph, layers, ranges, cfg)
         if models is not None:
             models[method] = qm
-        lay_stats, codes = _evaluate(qm, eval_x, progress, f"int8 {method}")
+        timing: dict[str, float] = {}
+        lay_stats, codes = _evaluate(qm, eval_x, progress, f"int8 {method}", timing)
         qp = qm.qparams[_logit_tensor(qm)]
         deq = dequantize(codes, qp)
         result = flow_metrics(deq, eval_y, fp32)
         result["layers"] = lay_stats
+        result["images_per_s"] = len(eval_x) / timing["seconds"]
         result["ranges"] = {t: list(r) for t, r in ranges.items()}
         result["qparams"] = {t: {"scale": q.scale, "zero_point": q.zero_point}
                              for t, q in qm.qparams.items()}
