@@ -122,3 +122,25 @@ def test_im2col_hwc_is_im2col_with_permuted_columns(kernel, strides, pads, dilat
     # Column (i, j, ch) of b is column (ch, i, j) of a.
     perm = np.arange(c * kh * kw).reshape(c, kh, kw).transpose(1, 2, 0).reshape(-1)
     assert np.array_equal(b, a[:, perm])
+
+
+def test_batch_size_follows_activation_bytes(monkeypatch):
+    """A model whose activations exceed the byte budget is evaluated in smaller batches, with
+    the same report (the per-layer statistics and logits do not depend on the batching)."""
+    from dcim.golden.quant import evaluate
+
+    graph = load_model(EXAMPLES / "digits_cnn.onnx")
+    x = np.load(EXAMPLES / "digits_eval.npz")["x"]
+    per = sum(v.nbytes for v in graph.forward(x[:1], keep_all=True).values())
+    assert evaluate.batch_size(graph, x) == evaluate.BATCH  # ~70 kB per image
+    args = (EXAMPLES / "digits_cnn.onnx", EXAMPLES / "digits_calib.npz",
+            EXAMPLES / "digits_eval.npz", CoreConfig())
+    full = evaluate.calibrate_report(*args, methods=("minmax",), peer=False)
+    monkeypatch.setattr(evaluate, "BATCH_BYTES", 37 * per)
+    assert evaluate.batch_size(graph, x) == 37
+    small = evaluate.calibrate_report(*args, methods=("minmax",), peer=False)
+    a, b = full["methods"]["minmax"], small["methods"]["minmax"]
+    assert a["ranges"] == b["ranges"] and a["accuracy"] == b["accuracy"]
+    for la, lb in zip(a["layers"], b["layers"]):
+        assert la["fakequant_mismatches"] == lb["fakequant_mismatches"]
+        assert la["sqnr_db"] == pytest.approx(lb["sqnr_db"], rel=1e-9)

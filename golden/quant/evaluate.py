@@ -34,11 +34,14 @@ from .ort_peer import (ORT_METHODS, PeerUnavailable, ort_fp32, ort_int8, prepare
 from .qmodel import QModel, calibration_tensors, plan, quantize_model, run
 from .scheme import dequantize
 
-__all__ = ["BATCH", "Progress", "calibrate_report", "check_labels", "load_data", "ort_fp32",
-           "ort_int8"]
+__all__ = ["BATCH", "BATCH_BYTES", "Progress", "batch_size", "calibrate_report", "check_labels",
+           "load_data", "ort_fp32", "ort_int8"]
 
 #: Images per batch of every evaluation (bounds memory).
 BATCH = 256
+#: Bytes one sample's float64 tensors (all of them, as the float reference keeps them) may take
+#: in a batch: a model with larger activations runs fewer than :data:`BATCH` images at once.
+BATCH_BYTES = 256 << 20
 #: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
 
@@ -104,6 +107,13 @@ def _batches(n: int, size: int = BATCH):
         yield slice(i, min(i + size, n))
 
 
+def batch_size(graph: FloatGraph, x: np.ndarray) -> int:
+    """Images per batch for ``graph``: :data:`BATCH`, or as many as keep one batch's float64
+    tensors within :data:`BATCH_BYTES` (at least 1), measured on ``x[:1]``."""
+    per = sum(v.nbytes for v in graph.forward(x[:1], keep_all=True).values())
+    return max(1, min(BATCH, BATCH_BYTES // max(per, 1)))
+
+
 def check_labels(graph: FloatGraph, x: np.ndarray, y: np.ndarray, what: str) -> int:
     """Check that the model gives one score per class and that every label names one of its
     classes; return the number of classes.
@@ -146,7 +156,7 @@ def _evaluate(qm: QModel, x: np.ndarray, progress: Progress, stage: str,
     stats = {t: LayerStats() for t in names}
     logit = _logit_tensor(qm)
     codes_out = []
-    for s in _batches(len(x)):
+    for s in _batches(len(x), batch_size(qm.graph, x)):
         ref = qm.graph.forward(x[s], keep_all=True)
         t0 = time.perf_counter()
         _, codes = run(qm, x[s], keep=True, fast=True)
@@ -237,7 +247,7 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     tensors = calibration_tensors(graph, layers)
     progress("float reference", 0, len(calib_x))
     chunks: dict[str, list[np.ndarray]] = {t: [] for t in tensors}
-    for s in _batches(len(calib_x)):
+    for s in _batches(len(calib_x), batch_size(graph, calib_x)):
         env = graph.forward(calib_x[s], keep_all=True)
         for t in tensors:
             chunks[t].append(env[t].reshape(-1).astype(np.float32))
