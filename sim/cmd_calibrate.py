@@ -196,6 +196,7 @@ def format_report(r: dict[str, Any]) -> str:
                    " LSB): the integer path uses 31-bit fixed-point multipliers, the float "
                    "simulation real scales and float products; codes within that error of a "
                    "rounding tie differ, and a difference propagates to later layers")
+    out += format_raised_scales(r)
     t = r["mapping"]["totals"]
     out += ["", f"Mapping onto the {cfg['rows']}x{cfg['cols']} array (serial_bits "
                 f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}), "
@@ -218,6 +219,21 @@ def format_report(r: dict[str, Any]) -> str:
                f"inferences/s, effective {t['effective_tops']:.4f} TOPS vs peak "
                f"{t['peak_tops']:.4f} TOPS ({100 * t['effective_tops'] / t['peak_tops']:.1f} %)")
     return "\n".join(out)
+
+
+def format_raised_scales(r: dict[str, Any]) -> list[str]:
+    """Report lines for the channels whose weight scale was raised so that the int32 bias fits
+    (none if no method raised any)."""
+    rows = [(m, layer, ch) for m, res in r["methods"].items()
+            for layer, chans in res.get("raised_weight_scales", {}).items() for ch in chans]
+    if not rows:
+        return []
+    out = ["", "Weight scales raised so that the int32 bias fits (s_x * s_w >= 1.0001 |b| / "
+               "(2**31 - 1), as onnxruntime's quantizer does)",
+           f"  {'method':<12}{'layer':<14}{'channel':>8}  {'max|w|/127':>11}  {'used':>11}"]
+    out += [f"  {m:<12}{layer:<14}{ch['channel']:>8}  {ch['old_scale']:>11.4g}  "
+            f"{ch['new_scale']:>11.4g}" for m, layer, ch in rows]
+    return out
 
 
 def _jsonable(v: Any) -> Any:
@@ -265,6 +281,24 @@ def _check_output(option: str, path: Path | None) -> None:
         raise CliError(f"{option}: directory {parent} is not writable (for {path})")
 
 
+def _refuse_qdq(model: Path) -> None:
+    """A pre-quantized model has nothing to calibrate: say which command checks it."""
+    if not model.is_file():
+        return  # calibrate_report names the missing file
+    import onnx
+
+    from ..golden.quant.qdq import is_qdq
+
+    try:
+        qdq = is_qdq(onnx.load(str(model)))
+    except Exception:  # not an ONNX file: calibrate_report says so
+        return
+    if qdq:
+        raise CliError(f"{model} is already quantized (QuantizeLinear/DequantizeLinear nodes): "
+                       f"dcim check {model} --eval DATA.npz runs it on the core with its own "
+                       "scales and compares with onnxruntime")
+
+
 def run(args: argparse.Namespace) -> int:
     """Calibrate, evaluate and print the report."""
     cfg = config_from_args(args)
@@ -275,6 +309,7 @@ def run(args: argparse.Namespace) -> int:
     _check_output("--json", args.json)
     _check_output("--save-logits", args.save_logits)
     methods = METHODS if args.method == "all" else (args.method,)
+    _refuse_qdq(args.model)
     models: dict = {}
     logits: dict | None = {} if args.save_logits is not None else None
     report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,

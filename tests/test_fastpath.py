@@ -29,7 +29,8 @@ def _same_codes(qm, x):
     return ref
 
 
-@pytest.mark.parametrize("name", ["digits_cnn.onnx", "digits_mlp.onnx"])
+@pytest.mark.parametrize("name", ["digits_cnn.onnx", "digits_mlp.onnx",
+                                  "digits_tiny_channel.onnx"])
 @pytest.mark.parametrize(("cfg", "method"), [
     (CoreConfig(), "minmax"),                                  # the default 64x32 core
     (CoreConfig(rows=16, cols=8, rounding="double"), "percentile"),

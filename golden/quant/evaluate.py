@@ -35,7 +35,7 @@ from .qmodel import QModel, calibration_tensors, plan, quantize_model, run
 from .scheme import dequantize
 
 __all__ = ["BATCH", "BATCH_BYTES", "Progress", "batch_size", "calibrate_report", "check_labels",
-           "load_data", "ort_fp32", "ort_int8"]
+           "load_data", "ort_fp32", "ort_int8", "raised_weight_scales"]
 
 #: Images per batch of every evaluation (bounds memory).
 BATCH = 256
@@ -215,6 +215,15 @@ def _peer(report: dict[str, Any], model_path, calib_x, eval_x, eval_y, fp32, met
         report["accuracy_ort_int8"] = max(r["accuracy"] for r in report["ort_int8"].values())
 
 
+def raised_weight_scales(qm: QModel) -> dict[str, list[dict[str, Any]]]:
+    """Per weighted layer, the output channels whose weight scale was raised so that the int32
+    bias fits: ``{layer: [{"channel", "old_scale", "new_scale"}, ...]}`` (layers with none
+    left out)."""
+    return {lay.name: [{"channel": c, "old_scale": old, "new_scale": new}
+                       for c, old, new in lay.raised_scales]
+            for lay in qm.layers if lay.raised_scales}
+
+
 def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: str | Path,
                      cfg: CoreConfig, methods: tuple[str, ...] = METHODS,
                      clock_mhz: float = 200.0, batch: int = 1, peer: bool = True,
@@ -295,6 +304,7 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
         result["qparams"] = {t: {"scale": q.scale, "zero_point": q.zero_point}
                              for t, q in qm.qparams.items()}
         result["warnings"] = qm.warnings
+        result["raised_weight_scales"] = raised_weight_scales(qm)
         for w in qm.warnings:
             if w not in report["warnings"]:
                 report["warnings"].append(w)

@@ -20,10 +20,30 @@ from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
 from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
 from .fastpath import ExactGemm, exact_gemm
 from .ops import Op, rescale_fake
-from .scheme import dequantize, fake_round, quantize_bias, quantize_weights
+from .scheme import (bias_weight_scale, dequantize, fake_round, quantize_bias,
+                     quantize_weights)
 from .tensor_ops import conv_out_size, im2col, im2col_hwc
 
-__all__ = ["Conv", "Gemm", "GroupConv", "Matmul", "Tile", "to_rows"]
+__all__ = ["Conv", "Gemm", "GroupConv", "Matmul", "Prequantized", "Tile", "to_rows"]
+
+
+@dataclasses.dataclass
+class Prequantized:
+    """The integer weights of a weighted op in a pre-quantized (QDQ) model, used as they are.
+
+    Attributes
+    ----------
+    codes : numpy.ndarray of int64
+        Weight codes in the layout of :attr:`Matmul.weight` (output channel first), zero point 0.
+    scale : numpy.ndarray of float64, shape (N,)
+        Per-channel weight scales (a per-tensor scale repeated).
+    bias : numpy.ndarray of int64, shape (N,), or None
+        Int32 bias codes at ``s_x * s_w`` (None: the float bias is quantized as usual).
+    """
+
+    codes: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -71,10 +91,14 @@ class Matmul(Op):
         Float64, output channel first: ``(Cout, Cin, kh, kw)`` or ``(N, K)``.
     bias : numpy.ndarray
         Float64 ``(Cout,)``.
+    prequantized : Prequantized or None
+        The weights' own codes and scales in a pre-quantized model (then :attr:`weight` holds
+        their dequantized values).
     """
 
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
+    prequantized: Prequantized | None = None
     layer_kind = "matmul"
     requantizes = True
     on_array = True
@@ -125,13 +149,16 @@ class Matmul(Op):
     # -- quantized -----------------------------------------------------------------------------
     def quantize(self, cfg, layer, qparams, warnings):
         qin, qout = qparams[layer.inputs[0]], qparams[layer.output]
-        wq, w_scale, zero = quantize_weights(cfg, self.weight)
+        wq, w_scale, zero = self.quantize_weights(cfg, layer, qin, warnings)
         if zero.any():
             warnings.append(f"layer {layer.name!r}: {int(zero.sum())} output channel(s) with "
                             "all-zero weights: fallback weight scale 1.0")
         n_out = wq.shape[0]
         W = self.matrix(wq.reshape(n_out, -1)).T.copy()  # (K, N)
-        bias, sat = quantize_bias(self.bias, qin.scale, w_scale)
+        if self.prequantized is not None and self.prequantized.bias is not None:
+            bias, sat = self.prequantized.bias.astype(np.int64), 0
+        else:
+            bias, sat = quantize_bias(self.bias, qin.scale, w_scale)
         if sat:
             warnings.append(f"layer {layer.name!r}: {sat} bias value(s) do not fit int32 at "
                             "scale s_x*s_w and were saturated")
@@ -173,6 +200,42 @@ class Matmul(Op):
             raise ValueError(f"layer {layer.name!r}: the residual add needs operands of the "
                              "same shape (broadcasting is not supported)")
         return R
+
+    def quantize_weights(self, cfg, layer, qin, warnings):
+        """Per-channel weight codes and scales, each scale raised where needed so that the
+        int32 bias fits: first onnxruntime's rule (the bias ``rne(b / (s_x s_w))`` fits), then,
+        if the input zero point folded into it (``- zp_x sum_k W[k, c]``) still overflows, room
+        for the fold too (:func:`~dcim.golden.quant.scheme.bias_weight_scale`). The raised
+        channels go to ``layer.raised_scales`` and one warning line.
+
+        Returns what :func:`~dcim.golden.quant.scheme.quantize_weights` returns. A
+        pre-quantized op returns its own codes and scales (nothing is raised).
+        """
+        pre = self.prequantized
+        if pre is not None:
+            layer.raised_scales = []
+            return pre.codes.astype(np.int64), pre.scale.astype(np.float64), np.zeros(
+                len(pre.scale), dtype=bool)
+        wq, w_scale, zero = quantize_weights(cfg, self.weight)
+        first = w_scale.copy()
+        need = bias_weight_scale(self.bias, qin.scale)
+        if (need > w_scale).any():
+            wq, w_scale, zero = quantize_weights(cfg, self.weight, need)
+        flat = wq.reshape(len(wq), -1)
+        folded = np.rint(self.bias / (qin.scale * w_scale)) - qin.zero_point * flat.sum(axis=1)
+        if (np.abs(folded) > INT32_MAX).any():
+            fold = abs(qin.zero_point) * np.abs(flat).sum(axis=1)
+            need = np.maximum(need, bias_weight_scale(self.bias, qin.scale, fold))
+            wq, w_scale, zero = quantize_weights(cfg, self.weight, need)
+        raised = np.flatnonzero(w_scale != first)
+        layer.raised_scales = [(int(c), float(first[c]), float(w_scale[c])) for c in raised]
+        if len(raised):
+            shown = ", ".join(f"{c} ({old:.3g} -> {new:.3g})"
+                              for c, old, new in layer.raised_scales[:4])
+            more = f", ... ({len(raised) - 4} more)" if len(raised) > 4 else ""
+            warnings.append(f"layer {layer.name!r}: weight scale raised so that the int32 bias "
+                            f"fits, in {len(raised)} output channel(s): {shown}{more}")
+        return wq, w_scale, zero
 
     def run_int(self, m, layer, args):
         cfg = m.cfg

@@ -57,6 +57,9 @@ class QLayer:
         Filled for a weighted layer by :func:`quantize_model`: int64 ``(K, N)`` weights,
         ``(N,)`` weight scales, ``(N,)`` int32 bias before zero-point folding, the DPU tables
         over the ``N`` channels (zero point folded), the column tiles.
+    raised_scales : list of (int, float, float)
+        A weighted layer's output channels whose weight scale was raised so that the int32
+        bias fits: ``(channel, scale from max|w|, scale used)``.
     mults : list of (int, int)
         Requantization ``(multiplier, shift)`` pairs of an Add (one per input) or an average
         pool (empty for a global one: its window is known at run time).
@@ -76,6 +79,7 @@ class QLayer:
     bias: np.ndarray | None = None
     dpu: DpuParams | None = None
     tiles: list[Tile] = dataclasses.field(default_factory=list)
+    raised_scales: list[tuple[int, float, float]] = dataclasses.field(default_factory=list)
     mults: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     act_min: int = -128
     act_max: int = 127
@@ -121,14 +125,16 @@ class QModel:
 
 
 # ----------------------------------------------------------------------------------------------
-def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
+def plan(graph: FloatGraph, residual_in_dpu: bool = True,
+         boundaries: frozenset[str] = frozenset()) -> list[QLayer]:
     """Group the float nodes into core layers (no quantization yet).
 
     A Conv/Gemm absorbs an Add that is the only consumer of its output when the Add's other
     input is computed earlier and has the same shape (where inference knows both; the DPU adds
     one residual value per output), if ``residual_in_dpu``; then a Relu/Clip that is the only
     consumer. Every other layer with its own output scale absorbs a following Relu/Clip the
-    same way.
+    same way. Nothing is absorbed across a tensor of ``boundaries`` (the tensors a
+    pre-quantized model quantizes: each stays a layer output with its own codes).
     """
     consumers: dict[str, list[Op | None]] = {}
     for node in graph.nodes:
@@ -150,7 +156,7 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
             continue
         layer = QLayer(node.name, node, tuple(node.inputs), node.output,
                        clip=node.clip if isinstance(node, Clamp) else (-math.inf, math.inf))
-        if node.on_array and residual_in_dpu:
+        if node.on_array and residual_in_dpu and layer.output not in boundaries:
             add = only_consumer(layer.output, Add)
             if add is not None:
                 other = add.inputs[1] if add.inputs[0] == layer.output else add.inputs[0]
@@ -161,7 +167,7 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
                     layer.fused += (add.name,)
                     layer.output = add.output
                     done.add(add.name)
-        if node.requantizes:
+        if node.requantizes and layer.output not in boundaries:
             act = only_consumer(layer.output, Clamp)
             if act is not None:
                 layer.clip = act.clip
@@ -187,8 +193,9 @@ def _clamp_codes(cfg: CoreConfig, qp: QParams, clip: tuple[float, float]) -> tup
 
 
 def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tuple[float, float]],
-                   cfg: CoreConfig) -> QModel:
-    """Quantize a plan with calibrated ranges for :func:`calibration_tensors`.
+                   cfg: CoreConfig, given: dict[str, QParams] | None = None) -> QModel:
+    """Quantize a plan with calibrated ranges for :func:`calibration_tensors`, or with the
+    parameters ``given`` for them (a pre-quantized model; ``ranges`` is then not used).
 
     Raises
     ------
@@ -200,6 +207,11 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
     qparams: dict[str, QParams] = {}
 
     def set_q(tensor: str) -> QParams:
+        if given is not None:
+            if tensor not in given:
+                raise ValueError(f"no quantization parameters for tensor {tensor!r}")
+            qparams[tensor] = given[tensor]
+            return given[tensor]
         if tensor not in ranges:
             raise ValueError(f"no calibrated range for tensor {tensor!r}")
         qp = act_qparams(cfg, *ranges[tensor])
@@ -212,7 +224,7 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
     set_q(graph.input_name)
     out: list[QLayer] = []
     for src in layers:
-        layer = dataclasses.replace(src, tiles=[], mults=[], fast=None)
+        layer = dataclasses.replace(src, tiles=[], mults=[], raised_scales=[], fast=None)
         out.append(layer)
         if not layer.op.int_output:
             continue
