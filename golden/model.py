@@ -39,6 +39,7 @@ __all__ = [
 # A float32 GEMM is exact while every partial sum stays below 2**24 in magnitude; float64 while
 # below 2**53 (always true for the configuration ranges).
 _F32_EXACT = 1 << 24
+_I32_LO, _I32_HI = np.int64(INT32_MIN), np.int64(INT32_MAX)
 
 
 def _int_array(name: str, value: Any) -> np.ndarray:
@@ -419,13 +420,14 @@ def _dpu_arith(cfg: CoreConfig, psum: np.ndarray, params: DpuParams,
                residual: np.ndarray | None) -> np.ndarray:
     """The arithmetic of :func:`dpu` on validated int64 operands."""
     acc = psum + params.bias
-    np.clip(acc, INT32_MIN, INT32_MAX, out=acc)
+    np.clip(acc, _I32_LO, _I32_HI, out=acc)
     y = requantize(acc, params.multiplier, params.shift, cfg.rounding, check=False)
     y += params.out_zp
     if residual is not None:
         y += requantize(residual - params.res_zp, params.res_multiplier, params.res_shift,
                         cfg.rounding, check=False)
-    return np.clip(y, params.act_min, params.act_max, out=y)
+    # numpy scalar bounds: np.clip checks Python ints against the dtype on every call
+    return np.clip(y, np.int64(params.act_min), np.int64(params.act_max), out=y)
 
 
 def fold_input_zero_point(W: Any, bias: Any, zp_x: int) -> np.ndarray:
