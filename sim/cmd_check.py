@@ -20,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..golden.fileio import write_atomic
 from ..golden.quant.check import check_report, format_check
 from .cli import add_config_args, config_from_args
 from .cmd_calibrate import _jsonable
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"dcim: warning: {w}", file=sys.stderr)
     print(format_check(report))
     if args.json is not None:
-        args.json.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+        write_atomic(args.json, json.dumps(_jsonable(report), indent=2) + "\n")
         print(f"wrote {args.json}")
     agree = 100 * report["reference"]["top1_agreement"]
     if args.min_agreement is not None and agree < args.min_agreement:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..golden.config import CoreConfig
+from ..golden.fileio import write_atomic
 from . import activity as act
 from .lef import read_corrected
 from .scaling import NODES, bitcell_area_um2, scale
@@ -547,7 +548,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     result["derived"] = derive(cfg, result)
     times["total_s"] = time.monotonic() - t_start
     result["wall_time"] = times
-    (outdir / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(outdir / "synth.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -741,5 +742,5 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     result["derived"] = derive(cfg, result)
     result["wall_time"] = {"total_s": time.monotonic() - t_start, "jobs": jobs,
                            "parts_s": [r["wall_time"]["total_s"] for r in (r1, r2)]}
-    (Path(outdir) / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(Path(outdir) / "synth.json", json.dumps(result, indent=2) + "\n")
     return result
