@@ -396,3 +396,23 @@ def test_int8_host_float_activations(op, opset, attrs, rounding):
     # onnxruntime computes in float32 (its Tanh approximately): a code next to a rounding
     # boundary may differ by one.
     assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.02 * diff.size
+
+
+def test_host_add_rounds_the_sum_once():
+    """Operands at half the output scale: 0.5 + 0.5 LSB is 1 LSB (rounding each half first
+    to even would give 0 + 0), and -0.5 + 1.5 = 1; every pair of codes against the real sum
+    rounded half to even by Python (the scales are exact binary fractions)."""
+    from dcim.golden.quant.ops import sum_table
+    from dcim.golden.quant.scheme import QParams
+
+    cfg = CoreConfig(rounding="rne")
+    qa, qb, qy = QParams(0.5, 0), QParams(0.5, 3), QParams(1.0, -2)
+    t = sum_table(cfg, qa, qb, qy, 1)
+    assert t[1 + 128, 4 + 128] == 1 - 2      # a = 1, b - zp_b = 1: 0.5 + 0.5 = 1
+    assert t[-1 + 128, 6 + 128] == 1 - 2     # -0.5 + 1.5
+    a = np.arange(-128, 128)
+    want = [[min(max(round((0.5 * i + 0.5 * (j - 3)) / 1.0) - 2, -128), 127) for j in a]
+            for i in a]
+    assert np.array_equal(t, np.array(want))
+    sub = sum_table(cfg, qa, qb, qy, -1)
+    assert sub[1 + 128, 2 + 128] == round(0.5 - 0.5 * (2 - 3)) - 2

@@ -61,8 +61,11 @@ class QLayer:
         A weighted layer's output channels whose weight scale was raised so that the int32
         bias fits: ``(channel, scale from max|w|, scale used)``.
     mults : list of (int, int)
-        Requantization ``(multiplier, shift)`` pairs of an Add (one per input) or an average
-        pool (empty for a global one: its window is known at run time).
+        Requantization ``(multiplier, shift)`` pairs of a Concat or Mul (one per input) or an
+        average pool (empty for a global one: its window is known at run time).
+    table : numpy.ndarray of int64 or None
+        A host Add/Sub's output code for every pair of input codes
+        (:func:`~dcim.golden.quant.ops.sum_table`).
     act_min, act_max : int
         The output clamp in codes.
     """
@@ -81,6 +84,7 @@ class QLayer:
     tiles: list[Tile] = dataclasses.field(default_factory=list)
     raised_scales: list[tuple[int, float, float]] = dataclasses.field(default_factory=list)
     mults: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    table: np.ndarray | None = None
     act_min: int = -128
     act_max: int = 127
 
@@ -220,7 +224,8 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
     set_q(graph.input_name)
     out: list[QLayer] = []
     for src in layers:
-        layer = dataclasses.replace(src, tiles=[], mults=[], raised_scales=[])
+        layer = dataclasses.replace(src, tiles=[], mults=[], raised_scales=[],
+                                    table=None)
         out.append(layer)
         if not layer.op.int_output:
             continue
