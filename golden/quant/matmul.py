@@ -220,7 +220,10 @@ class Matmul(Op):
                             f"fits, in {len(raised)} output channel(s): {shown}{more}")
         return wq, w_scale, zero
 
-    def run_int(self, m, layer, args):
+    def run_int(self, m, layer, args, array=None):
+        """The exact integer path; ``array(tile, X_t)``, if given, replaces the digital array
+        (:func:`dcim.golden.model.mvm_tiled`) in giving each tile's partial sums (the analog
+        what-if, :mod:`dcim.golden.quant.noise`)."""
         cfg = m.cfg
         x = args[0]
         X = self.columns(x, m.qparams[layer.inputs[0]].zero_point)
@@ -230,7 +233,8 @@ class Matmul(Op):
                              "same shape (broadcasting is not supported)")
         y = np.empty((X.shape[0], layer.weights.shape[1]), dtype=np.int64)
         for tile in layer.tiles:
-            psum = mvm_tiled(cfg, tile.weights, tile.inputs(X))
+            psum = (mvm_tiled(cfg, tile.weights, tile.inputs(X)) if array is None
+                    else array(tile, tile.inputs(X)))
             rt = None
             if R is not None:
                 rt = np.full((X.shape[0], cfg.cols), tile.dpu.res_zp, dtype=np.int64)
