@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ..activation import build_lut
 from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
 from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
 from .ops import Op, rescale_fake
@@ -139,7 +140,8 @@ class Matmul(Op):
 
     # -- quantized -----------------------------------------------------------------------------
     def quantize(self, cfg, layer, qparams, warnings):
-        qin, qout = qparams[layer.inputs[0]], qparams[layer.output]
+        # With a LUT activation the DPU requantizes to the activation's input tensor.
+        qin, qout = qparams[layer.inputs[0]], qparams[layer.lut_input or layer.output]
         wq, w_scale, zero = self.quantize_weights(cfg, layer, qin, warnings)
         if zero.any():
             warnings.append(f"layer {layer.name!r}: {int(zero.sum())} output channel(s) with "
@@ -175,14 +177,15 @@ class Matmul(Op):
                            multiplier=np.array([p[0] for p in pairs], dtype=np.int64),
                            shift=np.array([p[1] for p in pairs], dtype=np.int64),
                            out_zp=qout.zero_point, act_min=layer.act_min,
-                           act_max=layer.act_max, **res)
+                           act_max=layer.act_max, lut=layer_lut(cfg, layer, qparams), **res)
         layer.weights, layer.w_scale, layer.bias, layer.dpu = W, w_scale, bias, params
         for rows, _, c0, c1 in self.tile_plan(cfg):
             pad = cfg.cols - (c1 - c0)
             wt = np.pad((W if rows is None else W[rows])[:, c0:c1], ((0, 0), (0, pad)))
             arrays = {k: np.pad(getattr(params, k)[c0:c1], (0, pad)) for k in DpuParams._ARRAYS}
             scalars = {k: getattr(params, k) for k in DpuParams._SCALARS}
-            layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars), rows))
+            layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars, lut=params.lut),
+                                    rows))
 
     def quantize_weights(self, cfg, layer, qin, warnings):
         """Per-channel weight codes and scales, each scale raised where needed so that the
@@ -245,7 +248,7 @@ class Matmul(Op):
     def run_fake(self, m, layer, args):
         cfg = m.cfg
         x = args[0]
-        qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.output]
+        qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.lut_input or layer.output]
         X = self.columns(dequantize(x, qin), 0.0)
         w_real = layer.weights * layer.w_scale  # (K, N)
         acc = X @ w_real + layer.bias * (qin.scale * layer.w_scale)
@@ -254,7 +257,20 @@ class Matmul(Op):
             y = y + rescale_fake(m, to_rows(args[1]), m.qparams[layer.residual], qout,
                                  layer.dpu.res_shift)
         y = np.clip(y, layer.act_min, layer.act_max).astype(np.int64)
+        if layer.dpu.lut is not None:  # the table, as the host float op's twin computes it
+            y = layer.dpu.lut[y + 128]
         return self.from_rows(y, x)
+
+
+def layer_lut(cfg, layer, qparams) -> np.ndarray | None:
+    """The DPU table of ``layer``'s fused LUT activation (None without one): from the
+    activation's input tensor ``layer.lut_input`` to the layer output
+    (:func:`dcim.golden.activation.build_lut`, ``cfg.rounding``)."""
+    if layer.lut is None:
+        return None
+    qa, qy = qparams[layer.lut_input], qparams[layer.output]
+    return build_lut(layer.lut.lut_mode, qa.scale, qa.zero_point, qy.scale, qy.zero_point,
+                     cfg.rounding, **layer.lut.lut_args())
 
 
 @dataclasses.dataclass
