@@ -70,7 +70,10 @@ def _as_i64(x) -> np.ndarray:
 
 def _single(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
     t = 31 - shift
-    return (x * m + (np.int64(1) << (t - 1))) >> t
+    p = x * m  # a new array: the in-place steps below touch no operand
+    p += np.int64(1) << (t - 1)
+    p >>= t
+    return p
 
 
 def _rne(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -104,7 +107,7 @@ def _double(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
 _MODES = {"single": _single, "double": _double, "rne": _rne}
 
 
-def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
+def requantize(x, multiplier, shift, mode: str, check: bool = True) -> np.ndarray:
     """Requantize int32 values with a fixed-point multiplier, exactly.
 
     Parameters
@@ -116,6 +119,9 @@ def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
         :data:`SHIFT_RANGE` (positive means a left shift).
     mode : str
         ``single``, ``double`` or ``rne`` (see the module docstring).
+    check : bool
+        Validate the mode and the operand ranges (False: the caller guarantees them and
+        passes int64 arrays, as the fast integer path does; the result is the same).
 
     Returns
     -------
@@ -127,6 +133,8 @@ def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
     ValueError
         Unknown mode, or an operand out of its range (named in the message).
     """
+    if not check:  # operands broadcast inside the arithmetic (no full-size shift arrays)
+        return _MODES[mode](x, multiplier, shift)
     if mode not in _MODES:
         raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
     x = _as_i64(x)

@@ -39,6 +39,7 @@ __all__ = [
 # A float32 GEMM is exact while every partial sum stays below 2**24 in magnitude; float64 while
 # below 2**53 (always true for the configuration ranges).
 _F32_EXACT = 1 << 24
+_I32_LO, _I32_HI = np.int64(INT32_MIN), np.int64(INT32_MAX)
 
 
 def _int_array(name: str, value: Any) -> np.ndarray:
@@ -377,7 +378,8 @@ class DpuParams:
         return out
 
 
-def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> np.ndarray:
+def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
+        check: bool = True) -> np.ndarray:
     """The DPU: bias add, requantization, zero point, residual add, clamp.
 
     For each channel ``c``::
@@ -401,11 +403,17 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
         Tables for ``cfg.cols`` channels.
     residual : array_like of int, optional
         Int8 residual of the same shape as ``psum``; requires ``cfg.dpu_residual``.
+    check : bool
+        Validate the operands (False: the caller guarantees int64 operands of matching shapes
+        and ranges, and ``params`` may cover any number of channels, as in the fast integer
+        path; the arithmetic, and so the result, is the same).
 
     Returns
     -------
     numpy.ndarray of int64, the shape of ``psum``, values in [act_min, act_max].
     """
+    if not check:
+        return _dpu_arith(cfg, psum, params, residual)
     psum = _int_array("partial sums", psum)
     if psum.shape[-1:] != (cfg.cols,) or psum.ndim > 2:
         raise ValueError(f"partial sums must have shape ({cfg.cols},) or (batch, {cfg.cols}), "
@@ -413,19 +421,30 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
     check_range("partial sums", psum, *cfg.psum_range)
     if params.cols != cfg.cols:
         raise ValueError(f"DPU tables must have cols ({cfg.cols}) entries, got {params.cols}")
-    acc = saturate(psum.astype(np.int64) + params.bias, INT32_MIN, INT32_MAX)
-    y = requantize(acc, params.multiplier, params.shift, cfg.rounding) + params.out_zp
     if residual is not None:
         if not cfg.dpu_residual:
             raise ValueError("residual given, but the configuration has dpu_residual = false")
-        r = _int_array("residual", residual)
-        if r.shape != psum.shape:
+        residual = _int_array("residual", residual)
+        if residual.shape != psum.shape:
             raise ValueError(f"residual must have the shape of the partial sums {psum.shape}, "
-                             f"got {r.shape}")
-        _check_values("residual (int8)", r, -128, 127)
-        y = y + requantize(r.astype(np.int64) - params.res_zp, params.res_multiplier,
-                           params.res_shift, cfg.rounding)
-    y = saturate(y, params.act_min, params.act_max)
+                             f"got {residual.shape}")
+        _check_values("residual (int8)", residual, -128, 127)
+        residual = residual.astype(np.int64)
+    return _dpu_arith(cfg, psum.astype(np.int64), params, residual)
+
+
+def _dpu_arith(cfg: CoreConfig, psum: np.ndarray, params: DpuParams,
+               residual: np.ndarray | None) -> np.ndarray:
+    """The arithmetic of :func:`dpu` on validated int64 operands."""
+    acc = psum + params.bias
+    np.clip(acc, _I32_LO, _I32_HI, out=acc)
+    y = requantize(acc, params.multiplier, params.shift, cfg.rounding, check=False)
+    y += params.out_zp
+    if residual is not None:
+        y += requantize(residual - params.res_zp, params.res_multiplier, params.res_shift,
+                        cfg.rounding, check=False)
+    # numpy scalar bounds: np.clip checks Python ints against the dtype on every call
+    np.clip(y, np.int64(params.act_min), np.int64(params.act_max), out=y)
     return y if params.lut is None else params.lut[y + 128]
 
 

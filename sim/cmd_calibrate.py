@@ -120,6 +120,8 @@ def format_report(r: dict[str, Any]) -> str:
     SQNR, clipping and fake-quant check; mapping)."""
     cfg = r["config"]
     methods = list(r["methods"])
+    nw = max([14] + [len(m["name"]) + 1 for m in r["mapping"]["layers"]])  # layer name column
+    mw = max(10, len(str(r["mapping"]["totals"]["macs"])) + 1)  # MACs column
     fp = r["accuracy_fp32"]
     out = [f"Model {r['model']}: {r['calib_samples']} calibration, {r['eval_samples']} "
            f"evaluation samples, {r['classes']} classes; rounding {r['rounding']}", "",
@@ -163,15 +165,18 @@ def format_report(r: dict[str, Any]) -> str:
         out.append(f"  ORT peer: {'; '.join(r['ort_int8_notes'])}")
     out.append(f"  best calibrator: {r['best_method']} ({100 * r['best_drop_vs_fp32']:.2f} % "
                "below FP32; ties broken by agreement with FP32, then logit SQNR)")
+    out.append("  golden integer path on this machine: " + ", ".join(
+        f"{m} {r['methods'][m]['images_per_s']:,.1f} images/s" for m in methods)
+        + " (the fast exact path, bit-identical to the array's tiles and K-passes)")
     if r.get("ort_log"):
         out.append(f"  onnxruntime printed {len(r['ort_log'])} line(s) (warnings, calibration "
                    "progress): kept in the report's ort_log (--json), not shown")
     out += ["", "Per layer, INT8 output vs FP32: SQNR (dB) over all values / over the values "
                 "inside the quantization range, % of values clipped by the range; fake-quant "
                 "vs integer path (differing codes)",
-            "  " + f"{'layer':<14}{'kind':<9}" + "".join(f"{m:>23}" for m in methods)
+            "  " + f"{'layer':<{nw}}{'kind':<9}" + "".join(f"{m:>23}" for m in methods)
             + "   fake-quant",
-            "  " + f"{'':<23}" + f"{'SQNR':>8}{'in-rng':>8}{'clip%':>7}" * len(methods)]
+            "  " + f"{'':<{nw + 9}}" + f"{'SQNR':>8}{'in-rng':>8}{'clip%':>7}" * len(methods)]
     first = r["methods"][methods[0]]["layers"]
     for i, lay in enumerate(first):
         cells = []
@@ -181,7 +186,7 @@ def format_report(r: dict[str, Any]) -> str:
                          f"{_clip(ly['clipped_fraction']):>7}")
         mism = "/".join(str(r["methods"][m]["layers"][i]["fakequant_mismatches"])
                         for m in methods)
-        out.append(f"  {lay['name']:<14}{lay['kind']:<9}{''.join(cells)}   {mism}")
+        out.append(f"  {lay['name']:<{nw}}{lay['kind']:<9}{''.join(cells)}   {mism}")
     total_mism = sum(lay["fakequant_mismatches"] for m in methods
                      for lay in r["methods"][m]["layers"])
     if total_mism == 0:
@@ -199,17 +204,17 @@ def format_report(r: dict[str, Any]) -> str:
                 f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}), "
                 + ("per inference" if t["batch"] == 1 else f"per batch of {t['batch']} "
                    "inferences (one weight load each)"),
-            f"  {'layer':<14}{'kind':<9}{'K':>6}{'N':>6}{'vec':>6}{'rowT':>6}{'colT':>6}"
-            f"{'passes':>8}{'MACs':>10}{'cycles':>9}{'util':>8}  schedule   bound"]
+            f"  {'layer':<{nw}}{'kind':<9}{'K':>6}{'N':>6}{'vec':>6}{'rowT':>6}{'colT':>6}"
+            f"{'passes':>8}{'MACs':>{mw}}{'cycles':>9}{'util':>8}  schedule   bound"]
     for m in r["mapping"]["layers"]:
         if m["passes"] == 0:
-            out.append(f"  {m['name']:<14}{m['kind']:<9}{'(off the array)':>40}")
+            out.append(f"  {m['name']:<{nw}}{m['kind']:<9}{'(off the array)':>{mw + 30}}")
             continue
-        out.append(f"  {m['name']:<14}{m['kind']:<9}{m['K']:>6}{m['N']:>6}{m['vectors']:>6}"
-                   f"{m['row_tiles']:>6}{m['col_tiles']:>6}{m['passes']:>8}{m['macs']:>10}"
+        out.append(f"  {m['name']:<{nw}}{m['kind']:<9}{m['K']:>6}{m['N']:>6}{m['vectors']:>6}"
+                   f"{m['row_tiles']:>6}{m['col_tiles']:>6}{m['passes']:>8}{m['macs']:>{mw}}"
                    f"{m['cycles']:>9}{100 * m['utilization']:>7.1f}%  {m['schedule']:<11}"
                    f"{m['bound']}")
-    out.append(f"  {'total':<23}{'':>30}{t['passes']:>8}{t['macs']:>10}{t['cycles']:>9}"
+    out.append(f"  {'total':<{nw + 9}}{'':>30}{t['passes']:>8}{t['macs']:>{mw}}{t['cycles']:>9}"
                f"{100 * t['utilization']:>7.1f}%")
     out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles of "
                f"{t['cycles']}; at {t['clock_mhz']:g} MHz: {t['inferences_per_s']:,.0f} "

@@ -582,13 +582,18 @@ def derive(cfg: CoreConfig, r: dict[str, Any]) -> dict[str, Any]:
     energy = {}
     period_s = r["timing"]["min_period_ns"] * 1e-9
     for w, p in r.get("power", {}).items():
+        busy = p["macs"] / p["window_cycles"] / cfg.peak_macs_per_cycle if p["macs"] > 0 else 0
+        if not 0 < busy <= 1:
+            raise FlowError(f"workload {w}: {p['macs']} MACs in {p['window_cycles']} cycles is "
+                            f"{busy:.0%} of the peak {cfg.peak_macs_per_cycle:g} MACs/cycle; "
+                            "the activity window or its MAC count is wrong")
         e_mac = p["total_w"] * p["window_cycles"] * period_s / p["macs"]
         energy[w] = {
             "power_mw_at_fmax": p["total_w"] * 1e3,
             "energy_per_mac_pj": e_mac * 1e12,
             "tops_per_w": 2 / e_mac / 1e12,
             # how busy the array was: MACs per cycle over the window against the peak
-            "utilization": p["macs"] / p["window_cycles"] / cfg.peak_macs_per_cycle,
+            "utilization": busy,
             "activity": f"gate-level Icarus simulation of the mapped netlist, {w} workload, "
                         f"{p['vectors']} vectors, {p['window_cycles']} cycles",
         }

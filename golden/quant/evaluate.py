@@ -7,14 +7,16 @@ with ties counted as wrong, the number of ties, top-1 agreement with FP32 and th
 logits against FP32's (:mod:`dcim.golden.quant.metrics`). Per layer of each method: SQNR of the
 INT8 output against the float tensor over all values and over the values inside the
 quantization range, the fraction clipped, and how many integer codes the fake-quant float
-simulation gets differently from the integer path. Labels are checked against the model's
-classes before any long work.
+simulation gets differently from the integer path; and the images/s of the integer path (its
+fast, bit-identical form: :mod:`dcim.golden.quant.fastpath`) on this machine. Labels are checked
+against the model's classes before any long work.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +34,14 @@ from .ort_peer import (ORT_METHODS, PeerUnavailable, ort_fp32, ort_int8, prepare
 from .qmodel import QModel, calibration_tensors, plan, quantize_model, run
 from .scheme import dequantize
 
-__all__ = ["BATCH", "Progress", "calibrate_report", "check_labels", "load_data", "ort_fp32",
-           "ort_int8", "raised_weight_scales"]
+__all__ = ["BATCH", "BATCH_BYTES", "Progress", "batch_size", "calibrate_report", "check_labels",
+           "load_data", "ort_fp32", "ort_int8", "raised_weight_scales"]
 
 #: Images per batch of every evaluation (bounds memory).
 BATCH = 256
+#: Bytes one sample's float64 tensors (all of them, as the float reference keeps them) may take
+#: in a batch: a model with larger activations runs fewer than :data:`BATCH` images at once.
+BATCH_BYTES = 256 << 20
 #: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
 
@@ -102,6 +107,13 @@ def _batches(n: int, size: int = BATCH):
         yield slice(i, min(i + size, n))
 
 
+def batch_size(graph: FloatGraph, x: np.ndarray) -> int:
+    """Images per batch for ``graph``: :data:`BATCH`, or as many as keep one batch's float64
+    tensors within :data:`BATCH_BYTES` (at least 1), measured on ``x[:1]``."""
+    per = sum(v.nbytes for v in graph.forward(x[:1], keep_all=True).values())
+    return max(1, min(BATCH, BATCH_BYTES // max(per, 1)))
+
+
 def check_labels(graph: FloatGraph, x: np.ndarray, y: np.ndarray, what: str) -> int:
     """Check that the model gives one score per class and that every label names one of its
     classes; return the number of classes.
@@ -135,17 +147,21 @@ def _logit_tensor(qm: QModel) -> str:
     return [lay.output for lay in qm.layers if lay.op.int_output][-1]
 
 
-def _evaluate(qm: QModel, x: np.ndarray, progress: Progress, stage: str
-              ) -> tuple[list[dict[str, Any]], np.ndarray]:
+def _evaluate(qm: QModel, x: np.ndarray, progress: Progress, stage: str,
+              timing: dict[str, float] | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Per-layer statistics (:class:`~dcim.golden.quant.metrics.LayerStats`) of the integer
-    path over ``x``, and the integer codes of the logits, ``(N, classes)``."""
+    path over ``x``, and the integer codes of the logits, ``(N, classes)``; ``timing``, if
+    given, gets the wall seconds of the integer path (``seconds``)."""
     names = [lay.output for lay in qm.layers if lay.op.int_output]
     stats = {t: LayerStats() for t in names}
     logit = _logit_tensor(qm)
     codes_out = []
-    for s in _batches(len(x)):
+    for s in _batches(len(x), batch_size(qm.graph, x)):
         ref = qm.graph.forward(x[s], keep_all=True)
-        _, codes = run(qm, x[s], keep=True)
+        t0 = time.perf_counter()
+        _, codes = run(qm, x[s], keep=True, fast=True)
+        if timing is not None:
+            timing["seconds"] = timing.get("seconds", 0.0) + time.perf_counter() - t0
         _, fake = run(qm, x[s], fake=True, keep=True)
         codes_out.append(codes[logit].reshape(s.stop - s.start, -1))
         for t in names:
@@ -240,7 +256,7 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     tensors = calibration_tensors(graph, layers)
     progress("float reference", 0, len(calib_x))
     chunks: dict[str, list[np.ndarray]] = {t: [] for t in tensors}
-    for s in _batches(len(calib_x)):
+    for s in _batches(len(calib_x), batch_size(graph, calib_x)):
         env = graph.forward(calib_x[s], keep_all=True)
         for t in tensors:
             chunks[t].append(env[t].reshape(-1).astype(np.float32))
@@ -277,11 +293,13 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
         qm = quantize_model(graph, layers, ranges, cfg)
         if models is not None:
             models[method] = qm
-        lay_stats, codes = _evaluate(qm, eval_x, progress, f"int8 {method}")
+        timing: dict[str, float] = {}
+        lay_stats, codes = _evaluate(qm, eval_x, progress, f"int8 {method}", timing)
         qp = qm.qparams[_logit_tensor(qm)]
         deq = dequantize(codes, qp)
         result = flow_metrics(deq, eval_y, fp32)
         result["layers"] = lay_stats
+        result["images_per_s"] = len(eval_x) / timing["seconds"]
         result["ranges"] = {t: list(r) for t, r in ranges.items()}
         result["qparams"] = {t: {"scale": q.scale, "zero_point": q.zero_point}
                              for t, q in qm.qparams.items()}

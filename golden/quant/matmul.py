@@ -19,10 +19,11 @@ import numpy as np
 from ..activation import build_lut
 from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
 from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
+from .fastpath import ExactGemm, exact_gemm
 from .ops import Op, rescale_fake
 from .scheme import (bias_weight_scale, dequantize, fake_round, quantize_bias,
                      quantize_weights)
-from .tensor_ops import conv_out_size, im2col
+from .tensor_ops import conv_out_size, im2col, im2col_hwc
 
 __all__ = ["Conv", "Gemm", "GroupConv", "Matmul", "Prequantized", "Tile", "to_rows"]
 
@@ -132,6 +133,14 @@ class Matmul(Op):
         """The ``(vectors, N)`` result back in the output layout, for the input ``x``."""
         return y
 
+    def fast_columns(self, x: np.ndarray, pad_value) -> np.ndarray:
+        """:meth:`columns` with the ``K`` axis in the fast path's order (:meth:`fast_rows`)."""
+        return self.columns(x, pad_value)
+
+    def fast_rows(self, W: np.ndarray) -> np.ndarray:
+        """The ``(K, N)`` matrix ``W`` with its rows in the order of :meth:`fast_columns`."""
+        return W
+
     def run_float(self, args):
         x = args[0]
         w = self.matrix(self.weight.reshape(self.weight.shape[0], -1))
@@ -186,6 +195,14 @@ class Matmul(Op):
             scalars = {k: getattr(params, k) for k in DpuParams._SCALARS}
             layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars, lut=params.lut),
                                     rows))
+        layer.fast = self.plan_fast(cfg, layer)
+
+    def _residual(self, layer, args, vectors: int) -> np.ndarray | None:
+        R = None if len(args) < 2 else to_rows(args[1])
+        if R is not None and R.shape != (vectors, layer.weights.shape[1]):
+            raise ValueError(f"layer {layer.name!r}: the residual add needs operands of the "
+                             "same shape (broadcasting is not supported)")
+        return R
 
     def quantize_weights(self, cfg, layer, qin, warnings):
         """Per-channel weight codes and scales, each scale raised where needed so that the
@@ -230,10 +247,7 @@ class Matmul(Op):
         cfg = m.cfg
         x = args[0]
         X = self.columns(x, m.qparams[layer.inputs[0]].zero_point)
-        R = None if len(args) < 2 else to_rows(args[1])
-        if R is not None and R.shape != (X.shape[0], layer.weights.shape[1]):
-            raise ValueError(f"layer {layer.name!r}: the residual add needs operands of the "
-                             "same shape (broadcasting is not supported)")
+        R = self._residual(layer, args, X.shape[0])
         y = np.empty((X.shape[0], layer.weights.shape[1]), dtype=np.int64)
         for tile in layer.tiles:
             psum = (mvm_tiled(cfg, tile.weights, tile.inputs(X)) if array is None
@@ -243,6 +257,28 @@ class Matmul(Op):
                 rt = np.full((X.shape[0], cfg.cols), tile.dpu.res_zp, dtype=np.int64)
                 rt[:, :tile.col1 - tile.col0] = R[:, tile.col0:tile.col1]
             y[:, tile.col0:tile.col1] = dpu(cfg, psum, tile.dpu, rt)[:, :tile.col1 - tile.col0]
+        return self.from_rows(y, x)
+
+    def plan_fast(self, cfg, layer) -> ExactGemm | bool:
+        """The exact GEMM of :meth:`run_fast` for ``layer``'s weights, or False if a partial
+        sum may saturate (:func:`dcim.golden.quant.fastpath.exact_gemm`)."""
+        xmax = max(abs(v) for v in cfg.act_range)
+        return exact_gemm(self.fast_rows(layer.weights), xmax, cfg.psum_range[1]) or False
+
+    def run_fast(self, m, layer, args):
+        """The codes of :meth:`run_int`, from one exact GEMM over the whole depth and one DPU
+        call (:mod:`dcim.golden.quant.fastpath`); :meth:`run_int` where saturation is
+        possible."""
+        if layer.fast is None:
+            layer.fast = self.plan_fast(m.cfg, layer)
+        if layer.fast is False:
+            return self.run_int(m, layer, args)
+        x = args[0]
+        zp = m.qparams[layer.inputs[0]].zero_point
+        X = self.fast_columns(x.astype(np.float32), np.float32(zp))
+        R = self._residual(layer, args, X.shape[0])
+        R = None if R is None else np.asarray(R, dtype=np.int64)
+        y = dpu(m.cfg, layer.fast(X), layer.dpu, R, check=False)
         return self.from_rows(y, x)
 
     def run_fake(self, m, layer, args):
@@ -308,6 +344,13 @@ class Conv(Matmul):
     def from_rows(self, y, x):
         h, w = self.out_hw(x)
         return y.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2)
+
+    def fast_columns(self, x, pad_value):
+        return im2col_hwc(x, self.kernel, self.strides, self.pads, pad_value, self.dilations)
+
+    def fast_rows(self, W):
+        kh, kw = self.kernel
+        return W.reshape(-1, kh, kw, W.shape[1]).transpose(1, 2, 0, 3).reshape(W.shape)
 
 
 @dataclasses.dataclass

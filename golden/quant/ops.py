@@ -79,6 +79,11 @@ class Op:
         """The layer's int64 output codes for its int64 input codes, with exact integers."""
         raise NotImplementedError
 
+    def run_fast(self, m: QModel, layer: QLayer, args: list[np.ndarray]) -> np.ndarray:
+        """The codes of :meth:`run_int`, bit for bit, computed faster where the op knows how
+        (the weighted ops: :mod:`dcim.golden.quant.fastpath`); :meth:`run_int` otherwise."""
+        return self.run_int(m, layer, args)
+
     def run_fake(self, m: QModel, layer: QLayer, args: list[np.ndarray]) -> np.ndarray:
         """The output codes of the fake-quant float simulation (the integer path's codes where
         it involves no rescaling)."""

@@ -95,6 +95,10 @@ class QLayer:
     lut_input: str | None = None
     act_min: int = -128
     act_max: int = 127
+    #: The fast path's exact GEMM of a weighted layer (filled with the tables, or on its
+    #: first fast run; :class:`~dcim.golden.quant.fastpath.ExactGemm`; False: saturation
+    #: possible).
+    fast: object = None
 
     @property
     def kind(self) -> str:
@@ -247,7 +251,7 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
     set_q(graph.input_name)
     out: list[QLayer] = []
     for src in layers:
-        layer = dataclasses.replace(src, tiles=[], mults=[], raised_scales=[],
+        layer = dataclasses.replace(src, tiles=[], mults=[], raised_scales=[], fast=None,
                                     table=None)
         out.append(layer)
         if not layer.op.int_output:
@@ -264,7 +268,7 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
 
 
 # ----------------------------------------------------------------------------------------------
-def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
+def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False, fast: bool = False
         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run the quantized model on a float batch.
 
@@ -276,6 +280,10 @@ def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
         Float fake-quant simulation instead of the integer path.
     keep : bool
         Return every integer tensor, not only the output.
+    fast : bool
+        The integer path's codes, bit for bit, from one exact GEMM and one DPU call per
+        weighted layer (:mod:`dcim.golden.quant.fastpath`) instead of the core's column tiles
+        and K-passes; ignored with ``fake``.
 
     Returns
     -------
@@ -294,7 +302,8 @@ def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
             result = op.run_float([dequantize(a, m.qparams[t])
                                    for a, t in zip(args, layer.inputs)])
             continue
-        env[layer.output] = (op.run_fake if fake else op.run_int)(m, layer, args)
+        step = op.run_fake if fake else op.run_fast if fast else op.run_int
+        env[layer.output] = step(m, layer, args)
     if result is None:
         result = dequantize(env[m.graph.output_name], m.qparams[m.graph.output_name])
     if not keep:
