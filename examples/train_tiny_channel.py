@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from train_digits import (  # noqa: E402
-    N_EVAL, SEED, Dense, Relu, _init, _model, check_with_ort, train)
+    SEED, Dense, Relu, _init, _model, fit_checked, shipped_split)
 
 #: The pruned hidden unit of fc1.
 PRUNED = 5
@@ -102,23 +102,12 @@ class TinyChannelMlp:
 
 
 def main() -> int:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    y = digits.target.astype(np.int64)
-    rng = np.random.default_rng(SEED)
-    order = rng.permutation(len(x))  # the split of train_digits.py
-    ev, tr = order[:N_EVAL], order[N_EVAL:]
-    shipped = np.load(HERE / "digits_eval.npz")
-    if not (np.array_equal(shipped["x"], x[ev]) and np.array_equal(shipped["y"], y[ev])):
-        print("digits_eval.npz is not the split of train_digits.py", file=sys.stderr)
+    split = shipped_split(HERE)
+    if split is None:
         return 1
+    x, y, rng, tr, ev = split
     net = TinyChannelMlp(np.random.default_rng(SEED + 1))
-    acc_train = train(net, x[tr].astype(np.float64), y[tr], rng, 60)
-    acc_eval = float((net.forward(x[ev].astype(np.float64)).argmax(1) == y[ev]).mean())
-    model = net.to_onnx()
-    diff = check_with_ort(model, net, x[ev])
+    acc_train, acc_eval, model, diff = fit_checked(net, x, y, rng, tr, ev, 60)
     if diff > 1e-4:
         print(f"onnxruntime disagrees with the numpy forward pass by {diff:.3g}", file=sys.stderr)
         return 1

@@ -32,6 +32,7 @@ __all__ = [
     "MULTIPLIER_RANGE",
     "SHIFT_RANGE",
     "check_range",
+    "divide_round",
     "quantize_multiplier",
     "requantize",
     "saturate",
@@ -179,3 +180,38 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift > SHIFT_RANGE[1]:
         return INT32_MAX, SHIFT_RANGE[1]
     return int(q_fixed), int(shift)
+
+
+def divide_round(n, d, mode: str):
+    """The exact quotient ``n / d`` of integers rounded to an integer with the tie rule of a
+    rounding mode: ``single`` ties toward +infinity, ``double`` ties away from zero (one
+    division has one rounding), ``rne`` ties to even.
+
+    Parameters
+    ----------
+    n : int or numpy.ndarray of int64 or object (Python ints)
+        Numerators; object arrays keep Python's unbounded integers.
+    d : int or array_like
+        Positive denominators, broadcastable against ``n``.
+    mode : str
+
+    Returns
+    -------
+    The rounded quotients, of the type of ``n`` (floor division and remainder are exact).
+
+    Raises
+    ------
+    ValueError
+        Unknown mode.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
+    q, r = n // d, n % d  # floor quotient, 0 <= r < d
+    twice = 2 * r
+    if mode == "single":
+        up = twice >= d
+    elif mode == "double":
+        up = (twice > d) | ((twice == d) & (q >= 0))
+    else:
+        up = (twice > d) | ((twice == d) & (q % 2 == 1))
+    return q + up

@@ -281,6 +281,10 @@ class DpuParams:
         Per-tensor rescale of the residual input: ``requantize(r - res_zp, res_multiplier,
         res_shift)`` is added before the clamp. Used only when a residual is passed to
         :func:`dpu`.
+    lut : numpy.ndarray of int64, shape (256,), or None
+        The LUT activation mode (:mod:`dcim.golden.activation`): the clamped code ``y`` is
+        replaced by ``lut[y + 128]`` (int8 entries). None (default): off, the clamp is the
+        output.
     """
 
     bias: np.ndarray
@@ -292,6 +296,7 @@ class DpuParams:
     res_multiplier: int = 0
     res_shift: int = 0
     res_zp: int = 0
+    lut: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("bias", INT32_MIN, INT32_MAX),
@@ -319,6 +324,13 @@ class DpuParams:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
         if self.act_min > self.act_max:
             raise ValueError(f"act_min must be <= act_max ({self.act_max}), got {self.act_min}")
+        if self.lut is not None:
+            lut = _int_array("lut", self.lut)
+            if lut.shape != (256,):
+                raise ValueError(f"lut must have shape (256,) (one entry per int8 code), got "
+                                 f"{lut.shape}")
+            check_range("lut", lut, -128, 127)
+            object.__setattr__(self, "lut", lut.astype(np.int64))
 
     @property
     def cols(self) -> int:
@@ -342,7 +354,7 @@ class DpuParams:
         missing = sorted(set(cls._ARRAYS) - keys)
         if missing:
             raise ValueError(f"DPU parameters are missing key(s) {', '.join(missing)}")
-        unknown = sorted(keys - set(cls._ARRAYS) - set(cls._SCALARS))
+        unknown = sorted(keys - set(cls._ARRAYS) - set(cls._SCALARS) - {"lut"})
         if unknown:
             raise ValueError(f"unknown DPU parameter key(s) {', '.join(unknown)}; allowed: "
                              f"{', '.join(cls._ARRAYS + cls._SCALARS)}")
@@ -353,12 +365,16 @@ class DpuParams:
                 if v.ndim != 0 or v.dtype.kind not in "iu":
                     raise ValueError(f"{k} must be an integer scalar, got {v.dtype} {v.shape}")
                 kwargs[k] = int(v)
+        if "lut" in keys:
+            kwargs["lut"] = np.asarray(data["lut"])
         return cls(**kwargs)
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         """The mapping :meth:`from_npz` reads (for ``numpy.savez``)."""
         out = {k: getattr(self, k) for k in self._ARRAYS}
         out.update({k: np.int64(getattr(self, k)) for k in self._SCALARS})
+        if self.lut is not None:
+            out["lut"] = self.lut
         return out
 
 
@@ -372,6 +388,7 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
         y   = requantize(a, multiplier[c], shift[c], cfg.rounding) + out_zp
         y  += requantize(residual - res_zp, res_multiplier, res_shift, cfg.rounding)  # optional
         out = clamp(y, act_min, act_max)
+        out = lut[out + 128]                                                      # LUT mode
 
     Intermediates after the bias add are exact (no wrap, no saturation). Without a residual,
     saturating ``y`` at any width of 32 bits or more gives the same output, because the clamp lies
@@ -427,7 +444,8 @@ def _dpu_arith(cfg: CoreConfig, psum: np.ndarray, params: DpuParams,
         y += requantize(residual - params.res_zp, params.res_multiplier, params.res_shift,
                         cfg.rounding, check=False)
     # numpy scalar bounds: np.clip checks Python ints against the dtype on every call
-    return np.clip(y, np.int64(params.act_min), np.int64(params.act_max), out=y)
+    np.clip(y, np.int64(params.act_min), np.int64(params.act_max), out=y)
+    return y if params.lut is None else params.lut[y + 128]
 
 
 def fold_input_zero_point(W: Any, bias: Any, zp_x: int) -> np.ndarray:

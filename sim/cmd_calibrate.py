@@ -35,6 +35,7 @@ from ..golden.quant.calibrate import METHODS
 from ..golden.quant.evaluate import calibrate_report, load_data
 from ..golden.quant.export import export_vectors, weighted_layers
 from .cli import CliError, add_config_args, config_from_args
+from .noise_report import add_noise_args, check_noise_args, format_noise, write_plot
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="weighted layer to export (default: the first)")
     parser.add_argument("--export-count", type=int, default=8, metavar="N",
                         help="activation vectors to export (default 8)")
+    add_noise_args(parser)
     add_config_args(parser)
 
 
@@ -274,6 +276,23 @@ def _refuse_qdq(model: Path) -> None:
                        "scales and compares with onnxruntime")
 
 
+def _whatif(args: argparse.Namespace, report: dict[str, Any], qm, sigmas: list[float],
+            fp32_logits: np.ndarray) -> dict[str, Any]:
+    """Run, print and plot the analog what-if on the best calibrator's model."""
+    from ..golden.quant.noise import noise_sweep
+
+    x, y = load_data(args.eval, qm.graph, "evaluation")
+    r = noise_sweep(qm, x, y, fp32_logits, sigmas, args.noise_seed, args.adc_bits,
+                    args.noise_offset_cal, progress=_Bar())
+    print()
+    print(format_noise(r, report["best_method"]))
+    if args.plot is not None:
+        write_plot(r, args.plot, f"{args.model.name}: {report['best_method']}, seed "
+                                 f"{args.noise_seed}, {qm.cfg.rows}x{qm.cfg.cols}")
+        print(f"wrote {args.plot}")
+    return r
+
+
 def run(args: argparse.Namespace) -> int:
     """Calibrate, evaluate and print the report."""
     cfg = config_from_args(args)
@@ -283,10 +302,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--export-count must be an int >= 1, got {args.export_count}")
     _check_output("--json", args.json)
     _check_output("--save-logits", args.save_logits)
+    _check_output("--plot", args.plot)
+    sigmas = check_noise_args(args)
     methods = METHODS if args.method == "all" else (args.method,)
     _refuse_qdq(args.model)
     models: dict = {}
-    logits: dict | None = {} if args.save_logits is not None else None
+    logits: dict | None = {} if args.save_logits is not None or sigmas is not None else None
     report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
                               clock_mhz=args.clock_mhz, batch=args.batch,
                               peer=not args.no_peer, progress=_Bar(), models=models,
@@ -294,11 +315,14 @@ def run(args: argparse.Namespace) -> int:
     for w in report["warnings"]:
         print(f"dcim: warning: {w}", file=sys.stderr)
     print(format_report(report))
+    if sigmas is not None:
+        report["analog_whatif"] = _whatif(args, report, models[report["best_method"]], sigmas,
+                                          logits["fp32_logits"])
     if args.json is not None:
         text = json.dumps(_jsonable(report), indent=2) + "\n"
         write_atomic(args.json, lambda fh: fh.write(text.encode()))
         print(f"wrote {args.json}")
-    if logits is not None:
+    if args.save_logits is not None:
         write_atomic(args.save_logits, lambda fh: np.savez(fh, **logits))
         n = len(logits["labels"])
         print(f"wrote {args.save_logits} ({len(logits)} arrays: {n} samples, "

@@ -34,8 +34,9 @@ without its fixed-point multipliers):
     tie: onnxruntime's float32 arithmetic (float32 products, sums and scale) moved it across;
 ``requantization``
     onnxruntime gives ``r``; the core's scheme does not even with real scales (``f`` = the
-    core's code): the op's integer arithmetic differs, e.g. a host Add that rescales and rounds
-    each operand before adding where ONNX rounds the sum once;
+    core's code): the op's integer arithmetic differs, e.g. an Add fused into the DPU's
+    residual stage, which rounds the layer's sum and the rescaled residual separately where
+    ONNX rounds their sum once;
 ``core multiplier``
     onnxruntime gives ``r`` (or ``f``), the core does not, its scheme with real scales does:
     the 31-bit fixed-point multiplier moved the value across a tie;
@@ -426,7 +427,7 @@ def format_check(r: dict[str, Any]) -> str:
     out += ["  causes: tie = a rounding tie, the core's rounding mode vs ONNX's half to even; "
             "float bias = the model's float bias, rounded to int32 by the core; "
             f"ort float = within {NEAR} LSB of a tie, onnxruntime's float32 arithmetic crossed "
-            "it; requantization = the op's integer scheme differs (e.g. each operand of an Add "
-            "rounded before the sum); core multiplier = the 31-bit fixed-point multiplier "
+            "it; requantization = the op's integer scheme differs (e.g. the DPU's residual add "
+            "rounds each term before the sum); core multiplier = the 31-bit fixed-point multiplier "
             "crossed a tie"]
     return "\n".join(out)

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ..activation import build_lut
 from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
 from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
 from .fastpath import ExactGemm, exact_gemm
@@ -148,7 +149,8 @@ class Matmul(Op):
 
     # -- quantized -----------------------------------------------------------------------------
     def quantize(self, cfg, layer, qparams, warnings):
-        qin, qout = qparams[layer.inputs[0]], qparams[layer.output]
+        # With a LUT activation the DPU requantizes to the activation's input tensor.
+        qin, qout = qparams[layer.inputs[0]], qparams[layer.lut_input or layer.output]
         wq, w_scale, zero = self.quantize_weights(cfg, layer, qin, warnings)
         if zero.any():
             warnings.append(f"layer {layer.name!r}: {int(zero.sum())} output channel(s) with "
@@ -184,14 +186,15 @@ class Matmul(Op):
                            multiplier=np.array([p[0] for p in pairs], dtype=np.int64),
                            shift=np.array([p[1] for p in pairs], dtype=np.int64),
                            out_zp=qout.zero_point, act_min=layer.act_min,
-                           act_max=layer.act_max, **res)
+                           act_max=layer.act_max, lut=layer_lut(cfg, layer, qparams), **res)
         layer.weights, layer.w_scale, layer.bias, layer.dpu = W, w_scale, bias, params
         for rows, _, c0, c1 in self.tile_plan(cfg):
             pad = cfg.cols - (c1 - c0)
             wt = np.pad((W if rows is None else W[rows])[:, c0:c1], ((0, 0), (0, pad)))
             arrays = {k: np.pad(getattr(params, k)[c0:c1], (0, pad)) for k in DpuParams._ARRAYS}
             scalars = {k: getattr(params, k) for k in DpuParams._SCALARS}
-            layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars), rows))
+            layer.tiles.append(Tile(c0, c1, wt, DpuParams(**arrays, **scalars, lut=params.lut),
+                                    rows))
         layer.fast = self.plan_fast(cfg, layer)
 
     def _residual(self, layer, args, vectors: int) -> np.ndarray | None:
@@ -237,14 +240,18 @@ class Matmul(Op):
                             f"fits, in {len(raised)} output channel(s): {shown}{more}")
         return wq, w_scale, zero
 
-    def run_int(self, m, layer, args):
+    def run_int(self, m, layer, args, array=None):
+        """The exact integer path; ``array(tile, X_t)``, if given, replaces the digital array
+        (:func:`dcim.golden.model.mvm_tiled`) in giving each tile's partial sums (the analog
+        what-if, :mod:`dcim.golden.quant.noise`)."""
         cfg = m.cfg
         x = args[0]
         X = self.columns(x, m.qparams[layer.inputs[0]].zero_point)
         R = self._residual(layer, args, X.shape[0])
         y = np.empty((X.shape[0], layer.weights.shape[1]), dtype=np.int64)
         for tile in layer.tiles:
-            psum = mvm_tiled(cfg, tile.weights, tile.inputs(X))
+            psum = (mvm_tiled(cfg, tile.weights, tile.inputs(X)) if array is None
+                    else array(tile, tile.inputs(X)))
             rt = None
             if R is not None:
                 rt = np.full((X.shape[0], cfg.cols), tile.dpu.res_zp, dtype=np.int64)
@@ -277,7 +284,7 @@ class Matmul(Op):
     def run_fake(self, m, layer, args):
         cfg = m.cfg
         x = args[0]
-        qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.output]
+        qin, qout = m.qparams[layer.inputs[0]], m.qparams[layer.lut_input or layer.output]
         X = self.columns(dequantize(x, qin), 0.0)
         w_real = layer.weights * layer.w_scale  # (K, N)
         acc = X @ w_real + layer.bias * (qin.scale * layer.w_scale)
@@ -286,7 +293,20 @@ class Matmul(Op):
             y = y + rescale_fake(m, to_rows(args[1]), m.qparams[layer.residual], qout,
                                  layer.dpu.res_shift)
         y = np.clip(y, layer.act_min, layer.act_max).astype(np.int64)
+        if layer.dpu.lut is not None:  # the table, as the host float op's twin computes it
+            y = layer.dpu.lut[y + 128]
         return self.from_rows(y, x)
+
+
+def layer_lut(cfg, layer, qparams) -> np.ndarray | None:
+    """The DPU table of ``layer``'s fused LUT activation (None without one): from the
+    activation's input tensor ``layer.lut_input`` to the layer output
+    (:func:`dcim.golden.activation.build_lut`, ``cfg.rounding``)."""
+    if layer.lut is None:
+        return None
+    qa, qy = qparams[layer.lut_input], qparams[layer.output]
+    return build_lut(layer.lut.lut_mode, qa.scale, qa.zero_point, qy.scale, qy.zero_point,
+                     cfg.rounding, **layer.lut.lut_args())
 
 
 @dataclasses.dataclass
