@@ -126,7 +126,7 @@ def write_plot(r: dict[str, Any], path: Path, title: str) -> None:
     CliError
         matplotlib is not installed (the ``plot`` extra).
     """
-    from .cmd_calibrate import write_atomic
+    from ..golden.fileio import write_atomic
 
     try:
         import matplotlib
