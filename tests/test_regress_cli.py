@@ -165,6 +165,17 @@ def test_pack_unpack_round_trip():
     w = rng.integers(-(1 << 31), 1 << 31, 5)
     assert np.array_equal(unpack_beats(pack_beats(w, 32, 2), 32, 2, 5), w)
     assert pack_beats([-1, 1], 8, 2) == [0x01FF]
+    # padding to more beats, truncating to fewer (malformed packets on purpose)
+    assert pack_beats([-1, 1], 8, 2, beats=2) == [0x01FF, 0]
+    assert pack_beats([1, 2, 3, 4], 8, 2, beats=1) == [0x0201]
+
+
+def test_pack_rows_packs_each_row_as_its_own_packet():
+    from dcim.verif.beats import pack_rows
+
+    # lanes of 8 bits, little-endian; three lanes per beat, 4 values -> 2 beats per row
+    assert pack_rows([[1, 2, 3, 4], [-1, 0, -128, 127]], 8, 3) == \
+        [[0x030201, 0x04], [0x8000FF, 0x7F]]
 
 
 def test_decode_lanes_uses_only_the_low_bits():
