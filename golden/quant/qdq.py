@@ -35,7 +35,7 @@ import numpy as np
 
 from ..config import CoreConfig
 from .matmul import Matmul, Prequantized
-from .onnx_import import FloatGraph, import_model
+from .onnx_import import FloatGraph, import_model, read_onnx
 from .qmodel import QModel, plan, quantize_model
 from .scheme import QParams
 
@@ -446,20 +446,9 @@ def load_qdq(model, cfg: CoreConfig, name: str = "model") -> tuple[QModel, QdqMo
     FileNotFoundError, ValueError
         Missing or invalid file, no QDQ nodes, or an unsupported pattern (one line).
     """
-    import onnx
-
     if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path}")
-        try:
-            model = onnx.load(str(path))
-            onnx.checker.check_model(model)
-        except Exception as exc:  # protobuf DecodeError, ValidationError, ...
-            text = str(exc).strip()
-            detail = text.splitlines()[0] if text else type(exc).__name__
-            raise ValueError(f"{path}: not a valid ONNX model ({detail})") from None
-        name = path.stem
+        name = Path(model).stem
+        model = read_onnx(model)
     if not is_qdq(model):
         raise ValueError(f"model {name!r} has no QuantizeLinear/DequantizeLinear nodes (a float "
                          "model: calibrate it instead)")
