@@ -30,17 +30,10 @@ HERE = Path(__file__).resolve().parent
 def quantize_qdq(src: Path, out: Path, calib: np.ndarray, activations: str = "int8") -> None:
     """``quant_pre_process`` then ``quantize_static`` (QDQ, per channel, MinMax) of ``src``
     on the calibration images ``calib`` into ``out``."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([calib.astype(np.float32)])
-
-        def get_next(self):
-            batch = next(self.batches, None)
-            return None if batch is None else {"x": batch}
+    from dcim.golden.quant.ort_peer import calibration_reader
 
     root = logging.getLogger()
     level = root.level
@@ -49,8 +42,10 @@ def quantize_qdq(src: Path, out: Path, calib: np.ndarray, activations: str = "in
         with tempfile.TemporaryDirectory() as tmp:
             pre = Path(tmp) / "pre.onnx"
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, weight_type=QuantType.QInt8,
+            quantize_static(str(pre), str(out),
+                            calibration_reader("x", [calib.astype(np.float32)]),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            weight_type=QuantType.QInt8,
                             activation_type=(QuantType.QInt8 if activations == "int8"
                                              else QuantType.QUInt8),
                             calibrate_method=CalibrationMethod.MinMax)

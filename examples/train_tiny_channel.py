@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from train_digits import (  # noqa: E402
-    SEED, Dense, Relu, _init, _model, fit_checked, shipped_split)
+    SEED, Dense, Mlp, Relu, _init, _model, fit_checked, shipped_split)
 
 #: The pruned hidden unit of fc1.
 PRUNED = 5
@@ -67,23 +67,13 @@ class PrunedDense(Dense):
         return dy @ self.weight()
 
 
-class TinyChannelMlp:
+class TinyChannelMlp(Mlp):
+    """:class:`train_digits.Mlp`'s training loop on a 64-32-10 MLP whose first layer keeps a
+    pruned channel."""
+
     def __init__(self, rng):
         self.fc1 = PrunedDense(rng, 64, 32, PRUNED)
         self.layers = [self.fc1, Relu(), Dense(rng, 32, 10)]
-
-    def params(self):
-        return [p for layer in self.layers for p in layer.params()]
-
-    def forward(self, x, train=False):
-        h = x.reshape(len(x), -1)
-        for layer in self.layers:
-            h = layer.forward(h, train)
-        return h
-
-    def backward(self, d):
-        for layer in reversed(self.layers):
-            d = layer.backward(d)
 
     def to_onnx(self) -> onnx.ModelProto:
         fc2 = self.layers[2]

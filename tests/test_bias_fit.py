@@ -93,22 +93,16 @@ def test_folded_zero_point_gets_room_too():
 def test_onnxruntime_raises_the_same_channel_by_the_same_factor(tmp_path):
     """onnxruntime's own quantizer on the tiny-channel example: the weight scale of fc1 channel
     5 that its QDQ model holds is the one dcim uses (both from the same s_x)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from dcim.golden.quant.ort_peer import calibration_reader
 
     calib = np.load(CALIB)["x"]
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([calib])
-
-        def get_next(self):
-            batch = next(self.it, None)
-            return None if batch is None else {"x": batch}
-
     out = tmp_path / "q.onnx"
     logging.getLogger().setLevel(logging.ERROR)
-    quantize_static(str(TINY), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(TINY), str(out), calibration_reader("x", [calib]),
+                    quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax)
     inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer}

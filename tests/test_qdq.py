@@ -418,21 +418,14 @@ def test_unsupported_patterns_are_one_line(kwargs, message):
 def test_batchnorm_quantized_apart_from_its_conv(tmp_path):
     """quantize_static without onnxruntime's pre-processing quantizes each Conv and its
     BatchNormalization separately: one line naming the BatchNormalization."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
-                                          quantize_static)
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from dcim.golden.quant.ort_peer import calibration_reader
 
     calib = np.load(CALIB)["x"]
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([calib])
-
-        def get_next(self):
-            batch = next(self.it, None)
-            return None if batch is None else {"x": batch}
-
     out = tmp_path / "nopre.onnx"
-    quantize_static(str(EXAMPLES / "digits_cnn.onnx"), str(out), Reader(),
+    quantize_static(str(EXAMPLES / "digits_cnn.onnx"), str(out), calibration_reader("x", [calib]),
                     quant_format=QuantFormat.QDQ, per_channel=True)
     with pytest.raises(ValueError) as info:
         load_qdq(out, CoreConfig())

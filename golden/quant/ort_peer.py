@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MIN_OPSET", "ORT_METHODS", "PeerUnavailable", "capture", "logits_name",
+__all__ = ["MIN_OPSET", "ORT_METHODS", "PeerUnavailable", "calibration_reader", "capture",
+           "logits_name",
            "ort_fp32", "ort_int8", "prepare_peer_model", "quantize_peer", "run_logits"]
 
 #: The calibration methods of the peer: ``dcim calibrate`` name -> onnxruntime's
@@ -287,6 +288,22 @@ def prepare_peer_model(model_path: str | Path, tmp: Path, log: list[str], prepro
     return path, notes
 
 
+def calibration_reader(name: str, batches):
+    """An onnxruntime ``CalibrationDataReader`` that feeds the arrays of ``batches`` (float32,
+    one per call) to the input ``name``, then None."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            batch = next(self.it, None)
+            return None if batch is None else {name: batch}
+
+    return Reader()
+
+
 def quantize_peer(path: Path, calib_x: np.ndarray, method: str, tmp: Path, log: list[str]
                   ) -> Path:
     """``quantize_static`` of the model at ``path`` (QDQ, per-channel int8 weights, int8
@@ -297,8 +314,8 @@ def quantize_peer(path: Path, calib_x: np.ndarray, method: str, tmp: Path, log: 
     ValueError
         Unknown method, or onnxruntime cannot quantize the model.
     """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, QuantType, quantize_static)
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
     if method not in ORT_METHODS:
         raise ValueError(f"onnxruntime calibration method must be one of "
@@ -307,20 +324,12 @@ def quantize_peer(path: Path, calib_x: np.ndarray, method: str, tmp: Path, log: 
         _, name, size = _session(path, "the model")
     batches = _batches(calib_x, size, "the model")
 
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(batches)
-
-        def get_next(self):
-            batch = next(self.it, None)
-            return None if batch is None else {name: batch}
-
     out = tmp / f"int8_{method}.onnx"
     try:
         with capture(log):
-            quantize_static(str(path), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8,
+            quantize_static(str(path), str(out), calibration_reader(name, batches),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             calibrate_method=getattr(CalibrationMethod, ORT_METHODS[method]))
     except Exception as exc:
         raise ValueError(f"onnxruntime cannot quantize the model: {_first_line(exc)}") from None
