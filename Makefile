@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.dcim-installed
 TECH   := .tech/osu018
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+# pytest workers for `make test` (pytest-xdist); whole test files go to one worker, so that a
+# file's module-scoped fixtures (a synthesis, a simulator build) run once.
+TEST_JOBS ?= 2
 
 export OPENBLAS_NUM_THREADS ?= 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -67,7 +70,7 @@ synth: setup
 
 # Every test tier (unit, Amaranth simulation, cocotb regressions, synthesis).
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # The fast tier only.
 test-fast: setup

@@ -332,7 +332,9 @@ def check_with_ort(model: onnx.ModelProto, net, x: np.ndarray) -> float:
     return float(np.abs(prob_ort - prob).max())
 
 
-def main() -> int:
+def digits_split():
+    """scikit-learn's digits in [0, 1], ``(x, y, rng, train_idx, eval_idx)``: the split of
+    :func:`main`, ``rng`` just after it."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -340,7 +342,31 @@ def main() -> int:
     y = digits.target.astype(np.int64)
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(x))
-    ev, tr = order[:N_EVAL], order[N_EVAL:]
+    return x, y, rng, order[N_EVAL:], order[:N_EVAL]
+
+
+def shipped_split(here: Path):
+    """:func:`digits_split`, checked against the shipped ``digits_eval.npz`` in ``here``; None
+    (with a message on stderr) if the shipped split differs."""
+    x, y, rng, tr, ev = digits_split()
+    shipped = np.load(here / "digits_eval.npz")
+    if not (np.array_equal(shipped["x"], x[ev]) and np.array_equal(shipped["y"], y[ev])):
+        print("digits_eval.npz is not the split of train_digits.py", file=sys.stderr)
+        return None
+    return x, y, rng, tr, ev
+
+
+def fit_checked(net, x, y, rng, tr, ev, epochs):
+    """Train ``net`` on ``tr`` and export it: ``(train accuracy, eval accuracy, model, largest
+    probability difference from onnxruntime)``."""
+    acc_train = train(net, x[tr].astype(np.float64), y[tr], rng, epochs)
+    acc_eval = float((net.forward(x[ev].astype(np.float64)).argmax(1) == y[ev]).mean())
+    model = net.to_onnx()
+    return acc_train, acc_eval, model, check_with_ort(model, net, x[ev])
+
+
+def main() -> int:
+    x, y, rng, tr, ev = digits_split()
     calib = rng.choice(tr, N_CALIB, replace=False)
     np.savez_compressed(HERE / "digits_calib.npz", x=x[calib], y=y[calib])
     np.savez_compressed(HERE / "digits_eval.npz", x=x[ev], y=y[ev])

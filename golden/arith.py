@@ -32,6 +32,7 @@ __all__ = [
     "MULTIPLIER_RANGE",
     "SHIFT_RANGE",
     "check_range",
+    "divide_round",
     "quantize_multiplier",
     "requantize",
     "saturate",
@@ -69,7 +70,10 @@ def _as_i64(x) -> np.ndarray:
 
 def _single(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
     t = 31 - shift
-    return (x * m + (np.int64(1) << (t - 1))) >> t
+    p = x * m  # a new array: the in-place steps below touch no operand
+    p += np.int64(1) << (t - 1)
+    p >>= t
+    return p
 
 
 def _rne(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -103,7 +107,7 @@ def _double(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
 _MODES = {"single": _single, "double": _double, "rne": _rne}
 
 
-def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
+def requantize(x, multiplier, shift, mode: str, check: bool = True) -> np.ndarray:
     """Requantize int32 values with a fixed-point multiplier, exactly.
 
     Parameters
@@ -115,6 +119,9 @@ def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
         :data:`SHIFT_RANGE` (positive means a left shift).
     mode : str
         ``single``, ``double`` or ``rne`` (see the module docstring).
+    check : bool
+        Validate the mode and the operand ranges (False: the caller guarantees them and
+        passes int64 arrays, as the fast integer path does; the result is the same).
 
     Returns
     -------
@@ -126,6 +133,8 @@ def requantize(x, multiplier, shift, mode: str) -> np.ndarray:
     ValueError
         Unknown mode, or an operand out of its range (named in the message).
     """
+    if not check:  # operands broadcast inside the arithmetic (no full-size shift arrays)
+        return _MODES[mode](x, multiplier, shift)
     if mode not in _MODES:
         raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
     x = _as_i64(x)
@@ -171,3 +180,38 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift > SHIFT_RANGE[1]:
         return INT32_MAX, SHIFT_RANGE[1]
     return int(q_fixed), int(shift)
+
+
+def divide_round(n, d, mode: str):
+    """The exact quotient ``n / d`` of integers rounded to an integer with the tie rule of a
+    rounding mode: ``single`` ties toward +infinity, ``double`` ties away from zero (one
+    division has one rounding), ``rne`` ties to even.
+
+    Parameters
+    ----------
+    n : int or numpy.ndarray of int64 or object (Python ints)
+        Numerators; object arrays keep Python's unbounded integers.
+    d : int or array_like
+        Positive denominators, broadcastable against ``n``.
+    mode : str
+
+    Returns
+    -------
+    The rounded quotients, of the type of ``n`` (floor division and remainder are exact).
+
+    Raises
+    ------
+    ValueError
+        Unknown mode.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
+    q, r = n // d, n % d  # floor quotient, 0 <= r < d
+    twice = 2 * r
+    if mode == "single":
+        up = twice >= d
+    elif mode == "double":
+        up = (twice > d) | ((twice == d) & (q >= 0))
+    else:
+        up = (twice > d) | ((twice == d) & (q % 2 == 1))
+    return q + up

@@ -17,6 +17,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .fileio import write_atomic
+
 __all__ = [
     "ROUNDING_MODES",
     "SERIAL_BITS_CHOICES",
@@ -495,9 +497,9 @@ class CoreConfig:
         """Write the config to a ``.json`` or ``.toml`` file (chosen by suffix)."""
         path = Path(path)
         if path.suffix == ".json":
-            path.write_text(self.to_json())
+            write_atomic(path, self.to_json())
         elif path.suffix == ".toml":
-            path.write_text(self.to_toml())
+            write_atomic(path, self.to_toml())
         else:
             raise ValueError(f"config file must end in .json or .toml, got {path.name!r}")
 

@@ -39,6 +39,7 @@ __all__ = [
 # A float32 GEMM is exact while every partial sum stays below 2**24 in magnitude; float64 while
 # below 2**53 (always true for the configuration ranges).
 _F32_EXACT = 1 << 24
+_I32_LO, _I32_HI = np.int64(INT32_MIN), np.int64(INT32_MAX)
 
 
 def _int_array(name: str, value: Any) -> np.ndarray:
@@ -280,6 +281,10 @@ class DpuParams:
         Per-tensor rescale of the residual input: ``requantize(r - res_zp, res_multiplier,
         res_shift)`` is added before the clamp. Used only when a residual is passed to
         :func:`dpu`.
+    lut : numpy.ndarray of int64, shape (256,), or None
+        The LUT activation mode (:mod:`dcim.golden.activation`): the clamped code ``y`` is
+        replaced by ``lut[y + 128]`` (int8 entries). None (default): off, the clamp is the
+        output.
     """
 
     bias: np.ndarray
@@ -291,6 +296,7 @@ class DpuParams:
     res_multiplier: int = 0
     res_shift: int = 0
     res_zp: int = 0
+    lut: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("bias", INT32_MIN, INT32_MAX),
@@ -318,6 +324,13 @@ class DpuParams:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
         if self.act_min > self.act_max:
             raise ValueError(f"act_min must be <= act_max ({self.act_max}), got {self.act_min}")
+        if self.lut is not None:
+            lut = _int_array("lut", self.lut)
+            if lut.shape != (256,):
+                raise ValueError(f"lut must have shape (256,) (one entry per int8 code), got "
+                                 f"{lut.shape}")
+            check_range("lut", lut, -128, 127)
+            object.__setattr__(self, "lut", lut.astype(np.int64))
 
     @property
     def cols(self) -> int:
@@ -341,7 +354,7 @@ class DpuParams:
         missing = sorted(set(cls._ARRAYS) - keys)
         if missing:
             raise ValueError(f"DPU parameters are missing key(s) {', '.join(missing)}")
-        unknown = sorted(keys - set(cls._ARRAYS) - set(cls._SCALARS))
+        unknown = sorted(keys - set(cls._ARRAYS) - set(cls._SCALARS) - {"lut"})
         if unknown:
             raise ValueError(f"unknown DPU parameter key(s) {', '.join(unknown)}; allowed: "
                              f"{', '.join(cls._ARRAYS + cls._SCALARS)}")
@@ -352,16 +365,21 @@ class DpuParams:
                 if v.ndim != 0 or v.dtype.kind not in "iu":
                     raise ValueError(f"{k} must be an integer scalar, got {v.dtype} {v.shape}")
                 kwargs[k] = int(v)
+        if "lut" in keys:
+            kwargs["lut"] = np.asarray(data["lut"])
         return cls(**kwargs)
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         """The mapping :meth:`from_npz` reads (for ``numpy.savez``)."""
         out = {k: getattr(self, k) for k in self._ARRAYS}
         out.update({k: np.int64(getattr(self, k)) for k in self._SCALARS})
+        if self.lut is not None:
+            out["lut"] = self.lut
         return out
 
 
-def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> np.ndarray:
+def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
+        check: bool = True) -> np.ndarray:
     """The DPU: bias add, requantization, zero point, residual add, clamp.
 
     For each channel ``c``::
@@ -370,6 +388,7 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
         y   = requantize(a, multiplier[c], shift[c], cfg.rounding) + out_zp
         y  += requantize(residual - res_zp, res_multiplier, res_shift, cfg.rounding)  # optional
         out = clamp(y, act_min, act_max)
+        out = lut[out + 128]                                                      # LUT mode
 
     Intermediates after the bias add are exact (no wrap, no saturation). Without a residual,
     saturating ``y`` at any width of 32 bits or more gives the same output, because the clamp lies
@@ -384,11 +403,17 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
         Tables for ``cfg.cols`` channels.
     residual : array_like of int, optional
         Int8 residual of the same shape as ``psum``; requires ``cfg.dpu_residual``.
+    check : bool
+        Validate the operands (False: the caller guarantees int64 operands of matching shapes
+        and ranges, and ``params`` may cover any number of channels, as in the fast integer
+        path; the arithmetic, and so the result, is the same).
 
     Returns
     -------
     numpy.ndarray of int64, the shape of ``psum``, values in [act_min, act_max].
     """
+    if not check:
+        return _dpu_arith(cfg, psum, params, residual)
     psum = _int_array("partial sums", psum)
     if psum.shape[-1:] != (cfg.cols,) or psum.ndim > 2:
         raise ValueError(f"partial sums must have shape ({cfg.cols},) or (batch, {cfg.cols}), "
@@ -396,19 +421,31 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None) -> 
     check_range("partial sums", psum, *cfg.psum_range)
     if params.cols != cfg.cols:
         raise ValueError(f"DPU tables must have cols ({cfg.cols}) entries, got {params.cols}")
-    acc = saturate(psum.astype(np.int64) + params.bias, INT32_MIN, INT32_MAX)
-    y = requantize(acc, params.multiplier, params.shift, cfg.rounding) + params.out_zp
     if residual is not None:
         if not cfg.dpu_residual:
             raise ValueError("residual given, but the configuration has dpu_residual = false")
-        r = _int_array("residual", residual)
-        if r.shape != psum.shape:
+        residual = _int_array("residual", residual)
+        if residual.shape != psum.shape:
             raise ValueError(f"residual must have the shape of the partial sums {psum.shape}, "
-                             f"got {r.shape}")
-        _check_values("residual (int8)", r, -128, 127)
-        y = y + requantize(r.astype(np.int64) - params.res_zp, params.res_multiplier,
-                           params.res_shift, cfg.rounding)
-    return saturate(y, params.act_min, params.act_max)
+                             f"got {residual.shape}")
+        _check_values("residual (int8)", residual, -128, 127)
+        residual = residual.astype(np.int64)
+    return _dpu_arith(cfg, psum.astype(np.int64), params, residual)
+
+
+def _dpu_arith(cfg: CoreConfig, psum: np.ndarray, params: DpuParams,
+               residual: np.ndarray | None) -> np.ndarray:
+    """The arithmetic of :func:`dpu` on validated int64 operands."""
+    acc = psum + params.bias
+    np.clip(acc, _I32_LO, _I32_HI, out=acc)
+    y = requantize(acc, params.multiplier, params.shift, cfg.rounding, check=False)
+    y += params.out_zp
+    if residual is not None:
+        y += requantize(residual - params.res_zp, params.res_multiplier, params.res_shift,
+                        cfg.rounding, check=False)
+    # numpy scalar bounds: np.clip checks Python ints against the dtype on every call
+    np.clip(y, np.int64(params.act_min), np.int64(params.act_max), out=y)
+    return y if params.lut is None else params.lut[y + 128]
 
 
 def fold_input_zero_point(W: Any, bias: Any, zp_x: int) -> np.ndarray:

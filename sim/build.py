@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..golden.config import CoreConfig
+from ..golden.fileio import write_atomic
 
 __all__ = ["ARRAY_MODELS", "SIM_ARGS", "WAIVERS", "check_array_model", "convert",
            "default_array_model", "figures", "generate", "lint", "tool_commands", "verilog_text"]
@@ -255,12 +256,13 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     info["array_model"] = model
     info["files"] = {k: p.name for k, p in paths.items()}
     info["tools"] = tool_commands(cfg)
-    paths["config"].write_text(json.dumps(info, indent=2) + "\n")
-    paths["waivers"].write_bytes(WAIVERS.read_bytes())
-    paths["regs_md"].write_text(regmap.to_markdown())
-    paths["regs_json"].write_text(regmap.to_json())
-    paths["regs_h"].write_text(regmap.to_c_header())
-    paths["verilog"].write_text(verilog_text(cfg, progress, dpu_factory, model))
+    # Each file is written whole or not at all; the Verilog, the long step, comes last.
+    write_atomic(paths["config"], json.dumps(info, indent=2) + "\n")
+    write_atomic(paths["waivers"], WAIVERS.read_bytes())
+    write_atomic(paths["regs_md"], regmap.to_markdown())
+    write_atomic(paths["regs_json"], regmap.to_json())
+    write_atomic(paths["regs_h"], regmap.to_c_header())
+    write_atomic(paths["verilog"], verilog_text(cfg, progress, dpu_factory, model))
     return paths
 
 

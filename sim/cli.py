@@ -15,7 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..golden.config import ROUNDING_MODES, SERIAL_BITS_CHOICES, CoreConfig
+# One OpenBLAS thread unless the user sets another count, read when numpy first loads: on the
+# shared 2-core machines two threads slowed GEMMs 2-60x whenever another process ran
+# (../shared/toolchain.md); `dcim calibrate`'s integer path ran 1.5-1.9k images/s on the digits
+# CNN with two threads and 3.3-4.6k with one, at load average 6.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from ..golden.config import ROUNDING_MODES, SERIAL_BITS_CHOICES, CoreConfig  # noqa: E402
 
 __all__ = ["SUBCOMMANDS", "CliError", "add_config_args", "config_from_args", "main"]
 
@@ -84,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> CoreConfig:
 
 #: Subcommands in help order; each is a module ``cmd_<name>`` of this package with a docstring
 #: (its help), ``configure(parser)`` and ``run(args) -> int``. Absent modules are skipped.
-SUBCOMMANDS = ("config", "golden", "generate", "regress", "calibrate", "synth")
+SUBCOMMANDS = ("config", "golden", "generate", "regress", "calibrate", "check", "synth")
 
 
 def _commands():

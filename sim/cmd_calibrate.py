@@ -4,12 +4,15 @@ Imports a float ONNX model, calibrates per-tensor activation ranges on --calib, 
 (weights symmetric per channel, activations asymmetric int8, int32 bias, fixed-point
 multipliers with the core's rounding mode) and evaluates on --eval: FP32 under onnxruntime,
 INT8 through the golden model's exact integer path for each calibrator, and onnxruntime's
-static INT8 (QDQ, per channel, same calibration data) as the peer. Prints per-layer SQNR, the
+static INT8 (QDQ, per channel, MinMax/Percentile/Entropy on the same calibration data) as the
+peer; per flow top-1 (a tie between logits counts as wrong), ties, top-1 agreement with FP32
+and logit SQNR. Prints per-layer SQNR (all values, values inside the range, share clipped), the
 fake-quant check and the mapping of every layer onto the configured array (tiles, passes,
-cycles, utilization, effective vs peak TOPS at --clock-mhz).
+cycles, utilization, effective vs peak TOPS at --clock-mhz). --save-logits writes every
+sample's logits and predictions (docs/calibration.md lists the keys).
 
 Data files are .npz with x (float samples, batch first, the model's input shape) and y (int
-labels; --eval only).
+labels in 0..classes-1; --eval only).
 
 Example: dcim calibrate examples/digits_cnn.onnx --calib examples/digits_calib.npz
          --eval examples/digits_eval.npz --method all --json out/calibrate.json
@@ -20,14 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..golden.fileio import write_atomic
 from ..golden.quant.calibrate import METHODS
 from ..golden.quant.evaluate import calibrate_report, load_data
 from ..golden.quant.export import export_vectors, weighted_layers
 from .cli import CliError, add_config_args, config_from_args
+from .noise_report import add_noise_args, check_noise_args, format_noise, write_plot
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +52,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, metavar="B",
                         help="inferences per weight load in the mapping figures (default 1)")
     parser.add_argument("--json", type=Path, metavar="REPORT.json", help="write the full report")
+    parser.add_argument("--save-logits", type=Path, metavar="LOGITS.npz",
+                        help="write every evaluation sample's logits and predictions (FP32, "
+                             "each INT8 calibrator, each ORT INT8 peer) as an .npz archive")
     parser.add_argument("--no-peer", action="store_true",
                         help="skip onnxruntime's INT8 quantization (faster)")
+    parser.add_argument("--no-peer-preprocess", action="store_true",
+                        help="quantize the ORT peer without onnxruntime's quant_pre_process "
+                             "(BatchNormalization then stays unfused)")
     parser.add_argument("--max-drop", type=float, metavar="PCT",
                         help="exit 1 if the best calibrator loses more than PCT %% top-1 "
                              "accuracy against FP32")
@@ -56,6 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="weighted layer to export (default: the first)")
     parser.add_argument("--export-count", type=int, default=8, metavar="N",
                         help="activation vectors to export (default 8)")
+    add_noise_args(parser)
     add_config_args(parser)
 
 
@@ -89,37 +104,86 @@ def _db(v: float) -> str:
     return "   exact" if v == math.inf else f"{v:8.2f}"
 
 
+def _finite(v: float) -> float:
+    return v if math.isfinite(v) else 1e3
+
+
+def _clip(v: float) -> str:
+    return "0" if v == 0 else f"{100 * v:.3f}"
+
+
 def format_report(r: dict[str, Any]) -> str:
-    """The human-readable report (accuracy, per-layer SQNR and fake-quant check, mapping)."""
+    """The human-readable report (accuracy, ties, agreement and logit SQNR per flow; per-layer
+    SQNR, clipping and fake-quant check; mapping)."""
     cfg = r["config"]
     methods = list(r["methods"])
+    nw = max([14] + [len(m["name"]) + 1 for m in r["mapping"]["layers"]])  # layer name column
+    mw = max(10, len(str(r["mapping"]["totals"]["macs"])) + 1)  # MACs column
     fp = r["accuracy_fp32"]
     out = [f"Model {r['model']}: {r['calib_samples']} calibration, {r['eval_samples']} "
-           f"evaluation samples; rounding {r['rounding']}", "",
-           f"  {'flow':<44} {'top-1':>8}  {'vs FP32':>8}",
-           f"  {'FP32 (onnxruntime)':<44} {_pct(fp)}"]
-    if "accuracy_ort_int8" in r:
-        a = r["accuracy_ort_int8"]
-        out.append(f"  {'ORT INT8 static QDQ, per-channel, MinMax':<44} {_pct(a)}  "
-                   f"{100 * (a - fp):+7.2f}")
+           f"evaluation samples, {r['classes']} classes; rounding {r['rounding']}", "",
+           f"  {'flow':<44} {'top-1':>8}  {'vs FP32':>8} {'ties':>5}  {'agree':>8}"
+           f"  {'logit SQNR':>10}",
+           f"  {'FP32 (onnxruntime)':<44} {_pct(fp)}  {'':>8} {r['fp32']['ties']:>5}"]
+
+    def row(label: str, res: dict[str, Any]) -> str:
+        a = res["accuracy"]
+        return (f"  {label:<44} {_pct(a)}  {100 * (a - fp):+8.2f} {res['ties']:>5}  "
+                f"{_pct(res['top1_agreement_with_fp32'])}  {_db(res['logit_sqnr_db']):>7} dB")
+
+    for m, res in r.get("ort_int8", {}).items():
+        out.append(row(f"ORT INT8 QDQ per-channel, {res['calibration']}", res))
+    for reason in r.get("ort_int8_missing", []):
+        out.append("  ORT INT8 peer not run: "
+                   + ("--no-peer" if reason == "not requested" else reason))
     bits = ("INT8" if cfg["act_bits"] == cfg["weight_bits"] == 8
             else f"A{cfg['act_bits']}/W{cfg['weight_bits']}")
     for m in methods:
-        a = r["methods"][m]["accuracy"]
-        label = f"{bits} golden integer path, {m}"
-        out.append(f"  {label:<44} {_pct(a)}  {100 * (a - fp):+7.2f}")
+        out.append(row(f"{bits} golden integer path, {m}", r["methods"][m]))
+    flows = [r["fp32"], *r.get("ort_int8", {}).values(), *r["methods"].values()]
+    ties = sum(f["ties"] for f in flows)
+    with_label = sum(f["ties_with_label"] for f in flows)
+    out.append("  ties: samples whose highest logit several classes share; counted as wrong"
+               + (f" (of the {ties} above, {with_label} had the label among the tied classes)"
+                  if ties else ""))
+    out.append("  agree: same top-1 class as FP32 (a tie agrees with none); logit SQNR: "
+               "logits vs FP32's")
+    changed = [res for res in r.get("ort_int8", {}).values()
+               if res["unoptimized"]["accuracy"] != res["accuracy"]
+               or abs(_finite(res["unoptimized"]["logit_sqnr_db"])
+                      - _finite(res["logit_sqnr_db"])) > 1.0]
+    if changed:
+        out.append("  ORT INT8 with graph optimizations off (its QDQ arithmetic in float, no "
+                   "fused integer kernels): " + "; ".join(
+                       f"{res['calibration']} {_pct(res['unoptimized']['accuracy']).strip()}, "
+                       f"{_db(res['unoptimized']['logit_sqnr_db']).strip()} dB"
+                       for res in changed))
+    if r.get("ort_int8_notes"):
+        out.append(f"  ORT peer: {'; '.join(r['ort_int8_notes'])}")
     out.append(f"  best calibrator: {r['best_method']} ({100 * r['best_drop_vs_fp32']:.2f} % "
-               "below FP32; ties broken by the SQNR of the last layer)")
-    out += ["", "Per-layer SQNR of the INT8 output vs FP32 (dB); fake-quant vs integer path "
-                "(differing codes)",
-            "  " + f"{'layer':<14}{'kind':<9}" + "".join(f"{m:>11}" for m in methods)
-            + "   fake-quant"]
+               "below FP32; ties broken by agreement with FP32, then logit SQNR)")
+    out.append("  golden integer path on this machine: " + ", ".join(
+        f"{m} {r['methods'][m]['images_per_s']:,.1f} images/s" for m in methods)
+        + " (the fast exact path, bit-identical to the array's tiles and K-passes)")
+    if r.get("ort_log"):
+        out.append(f"  onnxruntime printed {len(r['ort_log'])} line(s) (warnings, calibration "
+                   "progress): kept in the report's ort_log (--json), not shown")
+    out += ["", "Per layer, INT8 output vs FP32: SQNR (dB) over all values / over the values "
+                "inside the quantization range, % of values clipped by the range; fake-quant "
+                "vs integer path (differing codes)",
+            "  " + f"{'layer':<{nw}}{'kind':<9}" + "".join(f"{m:>23}" for m in methods)
+            + "   fake-quant",
+            "  " + f"{'':<{nw + 9}}" + f"{'SQNR':>8}{'in-rng':>8}{'clip%':>7}" * len(methods)]
     first = r["methods"][methods[0]]["layers"]
     for i, lay in enumerate(first):
-        sq = "".join(f"{_db(r['methods'][m]['layers'][i]['sqnr_db']):>11}" for m in methods)
+        cells = []
+        for m in methods:
+            ly = r["methods"][m]["layers"][i]
+            cells.append(f"{_db(ly['sqnr_db']):>8}{_db(ly['inrange_sqnr_db']):>8}"
+                         f"{_clip(ly['clipped_fraction']):>7}")
         mism = "/".join(str(r["methods"][m]["layers"][i]["fakequant_mismatches"])
                         for m in methods)
-        out.append(f"  {lay['name']:<14}{lay['kind']:<9}{sq}   {mism}")
+        out.append(f"  {lay['name']:<{nw}}{lay['kind']:<9}{''.join(cells)}   {mism}")
     total_mism = sum(lay["fakequant_mismatches"] for m in methods
                      for lay in r["methods"][m]["layers"])
     if total_mism == 0:
@@ -131,28 +195,44 @@ def format_report(r: dict[str, Any]) -> str:
                    " LSB): the integer path uses 31-bit fixed-point multipliers, the float "
                    "simulation real scales and float products; codes within that error of a "
                    "rounding tie differ, and a difference propagates to later layers")
+    out += format_raised_scales(r)
     t = r["mapping"]["totals"]
     out += ["", f"Mapping onto the {cfg['rows']}x{cfg['cols']} array (serial_bits "
                 f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}), "
                 + ("per inference" if t["batch"] == 1 else f"per batch of {t['batch']} "
                    "inferences (one weight load each)"),
-            f"  {'layer':<14}{'kind':<9}{'K':>6}{'N':>6}{'vec':>6}{'rowT':>6}{'colT':>6}"
-            f"{'passes':>8}{'MACs':>10}{'cycles':>9}{'util':>8}  schedule   bound"]
+            f"  {'layer':<{nw}}{'kind':<9}{'K':>6}{'N':>6}{'vec':>6}{'rowT':>6}{'colT':>6}"
+            f"{'passes':>8}{'MACs':>{mw}}{'cycles':>9}{'util':>8}  schedule   bound"]
     for m in r["mapping"]["layers"]:
         if m["passes"] == 0:
-            out.append(f"  {m['name']:<14}{m['kind']:<9}{'(off the array)':>40}")
+            out.append(f"  {m['name']:<{nw}}{m['kind']:<9}{'(off the array)':>{mw + 30}}")
             continue
-        out.append(f"  {m['name']:<14}{m['kind']:<9}{m['K']:>6}{m['N']:>6}{m['vectors']:>6}"
-                   f"{m['row_tiles']:>6}{m['col_tiles']:>6}{m['passes']:>8}{m['macs']:>10}"
+        out.append(f"  {m['name']:<{nw}}{m['kind']:<9}{m['K']:>6}{m['N']:>6}{m['vectors']:>6}"
+                   f"{m['row_tiles']:>6}{m['col_tiles']:>6}{m['passes']:>8}{m['macs']:>{mw}}"
                    f"{m['cycles']:>9}{100 * m['utilization']:>7.1f}%  {m['schedule']:<11}"
                    f"{m['bound']}")
-    out.append(f"  {'total':<23}{'':>30}{t['passes']:>8}{t['macs']:>10}{t['cycles']:>9}"
+    out.append(f"  {'total':<{nw + 9}}{'':>30}{t['passes']:>8}{t['macs']:>{mw}}{t['cycles']:>9}"
                f"{100 * t['utilization']:>7.1f}%")
     out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles of "
                f"{t['cycles']}; at {t['clock_mhz']:g} MHz: {t['inferences_per_s']:,.0f} "
                f"inferences/s, effective {t['effective_tops']:.4f} TOPS vs peak "
                f"{t['peak_tops']:.4f} TOPS ({100 * t['effective_tops'] / t['peak_tops']:.1f} %)")
     return "\n".join(out)
+
+
+def format_raised_scales(r: dict[str, Any]) -> list[str]:
+    """Report lines for the channels whose weight scale was raised so that the int32 bias fits
+    (none if no method raised any)."""
+    rows = [(m, layer, ch) for m, res in r["methods"].items()
+            for layer, chans in res.get("raised_weight_scales", {}).items() for ch in chans]
+    if not rows:
+        return []
+    out = ["", "Weight scales raised so that the int32 bias fits (s_x * s_w >= 1.0001 |b| / "
+               "(2**31 - 1), as onnxruntime's quantizer does)",
+           f"  {'method':<12}{'layer':<14}{'channel':>8}  {'max|w|/127':>11}  {'used':>11}"]
+    out += [f"  {m:<12}{layer:<14}{ch['channel']:>8}  {ch['old_scale']:>11.4g}  "
+            f"{ch['new_scale']:>11.4g}" for m, layer, ch in rows]
+    return out
 
 
 def _jsonable(v: Any) -> Any:
@@ -165,6 +245,54 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def _check_output(option: str, path: Path | None) -> None:
+    """Fail before the long work if an output file cannot be written where asked."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise CliError(f"{option} must name a file, got the directory {path}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CliError(f"{option}: directory {parent} does not exist (for {path})")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError(f"{option}: directory {parent} is not writable (for {path})")
+
+
+def _refuse_qdq(model: Path) -> None:
+    """A pre-quantized model has nothing to calibrate: say which command checks it."""
+    if not model.is_file():
+        return  # calibrate_report names the missing file
+    import onnx
+
+    from ..golden.quant.qdq import is_qdq
+
+    try:
+        qdq = is_qdq(onnx.load(str(model)))
+    except Exception:  # not an ONNX file: calibrate_report says so
+        return
+    if qdq:
+        raise CliError(f"{model} is already quantized (QuantizeLinear/DequantizeLinear nodes): "
+                       f"dcim check {model} --eval DATA.npz runs it on the core with its own "
+                       "scales and compares with onnxruntime")
+
+
+def _whatif(args: argparse.Namespace, report: dict[str, Any], qm, sigmas: list[float],
+            fp32_logits: np.ndarray) -> dict[str, Any]:
+    """Run, print and plot the analog what-if on the best calibrator's model."""
+    from ..golden.quant.noise import noise_sweep
+
+    x, y = load_data(args.eval, qm.graph, "evaluation")
+    r = noise_sweep(qm, x, y, fp32_logits, sigmas, args.noise_seed, args.adc_bits,
+                    args.noise_offset_cal, progress=_Bar())
+    print()
+    print(format_noise(r, report["best_method"]))
+    if args.plot is not None:
+        write_plot(r, args.plot, f"{args.model.name}: {report['best_method']}, seed "
+                                 f"{args.noise_seed}, {qm.cfg.rows}x{qm.cfg.cols}")
+        print(f"wrote {args.plot}")
+    return r
+
+
 def run(args: argparse.Namespace) -> int:
     """Calibrate, evaluate and print the report."""
     cfg = config_from_args(args)
@@ -172,17 +300,33 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--clock-mhz must be a positive frequency, got {args.clock_mhz}")
     if args.export_count < 1:
         raise CliError(f"--export-count must be an int >= 1, got {args.export_count}")
+    _check_output("--json", args.json)
+    _check_output("--save-logits", args.save_logits)
+    _check_output("--plot", args.plot)
+    sigmas = check_noise_args(args)
     methods = METHODS if args.method == "all" else (args.method,)
+    _refuse_qdq(args.model)
     models: dict = {}
+    logits: dict | None = {} if args.save_logits is not None or sigmas is not None else None
     report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
                               clock_mhz=args.clock_mhz, batch=args.batch,
-                              peer=not args.no_peer, progress=_Bar(), models=models)
+                              peer=not args.no_peer, progress=_Bar(), models=models,
+                              logits=logits, peer_preprocess=not args.no_peer_preprocess)
     for w in report["warnings"]:
         print(f"dcim: warning: {w}", file=sys.stderr)
     print(format_report(report))
+    if sigmas is not None:
+        report["analog_whatif"] = _whatif(args, report, models[report["best_method"]], sigmas,
+                                          logits["fp32_logits"])
     if args.json is not None:
-        args.json.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+        text = json.dumps(_jsonable(report), indent=2) + "\n"
+        write_atomic(args.json, lambda fh: fh.write(text.encode()))
         print(f"wrote {args.json}")
+    if args.save_logits is not None:
+        write_atomic(args.save_logits, lambda fh: np.savez(fh, **logits))
+        n = len(logits["labels"])
+        print(f"wrote {args.save_logits} ({len(logits)} arrays: {n} samples, "
+              f"{logits['fp32_logits'].shape[1]} classes)")
     if args.export_vectors is not None:
         qm = models[report["best_method"]]
         names = [lay.name for lay in weighted_layers(qm)]

@@ -3,9 +3,9 @@
 Generates the Verilog for the configuration (or uses --rtl DIR from `dcim generate`), builds it
 once per simulator in its own build directory, runs every test once per seed, and prints a
 summary table (config, simulator, tests, transactions, MACs verified, coverage, seconds,
-pass/fail). Writes JUnit XML and a functional-coverage report. On Verilator each seed also
-randomizes every uninitialized value, and the first seed is rerun with a second
-initial-value seed: both runs must give identical outputs. On a failure it prints the seed and
+pass/fail). Writes JUnit XML, a functional-coverage report and the table as JSON
+(summary.json). On Verilator each seed also randomizes every uninitialized value, and the first
+seed is rerun with a second initial-value seed: both runs must give identical outputs. On a failure it prints the seed and
 the exact command that reproduces it.
 
 With --vectors DIR it replays, on the core the export names, the layer `dcim calibrate
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..golden.config import CoreConfig
+from ..golden.fileio import write_atomic
 from .cli import CliError, add_config_args, config_from_args
 from .build import ARRAY_MODELS, check_array_model
 from .resources import check_memory
@@ -306,7 +307,7 @@ def _junit(path: Path, label: str, summaries: list[SimSummary]) -> None:
             case = ET.SubElement(suite, "testcase", classname=base, name="regression")
             ET.SubElement(case, "failure", message=err)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
+    write_atomic(path, ET.tostring(suites, encoding="unicode", xml_declaration=True))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -381,6 +382,7 @@ def run(args: argparse.Namespace) -> int:
     header = ["config", "simulator", "array", "tests", "transactions", "MACs verified", "coverage",
               "seconds", "result"]
     rows = [header]
+    records = []
     all_hits = []
     for s in summaries:
         hits = merge(r.stats.get("coverage", {}) for _, r in s.runs)
@@ -390,17 +392,24 @@ def run(args: argparse.Namespace) -> int:
         rows.append([f"{cfg.name} {label}", s.sim, s.view, str(tests), _fmt_int(trans),
                      _fmt_int(macs), f"{hit}/{total}", f"{s.seconds:.1f}",
                      "pass" if s.ok else "FAIL"])
+        records.append({"config": cfg.name, "rows": cfg.rows, "cols": cfg.cols,
+                        "simulator": s.sim, "array": s.view, "seeds": [sd for sd, _ in s.runs],
+                        "tests": tests, "transactions": trans, "macs_verified": macs,
+                        "coverage_hit": hit, "coverage_bins": total, "seconds": s.seconds,
+                        "result": "pass" if s.ok else "fail", "errors": list(s.errors)})
     total_hits = merge(all_hits)
     cov_path = root / "coverage.md"
-    cov_path.write_text(report(plan, cfg.fields(), total_hits,
-                               f"{cfg.name} {label}, {', '.join(sims)}, seeds {seeds}"))
+    write_atomic(cov_path, report(plan, cfg.fields(), total_hits,
+                                  f"{cfg.name} {label}, {', '.join(sims)}, seeds {seeds}"))
     junit = args.junit or root / "junit.xml"
     _junit(junit, f"{cfg.name}_{label}", summaries)
+    # the table below, for programs (farms, CI): one record per simulator and view
+    summary_path = write_atomic(root / "summary.json", json.dumps(records, indent=1) + "\n")
     print()
     print(_table(rows))
     hit, total = summary(plan, cfg.fields(), total_hits)
     print(f"\ncoverage {hit}/{total} bins (report: {cov_path}); JUnit: {junit}; "
-          f"wall {wall:.1f} s")
+          f"summary: {summary_path}; wall {wall:.1f} s")
     if args.waves:
         for s in summaries:
             for _, r in s.runs:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from ..golden.config import CoreConfig
+from ..golden.fileio import write_atomic
 from .cli import CliError, add_config_args, config_from_args
 
 __all__ = ["configure", "parse_sweep", "run"]
@@ -101,7 +102,7 @@ def _generator():
                            ) from None
         path = Path(directory) / f"{cfg.name}.v"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(verilog_text(cfg, array_model="rtl"))
+        write_atomic(path, verilog_text(cfg, array_model="rtl"))
         return path
     return generate
 
@@ -151,7 +152,7 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
         if args.verilog is not None:
             raise CliError("--method estimate generates smaller arrays and cannot use --verilog")
         result = flow.estimate(cfg, generate, outdir, jobs=args.jobs, **kw)
-    (outdir / "synth.md").write_text(report.markdown(result))
+    write_atomic(outdir / "synth.md", report.markdown(result))
     return result
 
 
@@ -198,9 +199,9 @@ def run(args: argparse.Namespace) -> int:
             progress(f"sweep {i}/{len(points)}: {tag}")
             result = _one(cfg, args, out / tag, generate, workloads, progress)
             rows.append(report.sweep_row(result))
-            (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+            write_atomic(out / "sweep.json", json.dumps(rows, indent=2) + "\n")
         table = report.sweep_markdown(rows)
-        (out / "sweep.md").write_text(table)
+        write_atomic(out / "sweep.md", table)
         report.plot_sweep(rows, out / "sweep.png")
         print(table, end="")
         print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'} "

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..golden.config import CoreConfig
+from ..golden.fileio import write_atomic
 from . import activity as act
 from .lef import read_corrected
 from .scaling import NODES, bitcell_area_um2, scale
@@ -703,7 +704,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     result["derived"] = derive(cfg, result)
     times["total_s"] = time.monotonic() - t_start
     result["wall_time"] = times
-    (outdir / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(outdir / "synth.json", json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -741,13 +742,18 @@ def derive(cfg: CoreConfig, r: dict[str, Any]) -> dict[str, Any]:
     energy = {}
     period_s = r["timing"]["min_period_ns"] * 1e-9
     for w, p in r.get("power", {}).items():
+        busy = p["macs"] / p["window_cycles"] / cfg.peak_macs_per_cycle if p["macs"] > 0 else 0
+        if not 0 < busy <= 1:
+            raise FlowError(f"workload {w}: {p['macs']} MACs in {p['window_cycles']} cycles is "
+                            f"{busy:.0%} of the peak {cfg.peak_macs_per_cycle:g} MACs/cycle; "
+                            "the activity window or its MAC count is wrong")
         e_mac = p["total_w"] * p["window_cycles"] * period_s / p["macs"]
         energy[w] = {
             "power_mw_at_fmax": p["total_w"] * 1e3,
             "energy_per_mac_pj": e_mac * 1e12,
             "tops_per_w": 2 / e_mac / 1e12,
             # how busy the array was: MACs per cycle over the window against the peak
-            "utilization": p["macs"] / p["window_cycles"] / cfg.peak_macs_per_cycle,
+            "utilization": busy,
             "activity": f"gate-level {_SIM_NAMES[p.get('simulator', 'icarus')]} of the mapped "
                         f"netlist, {w} workload, "
                         f"{p['vectors']} vectors, {p['window_cycles']} cycles",
@@ -903,5 +909,5 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     result["wall_time"] = {"total_s": time.monotonic() - t_start, "jobs": jobs,
                            "parts_s": [r["wall_time"]["total_s"] for r in (r1, r2)],
                            "parts_steps": [r["wall_time"] for r in (r1, r2)]}
-    (Path(outdir) / "synth.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(Path(outdir) / "synth.json", json.dumps(result, indent=2) + "\n")
     return result

@@ -142,3 +142,30 @@ def test_saturate_clamps_to_int64():
     y = saturate(np.array([-(1 << 40), -5, 0, 9, 1 << 40], dtype=np.int64), -2, 3)
     assert y.dtype == np.int64 and y.tolist() == [-2, -2, 0, 3, 3]
     assert saturate(np.array([200], dtype=np.uint8), -128, 127).tolist() == [127]
+
+
+@pytest.mark.parametrize("mode", ["single", "double", "rne"])
+def test_divide_round_against_fractions(mode):
+    """Every quotient n / d for n in [-60, 60], d in 1..8 (ties included) against Python's
+    Fraction: round() is half to even; single rounds ties up, double away from zero."""
+    from fractions import Fraction
+    import math
+
+    from dcim.golden.arith import divide_round
+
+    n = np.arange(-60, 61, dtype=np.int64)[:, None]
+    d = np.arange(1, 9, dtype=np.int64)[None, :]
+    got = divide_round(n, d, mode)
+    for (i, j), g in np.ndenumerate(got):
+        v = Fraction(int(n[i, 0]), int(d[0, j]))
+        if mode == "rne":
+            want = round(v)
+        elif mode == "single":
+            want = math.floor(v + Fraction(1, 2))
+        else:
+            want = int(math.copysign(math.floor(abs(v) + Fraction(1, 2)), v))
+        assert g == want, (int(n[i, 0]), int(d[0, j]))
+    big = np.array([3 * 10**30 + 1], dtype=object)  # Python ints, no int64 overflow
+    assert divide_round(big, 2 * 10**30, mode)[0] == 2
+    with pytest.raises(ValueError, match="rounding must be one of"):
+        divide_round(n, d, "up")

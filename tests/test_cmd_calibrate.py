@@ -88,7 +88,9 @@ def test_clip_with_bounds_of_shape_1(tmp_path, capsys):
                      "--method", "minmax", "--json", tmp_path / "r.json")
     assert code == 0, cap.err
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["methods"]["minmax"]["accuracy"] >= 0.95
+    # The Clip saturates several classes at 1.5: those samples are ties (wrong) in FP32 too.
+    assert r["fp32"]["ties"] > 0
+    assert r["methods"]["minmax"]["accuracy"] >= r["accuracy_fp32"] - 0.01
     assert r["methods"]["minmax"]["qparams"]["y"]["scale"] == pytest.approx(2.5 / 255)
 
 
@@ -105,9 +107,10 @@ def test_network_of_the_newer_ops(tmp_path, capsys):
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["accuracy_fp32"] == 1.0 and "accuracy_ort_int8" in r
     assert r["methods"]["minmax"]["accuracy"] >= 0.95
-    assert [lay["fakequant_mismatches"] for lay in r["methods"]["minmax"]["layers"]] == [0] * 11
+    assert [lay["fakequant_mismatches"] for lay in r["methods"]["minmax"]["layers"]] == [0] * 10
     kinds = {lay["name"]: lay["kind"] for lay in r["mapping"]["layers"]}
-    assert kinds == {"stem": "conv", "hswish": "hswish", "dw": "gconv", "dil": "conv",
+    # The HardSwish directly after the stem conv is the conv's DPU table.
+    assert kinds == {"stem": "conv+hswish", "dw": "gconv", "dil": "conv",
                      "pw": "conv", "cat": "concat", "avg": "avgpool", "max": "maxpool",
                      "sub": "sub", "view": "flatten", "fc": "gemm", "softmax": "softmax"}
 

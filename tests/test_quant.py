@@ -83,9 +83,9 @@ def test_sqnr():
 
 
 # ----------------------------------------------------------------------------------------------
-def _quantized(m, x, cfg, ranges=None):
+def _quantized(m, x, cfg, ranges=None, lut_in_dpu=True):
     g = import_model(m)
-    layers = plan(g, residual_in_dpu=cfg.dpu_residual)
+    layers = plan(g, residual_in_dpu=cfg.dpu_residual, lut_in_dpu=lut_in_dpu)
     env = g.forward(x, keep_all=True)
     if ranges is None:
         ranges = {t: (float(env[t].min()), float(env[t].max()))
@@ -221,12 +221,12 @@ def test_every_layer_kind(rounding):
 
 # ----------------------------------------------------------------------------------------------
 # The op graphs of tests/onnx_graphs.py through the integer path, against onnxruntime FP32.
-def _int8_vs_ort(m, in_shape, cfg=CoreConfig(rows=16, cols=4), n=64, seed=11):
+def _int8_vs_ort(m, in_shape, cfg=CoreConfig(rows=16, cols=4), n=64, seed=11, lut_in_dpu=True):
     """Quantize on ``n`` random samples (minmax), run the integer path and the fake-quant twin
     on them; return the quantized model and the SQNR (dB) of the INT8 output against
     onnxruntime's FP32 output."""
     x = np.random.default_rng(seed).normal(size=(n, *in_shape)).astype(np.float32)
-    qm = _quantized(m, x, cfg)
+    qm = _quantized(m, x, cfg, lut_in_dpu=lut_in_dpu)
     out, codes = run(qm, x, keep=True)
     _, fake = run(qm, x, fake=True, keep=True)
     for t in codes:
@@ -377,7 +377,7 @@ def test_grouped_conv_tiles_hold_only_their_groups():
 def test_int8_host_float_activations(op, opset, attrs, rounding):
     cfg = CoreConfig(rows=16, cols=4, rounding=rounding)
     m, shape = graphs.activation_model(np.random.default_rng(22), op, opset, **attrs)
-    qm, sqnr = _int8_vs_ort(m, shape, cfg)
+    qm, sqnr = _int8_vs_ort(m, shape, cfg, lut_in_dpu=False)  # the DPU table: test_lut.py
     act = qm.layers[1]
     assert (act.kind, act.op.kind) == ("host", {"LeakyRelu": "lrelu", "HardSigmoid": "hsigmoid",
                                                 "HardSwish": "hswish"}.get(op, op.lower()))
@@ -396,3 +396,50 @@ def test_int8_host_float_activations(op, opset, attrs, rounding):
     # onnxruntime computes in float32 (its Tanh approximately): a code next to a rounding
     # boundary may differ by one.
     assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.02 * diff.size
+
+
+def test_host_add_rounds_the_sum_once():
+    """Operands at half the output scale: 0.5 + 0.5 LSB is 1 LSB (rounding each half first
+    to even would give 0 + 0), and -0.5 + 1.5 = 1; every pair of codes against the real sum
+    rounded half to even by Python (the scales are exact binary fractions)."""
+    from dcim.golden.quant.ops import sum_table
+    from dcim.golden.quant.scheme import QParams
+
+    cfg = CoreConfig(rounding="rne")
+    qa, qb, qy = QParams(0.5, 0), QParams(0.5, 3), QParams(1.0, -2)
+    t = sum_table(cfg, qa, qb, qy, 1)
+    assert t[1 + 128, 4 + 128] == 1 - 2      # a = 1, b - zp_b = 1: 0.5 + 0.5 = 1
+    assert t[-1 + 128, 6 + 128] == 1 - 2     # -0.5 + 1.5
+    a = np.arange(-128, 128)
+    want = [[min(max(round((0.5 * i + 0.5 * (j - 3)) / 1.0) - 2, -128), 127) for j in a]
+            for i in a]
+    assert np.array_equal(t, np.array(want))
+    sub = sum_table(cfg, qa, qb, qy, -1)
+    assert sub[1 + 128, 2 + 128] == round(0.5 - 0.5 * (2 - 3)) - 2
+
+
+@pytest.mark.parametrize(("op", "opset", "attrs"), graphs.ACTIVATIONS)
+def test_lut_activation_after_a_conv(op, opset, attrs):
+    """An activation with a table mode directly after the Conv becomes the conv's DPU table;
+    the others stay host float ops. The table's codes equal the host path's on the same
+    requantized input codes (same calibration of the Conv output) but where the host's
+    float64 division by the output scale crosses a rounding boundary the exact table does not
+    (none here)."""
+    cfg = CoreConfig(rows=16, cols=4)
+    m, shape = graphs.activation_model(np.random.default_rng(22), op, opset, **attrs)
+    qm, sqnr = _int8_vs_ort(m, shape, cfg)
+    host, _ = _int8_vs_ort(m, shape, cfg, lut_in_dpu=False)
+    has_lut = op in ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Silu") or (
+        op == "Gelu" and not attrs)
+    if not has_lut:  # LeakyRelu, GELU's tanh approximation, Softmax
+        assert [lay.kind for lay in qm.layers] == ["matmul", "host", "matmul"]
+        return
+    assert [lay.kind for lay in qm.layers] == ["matmul", "matmul"]
+    assert qm.layers[0].lut is not None and qm.layers[0].lut_input == "c"
+    assert qm.qparams["c"] == host.qparams["c"]
+    x = np.random.default_rng(11).normal(size=(64, *shape)).astype(np.float32)
+    _, lut_codes = run(qm, x, keep=True)
+    _, host_codes = run(host, x, keep=True)
+    out = qm.layers[0].output
+    assert np.array_equal(lut_codes[out], host_codes[out])
+    assert sqnr > 30

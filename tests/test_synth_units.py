@@ -273,7 +273,7 @@ def test_derive_figures_by_hand():
     cfg = CoreConfig(rows=4, cols=2, act_bits=8, serial_bits=1)
     r = {"area": {"total_um2": 2000.0, "blocks": {"weights": {"area_um2": 500.0}}},
          "timing": {"fmax_mhz": 100.0, "clock_ns": 20.0, "min_period_ns": 10.0},
-         "power": {"random": {"total_w": 1e-3, "window_cycles": 100, "macs": 1000,
+         "power": {"random": {"total_w": 1e-3, "window_cycles": 100, "macs": 40,
                               "vectors": 4}}}
     d = flow.derive(cfg, r)
     full = d["by_runtime_bits"]["8"]
@@ -283,15 +283,19 @@ def test_derive_figures_by_hand():
     assert full["tops_per_mm2_total"] == pytest.approx(full["tops_at_fmax"] / 2000e-6)
     assert full["tops_per_mm2_logic"] == pytest.approx(full["tops_at_fmax"] / 1500e-6)
     assert d["by_runtime_bits"]["1"]["cycles_per_pass"] == 1
-    # 1 mW for 100 cycles of 10 ns = 1 nJ over 1000 MACs = 1 pJ/MAC
-    assert d["energy"]["random"]["energy_per_mac_pj"] == pytest.approx(1.0)
-    assert d["energy"]["random"]["tops_per_w"] == pytest.approx(2.0)
-    # 1000 MACs in 100 cycles against a peak of 1 MAC per cycle
-    assert d["energy"]["random"]["utilization"] == pytest.approx(10.0)
+    # 1 mW for 100 cycles of 10 ns = 1 nJ over 40 MACs = 25 pJ/MAC
+    assert d["energy"]["random"]["energy_per_mac_pj"] == pytest.approx(25.0)
+    assert d["energy"]["random"]["tops_per_w"] == pytest.approx(2 / 25e-12 / 1e12)
+    # 40 MACs in 100 cycles against a peak of 1 MAC per cycle (4x2 at 8 cycles per pass)
+    assert d["energy"]["random"]["utilization"] == pytest.approx(0.4)
     assert d["scaled"]["12nm"]["fmax_mhz"] == pytest.approx(1500.0)
     assert d["datapath_fmax_mhz"] is None
     # 64 bits of 8T cells: 100 F^2 x 1.3 each at F = 0.18 um
     assert math.isclose(d["bitcell_area_um2"], 64 * 100 * 0.18 ** 2 * 1.3)
+    # more MACs than the array can do in the window (1000 % busy) is a broken measurement
+    r["power"]["random"]["macs"] = 1000
+    with pytest.raises(flow.FlowError, match=r"1000 MACs in 100 cycles is 1000% of the peak 1 "):
+        flow.derive(cfg, r)
 
 
 def test_parse_sweep():

@@ -26,7 +26,7 @@ from ..golden.arith import INT32_MAX, INT32_MIN, requantize, saturate
 from ..golden.config import CoreConfig
 from ..golden.model import DpuParams, accumulate, dpu, mvm
 from .coverage import Coverage
-from .streams import pack_beats, unpack_beats
+from .beats import pack_beats, pack_rows, unpack_beats
 
 __all__ = ["CoreModel", "Expected", "decode_lanes"]
 
@@ -340,9 +340,9 @@ class CoreModel:
             out = dpu(cfg, P, p, R)
             self._sample_dpu(P, p, R, out)
             lanes = cfg.y_lanes(False)
-            for e, values in zip(group, out):
+            for e, values, beats in zip(group, out, pack_rows(out, 8, lanes)):
                 e.values = values
-                e.beats = pack_beats(values, 8, lanes)
+                e.beats = beats
 
     def _sample_dpu(self, psum, p: DpuParams, residual, out) -> None:
         """Coverage of a batch of DPU evaluations (``psum`` shape (n, cols))."""

@@ -52,6 +52,21 @@ class _Port:
         self.errors: list[str] = []
         self.beats = 0
         self._edge = RisingEdge(clock)
+        self._driven: dict[str, int] = {}
+
+    def _drive(self, name: str, value: int) -> None:
+        """Write ``value`` to the bus signal ``name`` unless it already holds it (each write
+        costs a scheduled GPI call; the handshake and framing signals rarely change)."""
+        if self._driven.get(name) != value:
+            getattr(self.bus, name).value = value
+            self._driven[name] = value
+
+    def _reset_driven(self, **values: int) -> None:
+        """Write every signal of ``values`` now and remember it (initialization, flush)."""
+        self._driven.clear()
+        for name, value in values.items():
+            getattr(self.bus, name).value = value
+            self._driven[name] = value
 
     def _check01(self, handle, what: str) -> bool:
         value = handle.value
@@ -66,7 +81,7 @@ class _Port:
         rising edge instead of polling."""
         while True:
             await ReadOnly()
-            if not _is01(handle.value) or not int(handle.value):
+            if str(handle.value) != "1":
                 await RisingEdge(handle)
             await self._edge
             if self._check01(handle, what):
@@ -96,11 +111,8 @@ class StreamSource(_Port):
         self.idle = Event()
         self.idle.set()
         self.has_tuser = hasattr(self.bus, "tuser")
-        self.bus.tvalid.value = 0
-        self.bus.tlast.value = 0
         self.bus.tdata.value = 0
-        if self.has_tuser:
-            self.bus.tuser.value = 0
+        self._reset_driven(tvalid=0, tlast=0, **({"tuser": 0} if self.has_tuser else {}))
         self.packets = 0
         self._task = cocotb.start_soon(self._run())
 
@@ -120,8 +132,7 @@ class StreamSource(_Port):
         """Drop every queued packet and restart (after a reset)."""
         self._task.cancel()
         self.queue.clear()
-        self.bus.tvalid.value = 0
-        self.bus.tlast.value = 0
+        self._reset_driven(tvalid=0, tlast=0)
         self.idle.set()
         self._task = cocotb.start_soon(self._run())
 
@@ -129,7 +140,7 @@ class StreamSource(_Port):
         bus = self.bus
         while True:
             if not self.queue:
-                bus.tvalid.value = 0
+                self._drive("tvalid", 0)
                 self.idle.set()
                 self._kick.clear()
                 await self._kick.wait()
@@ -139,20 +150,20 @@ class StreamSource(_Port):
             for j, beat in enumerate(pkt.beats):
                 n = next(self.pause, 0) if self.pause is not None else 0
                 if n:
-                    bus.tvalid.value = 0
+                    self._drive("tvalid", 0)
                     await ClockCycles(self.clock, n)
                 bus.tdata.value = beat
-                bus.tlast.value = int(j == last)
+                self._drive("tlast", int(j == last))
                 if self.has_tuser:
-                    bus.tuser.value = pkt.tuser
-                bus.tvalid.value = 1
+                    self._drive("tuser", pkt.tuser)
+                self._drive("tvalid", 1)
                 await self._edge
                 if not self._check01(bus.tready, "tready"):
                     await self._wait_high(bus.tready, "tready")
                 self.beats += 1
             self.packets += 1
             if not self.queue:
-                bus.tvalid.value = 0
+                self._drive("tvalid", 0)
             if pkt.on_accept is not None:
                 pkt.on_accept(pkt)
             pkt.sent.set()
@@ -177,7 +188,7 @@ class StreamSink(_Port):
         self.on_packet = on_packet
         self.packets = 0
         self._beats: list[int] = []
-        self.bus.tready.value = 0
+        self._reset_driven(tready=0)
         self._task = cocotb.start_soon(self._run())
 
     def flush(self, restart: bool = True) -> None:
@@ -185,7 +196,7 @@ class StreamSink(_Port):
         False (around a reset)."""
         self._task.cancel()
         self._beats = []
-        self.bus.tready.value = 0
+        self._reset_driven(tready=0)
         if restart:
             self._task = cocotb.start_soon(self._run())
 
@@ -194,10 +205,10 @@ class StreamSink(_Port):
         while True:
             n = next(self.pause, 0) if self.pause is not None else 0
             while n:
-                bus.tready.value = 0
+                self._drive("tready", 0)
                 await ClockCycles(self.clock, n)
                 n = next(self.pause, 0) if self.pause is not None else 0
-            bus.tready.value = 1
+            self._drive("tready", 1)
             await self._edge
             if not self._check01(bus.tvalid, "tvalid"):
                 await self._wait_high(bus.tvalid, "tvalid")

@@ -169,7 +169,12 @@ class TB:
         clk = dut.clk
         self.clk = clk
         dut.rst.value = 1
-        cocotb.start_soon(Clock(clk, CLOCK_NS, unit="ns").start())
+        # impl="gpi": the clock toggles in cocotb's C++ layer, not in a Python task (cocotb 2.x
+        # picks the Python clock unless COCOTB_TRUST_INERTIAL_WRITES is set): two Python
+        # wake-ups per cycle fewer. It starts low, so that its first rising edge comes half a
+        # period after every driver has set its initial values (a C++ edge at the start time
+        # would let cocotbext-axi sample the DUT's ports before Icarus has settled them).
+        Clock(clk, CLOCK_NS, unit="ns", impl="gpi").start(start_high=False)
         self.w_src = StreamSource(dut, "s_axis_w_", clk, pause=pauses(rng, idle), xcheck=xcheck)
         self.x_src = StreamSource(dut, "s_axis_x_", clk, pause=pauses(rng, idle), xcheck=xcheck)
         self.r_src = (StreamSource(dut, "s_axis_r_", clk, pause=pauses(rng, idle), xcheck=xcheck)

@@ -16,9 +16,13 @@ Modules, in the order of the flow:
     weights, bias, fake rounding, SQNR).
 ``qmodel``
     Fusion plan, quantized model, :func:`~dcim.golden.quant.qmodel.run`.
-``mapping``, ``export``, ``evaluate``
+``mapping``, ``export``, ``evaluate``, ``metrics``, ``ort_peer``
     Tiles, passes, cycles and utilization; one layer's tiles as replay files; the whole flow
-    and its report.
+    and its report, with its figures (top-1 with ties, agreement, logit SQNR, per-layer
+    clipping) and onnxruntime's FP32 reference and INT8 peer.
+``qdq``, ``check``
+    Pre-quantized (QDQ) ONNX models with their own scales, zero points and integer weights on
+    the same integer path; the comparison with onnxruntime running them (``dcim check``).
 
 Built on the arithmetic spec (:mod:`dcim.golden.arith`) and the bit-accurate model
 (:mod:`dcim.golden.model`); imports neither amaranth nor cocotb.

@@ -1,17 +1,22 @@
 """The ``dcim calibrate`` flow: load data, calibrate, quantize, evaluate, map; one report dict.
 
-Accuracy is reported for the float model under onnxruntime (FP32), for the golden integer
-path per calibration method, and for onnxruntime's own static INT8 quantization (QDQ,
-per-channel weights, MinMax calibration on the same calibration data) as the peer. Per layer:
-SQNR of the INT8 output against the float tensor, and how many integer codes the fake-quant
-float simulation gets differently from the integer path.
+Per flow (the float model under onnxruntime, FP32; the golden integer path per calibration
+method; onnxruntime's own static INT8, QDQ with per-channel weights, per calibrator it has, on
+the same calibration data, as the peer: :mod:`dcim.golden.quant.ort_peer`): top-1 accuracy
+with ties counted as wrong, the number of ties, top-1 agreement with FP32 and the SQNR of the
+logits against FP32's (:mod:`dcim.golden.quant.metrics`). Per layer of each method: SQNR of the
+INT8 output against the float tensor over all values and over the values inside the
+quantization range, the fraction clipped, and how many integer codes the fake-quant float
+simulation gets differently from the integer path; and the images/s of the integer path (its
+fast, bit-identical form: :mod:`dcim.golden.quant.fastpath`) on this machine. Labels are checked
+against the model's classes before any long work.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,14 +27,21 @@ import numpy as np
 from .calibrate import METHODS, calibrate_range
 from ..config import CoreConfig
 from .mapping import map_layers, totals
+from .metrics import LayerStats, flow_metrics, top1
 from .onnx_import import FloatGraph, load_model
+from .ort_peer import (ORT_METHODS, PeerUnavailable, ort_fp32, ort_int8, prepare_peer_model,
+                       quantize_peer, run_logits)
 from .qmodel import QModel, calibration_tensors, plan, quantize_model, run
-from .scheme import dequantize, sqnr_from_sums
+from .scheme import dequantize
 
-__all__ = ["BATCH", "Progress", "calibrate_report", "load_data", "ort_fp32", "ort_int8"]
+__all__ = ["BATCH", "BATCH_BYTES", "Progress", "batch_size", "calibrate_report", "check_labels",
+           "load_data", "ort_fp32", "ort_int8", "raised_weight_scales"]
 
 #: Images per batch of every evaluation (bounds memory).
 BATCH = 256
+#: Bytes one sample's float64 tensors (all of them, as the float reference keeps them) may take
+#: in a batch: a model with larger activations runs fewer than :data:`BATCH` images at once.
+BATCH_BYTES = 256 << 20
 #: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
 
@@ -95,155 +107,142 @@ def _batches(n: int, size: int = BATCH):
         yield slice(i, min(i + size, n))
 
 
-def _session(model_path: str | Path):
-    """An onnxruntime CPU session, its input name and the batch size it accepts (the model's
-    fixed batch dimension, or :data:`BATCH`)."""
-    import onnxruntime as ort
-
-    try:
-        sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's own exception types
-        raise ValueError(f"onnxruntime cannot load {model_path}: {_first_line(exc)}") from None
-    inp = sess.get_inputs()[0]
-    dim = inp.shape[0] if inp.shape else None
-    return sess, inp.name, dim if isinstance(dim, int) and dim > 0 else BATCH
+def batch_size(graph: FloatGraph, x: np.ndarray) -> int:
+    """Images per batch for ``graph``: :data:`BATCH`, or as many as keep one batch's float64
+    tensors within :data:`BATCH_BYTES` (at least 1), measured on ``x[:1]``."""
+    per = sum(v.nbytes for v in graph.forward(x[:1], keep_all=True).values())
+    return max(1, min(BATCH, BATCH_BYTES // max(per, 1)))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _ort_batches(x: np.ndarray, size: int, model_path) -> list[np.ndarray]:
-    if size != BATCH and len(x) % size:
-        raise ValueError(f"{model_path} has a fixed batch dimension of {size}; the data has "
-                         f"{len(x)} samples, not a multiple of it")
-    return [x[s] for s in _batches(len(x), size)]
-
-
-def ort_fp32(model_path: str | Path, x: np.ndarray) -> np.ndarray:
-    """Run the float model under onnxruntime (CPU), in batches the model accepts.
+def check_labels(graph: FloatGraph, x: np.ndarray, y: np.ndarray, what: str) -> int:
+    """Check that the model gives one score per class and that every label names one of its
+    classes; return the number of classes.
 
     Raises
     ------
     ValueError
-        onnxruntime cannot load or run the model.
+        The model's output is not one vector per sample, or a label is outside
+        ``0 .. classes - 1`` (one line: the labels, the allowed range, the first bad value).
     """
-    sess, name, size = _session(model_path)
-    try:
-        return np.concatenate([sess.run(None, {name: b})[0]
-                               for b in _ort_batches(x, size, model_path)])
-    except ValueError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"onnxruntime cannot run {model_path}: {_first_line(exc)}") from None
+    shape = graph.shapes.get(graph.output_name)
+    if shape is None or not all(isinstance(d, int) and d > 0 for d in shape):
+        shape = graph.forward(x[:1])[graph.output_name].shape[1:]
+    if len(shape) != 1:
+        raise ValueError(f"model output {graph.output_name!r} has samples of shape "
+                         f"{tuple(shape)}; top-1 accuracy needs one score per class, "
+                         "shape (classes,)")
+    classes = int(shape[0])
+    bad = np.flatnonzero((y < 0) | (y >= classes))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{what}: labels y must be in 0..{classes - 1} (the model has "
+                         f"{classes} classes), got {int(y[i])} (sample {i}; {bad.size} "
+                         f"label(s) out of range)")
+    return classes
 
 
-def ort_int8(model_path: str | Path, calib_x: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Quantize with onnxruntime (static, QDQ, per-channel int8 weights, int8 activations,
-    MinMax on ``calib_x``) and run it on ``x``.
-
-    Raises
-    ------
-    ValueError
-        onnxruntime cannot quantize or run the model.
-    """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-
-    _, name, size = _session(model_path)
-    batches = _ort_batches(calib_x, size, model_path)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(batches)
-
-        def get_next(self):
-            batch = next(self.it, None)
-            return None if batch is None else {name: batch}
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "int8.onnx"
-            try:
-                quantize_static(str(model_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                                per_channel=True, activation_type=QuantType.QInt8,
-                                weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.MinMax)
-            except Exception as exc:
-                raise ValueError(f"onnxruntime cannot quantize {model_path}: "
-                                 f"{_first_line(exc)}") from None
-            return ort_fp32(out, x)
-    finally:
-        root.setLevel(level)
+def _logit_tensor(qm: QModel) -> str:
+    """The last integer tensor: the logits (the input of a final float Softmax, or the
+    output)."""
+    return [lay.output for lay in qm.layers if lay.op.int_output][-1]
 
 
-def _accuracy(prob: np.ndarray, y: np.ndarray) -> float:
-    return float((np.asarray(prob).argmax(axis=1) == y).mean())
-
-
-@dataclasses.dataclass
-class _LayerStats:
-    sig: float = 0.0
-    err: float = 0.0
-    mismatches: int = 0
-    elements: int = 0
-    max_diff: int = 0
-
-    def sqnr(self) -> float:
-        return sqnr_from_sums(self.sig, self.err)
-
-
-def _evaluate(qm: QModel, x: np.ndarray, y: np.ndarray, progress: Progress, stage: str
-              ) -> dict[str, Any]:
+def _evaluate(qm: QModel, x: np.ndarray, progress: Progress, stage: str,
+              timing: dict[str, float] | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Per-layer statistics (:class:`~dcim.golden.quant.metrics.LayerStats`) of the integer
+    path over ``x``, and the integer codes of the logits, ``(N, classes)``; ``timing``, if
+    given, gets the wall seconds of the integer path (``seconds``)."""
     names = [lay.output for lay in qm.layers if lay.op.int_output]
-    stats = {t: _LayerStats() for t in names}
-    correct = agree = 0
-    for s in _batches(len(x)):
+    stats = {t: LayerStats() for t in names}
+    logit = _logit_tensor(qm)
+    codes_out = []
+    for s in _batches(len(x), batch_size(qm.graph, x)):
         ref = qm.graph.forward(x[s], keep_all=True)
-        prob, codes = run(qm, x[s], keep=True)
+        t0 = time.perf_counter()
+        _, codes = run(qm, x[s], keep=True, fast=True)
+        if timing is not None:
+            timing["seconds"] = timing.get("seconds", 0.0) + time.perf_counter() - t0
         _, fake = run(qm, x[s], fake=True, keep=True)
-        correct += int((prob.argmax(1) == y[s]).sum())
-        agree += int((prob.argmax(1) == ref[qm.graph.output_name].argmax(1)).sum())
+        codes_out.append(codes[logit].reshape(s.stop - s.start, -1))
         for t in names:
-            st = stats[t]
-            deq = dequantize(codes[t], qm.qparams[t])
-            st.sig += float(np.sum(ref[t] ** 2))
-            st.err += float(np.sum((ref[t] - deq) ** 2))
-            diff = np.abs(codes[t] - fake[t])
-            st.mismatches += int(np.count_nonzero(diff))
-            st.elements += diff.size
-            st.max_diff = max(st.max_diff, int(diff.max(initial=0)))
+            stats[t].add(ref[t], codes[t], fake[t], qm.qparams[t], qm.cfg.act_range)
         progress(stage, s.stop, len(x))
-    layers = []
-    for lay in qm.layers:
-        if not lay.op.int_output:
-            continue
-        st = stats[lay.output]
-        layers.append({"name": lay.name, "kind": lay.kind, "tensor": lay.output,
-                       "sqnr_db": st.sqnr(), "fakequant_mismatches": st.mismatches,
-                       "elements": st.elements, "max_lsb_diff": st.max_diff})
-    return {"accuracy": correct / len(x), "top1_agreement_with_float": agree / len(x),
-            "layers": layers}
+    layers = [{"name": lay.name, "kind": lay.kind, "tensor": lay.output,
+               **stats[lay.output].as_dict()} for lay in qm.layers if lay.op.int_output]
+    return layers, np.concatenate(codes_out)
+
+
+def _peer(report: dict[str, Any], model_path, calib_x, eval_x, eval_y, fp32, methods,
+          preprocess: bool, progress: Progress, logits: dict[str, np.ndarray] | None) -> None:
+    """Run onnxruntime's INT8 peer for the calibrators of ``methods`` that it has (MinMax for
+    none) into ``report["ort_int8"]``: the metrics of onnxruntime's default session, and under
+    ``unoptimized`` those of the same QDQ model with graph optimizations off (its QDQ
+    arithmetic in float, without the fused integer kernels). Why a peer is missing goes, one
+    line each, to ``report["ort_int8_missing"]`` and the warnings."""
+    log = report["ort_log"]
+    wanted = [m for m in methods if m in ORT_METHODS] or ["minmax"]
+    missing = report["ort_int8_missing"]
+    stage = "onnxruntime int8 (QDQ)"
+    progress(stage, 0, len(wanted))
+    with tempfile.TemporaryDirectory(prefix="dcim-ort-") as tmp:
+        try:
+            path, notes = prepare_peer_model(model_path, Path(tmp), log, preprocess)
+        except PeerUnavailable as exc:
+            missing.append(str(exc))
+            notes = None
+        report["ort_int8_notes"] = notes or []
+        for j, m in enumerate(wanted if notes is not None else []):
+            try:
+                qdq = quantize_peer(path, calib_x, m, Path(tmp), log)
+                out = run_logits(qdq, eval_x, log)
+                res = flow_metrics(out, eval_y, fp32)
+                plain = flow_metrics(run_logits(qdq, eval_x, log, optimize=False), eval_y, fp32)
+            except ValueError as exc:  # the peer is a comparison; its failure is not ours
+                missing.append(f"{ORT_METHODS[m]}: {exc}")
+                continue
+            finally:
+                progress(stage, j + 1, len(wanted))
+            report["ort_int8"][m] = {"calibration": ORT_METHODS[m], **res,
+                                     "unoptimized": plain}
+            if logits is not None:
+                logits[f"ort_int8_{m}_logits"] = out.reshape(len(out), -1).astype(np.float32)
+                logits[f"ort_int8_{m}_pred"] = top1(out)
+    if notes is None:
+        progress(stage, len(wanted), len(wanted))
+    for reason in missing:
+        report["warnings"].append(f"no ORT INT8 peer: {reason}")
+    if report["ort_int8"]:
+        report["accuracy_ort_int8"] = max(r["accuracy"] for r in report["ort_int8"].values())
+
+
+def raised_weight_scales(qm: QModel) -> dict[str, list[dict[str, Any]]]:
+    """Per weighted layer, the output channels whose weight scale was raised so that the int32
+    bias fits: ``{layer: [{"channel", "old_scale", "new_scale"}, ...]}`` (layers with none
+    left out)."""
+    return {lay.name: [{"channel": c, "old_scale": old, "new_scale": new}
+                       for c, old, new in lay.raised_scales]
+            for lay in qm.layers if lay.raised_scales}
 
 
 def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: str | Path,
                      cfg: CoreConfig, methods: tuple[str, ...] = METHODS,
                      clock_mhz: float = 200.0, batch: int = 1, peer: bool = True,
-                     progress: Progress = _no_progress, models: dict[str, QModel] | None = None
+                     progress: Progress = _no_progress, models: dict[str, QModel] | None = None,
+                     logits: dict[str, np.ndarray] | None = None, peer_preprocess: bool = True
                      ) -> dict[str, Any]:
     """Run the whole flow and return the report (JSON-serializable apart from ``inf``).
 
-    ``models``, if given, receives the quantized model of every method, by method name.
+    ``models``, if given, receives the quantized model of every method, by method name;
+    ``logits``, if given, the per-sample arrays of docs/calibration.md (``labels``,
+    ``fp32_logits``, ``fp32_pred``, ``int8_<method>_codes`` ...), by name. ``peer_preprocess``
+    runs onnxruntime's ``quant_pre_process`` before the peer's quantization.
 
     Raises
     ------
     FileNotFoundError, ValueError
         Bad model or data (see :func:`dcim.golden.quant.onnx_import.load_model`,
-        :func:`load_data`), unknown method, or a configuration the scheme cannot use.
+        :func:`load_data`, :func:`check_labels`), unknown method, or a configuration the
+        scheme cannot use.
     """
     for m in methods:
         if m not in METHODS:
@@ -252,11 +251,12 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     graph = load_model(model_path)
     calib_x, _ = load_data(calib_path, graph, "calibration", labels=False)
     eval_x, eval_y = load_data(eval_path, graph, "evaluation")
+    classes = check_labels(graph, eval_x, eval_y, f"evaluation data {eval_path}")
     layers = plan(graph, residual_in_dpu=cfg.dpu_residual)
     tensors = calibration_tensors(graph, layers)
     progress("float reference", 0, len(calib_x))
     chunks: dict[str, list[np.ndarray]] = {t: [] for t in tensors}
-    for s in _batches(len(calib_x)):
+    for s in _batches(len(calib_x), batch_size(graph, calib_x)):
         env = graph.forward(calib_x[s], keep_all=True)
         for t in tensors:
             chunks[t].append(env[t].reshape(-1).astype(np.float32))
@@ -265,20 +265,26 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     del chunks
     report: dict[str, Any] = {
         "model": str(model_path), "calib": str(calib_path), "eval": str(eval_path),
-        "calib_samples": len(calib_x), "eval_samples": len(eval_x), "config": cfg.fields(),
-        "rounding": cfg.rounding, "methods": {}, "warnings": []}
+        "calib_samples": len(calib_x), "eval_samples": len(eval_x), "classes": classes,
+        "config": cfg.fields(), "rounding": cfg.rounding, "methods": {}, "ort_int8": {},
+        "ort_int8_missing": [], "ort_int8_notes": [], "warnings": [], "ort_log": []}
     progress("onnxruntime fp32", 0, 1)
-    fp32 = ort_fp32(model_path, eval_x)
-    report["accuracy_fp32"] = _accuracy(fp32, eval_y)
+    fp32 = run_logits(model_path, eval_x, report["ort_log"])
+    fp32 = fp32.reshape(len(fp32), -1)
+    if fp32.shape[1] != classes:
+        raise ValueError(f"onnxruntime gives {fp32.shape[1]} logits per sample for "
+                         f"{model_path}, the imported model {classes}")
+    report["fp32"] = flow_metrics(fp32, eval_y)
+    report["accuracy_fp32"] = report["fp32"]["accuracy"]
     progress("onnxruntime fp32", 1, 1)
+    if logits is not None:
+        logits.update(labels=eval_y.astype(np.int64), fp32_logits=fp32.astype(np.float32),
+                      fp32_pred=top1(fp32))
     if peer:
-        progress("onnxruntime int8 (QDQ)", 0, 1)
-        try:
-            prob = ort_int8(model_path, calib_x, eval_x)
-            report["accuracy_ort_int8"] = _accuracy(prob, eval_y)
-        except ValueError as exc:  # the peer is a comparison; its failure is not ours
-            report["warnings"].append(f"no ORT INT8 peer: {exc}")
-        progress("onnxruntime int8 (QDQ)", 1, 1)
+        _peer(report, model_path, calib_x, eval_x, eval_y, fp32, methods, peer_preprocess,
+              progress, logits)
+    else:
+        report["ort_int8_missing"].append("not requested")
     for method in methods:
         ranges = {}
         for j, t in enumerate(tensors):
@@ -287,18 +293,33 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
         qm = quantize_model(graph, layers, ranges, cfg)
         if models is not None:
             models[method] = qm
-        result = _evaluate(qm, eval_x, eval_y, progress, f"int8 {method}")
+        timing: dict[str, float] = {}
+        lay_stats, codes = _evaluate(qm, eval_x, progress, f"int8 {method}", timing)
+        qp = qm.qparams[_logit_tensor(qm)]
+        deq = dequantize(codes, qp)
+        result = flow_metrics(deq, eval_y, fp32)
+        result["layers"] = lay_stats
+        result["images_per_s"] = len(eval_x) / timing["seconds"]
         result["ranges"] = {t: list(r) for t, r in ranges.items()}
         result["qparams"] = {t: {"scale": q.scale, "zero_point": q.zero_point}
                              for t, q in qm.qparams.items()}
         result["warnings"] = qm.warnings
+        result["raised_weight_scales"] = raised_weight_scales(qm)
         for w in qm.warnings:
             if w not in report["warnings"]:
                 report["warnings"].append(w)
         report["methods"][method] = result
-    # Best: highest accuracy; ties go to the higher SQNR of the last integer tensor.
+        if logits is not None:
+            logits[f"int8_{method}_codes"] = codes.astype(np.int8)
+            logits[f"int8_{method}_logits"] = deq.astype(np.float32)
+            logits[f"int8_{method}_pred"] = top1(codes)
+            logits[f"int8_{method}_scale"] = np.float64(qp.scale)
+            logits[f"int8_{method}_zero_point"] = np.int64(qp.zero_point)
+    # Best: highest accuracy (ties count as wrong); then the higher top-1 agreement with FP32;
+    # then the higher logit SQNR.
     best = max(methods, key=lambda m: (report["methods"][m]["accuracy"],
-                                       report["methods"][m]["layers"][-1]["sqnr_db"]))
+                                       report["methods"][m]["top1_agreement_with_fp32"],
+                                       report["methods"][m]["logit_sqnr_db"]))
     report["best_method"] = best
     report["best_drop_vs_fp32"] = report["accuracy_fp32"] - report["methods"][best]["accuracy"]
     shapes = {k: v.shape for k, v in graph.forward(eval_x[:1], keep_all=True).items()}

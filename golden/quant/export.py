@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..config import CoreConfig
+from ..fileio import write_atomic
 from ..model import DpuParams
 from .mapping import map_layers
 from .matmul import to_rows
@@ -112,21 +113,21 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
         k_t = tile.weights.shape[0]
         W = np.zeros((passes * cfg.rows, cfg.cols), dtype=np.int64)
         W[:k_t] = tile.weights
-        np.save(d / "W.npy", W.reshape(passes, cfg.rows, cfg.cols))
+        write_atomic(d / "W.npy", lambda fh: np.save(fh, W.reshape(passes, cfg.rows, cfg.cols)))
         Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
         Xp[:, :k_t] = tile.inputs(X)
-        np.save(d / "X.npy", Xp)
-        np.savez(d / "P.npz", **tile.dpu.to_npz_dict())
+        write_atomic(d / "X.npy", lambda fh: np.save(fh, Xp))
+        write_atomic(d / "P.npz", lambda fh: np.savez(fh, **tile.dpu.to_npz_dict()))
         if R is not None:
             rt = np.full((len(X), cfg.cols), tile.dpu.res_zp, dtype=np.int64)
             rt[:, :tile.col1 - tile.col0] = R[:, tile.col0:tile.col1]
-            np.save(d / "R.npy", rt)
-        np.save(d / "Y.npy", Y[:, tile.col0:tile.col1])
+            write_atomic(d / "R.npy", lambda fh: np.save(fh, rt))
+        write_atomic(d / "Y.npy", lambda fh: np.save(fh, Y[:, tile.col0:tile.col1]))
         tiles.append({"id": t, "dir": d.name, "col0": tile.col0, "col1": tile.col1})
     manifest = {"format": FORMAT, "config": cfg.fields(), "layer": lay.name,
                 "kind": lay.op.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
                 "schedule": schedule, "residual": R is not None, "tiles": tiles}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 

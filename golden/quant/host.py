@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import numpy as np
 
+from ..activation import Activation
 from ..arith import saturate
 from .ops import Op, softmax
 from .scheme import dequantize, quantize
@@ -36,6 +38,13 @@ class HostFloat(Op):
 
     layer_kind = "host"
     requantizes = True
+    #: The DPU's LUT mode for the function (None: host only), used when the op directly
+    #: follows a Conv/Gemm (:func:`dcim.golden.quant.qmodel.plan`).
+    lut_mode: ClassVar[Activation | None] = None
+
+    def lut_args(self) -> dict:
+        """Extra parameters of :func:`dcim.golden.activation.build_lut` (HardSigmoid's)."""
+        return {}
 
     def f(self, x: np.ndarray) -> np.ndarray:
         """The float64 function."""
@@ -55,6 +64,7 @@ class Sigmoid(HostFloat):
     """``1 / (1 + exp(-x))``."""
 
     kind = "sigmoid"
+    lut_mode = Activation.SIGMOID
 
     def f(self, x):
         return _sigmoid(x)
@@ -66,6 +76,7 @@ class Silu(HostFloat):
     exporters write it, imported as one op."""
 
     kind = "silu"
+    lut_mode = Activation.SILU
 
     def f(self, x):
         return x * _sigmoid(x)
@@ -76,6 +87,7 @@ class Tanh(HostFloat):
     """``tanh(x)``."""
 
     kind = "tanh"
+    lut_mode = Activation.TANH
 
     def f(self, x):
         return np.tanh(x)
@@ -109,6 +121,10 @@ class HardSigmoid(HostFloat):
     alpha: float = 0.2
     beta: float = 0.5
     kind = "hsigmoid"
+    lut_mode = Activation.HARDSIGMOID
+
+    def lut_args(self):
+        return {"alpha": self.alpha, "beta": self.beta}
 
     def f(self, x):
         return np.clip(self.alpha * x + self.beta, 0.0, 1.0)
@@ -119,6 +135,7 @@ class HardSwish(HostFloat):
     """``x * max(0, min(1, x / 6 + 0.5))``."""
 
     kind = "hswish"
+    lut_mode = Activation.HARDSWISH
 
     def f(self, x):
         return x * np.clip(x / 6.0 + 0.5, 0.0, 1.0)
@@ -136,6 +153,10 @@ class Gelu(HostFloat):
 
     approximate: str = "none"
     kind = "gelu"
+
+    @property
+    def lut_mode(self):  # the tanh approximation has no table mode
+        return Activation.GELU if self.approximate == "none" else None
 
     def f(self, x):
         if self.approximate == "tanh":

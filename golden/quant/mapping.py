@@ -158,6 +158,7 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
             out.append(LayerMap(layer.name, op.kind, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0))
             continue
         k, n_out = op.dims
+        kind = op.kind if layer.lut is None else f"{op.kind}+{layer.lut.kind}"
         v = op.vectors(shapes[layer.output]) * batch
         plan = op.tile_plan(cfg)
         rt, ct = max(cfg.k_passes(k_t) for _, k_t, _, _ in plan), len(plan)
@@ -175,7 +176,7 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
             options.append((load + passes * max(raw.values()), load, "k-raw", raw))
         cycles, load, schedule, limits = min(options, key=lambda o: o[0])
         bound = max(limits, key=limits.get)  # first of equals: compute wins a tie
-        out.append(LayerMap(layer.name, op.kind, k, n_out, v, rt, ct, passes, macs,
+        out.append(LayerMap(layer.name, kind, k, n_out, v, rt, ct, passes, macs,
                             passes * cpp, load, cycles, macs / (passes * cfg.rows * cfg.cols),
                             schedule, bound))
     return out

@@ -22,7 +22,7 @@ from .onnx_builders import SUPPORTED_OPS, Builder
 from .onnx_prep import prepare
 from .ops import Op
 
-__all__ = ["SUPPORTED_OPS", "FloatGraph", "import_model", "load_model"]
+__all__ = ["SUPPORTED_OPS", "FloatGraph", "import_model", "load_model", "read_onnx"]
 
 
 @dataclasses.dataclass
@@ -89,6 +89,20 @@ def load_model(path: str | Path) -> FloatGraph:
         The file is not a valid ONNX model, or uses an unsupported op or attribute (the
         message names the op and the node).
     """
+    path = Path(path)
+    return import_model(read_onnx(path), path.stem)
+
+
+def read_onnx(path: str | Path):
+    """Read ``path`` as an ``onnx.ModelProto`` and check it with onnx's checker.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The file is not a valid ONNX model (the message gives the checker's first line).
+    """
     import onnx
 
     path = Path(path)
@@ -100,7 +114,7 @@ def load_model(path: str | Path) -> FloatGraph:
     except Exception as exc:  # protobuf DecodeError, ValidationError, ...
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{path}: not a valid ONNX model ({detail})") from None
-    return import_model(model, path.stem)
+    return model
 
 
 def import_model(model, name: str = "model") -> FloatGraph:

@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from ..arith import quantize_multiplier, requantize, saturate
-from .scheme import QParams, fake_round
+from ..arith import divide_round, quantize_multiplier, requantize, saturate
+from .scheme import QParams, fake_round, round_like
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import CoreConfig
     from .qmodel import QLayer, QModel
 
 __all__ = ["Add", "Clamp", "Clip", "Concat", "Flatten", "Mul", "Op", "Relu", "Softmax", "Sub",
-           "Sum", "rescale", "rescale_fake", "rescale_mults", "softmax"]
+           "Sum", "rescale", "rescale_fake", "rescale_mults", "softmax", "sum_table"]
 
 
 @dataclasses.dataclass
@@ -77,6 +78,11 @@ class Op:
     def run_int(self, m: QModel, layer: QLayer, args: list[np.ndarray]) -> np.ndarray:
         """The layer's int64 output codes for its int64 input codes, with exact integers."""
         raise NotImplementedError
+
+    def run_fast(self, m: QModel, layer: QLayer, args: list[np.ndarray]) -> np.ndarray:
+        """The codes of :meth:`run_int`, bit for bit, computed faster where the op knows how
+        (the weighted ops: :mod:`dcim.golden.quant.fastpath`); :meth:`run_int` otherwise."""
+        return self.run_int(m, layer, args)
 
     def run_fake(self, m: QModel, layer: QLayer, args: list[np.ndarray]) -> np.ndarray:
         """The output codes of the fake-quant float simulation (the integer path's codes where
@@ -145,9 +151,13 @@ class Clip(Clamp):
 @dataclasses.dataclass
 class Sum(Op):
     """Add or Sub of two tensors off the array, on the host (an Add after a weighted layer is
-    fused into the DPU's residual stage instead, where it can be): each operand rescaled to the
-    output scale, ``zp_y + requantize(a - zp_a, M_a) +/- requantize(b - zp_b, M_b)``, clamped.
-    Operands broadcast as in ONNX."""
+    fused into the DPU's residual stage instead, where it can be): the exact real sum rounded
+    once, ``zp_y + round((s_a (a - zp_a) +/- s_b (b - zp_b)) / s_y)``, clamped, as ONNX's
+    ``Q(DQ(a) +/- DQ(b))`` defines it. The scales are taken as the exact rationals their
+    float64 values are, and the rounding (:func:`~dcim.golden.arith.divide_round`, the tie rule
+    of ``cfg.rounding``) is exact integer arithmetic: the output code of every pair of input
+    codes is one entry of a table (:func:`sum_table`, ``(qmax - qmin + 1)**2`` entries) built
+    when the layer is quantized. Operands broadcast as in ONNX."""
 
     requantizes = True
     #: +1 (Add) or -1 (Sub): the sign of the second operand.
@@ -157,19 +167,44 @@ class Sum(Op):
         return args[0] + self.sign * args[1]
 
     def quantize(self, cfg, layer, qparams, warnings):
-        layer.mults = rescale_mults(layer, qparams)
-
-    def _sum(self, m, layer, args, fake):
-        qout = m.qparams[layer.output]
-        a, b = (rescale(m, v, m.qparams[t], qout, mult, fake)
-                for t, v, mult in zip(layer.inputs, args, layer.mults))
-        return saturate(qout.zero_point + a + self.sign * b, layer.act_min, layer.act_max)
+        qa, qb = (qparams[t] for t in layer.inputs)
+        layer.table = sum_table(cfg, qa, qb, qparams[layer.output], self.sign)
 
     def run_int(self, m, layer, args):
-        return self._sum(m, layer, args, False)
+        qmin = m.cfg.act_range[0]
+        y = layer.table[args[0].astype(np.int64) - qmin, args[1].astype(np.int64) - qmin]
+        return saturate(y, layer.act_min, layer.act_max)
 
     def run_fake(self, m, layer, args):
-        return self._sum(m, layer, args, True)
+        qa, qb = (m.qparams[t] for t in layer.inputs)
+        qout = m.qparams[layer.output]
+        v = ((args[0] - qa.zero_point) * (qa.scale / qout.scale)
+             + self.sign * (args[1] - qb.zero_point) * (qb.scale / qout.scale))
+        y = round_like(v, m.cfg.rounding) + qout.zero_point
+        return saturate(y.astype(np.int64), layer.act_min, layer.act_max)
+
+
+def sum_table(cfg: CoreConfig, qa: QParams, qb: QParams, qy: QParams, sign: int) -> np.ndarray:
+    """The output codes of ``a +/- b`` for every pair of input codes, exactly.
+
+    ``T[i, j] = clamp(zp_y + divide_round(p_a (a - zp_a) + sign p_b (b - zp_b), D))`` with
+    ``a = qmin + i``, ``b = qmin + j`` (``(qmin, qmax) = cfg.act_range``) and ``p_a / D = s_a /
+    s_y``, ``p_b / D = s_b / s_y`` the exact ratios of the float64 scales over a common
+    denominator (Python integers, no float rounding).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (qmax - qmin + 1, qmax - qmin + 1)
+        Codes in ``cfg.act_range``.
+    """
+    qmin, qmax = cfg.act_range
+    ra, rb = (Fraction(q.scale) / Fraction(qy.scale) for q in (qa, qb))
+    den = math.lcm(ra.denominator, rb.denominator)
+    pa, pb = ra.numerator * (den // ra.denominator), rb.numerator * (den // rb.denominator)
+    codes = np.arange(qmin, qmax + 1).astype(object)
+    num = (pa * (codes - qa.zero_point))[:, None] + (sign * pb * (codes - qb.zero_point))[None, :]
+    y = divide_round(num, den, cfg.rounding) + qy.zero_point
+    return np.minimum(np.maximum(y, qmin), qmax).astype(np.int64)
 
 
 @dataclasses.dataclass

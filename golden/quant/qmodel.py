@@ -29,6 +29,7 @@ from ..config import CoreConfig
 from ..model import DpuParams
 from .matmul import Tile
 from .onnx_import import FloatGraph
+from .host import HostFloat
 from .ops import Add, Clamp, Op
 from .scheme import QParams, act_qparams, dequantize, quantize
 
@@ -57,9 +58,20 @@ class QLayer:
         Filled for a weighted layer by :func:`quantize_model`: int64 ``(K, N)`` weights,
         ``(N,)`` weight scales, ``(N,)`` int32 bias before zero-point folding, the DPU tables
         over the ``N`` channels (zero point folded), the column tiles.
+    raised_scales : list of (int, float, float)
+        A weighted layer's output channels whose weight scale was raised so that the int32
+        bias fits: ``(channel, scale from max|w|, scale used)``.
     mults : list of (int, int)
-        Requantization ``(multiplier, shift)`` pairs of an Add (one per input) or an average
-        pool (empty for a global one: its window is known at run time).
+        Requantization ``(multiplier, shift)`` pairs of a Concat or Mul (one per input) or an
+        average pool (empty for a global one: its window is known at run time).
+    table : numpy.ndarray of int64 or None
+        A host Add/Sub's output code for every pair of input codes
+        (:func:`~dcim.golden.quant.ops.sum_table`).
+    lut, lut_input : Op or None, str or None
+        A weighted layer's activation run as the DPU's lookup table (a host float op with a
+        ``lut_mode``, fused), and the tensor it reads (the layer's output before it: the
+        DPU requantizes to that tensor's calibrated parameters, the table maps them to the
+        layer output's).
     act_min, act_max : int
         The output clamp in codes.
     """
@@ -76,9 +88,17 @@ class QLayer:
     bias: np.ndarray | None = None
     dpu: DpuParams | None = None
     tiles: list[Tile] = dataclasses.field(default_factory=list)
+    raised_scales: list[tuple[int, float, float]] = dataclasses.field(default_factory=list)
     mults: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    table: np.ndarray | None = None
+    lut: Op | None = None
+    lut_input: str | None = None
     act_min: int = -128
     act_max: int = 127
+    #: The fast path's exact GEMM of a weighted layer (filled with the tables, or on its
+    #: first fast run; :class:`~dcim.golden.quant.fastpath.ExactGemm`; False: saturation
+    #: possible).
+    fast: object = None
 
     @property
     def kind(self) -> str:
@@ -117,14 +137,18 @@ class QModel:
 
 
 # ----------------------------------------------------------------------------------------------
-def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
+def plan(graph: FloatGraph, residual_in_dpu: bool = True,
+         boundaries: frozenset[str] = frozenset(), lut_in_dpu: bool = True) -> list[QLayer]:
     """Group the float nodes into core layers (no quantization yet).
 
     A Conv/Gemm absorbs an Add that is the only consumer of its output when the Add's other
     input is computed earlier and has the same shape (where inference knows both; the DPU adds
-    one residual value per output), if ``residual_in_dpu``; then a Relu/Clip that is the only
+    one residual value per output), if ``residual_in_dpu``; then an activation with a DPU
+    lookup-table mode (Sigmoid, Tanh, HardSigmoid, HardSwish, SiLU, GELU) that is the only
+    consumer, as the DPU's LUT (no clamp is fused after it), if ``lut_in_dpu``; else a Relu/Clip that is the only
     consumer. Every other layer with its own output scale absorbs a following Relu/Clip the
-    same way.
+    same way. Nothing is absorbed across a tensor of ``boundaries`` (the tensors a
+    pre-quantized model quantizes: each stays a layer output with its own codes).
     """
     consumers: dict[str, list[Op | None]] = {}
     for node in graph.nodes:
@@ -146,7 +170,7 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
             continue
         layer = QLayer(node.name, node, tuple(node.inputs), node.output,
                        clip=node.clip if isinstance(node, Clamp) else (-math.inf, math.inf))
-        if node.on_array and residual_in_dpu:
+        if node.on_array and residual_in_dpu and layer.output not in boundaries:
             add = only_consumer(layer.output, Add)
             if add is not None:
                 other = add.inputs[1] if add.inputs[0] == layer.output else add.inputs[0]
@@ -157,7 +181,14 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
                     layer.fused += (add.name,)
                     layer.output = add.output
                     done.add(add.name)
-        if node.requantizes:
+        if node.on_array and lut_in_dpu and layer.output not in boundaries:
+            lut = only_consumer(layer.output, HostFloat)
+            if lut is not None and lut.lut_mode is not None:
+                layer.lut, layer.lut_input = lut, layer.output
+                layer.fused += (lut.name,)
+                layer.output = lut.output
+                done.add(lut.name)
+        if node.requantizes and layer.output not in boundaries and layer.lut is None:
             act = only_consumer(layer.output, Clamp)
             if act is not None:
                 layer.clip = act.clip
@@ -172,7 +203,13 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True) -> list[QLayer]:
 def calibration_tensors(graph: FloatGraph, layers: list[QLayer]) -> list[str]:
     """Names of the tensors whose ranges must be calibrated: the input and every output of a
     layer that requantizes (its scale is free), in execution order."""
-    return [graph.input_name] + [lay.output for lay in layers if lay.op.requantizes]
+    out = [graph.input_name]
+    for lay in layers:
+        if lay.lut_input is not None:
+            out.append(lay.lut_input)
+        if lay.op.requantizes:
+            out.append(lay.output)
+    return out
 
 
 def _clamp_codes(cfg: CoreConfig, qp: QParams, clip: tuple[float, float]) -> tuple[int, int]:
@@ -183,8 +220,9 @@ def _clamp_codes(cfg: CoreConfig, qp: QParams, clip: tuple[float, float]) -> tup
 
 
 def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tuple[float, float]],
-                   cfg: CoreConfig) -> QModel:
-    """Quantize a plan with calibrated ranges for :func:`calibration_tensors`.
+                   cfg: CoreConfig, given: dict[str, QParams] | None = None) -> QModel:
+    """Quantize a plan with calibrated ranges for :func:`calibration_tensors`, or with the
+    parameters ``given`` for them (a pre-quantized model; ``ranges`` is then not used).
 
     Raises
     ------
@@ -196,6 +234,11 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
     qparams: dict[str, QParams] = {}
 
     def set_q(tensor: str) -> QParams:
+        if given is not None:
+            if tensor not in given:
+                raise ValueError(f"no quantization parameters for tensor {tensor!r}")
+            qparams[tensor] = given[tensor]
+            return given[tensor]
         if tensor not in ranges:
             raise ValueError(f"no calibrated range for tensor {tensor!r}")
         qp = act_qparams(cfg, *ranges[tensor])
@@ -208,10 +251,13 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
     set_q(graph.input_name)
     out: list[QLayer] = []
     for src in layers:
-        layer = dataclasses.replace(src, tiles=[], mults=[])
+        layer = dataclasses.replace(src, tiles=[], mults=[], raised_scales=[], fast=None,
+                                    table=None)
         out.append(layer)
         if not layer.op.int_output:
             continue
+        if layer.lut_input is not None:
+            set_q(layer.lut_input)
         if layer.op.requantizes:
             qout = set_q(layer.output)
         else:
@@ -222,7 +268,7 @@ def quantize_model(graph: FloatGraph, layers: list[QLayer], ranges: dict[str, tu
 
 
 # ----------------------------------------------------------------------------------------------
-def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
+def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False, fast: bool = False
         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Run the quantized model on a float batch.
 
@@ -234,6 +280,10 @@ def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
         Float fake-quant simulation instead of the integer path.
     keep : bool
         Return every integer tensor, not only the output.
+    fast : bool
+        The integer path's codes, bit for bit, from one exact GEMM and one DPU call per
+        weighted layer (:mod:`dcim.golden.quant.fastpath`) instead of the core's column tiles
+        and K-passes; ignored with ``fake``.
 
     Returns
     -------
@@ -252,7 +302,8 @@ def run(m: QModel, x: np.ndarray, fake: bool = False, keep: bool = False
             result = op.run_float([dequantize(a, m.qparams[t])
                                    for a, t in zip(args, layer.inputs)])
             continue
-        env[layer.output] = (op.run_fake if fake else op.run_int)(m, layer, args)
+        step = op.run_fake if fake else op.run_fast if fast else op.run_int
+        env[layer.output] = step(m, layer, args)
     if result is None:
         result = dequantize(env[m.graph.output_name], m.qparams[m.graph.output_name])
     if not keep:

@@ -7,7 +7,9 @@ The scheme (see docs/calibration.md):
 * activations: per tensor, asymmetric over the calibrated range ``[lo, hi]`` widened to
   contain 0, ``s = (hi - lo) / (qmax - qmin)``, ``zp = qmin - rne(lo / s)``, with ``(qmin,
   qmax) = cfg.act_range``; quantization ``q = clamp(rne(x / s) + zp)`` (ONNX QuantizeLinear);
-* bias: int32 at ``s_x * s_w``, ``rne(b / (s_x s_w))``;
+* bias: int32 at ``s_x * s_w``, ``rne(b / (s_x s_w))``; a channel whose bias would not fit
+  int32 (tiny weights, normal bias) gets a larger weight scale (:func:`bias_weight_scale`, as
+  onnxruntime's quantizer does);
 * requantization: ``quantize_multiplier(s_x s_w / s_y)`` per channel.
 
 Fallbacks (each reported as a warning by the caller): an all-zero calibrated range gets
@@ -27,9 +29,11 @@ from ..arith import INT32_MAX, INT32_MIN
 from ..config import ROUNDING_MODES, CoreConfig
 
 __all__ = [
+    "BIAS_SCALE_MARGIN",
     "FALLBACK_SCALE",
     "QParams",
     "act_qparams",
+    "bias_weight_scale",
     "dequantize",
     "fake_round",
     "quantize",
@@ -101,14 +105,17 @@ def dequantize(q: np.ndarray, qp: QParams) -> np.ndarray:
     return qp.scale * (np.asarray(q, dtype=np.float64) - qp.zero_point)
 
 
-def quantize_weights(cfg: CoreConfig, w: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray]:
+def quantize_weights(cfg: CoreConfig, w: np.ndarray, min_scale: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric per-output-channel weight quantization.
 
     Parameters
     ----------
     w : numpy.ndarray, shape (N, ...)
         Float weights, output channel first.
+    min_scale : numpy.ndarray of float, shape (N,), optional
+        Lower bounds of the scales (:func:`bias_weight_scale`): a channel's scale is
+        ``max(max|w_c| / wmax, min_scale[c])``.
 
     Returns
     -------
@@ -131,8 +138,36 @@ def quantize_weights(cfg: CoreConfig, w: np.ndarray) -> tuple[np.ndarray, np.nda
     amax = np.abs(flat).max(axis=1)
     zero = amax == 0.0
     scale = np.where(zero, FALLBACK_SCALE, amax / wmax)
+    if min_scale is not None:
+        scale = np.maximum(scale, np.asarray(min_scale, dtype=np.float64))
     q = np.clip(np.rint(flat / scale[:, None]), -wmax, wmax).astype(np.int64)
     return q.reshape(w.shape), scale, zero
+
+
+#: onnxruntime's margin on the smallest bias scale (``multiplicative_epsilon``).
+BIAS_SCALE_MARGIN = 1.0001
+
+
+def bias_weight_scale(b: np.ndarray, in_scale: float, fold: np.ndarray | None = None
+                      ) -> np.ndarray:
+    """The smallest weight scale per channel at which the int32 bias fits:
+    ``1.0001 * |b| / ((2**31 - 1 - fold) * s_x)``.
+
+    With ``fold = 0`` (default) this is onnxruntime's rule
+    (``QDQQuantizer._adjust_weight_scale_for_int32_bias``, per channel: the smallest valid bias
+    scale ``1.0001 * 2|b| / (INT32_MAX - (INT32_MIN + 1))``, divided by ``s_x``). ``fold[c] >=
+    0`` reserves room for the input zero point the core folds into the bias, ``|zp_x| sum_k
+    |W[k, c]|`` (in codes, at a scale no larger than the result: the codes only shrink as the
+    scale grows, so the folded bias then fits too).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape of ``b``
+        0 where the bias is 0.
+    """
+    room = INT32_MAX - (0.0 if fold is None else np.asarray(fold, dtype=np.float64))
+    room = np.maximum(room, 1.0)  # a fold beyond int32 alone: the caller reports the overflow
+    return BIAS_SCALE_MARGIN * np.abs(np.asarray(b, dtype=np.float64)) / (room * in_scale)
 
 
 def quantize_bias(b: np.ndarray, in_scale: float, w_scale: np.ndarray) -> tuple[np.ndarray, int]:

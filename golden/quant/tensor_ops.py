@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv_out_size", "im2col", "pool_windows"]
+__all__ = ["conv_out_size", "im2col", "im2col_hwc", "pool_windows"]
 
 
 def conv_out_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int,
@@ -62,3 +62,23 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
     win = pool_windows(x, kernel, strides, pads, pad_value, dilations)
     n, c, oh, ow, kh, kw = win.shape
     return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, c * kh * kw)
+
+
+def im2col_hwc(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int],
+               pads: tuple[int, int, int, int] = (0, 0, 0, 0), pad_value=0,
+               dilations: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """:func:`im2col` with the patch in ``(i, j, c)`` order: shape ``(N * OH * OW, kh * kw *
+    C)``, channels innermost (contiguous copies; fastest when ``x`` is an NCHW view of
+    channel-last memory). Weights ``(Cout, C, kh, kw)`` multiply it as
+    ``w.transpose(0, 2, 3, 1).reshape(Cout, -1).T``.
+    """
+    xh = x.transpose(0, 2, 3, 1)
+    n, h, w, c = xh.shape
+    top, left, bottom, right = pads
+    xp = np.full((n, h + top + bottom, w + left + right, c), pad_value, dtype=x.dtype)
+    xp[:, top:top + h, left:left + w] = xh
+    span = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilations))
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(1, 2))
+    win = win[:, ::strides[0], ::strides[1], :, ::dilations[0], ::dilations[1]]
+    oh, ow, kh, kw = win.shape[1], win.shape[2], win.shape[4], win.shape[5]
+    return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n * oh * ow, kh * kw * c)
