@@ -4,7 +4,7 @@ DPU and the address map as docs/core.md states it. The bench of the whole core i
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -75,7 +75,8 @@ def test_old_verilator_is_rejected(tmp_path, monkeypatch):
     exe = _fake_exe(tmp_path, "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)")
     assert simulators.verilator_version(exe) == (5, 6)
     monkeypatch.setattr(simulators, "_which", lambda name: exe)
-    with pytest.raises(simulators.SimulatorError, match=r"Verilator 5\.006; cocotb needs >= 5\.036"):
+    with pytest.raises(simulators.SimulatorError,
+                       match=r"Verilator 5\.006; cocotb needs >= 5\.036"):
         simulators.check_simulator("verilator")
 
 
