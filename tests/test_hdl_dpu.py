@@ -514,7 +514,7 @@ def test_verilator_lint(tmp_path, kw):
     """A standalone Dpu is clean under ``verilator --lint-only -Wall`` with the project's
     reviewed waivers (hdl/verilator.vlt)."""
     from dcim.sim.build import convert, lint
-    from dcim.sim.runner import sim_env
+    from dcim.sim.simulators import sim_env
     if shutil.which("verilator", path=sim_env()["PATH"]) is None:
         pytest.skip("verilator not installed (make setup)")
     src = tmp_path / "dpu.v"

@@ -17,7 +17,8 @@ from amaranth.back import verilog
 
 from dcim.golden.config import CoreConfig
 from dcim.sim import build as build_mod
-from dcim.sim.runner import build, run_tests, sim_env
+from dcim.sim.runner import build, run_tests
+from dcim.sim.simulators import sim_env
 
 pytestmark = [pytest.mark.sim,
               pytest.mark.skipif(shutil.which("iverilog", path=sim_env()["PATH"]) is None,

@@ -10,7 +10,7 @@ import pytest
 
 from dcim.golden.config import CoreConfig
 from dcim.golden.model import mvm
-from dcim.sim import runner
+from dcim.sim import child, simulators, supervise
 from dcim.sim.cli import build_parser, config_from_args, main
 from dcim.sim.cmd_regress import config_argv
 from dcim.verif.coverage import Coverage, load_testplan, report, summary
@@ -73,10 +73,11 @@ def _fake_exe(tmp_path, text):
 
 def test_old_verilator_is_rejected(tmp_path, monkeypatch):
     exe = _fake_exe(tmp_path, "Verilator 5.006 2023-01-22 rev (Debian 5.006-3)")
-    assert runner.verilator_version(exe) == (5, 6)
-    monkeypatch.setattr(runner, "_which", lambda name: exe)
-    with pytest.raises(runner.SimulatorError, match=r"Verilator 5\.006; cocotb needs >= 5\.036"):
-        runner.check_simulator("verilator")
+    assert simulators.verilator_version(exe) == (5, 6)
+    monkeypatch.setattr(simulators, "_which", lambda name: exe)
+    with pytest.raises(simulators.SimulatorError,
+                       match=r"Verilator 5\.006; cocotb needs >= 5\.036"):
+        simulators.check_simulator("verilator")
 
 
 def test_verilator_version_from_header(tmp_path):
@@ -87,13 +88,13 @@ def test_verilator_version_from_header(tmp_path):
     exe.write_text(f"#!/bin/sh\nif [ \"$1\" = --getenv ]; then echo {root}; "
                    "else echo 'rev vUNKNOWN-built'; fi\n")
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    assert runner.verilator_version(str(exe)) == (5, 49)
+    assert simulators.verilator_version(str(exe)) == (5, 49)
 
 
 def test_unknown_simulator_name():
     with pytest.raises(ValueError, match=r"simulator must be one of icarus, verilator \(or all\)"
                                          r", got 'xsim'"):
-        runner.check_simulator("xsim")
+        simulators.check_simulator("xsim")
 
 
 def test_sim_env_puts_venv_first(monkeypatch, tmp_path):
@@ -105,7 +106,7 @@ def test_sim_env_puts_venv_first(monkeypatch, tmp_path):
     fake.mkdir()
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}/usr/bin")
     monkeypatch.setenv("VERILATOR_ROOT", "/nowhere")
-    env = runner.sim_env()
+    env = simulators.sim_env()
     parts = env["PATH"].split(os.pathsep)
     assert Path(parts[0]) == Path(sys.executable).parent
     assert parts[1:] == [str(fake), "/usr/bin"]
@@ -115,35 +116,30 @@ def test_sim_env_puts_venv_first(monkeypatch, tmp_path):
 def test_verilator_marks_only_the_top_ports_public(tmp_path):
     """By name: a pattern would mark the top module's internal nets too, and Verilator would
     re-evaluate everything they feed on every evaluation."""
-    import types
-
     v = tmp_path / "d.v"
     v.write_text("module sub(input a);\nendmodule\n"
                  "module top(clk, d, q);\n  input clk;\n  input [7:0] d;\n  output q;\n"
                  "  wire inner;\nendmodule\n")
-    fake = types.SimpleNamespace(_build_command=lambda: [["verilator", "--public-flat-rw", "x"]])
-    runner._public_ports_only(fake, "top", v, tmp_path / "b")
-    lines = (tmp_path / "b" / "dcim_public.vlt").read_text().splitlines()
-    assert lines == ["`verilator_config"] + [
+    args, vlt = child.verilator_public_ports("top", v, tmp_path / "b")
+    assert args == ["--no-public-flat-rw"] and vlt == tmp_path / "b" / "dcim_public.vlt"
+    assert vlt.read_text().splitlines() == ["`verilator_config"] + [
         f'public_flat_rw -module "top" -var "{p}"' for p in ("clk", "d", "q")]
-    assert fake._build_command() == [["verilator", "x", str(tmp_path / "b" / "dcim_public.vlt")]]
     # Ports the header parser does not find (ANSI-style declarations): every variable, as before.
     v.write_text("module top(input clk);\nendmodule\n")
-    runner._public_ports_only(fake, "top", v, tmp_path / "c")
-    assert (tmp_path / "c" / "dcim_public.vlt").read_text().splitlines()[1:] == [
-        'public_flat_rw -module "top" -var "*"']
+    _, vlt = child.verilator_public_ports("top", v, tmp_path / "c")
+    assert vlt.read_text().splitlines()[1:] == ['public_flat_rw -module "top" -var "*"']
 
 
 def test_verilator_builds_use_the_object_cache_asked_for(monkeypatch):
     monkeypatch.setenv("OBJCACHE", "")
-    assert "OBJCACHE" not in runner.verilator_make_flags()
+    assert "OBJCACHE" not in simulators.verilator_make_flags()
     monkeypatch.setenv("OBJCACHE", "sccache")
-    assert runner.verilator_make_flags().split()[-1] == "OBJCACHE=sccache"
+    assert simulators.verilator_make_flags().split()[-1] == "OBJCACHE=sccache"
     monkeypatch.delenv("OBJCACHE")
-    monkeypatch.setattr(runner.shutil, "which", lambda exe, **kw: f"/usr/bin/{exe}")
-    assert runner.verilator_make_flags().split()[-1] == "OBJCACHE=ccache"
-    monkeypatch.setattr(runner.shutil, "which", lambda exe, **kw: None)
-    flags = runner.verilator_make_flags().split()
+    monkeypatch.setattr(simulators.shutil, "which", lambda exe, **kw: f"/usr/bin/{exe}")
+    assert simulators.verilator_make_flags().split()[-1] == "OBJCACHE=ccache"
+    monkeypatch.setattr(simulators.shutil, "which", lambda exe, **kw: None)
+    flags = simulators.verilator_make_flags().split()
     assert "OBJCACHE" not in " ".join(flags) and "CFG_CXXFLAGS_PCH_I=-include" in flags
 
 
@@ -245,38 +241,9 @@ def test_progress_reports_the_running_test(tmp_path):
                    "  48.0ns INFO cocotb.regression running "
                    "dcim.verif.test_core.test_random/stall=0 (2/19)\n")
     seen = []
-    runner._report_progress(log, seen.append)
-    runner._report_progress(tmp_path / "missing.log", seen.append)
+    supervise.report_progress(log, seen.append)
+    supervise.report_progress(tmp_path / "missing.log", seen.append)
     assert seen == ["running test_random/stall=0 (2/19)"]
-
-
-def test_child_timeout_kills_the_process_group(tmp_path):
-    """On a timeout the child and what it started (a simulator under make) are killed."""
-    import subprocess
-    import sys
-
-    pidfile = tmp_path / "grandchild.pid"
-    # the child starts a grandchild in its process group, records its pid, then waits
-    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
-              f"'import time; time.sleep(60)']); open({str(pidfile)!r}, 'w').write(str(p.pid)); "
-              f"time.sleep(60)")
-    with pytest.raises(subprocess.TimeoutExpired):
-        runner._run_child([sys.executable, "-c", script], runner.sim_env(), 5.0,
-                          tmp_path / "out.log")
-    grandchild = int(pidfile.read_text())
-
-    def alive(pid: int) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        return state != "Z"  # a zombie is dead, waiting for init to reap it
-
-    import time
-    t0 = time.monotonic()
-    while alive(grandchild) and time.monotonic() - t0 < 5:
-        time.sleep(0.05)
-    assert not alive(grandchild), "the grandchild outlived the timeout"
 
 
 def test_memory_estimates_refuse_only_what_cannot_fit():
