@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..golden.config import CoreConfig
+from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
 from . import activity as act
 from .lef import read_corrected
@@ -464,9 +465,9 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
         ``clock_ns`` or ``vectors`` is out of range.
     """
     if not (isinstance(clock_ns, (int, float)) and 0.1 <= clock_ns <= 1e6):
-        raise ValueError(f"clock_ns must be in [0.1, 1e6] ns, got {clock_ns}")
+        raise InputError(f"clock_ns must be in [0.1, 1e6] ns, got {clock_ns}")
     if not (isinstance(vectors, int) and 1 <= vectors <= 10000):
-        raise ValueError(f"vectors must be an int in [1, 10000], got {vectors}")
+        raise InputError(f"vectors must be an int in [1, 10000], got {vectors}")
     t_start = time.monotonic()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -651,7 +652,7 @@ def small_cols(cfg: CoreConfig) -> tuple[int, int]:
              if cfg.cols % (2 * c) == 0 and c % _small_lanes(cfg, c) == 0
              and (2 * c) % _small_lanes(cfg, 2 * c) == 0]
     if not cands:
-        raise ValueError(f"cols ({cfg.cols}) with dpu_lanes {cfg.dpu_lanes} cannot be composed "
+        raise InputError(f"cols ({cfg.cols}) with dpu_lanes {cfg.dpu_lanes} cannot be composed "
                          "from two smaller arrays of c and 2c columns; use flat synthesis")
     big = [c for c in cands if c >= 4]
     c = big[0] if big else cands[0]
