@@ -17,6 +17,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 
@@ -463,11 +465,8 @@ class CoreConfig:
 
     def to_toml(self) -> str:
         """Serialize the fields (and derived figures, as a table) to TOML."""
-        lines = [f"{k} = {_toml_value(v)}" for k, v in self.fields().items() if v is not None]
-        lines.append("")
-        lines.append("[derived]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in self.derived().items()]
-        return "\n".join(lines) + "\n"
+        fields = {k: v for k, v in self.fields().items() if v is not None}
+        return tomli_w.dumps({**fields, "derived": self.derived()})
 
     @classmethod
     def load(cls, path: str | Path) -> CoreConfig:
@@ -505,15 +504,3 @@ class CoreConfig:
             write_atomic(path, self.to_toml())
         else:
             raise InputError(f"config file must end in .json or .toml, got {path.name!r}")
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")  # pragma: no cover

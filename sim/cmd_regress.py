@@ -29,6 +29,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from ..golden.config import CoreConfig
@@ -39,7 +40,6 @@ from .build import ARRAY_MODELS, check_array_model
 from .resources import check_memory
 from .runner import SIMULATORS, RunResult, SimulatorError, build, check_simulator, run_tests
 
-_HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +114,10 @@ def _vectors_config(args) -> CoreConfig:
 
 def _tag(cfg: CoreConfig) -> str:
     h = hashlib.sha256(cfg.to_json().encode())
-    for src in sorted(_HDL_DIR.glob("*.py")) + sorted(_HDL_DIR.glob("*.v*")):
+    # the generator's sources and data files, wherever the package is installed
+    hdl = [f for f in resources.files("dcim.hdl").iterdir() if f.is_file()]
+    for src in sorted((f for f in hdl if f.name.endswith((".py", ".v", ".vlt"))),
+                      key=lambda f: f.name):
         h.update(src.read_bytes())
     return f"{cfg.name}_{cfg.rows}x{cfg.cols}_{h.hexdigest()[:10]}"
 

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ BLOCKS = ("weights", "compute", "accum", "dpu", "ctrl")
 BUF_CELL = ("BUFX2", "A", "Y")
 #: Load (pF) ABC assumes on module outputs when sizing and buffering.
 ABC_LOAD_PF = 0.01
-_HERE = Path(__file__).resolve().parent
-_REPO = _HERE.parent
+#: The source checkout holding this package (its ``.tech`` is where ``make setup`` unpacks the
+#: cells); for an installed wheel it is site-packages, where no ``.tech`` is found.
+_CHECKOUT = Path(str(resources.files("dcim.synth"))).resolve().parent
 
 
 class FlowError(RuntimeError):
@@ -77,14 +79,14 @@ def tech_files(liberty: str | Path = "osu018") -> tuple[Path, Path | None]:
     """
     if str(liberty) == "osu018":
         dirs = [Path(os.environ["DCIM_TECH_DIR"])] if os.environ.get("DCIM_TECH_DIR") else []
-        dirs += [_REPO / ".tech" / "osu018", Path("/usr/share/qflow/tech/osu018")]
+        dirs += [_CHECKOUT / ".tech" / "osu018", Path("/usr/share/qflow/tech/osu018")]
         for d in dirs:
             lib = d / "osu018_stdcells.lib"
             if lib.is_file():
                 lef = d / "osu018_stdcells.lef"
                 return lib, lef if lef.is_file() else None
         raise FileNotFoundError("OSU018 liberty not found in " + ", ".join(map(str, dirs))
-                                + " (run `make setup`)")
+                                + " (run `make setup` in a checkout, or set DCIM_TECH_DIR)")
     lib = Path(liberty)
     if not lib.is_file():
         raise FileNotFoundError(f"liberty file not found: {lib}")
@@ -138,7 +140,8 @@ class _Template(string.Template):
 
 
 def _template(name: str, **values: Any) -> str:
-    return _Template((_HERE / name).read_text()).substitute(
+    text = resources.files("dcim.synth").joinpath(name).read_text()
+    return _Template(text).substitute(
         {k: str(v) for k, v in values.items()})
 
 
