@@ -27,6 +27,7 @@ from fractions import Fraction
 import numpy as np
 
 from .arith import divide_round
+from .errors import InputError
 
 __all__ = ["LUT_SIZE", "Activation", "activation_value", "build_lut"]
 
@@ -105,10 +106,10 @@ def build_lut(mode: Activation, in_scale: float, in_zp: int, out_scale: float, o
     """
     for name, s in (("input scale", in_scale), ("output scale", out_scale)):
         if not (math.isfinite(s) and s > 0):
-            raise ValueError(f"{name} must be finite and > 0, got {s!r}")
+            raise InputError(f"{name} must be finite and > 0, got {s!r}")
     for name, z in (("input zero point", in_zp), ("output zero point", out_zp)):
         if not -128 <= z <= 127:
-            raise ValueError(f"{name} must be in [-128, 127], got {z}")
+            raise InputError(f"{name} must be in [-128, 127], got {z}")
     s_in, s_out = Fraction(in_scale), Fraction(out_scale)
     out = np.empty(LUT_SIZE, dtype=np.int64)
     for i in range(LUT_SIZE):

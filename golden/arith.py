@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from .errors import InputError, InputTypeError
+
 __all__ = [
     "INT32_MAX",
     "INT32_MIN",
@@ -53,7 +55,7 @@ def check_range(name: str, values: np.ndarray, lo: int, hi: int) -> None:
     vmin, vmax = int(values.min()), int(values.max())
     if vmin < lo or vmax > hi:
         bad = vmin if vmin < lo else vmax
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {bad}")
+        raise InputError(f"{name} must be in [{lo}, {hi}], got {bad}")
 
 
 def saturate(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -64,7 +66,7 @@ def saturate(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
 def _as_i64(x) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"expected an integer array, got dtype {arr.dtype}")
+        raise InputTypeError(f"expected an integer array, got dtype {arr.dtype}")
     return arr.astype(np.int64)
 
 
@@ -136,7 +138,7 @@ def requantize(x, multiplier, shift, mode: str, check: bool = True) -> np.ndarra
     if not check:  # operands broadcast inside the arithmetic (no full-size shift arrays)
         return _MODES[mode](x, multiplier, shift)
     if mode not in _MODES:
-        raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
+        raise InputError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
     x = _as_i64(x)
     m = _as_i64(multiplier)
     s = _as_i64(shift)
@@ -163,10 +165,10 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         ``real`` is negative, NaN or infinite.
     """
     if isinstance(real, bool) or not isinstance(real, (int, float, np.floating, np.integer)):
-        raise TypeError(f"real multiplier must be a float, got {type(real).__name__} {real!r}")
+        raise InputTypeError(f"real multiplier must be a float, got {type(real).__name__} {real!r}")
     real = float(real)
     if not math.isfinite(real) or real < 0:
-        raise ValueError(f"real multiplier must be finite and >= 0, got {real!r}")
+        raise InputError(f"real multiplier must be finite and >= 0, got {real!r}")
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -205,7 +207,7 @@ def divide_round(n, d, mode: str):
         Unknown mode.
     """
     if mode not in _MODES:
-        raise ValueError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
+        raise InputError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
     q, r = n // d, n % d  # floor quotient, 0 <= r < d
     twice = 2 * r
     if mode == "single":

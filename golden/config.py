@@ -17,6 +17,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
+from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 
 __all__ = [
@@ -85,29 +88,31 @@ def _type_name(value: Any) -> str:
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int in [{lo}, {hi}], got {_type_name(value)} {value!r}")
+        raise InputTypeError(f"{name} must be an int in [{lo}, {hi}], "
+                             f"got {_type_name(value)} {value!r}")
     if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+        raise InputError(f"{name} must be in [{lo}, {hi}], got {value}")
 
 
 def _positive(name: str, value: Any) -> int:
     """``value`` as an int if it is an integer >= 1 (a numpy integer is fine, a bool is not)."""
     if isinstance(value, bool) or not hasattr(type(value), "__index__"):
-        raise TypeError(f"{name} must be an int >= 1, got {_type_name(value)} {value!r}")
+        raise InputTypeError(f"{name} must be an int >= 1, got {_type_name(value)} {value!r}")
     if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        raise InputError(f"{name} must be >= 1, got {value}")
     return int(value)
 
 
 def _check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool (true or false), got {_type_name(value)} {value!r}")
+        raise InputTypeError(f"{name} must be a bool (true or false), "
+                             f"got {_type_name(value)} {value!r}")
 
 
 def _check_stream_bits(name: str, value: Any, multiple: int) -> None:
     _check_int(name, value, multiple, 4096)
     if value % multiple:
-        raise ValueError(f"{name} must be a multiple of {multiple} in [{multiple}, 4096], "
+        raise InputError(f"{name} must be a multiple of {multiple} in [{multiple}, 4096], "
                          f"got {value}")
 
 
@@ -186,13 +191,13 @@ class CoreConfig:
         _check_bool("act_signed", self.act_signed)
         _check_bool("weight_signed", self.weight_signed)
         if isinstance(self.serial_bits, bool) or not isinstance(self.serial_bits, int):
-            raise TypeError(f"serial_bits must be an int, one of {SERIAL_BITS_CHOICES}, "
-                            f"got {_type_name(self.serial_bits)} {self.serial_bits!r}")
+            raise InputTypeError(f"serial_bits must be an int, one of {SERIAL_BITS_CHOICES}, "
+                                 f"got {_type_name(self.serial_bits)} {self.serial_bits!r}")
         if self.serial_bits not in SERIAL_BITS_CHOICES:
-            raise ValueError(f"serial_bits must be one of {SERIAL_BITS_CHOICES}, "
+            raise InputError(f"serial_bits must be one of {SERIAL_BITS_CHOICES}, "
                              f"got {self.serial_bits}")
         if self.act_bits % self.serial_bits:
-            raise ValueError(f"serial_bits must divide act_bits ({self.act_bits}), "
+            raise InputError(f"serial_bits must divide act_bits ({self.act_bits}), "
                              f"got {self.serial_bits}")
         _check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
         if self.acc_bits is None:
@@ -201,23 +206,23 @@ class CoreConfig:
             _check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
         _check_int("dpu_lanes", self.dpu_lanes, 1, self.cols)
         if self.cols % self.dpu_lanes:
-            raise ValueError(f"dpu_lanes must divide cols ({self.cols}), got {self.dpu_lanes}")
+            raise InputError(f"dpu_lanes must divide cols ({self.cols}), got {self.dpu_lanes}")
         _check_bool("dpu_residual", self.dpu_residual)
         if not isinstance(self.rounding, str):
-            raise TypeError(f"rounding must be a str, one of {', '.join(ROUNDING_MODES)}, "
-                            f"got {_type_name(self.rounding)} {self.rounding!r}")
+            raise InputTypeError(f"rounding must be a str, one of {', '.join(ROUNDING_MODES)}, "
+                                 f"got {_type_name(self.rounding)} {self.rounding!r}")
         if self.rounding not in ROUNDING_MODES:
-            raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
+            raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
                              f"got {self.rounding!r}")
         _check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
         _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
         _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)
         _check_stream_bits("y_stream_bits", self.y_stream_bits, 32)
         if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str (a Verilog identifier), "
-                            f"got {_type_name(self.name)} {self.name!r}")
+            raise InputTypeError(f"name must be a str (a Verilog identifier), "
+                                 f"got {_type_name(self.name)} {self.name!r}")
         if not _IDENT.match(self.name) or self.name in VERILOG_KEYWORDS:
-            raise ValueError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
+            raise InputError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
                              f"reserved word), got {self.name!r}")
 
     # ----------------------------------------------------------------------------------------
@@ -446,11 +451,11 @@ class CoreConfig:
             field is out of range.
         """
         if not isinstance(data, dict):
-            raise TypeError(f"config must be a mapping of fields, got {_type_name(data)}")
+            raise InputTypeError(f"config must be a mapping of fields, got {_type_name(data)}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names - {"derived"})
         if unknown:
-            raise ValueError(f"unknown config key(s) {', '.join(unknown)}; "
+            raise InputError(f"unknown config key(s) {', '.join(unknown)}; "
                              f"allowed: {', '.join(sorted(names))}")
         return cls(**{k: v for k, v in data.items() if k != "derived"})
 
@@ -460,11 +465,8 @@ class CoreConfig:
 
     def to_toml(self) -> str:
         """Serialize the fields (and derived figures, as a table) to TOML."""
-        lines = [f"{k} = {_toml_value(v)}" for k, v in self.fields().items() if v is not None]
-        lines.append("")
-        lines.append("[derived]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in self.derived().items()]
-        return "\n".join(lines) + "\n"
+        fields = {k: v for k, v in self.fields().items() if v is not None}
+        return tomli_w.dumps({**fields, "derived": self.derived()})
 
     @classmethod
     def load(cls, path: str | Path) -> CoreConfig:
@@ -483,14 +485,14 @@ class CoreConfig:
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not valid JSON ({exc})") from None
+                raise InputError(f"{path}: not valid JSON ({exc})") from None
         elif path.suffix == ".toml":
             try:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
-                raise ValueError(f"{path}: not valid TOML ({exc})") from None
+                raise InputError(f"{path}: not valid TOML ({exc})") from None
         else:
-            raise ValueError(f"config file must end in .json or .toml, got {path.name!r}")
+            raise InputError(f"config file must end in .json or .toml, got {path.name!r}")
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
@@ -501,16 +503,4 @@ class CoreConfig:
         elif path.suffix == ".toml":
             write_atomic(path, self.to_toml())
         else:
-            raise ValueError(f"config file must end in .json or .toml, got {path.name!r}")
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")  # pragma: no cover
+            raise InputError(f"config file must end in .json or .toml, got {path.name!r}")

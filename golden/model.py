@@ -22,6 +22,7 @@ import numpy as np
 from .arith import (INT32_MAX, INT32_MIN, MULTIPLIER_RANGE, SHIFT_RANGE, check_range, requantize,
                     saturate)
 from .config import CoreConfig, signed_bits_for
+from .errors import InputError, InputTypeError
 
 __all__ = [
     "BitSerialResult",
@@ -45,7 +46,7 @@ _I32_LO, _I32_HI = np.int64(INT32_MIN), np.int64(INT32_MAX)
 def _int_array(name: str, value: Any) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+        raise InputTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
     return arr
 
 
@@ -68,7 +69,7 @@ def check_weights(cfg: CoreConfig, W: Any, rows: int | None = None) -> np.ndarra
     W = _int_array("weights", W)
     rows = cfg.rows if rows is None else rows
     if W.ndim != 2 or W.shape != (rows, cfg.cols):
-        raise ValueError(f"weights must have shape ({rows}, {cfg.cols}) (rows, cols), "
+        raise InputError(f"weights must have shape ({rows}, {cfg.cols}) (rows, cols), "
                          f"got {W.shape}")
     _check_values(f"weights ({cfg.weight_bits}-bit "
                   f"{'signed' if cfg.weight_signed else 'unsigned'})", W, *cfg.weight_range)
@@ -86,7 +87,7 @@ def check_activations(cfg: CoreConfig, X: Any, bits: int | None = None,
     if X.ndim == 1:
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != rows:
-        raise ValueError(f"activations must have shape ({rows},) or (batch, {rows}), "
+        raise InputError(f"activations must have shape ({rows},) or (batch, {rows}), "
                          f"got {X.shape}")
     bits = cfg.act_bits if bits is None else bits
     sign = "signed" if cfg.act_signed else "unsigned"
@@ -247,7 +248,7 @@ def mvm_tiled(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None) -> n
     """
     W = _int_array("weights", W)
     if W.ndim != 2 or W.shape[1] != cfg.cols or W.shape[0] < 1:
-        raise ValueError(f"weights must have shape (K, {cfg.cols}) with K >= 1, got {W.shape}")
+        raise InputError(f"weights must have shape (K, {cfg.cols}) with K >= 1, got {W.shape}")
     K = W.shape[0]
     W = check_weights(cfg, W, rows=K)
     X = check_activations(cfg, X, act_bits, rows=K)
@@ -303,11 +304,11 @@ class DpuParams:
                              ("multiplier", *MULTIPLIER_RANGE), ("shift", *SHIFT_RANGE)):
             arr = _int_array(name, getattr(self, name))
             if arr.ndim != 1:
-                raise ValueError(f"{name} must be a 1-D per-channel array, got shape {arr.shape}")
+                raise InputError(f"{name} must be a 1-D per-channel array, got shape {arr.shape}")
             check_range(name, arr, lo, hi)
             object.__setattr__(self, name, arr.astype(np.int64))
         if not self.bias.shape == self.multiplier.shape == self.shift.shape:
-            raise ValueError("bias, multiplier and shift must have the same length, got "
+            raise InputError("bias, multiplier and shift must have the same length, got "
                              f"{self.bias.shape[0]}, {self.multiplier.shape[0]}, "
                              f"{self.shift.shape[0]}")
         for name, lo, hi in (("out_zp", -128, 127), ("act_min", -128, 127),
@@ -318,16 +319,16 @@ class DpuParams:
                 value = int(value)
                 object.__setattr__(self, name, value)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int in [{lo}, {hi}], "
-                                f"got {type(value).__name__} {value!r}")
+                raise InputTypeError(f"{name} must be an int in [{lo}, {hi}], "
+                                     f"got {type(value).__name__} {value!r}")
             if not lo <= value <= hi:
-                raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+                raise InputError(f"{name} must be in [{lo}, {hi}], got {value}")
         if self.act_min > self.act_max:
-            raise ValueError(f"act_min must be <= act_max ({self.act_max}), got {self.act_min}")
+            raise InputError(f"act_min must be <= act_max ({self.act_max}), got {self.act_min}")
         if self.lut is not None:
             lut = _int_array("lut", self.lut)
             if lut.shape != (256,):
-                raise ValueError(f"lut must have shape (256,) (one entry per int8 code), got "
+                raise InputError(f"lut must have shape (256,) (one entry per int8 code), got "
                                  f"{lut.shape}")
             check_range("lut", lut, -128, 127)
             object.__setattr__(self, "lut", lut.astype(np.int64))
@@ -353,17 +354,17 @@ class DpuParams:
         keys = set(data.keys())
         missing = sorted(set(cls._ARRAYS) - keys)
         if missing:
-            raise ValueError(f"DPU parameters are missing key(s) {', '.join(missing)}")
+            raise InputError(f"DPU parameters are missing key(s) {', '.join(missing)}")
         unknown = sorted(keys - set(cls._ARRAYS) - set(cls._SCALARS) - {"lut"})
         if unknown:
-            raise ValueError(f"unknown DPU parameter key(s) {', '.join(unknown)}; allowed: "
+            raise InputError(f"unknown DPU parameter key(s) {', '.join(unknown)}; allowed: "
                              f"{', '.join(cls._ARRAYS + cls._SCALARS)}")
         kwargs: dict[str, Any] = {k: np.asarray(data[k]) for k in cls._ARRAYS}
         for k in cls._SCALARS:
             if k in keys:
                 v = np.asarray(data[k])
                 if v.ndim != 0 or v.dtype.kind not in "iu":
-                    raise ValueError(f"{k} must be an integer scalar, got {v.dtype} {v.shape}")
+                    raise InputError(f"{k} must be an integer scalar, got {v.dtype} {v.shape}")
                 kwargs[k] = int(v)
         if "lut" in keys:
             kwargs["lut"] = np.asarray(data["lut"])
@@ -416,17 +417,17 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
         return _dpu_arith(cfg, psum, params, residual)
     psum = _int_array("partial sums", psum)
     if psum.shape[-1:] != (cfg.cols,) or psum.ndim > 2:
-        raise ValueError(f"partial sums must have shape ({cfg.cols},) or (batch, {cfg.cols}), "
+        raise InputError(f"partial sums must have shape ({cfg.cols},) or (batch, {cfg.cols}), "
                          f"got {psum.shape}")
     check_range("partial sums", psum, *cfg.psum_range)
     if params.cols != cfg.cols:
-        raise ValueError(f"DPU tables must have cols ({cfg.cols}) entries, got {params.cols}")
+        raise InputError(f"DPU tables must have cols ({cfg.cols}) entries, got {params.cols}")
     if residual is not None:
         if not cfg.dpu_residual:
-            raise ValueError("residual given, but the configuration has dpu_residual = false")
+            raise InputError("residual given, but the configuration has dpu_residual = false")
         residual = _int_array("residual", residual)
         if residual.shape != psum.shape:
-            raise ValueError(f"residual must have the shape of the partial sums {psum.shape}, "
+            raise InputError(f"residual must have the shape of the partial sums {psum.shape}, "
                              f"got {residual.shape}")
         _check_values("residual (int8)", residual, -128, 127)
         residual = residual.astype(np.int64)

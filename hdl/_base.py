@@ -7,7 +7,7 @@ from typing import Any
 from amaranth.lib import wiring
 
 from ..golden.config import CoreConfig
-from ._cfg import check_cfg
+from ._cfg import CfgChecked, check_cfg
 
 __all__ = ["CfgComponent", "CfgSignature"]
 
@@ -44,7 +44,7 @@ class CfgSignature(wiring.Signature):
         return f"{type(self).__name__}({self.cfg.rows}x{self.cfg.cols})"
 
 
-class CfgComponent(wiring.Component):
+class CfgComponent(CfgChecked, wiring.Component):
     """A component of the core whose signature follows from a :class:`CoreConfig`.
 
     ``cfg`` is checked before anything is built from it; the signature's members are what
@@ -61,12 +61,12 @@ class CfgComponent(wiring.Component):
     Raises
     ------
     TypeError
-        ``cfg`` is not a CoreConfig (the half-built component is not reported as an unused
-        elaboratable).
+        ``cfg`` is not a CoreConfig (checked before the component is created, so Amaranth has
+        no half-built elaboratable to report as unused).
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         super().__init__(self._members(self.cfg))
 
     def _members(self, cfg: CoreConfig) -> dict[str, Any]:

@@ -6,19 +6,16 @@ from typing import Any
 
 from ..golden.config import CoreConfig
 
-__all__ = ["check_cfg"]
+__all__ = ["CfgChecked", "check_cfg"]
 
 
-def check_cfg(cfg: Any, owner: object = None) -> CoreConfig:
+def check_cfg(cfg: Any) -> CoreConfig:
     """Return ``cfg`` if it is a :class:`CoreConfig`.
 
     Parameters
     ----------
     cfg
         The configuration given to a component.
-    owner : Elaboratable, optional
-        The component being constructed. When ``cfg`` is rejected, Amaranth is told not to warn
-        that this half-built object was never elaborated (the TypeError is the whole story).
 
     Raises
     ------
@@ -26,8 +23,26 @@ def check_cfg(cfg: Any, owner: object = None) -> CoreConfig:
         ``cfg`` is not a CoreConfig; the message names its type.
     """
     if not isinstance(cfg, CoreConfig):
-        if owner is not None:
-            # Amaranth's own opt-out of its UnusedElaboratable warning (amaranth/_unused.py).
-            owner._MustUse__silence = True
         raise TypeError(f"cfg must be a CoreConfig, got {type(cfg).__name__}")
     return cfg
+
+
+class CfgChecked:
+    """Mixin (first among the bases) for an elaboratable built from a :class:`CoreConfig`, its
+    first argument: the configuration is checked before the object exists.
+
+    Amaranth warns about an elaboratable created and never elaborated (``UnusedElaboratable``,
+    recorded when the object is created); a component whose ``__init__`` rejected its
+    configuration would be one. Checking in ``__new__`` means no half-built object is ever
+    created, with no use of Amaranth's private state.
+
+    Raises
+    ------
+    TypeError
+        ``cfg`` is not a CoreConfig.
+    """
+
+    def __new__(cls, cfg: Any, *args: Any, src_loc_at: int = 0, **kwargs: Any):
+        check_cfg(cfg)
+        # one frame more: Amaranth records where the object was created by the caller
+        return super().__new__(cls, cfg, *args, src_loc_at=src_loc_at + 1, **kwargs)

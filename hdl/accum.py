@@ -7,7 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig
-from ._cfg import check_cfg
+from ._cfg import CfgChecked, check_cfg
 from ._base import CfgSignature
 from .array import ColumnSumsSignature
 
@@ -79,7 +79,7 @@ class AccumStatusSignature(CfgSignature):
         super().__init__(cfg, {"busy": Out(1), "sat": Out(1), "done": Out(1), "clear": In(1)})
 
 
-class Accum(wiring.Component):
+class Accum(CfgChecked, wiring.Component):
     """Per-column shift-and-add accumulator and saturating partial sum.
 
     The slice-time control ``ctl`` is given in the cycle the compute array sees the slice; it
@@ -103,7 +103,7 @@ class Accum(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         super().__init__({
             "sums": In(ColumnSumsSignature(cfg)), "ctl": In(PassControlSignature(cfg)),
             "result": Out(PassResultSignature(cfg)), "status": Out(AccumStatusSignature(cfg)),

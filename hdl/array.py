@@ -29,7 +29,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig, signed_bits_for
-from ._cfg import check_cfg
+from ._cfg import CfgChecked, check_cfg
 from ._base import CfgSignature
 
 __all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "ColumnSumsSignature",
@@ -122,13 +122,13 @@ class ColumnSumsSignature(CfgSignature):
         super().__init__(cfg, {"y": Out(signed(cfg.slice_psum_bits)).array(cfg.cols)})
 
 
-class _Cells(wiring.Component):
+class _Cells(CfgChecked, wiring.Component):
     """The weight cells of one column: ``rows`` words of ``weight_bits`` flip-flops written
     through one-hot word lines, all readable every cycle on ``q`` (row ``r`` at bits
     ``[r*weight_bits, +weight_bits)``). Not reset (a memory; initial value 0)."""
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         super().__init__({"wl": In(cfg.rows), "wdata": In(cfg.weight_bits),
                           "q": Out(cfg.rows * cfg.weight_bits)})
 
@@ -143,7 +143,7 @@ class _Cells(wiring.Component):
         return m
 
 
-class Column(wiring.Component):
+class Column(CfgChecked, wiring.Component):
     """One column, synthesizable: weight cells, AND with the activation slice, adder tree.
 
     The cells are the submodule ``cells`` (the part a bit-cell array replaces); the AND of each
@@ -153,7 +153,7 @@ class Column(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         super().__init__(ColumnSignature(cfg))
 
     def elaborate(self, platform):
@@ -202,7 +202,7 @@ class Column(wiring.Component):
         return m
 
 
-class FastColumn(wiring.Component):
+class FastColumn(CfgChecked, wiring.Component):
     """One column, fast simulation view: the behavioural model ``dcim_column_fast``
     (``hdl/dcim_column_fast.v``, as SRAM macros ship one) with this configuration's parameters.
 
@@ -212,7 +212,7 @@ class FastColumn(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         super().__init__(ColumnSignature(cfg))
 
     def elaborate(self, platform):
@@ -228,7 +228,7 @@ class FastColumn(wiring.Component):
         return m
 
 
-class Array(wiring.Component):
+class Array(CfgChecked, wiring.Component):
     """The array: the row decoder and ``cols`` columns sharing the word lines and the slice.
 
     When ``write.we`` is set, row ``write.row`` (``< rows``) of every column takes its word of
@@ -251,7 +251,7 @@ class Array(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig, *, column: str | None = None) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         self.column = column
         super().__init__({"write": In(RowWriteSignature(cfg)),
                           "compute": In(SliceSignature(cfg)),

@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import connect, flipped
 
 from ..golden.config import CoreConfig
-from ._cfg import check_cfg
+from ._cfg import CfgChecked, check_cfg
 from .accum import Accum
 from .array import Array
 from .ctrl import Ctrl
@@ -17,7 +17,7 @@ from .ctrl import Ctrl
 __all__ = ["Core"]
 
 
-class Core(wiring.Component):
+class Core(CfgChecked, wiring.Component):
     """The D-IMC core configured by ``cfg``: the array (weight cells, AND, adder trees),
     accumulators, DPU and control, behind AXI4-Stream and AXI4-Lite ports.
 
@@ -51,7 +51,7 @@ class Core(wiring.Component):
 
     def __init__(self, cfg: CoreConfig, *, column: str | None = None,
                  dpu_factory: Callable[[CoreConfig], wiring.Component] | None = None) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         if dpu_factory is None:
             from .dpu import Dpu as dpu_factory
         super().__init__(Ctrl.port_members(cfg))

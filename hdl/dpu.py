@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 
 from ..golden.arith import MULTIPLIER_RANGE, SHIFT_RANGE
 from ..golden.config import CoreConfig
-from ._cfg import check_cfg
+from ._cfg import CfgChecked, check_cfg
 from ._base import CfgSignature
 from .regmap import RegMap
 
@@ -94,7 +94,7 @@ class DpuParamsSignature(CfgSignature):
                                "res_shift": Out(signed(_SHIFT_BITS)), "res_zp": Out(_INT8)})
 
 
-class Dpu(wiring.Component):
+class Dpu(CfgChecked, wiring.Component):
     """The DPU: ``dpu_lanes`` lanes of bias add, requantization, output zero point, optional
     residual add and clamp, one group of lanes per cycle.
 
@@ -153,7 +153,7 @@ class Dpu(wiring.Component):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         super().__init__({
             "i": In(stream.Signature(input_layout(cfg))),
             "o": Out(stream.Signature(output_layout(cfg))),

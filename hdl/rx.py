@@ -14,7 +14,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import CoreConfig
-from ._cfg import check_cfg
+from ._cfg import CfgChecked, check_cfg
 from .axi import LANE_BITS, axi_stream_signature
 
 __all__ = ["X_USER", "ActivationReceiver", "StreamReceiver", "buffer_signature",
@@ -169,7 +169,7 @@ class StreamReceiver(wiring.Component):
                 for i in range(self.lanes)]
 
 
-class ActivationReceiver(StreamReceiver):
+class ActivationReceiver(CfgChecked, StreamReceiver):
     """The activation receiver: ``rows`` activations, each the low ``b`` bits of its byte lane
     sign-extended (if ``act_signed``) or zero-extended to ``act_bits``, where ``b`` is
     ``status.run_bits`` (``CTRL.RUN_BITS``) when the packet's first beat arrives; ``buf.bits``
@@ -178,7 +178,7 @@ class ActivationReceiver(StreamReceiver):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        self.cfg = check_cfg(cfg, self)
+        self.cfg = check_cfg(cfg)
         super().__init__(stream_bits=cfg.x_stream_bits, beats=cfg.x_beats, lanes=cfg.x_lanes,
                          count=cfg.rows, width=cfg.act_bits, user=X_USER, overlap=True,
                          precision=range(cfg.act_bits + 1))

@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..golden.config import CoreConfig
+from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
 
 __all__ = ["ARRAY_MODELS", "SIM_ARGS", "WAIVERS", "check_array_model", "convert",
@@ -66,7 +67,7 @@ def check_array_model(model: str | None, cfg: CoreConfig) -> str:
     if model is None:
         return default_array_model(cfg)
     if model not in ARRAY_MODELS:
-        raise ValueError(f"array_model must be one of {', '.join(ARRAY_MODELS)}, got {model!r}")
+        raise InputError(f"array_model must be one of {', '.join(ARRAY_MODELS)}, got {model!r}")
     return model
 
 

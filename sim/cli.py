@@ -1,8 +1,12 @@
 """The ``dcim`` command line.
 
 Every subcommand that needs a core takes the same configuration options, generated from the
-fields of :class:`~dcim.golden.config.CoreConfig` (or ``--config FILE``). Bad input ends in one
-line on stderr, ``dcim: error: ...``, and exit code 2; never a traceback.
+fields of :class:`~dcim.golden.config.CoreConfig` (or ``--config FILE``). Bad input (a usage
+error, an :class:`~dcim.golden.errors.InputError` from validation, an OSError on a file) ends in
+one line on stderr, ``dcim: error: ...``, and exit code 2; never a traceback. Any other
+exception is a bug: one line ``dcim: internal error: ...`` naming a log file that holds the
+traceback, and exit code 1. Ctrl-C ends with exit code 130. ``DCIM_DEBUG=1`` lets every
+exception through with its traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import platform
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,13 +29,12 @@ from typing import Any, NoReturn
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from ..golden.config import ROUNDING_MODES, SERIAL_BITS_CHOICES, CoreConfig  # noqa: E402
+from ..golden.errors import InputError  # noqa: E402
 
-__all__ = ["SUBCOMMANDS", "CliError", "add_config_args", "config_from_args", "main"]
+__all__ = ["SUBCOMMANDS", "add_config_args", "config_from_args", "main"]
 
-
-class CliError(Exception):
-    """A user error the CLI reports as one line with exit code 2."""
-
+#: Exit codes of :func:`main`.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _HELP = {
     "rows": "reduction length per pass (1..4096)",
@@ -130,20 +136,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _crash_log(argv: Sequence[str]) -> Path | None:
+    """Write the traceback of the exception being handled to a new log file; its path, or None
+    if no file can be written."""
+    try:
+        fd, name = tempfile.mkstemp(prefix="dcim-internal-error-", suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"dcim {' '.join(argv)}\n")
+            f.write(f"python {platform.python_version()} on {platform.platform()}\n\n")
+            f.write(traceback.format_exc())
+    except OSError:
+        return None
+    return Path(name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 success, 1 failed check, 2 bad input)."""
+    """Run the CLI; return the exit code.
+
+    Returns
+    -------
+    int
+        0 success; 1 a failed check, or an internal error (a bug: one line ``dcim: internal
+        error: ...`` naming the log file with the traceback); 2 bad input (a usage error, an
+        :class:`~dcim.golden.errors.InputError`, an OSError such as a missing file: one line
+        ``dcim: error: ...``); 130 interrupted (Ctrl-C). With ``DCIM_DEBUG`` set, errors are
+        raised with their traceback instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (CliError, TypeError, ValueError, OverflowError, OSError) as exc:
-        if os.environ.get("DCIM_DEBUG"):
-            raise
-        print(f"dcim: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("dcim: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except (InputError, OSError) as exc:
+        if os.environ.get("DCIM_DEBUG"):
+            raise
+        print(f"dcim: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if os.environ.get("DCIM_DEBUG"):
+            raise
+        log = _crash_log(argv)
+        if log is None:
+            traceback.print_exc()
+        where = f"traceback in {log}" if log else "traceback above"
+        print(f"dcim: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in dcim; "
+              f"{where}; DCIM_DEBUG=1 shows it here)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
 from ..golden.quant.calibrate import METHODS
 from ..golden.quant.evaluate import calibrate_report, load_data
 from ..golden.quant.export import export_vectors, weighted_layers
-from .cli import CliError, add_config_args, config_from_args
+from .cli import add_config_args, config_from_args
 from .noise_report import add_noise_args, check_noise_args, format_noise, write_plot
 
 
@@ -250,12 +251,12 @@ def _check_output(option: str, path: Path | None) -> None:
     if path is None:
         return
     if path.is_dir():
-        raise CliError(f"{option} must name a file, got the directory {path}")
+        raise InputError(f"{option} must name a file, got the directory {path}")
     parent = path.parent
     if not parent.is_dir():
-        raise CliError(f"{option}: directory {parent} does not exist (for {path})")
+        raise InputError(f"{option}: directory {parent} does not exist (for {path})")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise CliError(f"{option}: directory {parent} is not writable (for {path})")
+        raise InputError(f"{option}: directory {parent} is not writable (for {path})")
 
 
 def _refuse_qdq(model: Path) -> None:
@@ -271,9 +272,9 @@ def _refuse_qdq(model: Path) -> None:
     except Exception:  # not an ONNX file: calibrate_report says so
         return
     if qdq:
-        raise CliError(f"{model} is already quantized (QuantizeLinear/DequantizeLinear nodes): "
-                       f"dcim check {model} --eval DATA.npz runs it on the core with its own "
-                       "scales and compares with onnxruntime")
+        raise InputError(f"{model} is already quantized (QuantizeLinear/DequantizeLinear nodes): "
+                         f"dcim check {model} --eval DATA.npz runs it on the core with its own "
+                         "scales and compares with onnxruntime")
 
 
 def _whatif(args: argparse.Namespace, report: dict[str, Any], qm, sigmas: list[float],
@@ -297,9 +298,9 @@ def run(args: argparse.Namespace) -> int:
     """Calibrate, evaluate and print the report."""
     cfg = config_from_args(args)
     if not (math.isfinite(args.clock_mhz) and args.clock_mhz > 0):
-        raise CliError(f"--clock-mhz must be a positive frequency, got {args.clock_mhz}")
+        raise InputError(f"--clock-mhz must be a positive frequency, got {args.clock_mhz}")
     if args.export_count < 1:
-        raise CliError(f"--export-count must be an int >= 1, got {args.export_count}")
+        raise InputError(f"--export-count must be an int >= 1, got {args.export_count}")
     _check_output("--json", args.json)
     _check_output("--save-logits", args.save_logits)
     _check_output("--plot", args.plot)
@@ -331,8 +332,8 @@ def run(args: argparse.Namespace) -> int:
         qm = models[report["best_method"]]
         names = [lay.name for lay in weighted_layers(qm)]
         if args.export_layer is not None and args.export_layer not in names:
-            raise CliError(f"--export-layer must name a weighted layer ({', '.join(names)}), "
-                           f"got {args.export_layer!r}")
+            raise InputError(f"--export-layer must name a weighted layer ({', '.join(names)}), "
+                             f"got {args.export_layer!r}")
         x, _ = load_data(args.eval, qm.graph, "evaluation", labels=False)
         m = export_vectors(qm, x, args.export_vectors, args.export_layer, args.export_count)
         print(f"wrote layer {m['layer']} ({m['kind']}, K {m['K']}, N {m['N']}, "

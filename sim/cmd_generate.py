@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .build import ARRAY_MODELS, check_array_model, generate
-from .cli import CliError, add_config_args, config_from_args
+from .cli import add_config_args, config_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,10 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the configuration and write the generated files."""
     cfg = config_from_args(args)
-    try:
-        view = check_array_model(args.array_model, cfg)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    view = check_array_model(args.array_model, cfg)
     args.output.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..golden.errors import InputError
 from ..golden.model import DpuParams, dpu, mvm_tiled
-from .cli import CliError, add_config_args, config_from_args
+from .cli import add_config_args, config_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,15 +41,15 @@ def _load_npy(what: str, path: Path) -> np.ndarray:
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise CliError(f"{what} file not found: {path}") from None
+        raise InputError(f"{what} file not found: {path}") from None
     except ValueError:  # numpy's guess for a file without its magic is "pickled data"
-        raise CliError(f"{what} file {path} is not a readable .npy array (not a NumPy file)"
-                       ) from None
+        raise InputError(f"{what} file {path} is not a readable .npy array (not a NumPy file)"
+                         ) from None
     except (OSError, EOFError) as exc:
-        raise CliError(f"{what} file {path} is not a readable .npy array ({exc})") from None
+        raise InputError(f"{what} file {path} is not a readable .npy array ({exc})") from None
     if not isinstance(data, np.ndarray):
         data.close()
-        raise CliError(f"{what} file {path} is not a readable .npy array (it is an .npz archive)")
+        raise InputError(f"{what} file {path} is not a readable .npy array (it is an .npz archive)")
     return data
 
 
@@ -56,19 +57,19 @@ def _load_npz(path: Path) -> DpuParams:
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise CliError(f"DPU file not found: {path}") from None
+        raise InputError(f"DPU file not found: {path}") from None
     except ValueError:  # numpy's guess for a file without its magic is "pickled data"
-        raise CliError(f"DPU file {path} is not a readable .npz archive (not a NumPy file)"
-                       ) from None
+        raise InputError(f"DPU file {path} is not a readable .npz archive (not a NumPy file)"
+                         ) from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CliError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
+        raise InputError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
-        raise CliError(f"DPU file {path} is not a readable .npz archive (it holds one array)")
+        raise InputError(f"DPU file {path} is not a readable .npz archive (it holds one array)")
     with data:
         try:
             return DpuParams.from_npz(data)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CliError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
+            raise InputError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         sums = sums[0]
     if args.dpu is None:
         if args.residual is not None:
-            raise CliError("--residual needs --dpu")
+            raise InputError("--residual needs --dpu")
         out = sums.astype(np.int32)
     else:
         residual = None if args.residual is None else _load_npy("residual", args.residual)

@@ -28,18 +28,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from ..golden.config import CoreConfig
+from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
-from .cli import CliError, add_config_args, config_from_args
+from .cli import add_config_args, config_from_args
 from .junit import write_junit
 from .build import ARRAY_MODELS, check_array_model
 from .resources import check_memory
 from .runner import RunResult, build, run_tests
 from .simulators import SIMULATORS, SimulatorError, check_simulator
 
-_HDL_DIR = Path(__file__).resolve().parents[1] / "hdl"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -94,8 +95,8 @@ def _vectors_config(args) -> CoreConfig:
     from ..golden.quant.export import MANIFEST, load_vectors
 
     if not (args.vectors / MANIFEST).is_file():
-        raise CliError(f"--vectors {args.vectors}: no {MANIFEST} (write one with dcim calibrate "
-                       "--export-vectors)")
+        raise InputError(f"--vectors {args.vectors}: no {MANIFEST} (write one with dcim calibrate "
+                         "--export-vectors)")
     cfg, _, _ = load_vectors(args.vectors)
     given = CoreConfig.load(args.config).fields() if args.config is not None else {}
     for name in cfg.fields():
@@ -107,14 +108,17 @@ def _vectors_config(args) -> CoreConfig:
     diff = [f"{k} {v!r} != {given[k]!r}" for k, v in cfg.fields().items()
             if k in given and given[k] != v]
     if diff:
-        raise CliError(f"--vectors {args.vectors} was exported for another core "
-                       f"({'; '.join(diff[:3])}); drop the config options or match them")
+        raise InputError(f"--vectors {args.vectors} was exported for another core "
+                         f"({'; '.join(diff[:3])}); drop the config options or match them")
     return cfg
 
 
 def _tag(cfg: CoreConfig) -> str:
     h = hashlib.sha256(cfg.to_json().encode())
-    for src in sorted(_HDL_DIR.glob("*.py")) + sorted(_HDL_DIR.glob("*.v*")):
+    # the generator's sources and data files, wherever the package is installed
+    hdl = [f for f in resources.files("dcim.hdl").iterdir() if f.is_file()]
+    for src in sorted((f for f in hdl if f.name.endswith((".py", ".v", ".vlt"))),
+                      key=lambda f: f.name):
         h.update(src.read_bytes())
     return f"{cfg.name}_{cfg.rows}x{cfg.cols}_{h.hexdigest()[:10]}"
 
@@ -125,24 +129,24 @@ def _check_rtl(cfg: CoreConfig, rtl: Path) -> tuple[Path, Path, str]:
     regs = rtl / f"{cfg.name}_regs.json"
     for p in (verilog, info, regs):
         if not p.is_file():
-            raise CliError(f"--rtl {rtl}: {p.name} not found (run dcim generate -o {rtl} with "
-                           "the same configuration)")
+            raise InputError(f"--rtl {rtl}: {p.name} not found (run dcim generate -o {rtl} with "
+                             "the same configuration)")
     try:
         data = json.loads(info.read_text())
     except json.JSONDecodeError as exc:
-        raise CliError(f"{info}: not valid JSON ({exc})") from None
+        raise InputError(f"{info}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise CliError(f"{info}: not a JSON object")
+        raise InputError(f"{info}: not a JSON object")
     fields = {k: v for k, v in data.items() if k in cfg.fields()}
     view = data.get("array_model", "rtl")
     if view not in ARRAY_MODELS:
-        raise CliError(f"{info}: array_model must be one of {', '.join(ARRAY_MODELS)}, "
-                       f"got {view!r}")
+        raise InputError(f"{info}: array_model must be one of {', '.join(ARRAY_MODELS)}, "
+                         f"got {view!r}")
     diff = [f"{k} {fields.get(k)!r} != {v!r}" for k, v in cfg.fields().items()
             if fields.get(k) != v]
     if diff:
-        raise CliError(f"stale Verilog: {verilog} was generated for another configuration "
-                       f"({'; '.join(diff[:3])}); rerun dcim generate")
+        raise InputError(f"stale Verilog: {verilog} was generated for another configuration "
+                         f"({'; '.join(diff[:3])}); rerun dcim generate")
     return verilog, regs, view
 
 
@@ -244,8 +248,8 @@ def _views(option: str | None, cfg: CoreConfig) -> list[str]:
     try:
         return [check_array_model(option, cfg)]
     except ValueError:
-        raise CliError(f"--array-model must be one of {', '.join(ARRAY_MODELS)} or both, "
-                       f"got {option!r}") from None
+        raise InputError(f"--array-model must be one of {', '.join(ARRAY_MODELS)} or both, "
+                         f"got {option!r}") from None
 
 
 def _compare_views(summaries: list[SimSummary], say) -> None:
@@ -293,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.vectors is not None:
         if args.tests is not None:
-            raise CliError("--tests cannot be combined with --vectors (only test_replay runs)")
+            raise InputError("--tests cannot be combined with --vectors (only test_replay runs)")
         cfg = _vectors_config(args)
         args.tests = "test_replay$"
     else:
@@ -303,20 +307,20 @@ def run(args: argparse.Namespace) -> int:
     elif args.sim in SIMULATORS:
         sims = [args.sim]
     else:
-        raise CliError(f"--sim must be one of {', '.join(SIMULATORS)} or all, got {args.sim!r}")
+        raise InputError(f"--sim must be one of {', '.join(SIMULATORS)} or all, got {args.sim!r}")
     if args.rtl is not None and args.array_model is not None:
-        raise CliError("--array-model cannot be combined with --rtl (the view is the one "
-                       "dcim generate wrote to DIR)")
+        raise InputError("--array-model cannot be combined with --rtl (the view is the one "
+                         "dcim generate wrote to DIR)")
     views = _views(args.array_model, cfg)
     if not 1 <= args.seeds <= 1000:
-        raise CliError(f"--seeds must be in [1, 1000], got {args.seeds}")
+        raise InputError(f"--seeds must be in [1, 1000], got {args.seeds}")
     if not 1 <= args.jobs <= 64:
-        raise CliError(f"--jobs must be in [1, 64], got {args.jobs}")
+        raise InputError(f"--jobs must be in [1, 64], got {args.jobs}")
     if args.tests is not None:
         try:
             re.compile(args.tests)
         except re.error as exc:
-            raise CliError(f"--tests is not a valid regular expression: {exc}") from None
+            raise InputError(f"--tests is not a valid regular expression: {exc}") from None
     for sim in sims:
         check_simulator(sim)
     base = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1 << 30)
@@ -334,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
                 check_memory(sim, view, cfg, hint="use --array-model fast" if view == "rtl"
                              else "choose a smaller array")
             except MemoryError as exc:
-                raise CliError(str(exc)) from None
+                raise InputError(str(exc)) from None
     root = args.out.resolve() / _tag(cfg)
     root.mkdir(parents=True, exist_ok=True)
     if rtl_source is not None:

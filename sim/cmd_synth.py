@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 from ..golden.config import CoreConfig
+from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
-from .cli import CliError, add_config_args, config_from_args
+from .cli import add_config_args, config_from_args
 
 __all__ = ["configure", "parse_sweep", "run"]
 
@@ -71,7 +72,7 @@ def parse_sweep(items: list[str]) -> list[dict[str, int]]:
 
     Raises
     ------
-    CliError
+    InputError
         An item is not ``FIELD=V1,V2,...`` with integer values of a known integer field.
     """
     ints = {f.name for f in dataclasses.fields(CoreConfig) if f.type in ("int", int)}
@@ -80,14 +81,15 @@ def parse_sweep(items: list[str]) -> list[dict[str, int]]:
         field, sep, values = item.partition("=")
         field = field.strip().replace("-", "_")
         if not sep or not values:
-            raise CliError(f"--sweep item must be FIELD=V1,V2,..., got {item!r}")
+            raise InputError(f"--sweep item must be FIELD=V1,V2,..., got {item!r}")
         if field not in ints:
-            raise CliError(f"--sweep field must be one of {', '.join(sorted(ints))}, "
-                           f"got {field!r}")
+            raise InputError(f"--sweep field must be one of {', '.join(sorted(ints))}, "
+                             f"got {field!r}")
         try:
             axes[field] = [int(v) for v in values.split(",")]
         except ValueError:
-            raise CliError(f"--sweep values of {field} must be integers, got {values!r}") from None
+            raise InputError(f"--sweep values of {field} must be integers, got {values!r}"
+                             ) from None
     names = list(axes)
     return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
 
@@ -98,8 +100,8 @@ def _generator():
         try:
             from .build import verilog_text
         except ImportError as exc:  # pragma: no cover - the generator is part of the package
-            raise CliError(f"the core generator is not available ({exc}); pass --verilog FILE"
-                           ) from None
+            raise InputError(f"the core generator is not available ({exc}); pass --verilog FILE"
+                             ) from None
         path = Path(directory) / f"{cfg.name}.v"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, verilog_text(cfg, array_model="rtl"))
@@ -127,7 +129,7 @@ def _check_memory(cfg: CoreConfig, args: argparse.Namespace) -> None:
             check_memory("synth", "rtl", cfg.replace(cols=c2, dpu_lanes=1),
                          hint=f"the estimate synthesizes {cfg.rows}x{c2} flat; use fewer rows")
     except MemoryError as exc:
-        raise CliError(str(exc)) from None
+        raise InputError(str(exc)) from None
     except ValueError:
         pass  # no smaller column counts: flow.estimate reports it
 
@@ -144,13 +146,13 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
         if args.verilog is not None:
             verilog = args.verilog
             if not verilog.is_file():
-                raise CliError(f"Verilog file not found: {verilog}")
+                raise InputError(f"Verilog file not found: {verilog}")
         else:
             verilog = generate(cfg, outdir)
         result = flow.synthesize(cfg, verilog, outdir, **kw)
     else:
         if args.verilog is not None:
-            raise CliError("--method estimate generates smaller arrays and cannot use --verilog")
+            raise InputError("--method estimate generates smaller arrays and cannot use --verilog")
         result = flow.estimate(cfg, generate, outdir, jobs=args.jobs, **kw)
     write_atomic(outdir / "synth.md", report.markdown(result))
     return result
@@ -167,11 +169,11 @@ def run(args: argparse.Namespace) -> int:
         workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
         for w in workloads:
             if w not in ("random", "sparse"):
-                raise CliError(f"--workloads must list random, sparse or be none, got {w!r}")
+                raise InputError(f"--workloads must list random, sparse or be none, got {w!r}")
     if not 1 <= args.vectors <= 10000:
-        raise CliError(f"--vectors must be in [1, 10000], got {args.vectors}")
+        raise InputError(f"--vectors must be in [1, 10000], got {args.vectors}")
     if args.flat_limit < 1:
-        raise CliError(f"--flat-limit must be >= 1, got {args.flat_limit}")
+        raise InputError(f"--flat-limit must be >= 1, got {args.flat_limit}")
     t0 = time.monotonic()
 
     def progress(msg: str) -> None:
@@ -191,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
                   f"({time.monotonic() - t0:.1f} s)")
             return 0
         if args.verilog is not None:
-            raise CliError("--sweep generates every size and cannot use --verilog")
+            raise InputError("--sweep generates every size and cannot use --verilog")
         rows = []
         for i, point in enumerate(points, 1):
             cfg = base.replace(**point)
@@ -208,4 +210,4 @@ def run(args: argparse.Namespace) -> int:
               f"({time.monotonic() - t0:.1f} s)")
         return 0
     except flow.FlowError as exc:
-        raise CliError(str(exc)) from None
+        raise InputError(str(exc)) from None

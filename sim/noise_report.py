@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .cli import CliError
+from ..golden.errors import InputError
 
 __all__ = ["add_noise_args", "check_noise_args", "format_noise", "parse_sigmas", "write_plot"]
 
@@ -41,26 +41,29 @@ def parse_sigmas(text: str) -> list[float]:
 
     Raises
     ------
-    CliError
+    InputError
         Not numbers, or a sigma outside [0, 1] (one line naming the option and the value).
     """
     try:
-        if ":" in text:
-            start, stop, step = (float(v) for v in text.split(":"))
-            if not step > 0 or stop < start:
-                raise CliError(f"--weight-noise range START:STOP:STEP needs STEP > 0 and STOP "
-                               f">= START, got {text!r}")
-            n = int(math.floor((stop - start) / step + 1e-9))
-            sigmas = [round(start + i * step, 12) for i in range(n + 1)]
-        else:
-            sigmas = [float(v) for v in text.split(",")]
+        numbers = [float(v) for v in text.split(":" if ":" in text else ",")]
     except ValueError:
-        raise CliError("--weight-noise must be a comma-separated list or START:STOP:STEP of "
-                       f"numbers in [0, 1], got {text!r}") from None
+        numbers = []
+    if not numbers or (":" in text and len(numbers) != 3):
+        raise InputError("--weight-noise must be a comma-separated list or START:STOP:STEP of "
+                         f"numbers in [0, 1], got {text!r}")
+    if ":" in text:
+        start, stop, step = numbers
+        if not step > 0 or stop < start:
+            raise InputError(f"--weight-noise range START:STOP:STEP needs STEP > 0 and STOP "
+                             f">= START, got {text!r}")
+        n = int(math.floor((stop - start) / step + 1e-9))
+        sigmas = [round(start + i * step, 12) for i in range(n + 1)]
+    else:
+        sigmas = numbers
     for s in sigmas:
         if not (math.isfinite(s) and 0.0 <= s <= 1.0):
-            raise CliError(f"--weight-noise sigma must be in [0, 1] (relative to the weight "
-                           f"range), got {s:g}")
+            raise InputError(f"--weight-noise sigma must be in [0, 1] (relative to the weight "
+                             f"range), got {s:g}")
     return sigmas
 
 
@@ -69,20 +72,20 @@ def check_noise_args(args: argparse.Namespace) -> list[float] | None:
 
     Raises
     ------
-    CliError
+    InputError
     """
     asked = args.weight_noise is not None
     for opt, value in (("--adc-bits", args.adc_bits), ("--plot", args.plot)):
         if value is not None and not asked:
-            raise CliError(f"{opt} needs --weight-noise")
+            raise InputError(f"{opt} needs --weight-noise")
     if args.noise_offset_cal and not asked:
-        raise CliError("--noise-offset-cal needs --weight-noise")
+        raise InputError("--noise-offset-cal needs --weight-noise")
     if not asked:
         return None
     if args.noise_seed < 0:
-        raise CliError(f"--noise-seed must be an int >= 0, got {args.noise_seed}")
+        raise InputError(f"--noise-seed must be an int >= 0, got {args.noise_seed}")
     if args.adc_bits is not None and not 1 <= args.adc_bits <= 24:
-        raise CliError(f"--adc-bits must be in [1, 24], got {args.adc_bits}")
+        raise InputError(f"--adc-bits must be in [1, 24], got {args.adc_bits}")
     return parse_sigmas(args.weight_noise)
 
 
@@ -123,7 +126,7 @@ def write_plot(r: dict[str, Any], path: Path, title: str) -> None:
 
     Raises
     ------
-    CliError
+    InputError
         matplotlib is not installed (the ``plot`` extra).
     """
     from ..golden.fileio import write_atomic
@@ -133,7 +136,7 @@ def write_plot(r: dict[str, Any], path: Path, title: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover
-        raise CliError("--plot needs matplotlib (pip install dcim[plot])") from None
+        raise InputError("--plot needs matplotlib (pip install dcim[plot])") from None
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.axhline(100 * r["digital"]["accuracy"], color="black", lw=1, ls=":",
                label="exact digital INT8 top-1")

@@ -29,10 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..golden.config import CoreConfig
+from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
 from . import activity as act
 from .lef import read_corrected
@@ -62,8 +64,9 @@ ABC_SCRIPTS = {
 #: ``abc_sweep=True`` (which then runs exactly Yosys' default ``synth`` and
 #: ``abc -D -constr -liberty``).
 ABC_SWEEP = "&get -n; &fraig -x; &put; "
-_HERE = Path(__file__).resolve().parent
-_REPO = _HERE.parent
+#: The source checkout holding this package (its ``.tech`` is where ``make setup`` unpacks the
+#: cells); for an installed wheel it is site-packages, where no ``.tech`` is found.
+_CHECKOUT = Path(str(resources.files("dcim.synth"))).resolve().parent
 
 
 class FlowError(RuntimeError):
@@ -93,14 +96,14 @@ def tech_files(liberty: str | Path = "osu018") -> tuple[Path, Path | None]:
     """
     if str(liberty) == "osu018":
         dirs = [Path(os.environ["DCIM_TECH_DIR"])] if os.environ.get("DCIM_TECH_DIR") else []
-        dirs += [_REPO / ".tech" / "osu018", Path("/usr/share/qflow/tech/osu018")]
+        dirs += [_CHECKOUT / ".tech" / "osu018", Path("/usr/share/qflow/tech/osu018")]
         for d in dirs:
             lib = d / "osu018_stdcells.lib"
             if lib.is_file():
                 lef = d / "osu018_stdcells.lef"
                 return lib, lef if lef.is_file() else None
         raise FileNotFoundError("OSU018 liberty not found in " + ", ".join(map(str, dirs))
-                                + " (run `make setup`)")
+                                + " (run `make setup` in a checkout, or set DCIM_TECH_DIR)")
     lib = Path(liberty)
     if not lib.is_file():
         raise FileNotFoundError(f"liberty file not found: {lib}")
@@ -194,7 +197,8 @@ class _Template(string.Template):
 
 
 def _template(name: str, **values: Any) -> str:
-    return _Template((_HERE / name).read_text()).substitute(
+    text = resources.files("dcim.synth").joinpath(name).read_text()
+    return _Template(text).substitute(
         {k: str(v) for k, v in values.items()})
 
 
@@ -608,11 +612,11 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
         :data:`ACTIVITY_SIMS`.
     """
     if not (isinstance(clock_ns, (int, float)) and 0.1 <= clock_ns <= 1e6):
-        raise ValueError(f"clock_ns must be in [0.1, 1e6] ns, got {clock_ns}")
+        raise InputError(f"clock_ns must be in [0.1, 1e6] ns, got {clock_ns}")
     if not (isinstance(vectors, int) and 1 <= vectors <= 10000):
-        raise ValueError(f"vectors must be an int in [1, 10000], got {vectors}")
+        raise InputError(f"vectors must be an int in [1, 10000], got {vectors}")
     if activity_sim not in ACTIVITY_SIMS:
-        raise ValueError(f"activity_sim must be one of {', '.join(ACTIVITY_SIMS)}, "
+        raise InputError(f"activity_sim must be one of {', '.join(ACTIVITY_SIMS)}, "
                          f"got {activity_sim!r}")
     t_start = time.monotonic()
     outdir = Path(outdir)
@@ -811,7 +815,7 @@ def small_cols(cfg: CoreConfig) -> tuple[int, int]:
              if cfg.cols % (2 * c) == 0 and c % _small_lanes(cfg, c) == 0
              and (2 * c) % _small_lanes(cfg, 2 * c) == 0]
     if not cands:
-        raise ValueError(f"cols ({cfg.cols}) with dpu_lanes {cfg.dpu_lanes} cannot be composed "
+        raise InputError(f"cols ({cfg.cols}) with dpu_lanes {cfg.dpu_lanes} cannot be composed "
                          "from two smaller arrays of c and 2c columns; use flat synthesis")
     big = [c for c in cands if c >= 4]
     c = big[0] if big else cands[0]

@@ -11,6 +11,8 @@ import dataclasses
 import re
 from pathlib import Path
 
+from ..golden.errors import InputError
+
 __all__ = ["AreaCorrection", "correct_liberty", "liberty_areas", "parse_lef_sizes",
            "read_corrected"]
 
@@ -37,7 +39,7 @@ def parse_lef_sizes(text: str) -> dict[str, tuple[float, float]]:
         m = _MACRO.match(line)
         if m:
             if current is not None:
-                raise ValueError(f"LEF line {lineno}: MACRO {m.group(1)} starts inside MACRO "
+                raise InputError(f"LEF line {lineno}: MACRO {m.group(1)} starts inside MACRO "
                                  f"{current} (missing END {current})")
             current = m.group(1)
             continue
@@ -47,7 +49,7 @@ def parse_lef_sizes(text: str) -> dict[str, tuple[float, float]]:
         if m:
             w, h = float(m.group(1)), float(m.group(2))
             if w <= 0 or h <= 0:
-                raise ValueError(f"LEF line {lineno}: MACRO {current} has a non-positive size "
+                raise InputError(f"LEF line {lineno}: MACRO {current} has a non-positive size "
                                  f"{w} BY {h}")
             sizes[current] = (w, h)
             continue
@@ -55,7 +57,7 @@ def parse_lef_sizes(text: str) -> dict[str, tuple[float, float]]:
         if m and m.group(1) == current:
             current = None
     if current is not None:
-        raise ValueError(f"LEF: MACRO {current} is not closed (missing END {current})")
+        raise InputError(f"LEF: MACRO {current} is not closed (missing END {current})")
     return sizes
 
 

@@ -201,3 +201,58 @@ def test_console_script_exit_code(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == "dcim: error: cols must be in [1, 4096], got 5000\n"
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def _bug(exc):
+    """A stand-in for a bug deep in a command: the exception a wrong call would raise."""
+    def derived(self):
+        raise exc
+    return derived
+
+
+@pytest.mark.parametrize("exc", [TypeError("unsupported operand type(s) for +: 'int' and 'str'"),
+                                 ValueError("too many values to unpack (expected 2)"),
+                                 IndexError("tuple index out of range")])
+def test_internal_error_is_exit_1_with_a_log(tmp_path, monkeypatch, capsys, exc):
+    """A bug (any exception that is not an InputError or OSError) is not shown as bad input:
+    one line naming the log file, exit 1, and the traceback in that file."""
+    monkeypatch.delenv("DCIM_DEBUG", raising=False)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr(CoreConfig, "derived", _bug(exc))
+    code, out, err = run_cli(capsys, "config", "--rows", "8")
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"dcim: internal error: {type(exc).__name__}: {exc} (a bug in dcim; "
+                          "traceback in ")
+    logs = list(tmp_path.glob("dcim-internal-error-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in err
+    text = logs[0].read_text()
+    assert text.startswith("dcim config --rows 8\n")
+    assert "Traceback (most recent call last)" in text and "in derived" in text
+    assert text.rstrip().endswith(f"{type(exc).__name__}: {exc}")
+
+
+def test_internal_error_raises_under_dcim_debug(monkeypatch):
+    monkeypatch.setenv("DCIM_DEBUG", "1")
+    monkeypatch.setattr(CoreConfig, "derived", _bug(IndexError("boom")))
+    with pytest.raises(IndexError, match="^boom$"):
+        main(["config"])
+
+
+def test_input_error_from_validation_is_exit_2(tmp_path, capsys):
+    """A bad value found deep in validation (a config file's field) is one line, exit 2."""
+    path = tmp_path / "c.toml"
+    path.write_text("rows = 8\ncols = 'eight'\n")
+    code, out, err = run_cli(capsys, "config", "--config", str(path))
+    assert code == 2
+    assert err == "dcim: error: cols must be an int in [1, 4096], got str 'eight'\n"
+    assert list(tmp_path.glob("dcim-internal-error-*")) == []
+
+
+def test_ctrl_c_is_exit_130(monkeypatch, capsys):
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(CoreConfig, "derived", interrupted)
+    code, out, err = run_cli(capsys, "config")
+    assert code == 130
+    assert err == "dcim: interrupted\n"

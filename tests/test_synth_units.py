@@ -301,12 +301,12 @@ def test_derive_figures_by_hand():
 def test_parse_sweep():
     assert parse_sweep(["rows=32,64", "cols=16"]) == [{"rows": 32, "cols": 16},
                                                       {"rows": 64, "cols": 16}]
-    from dcim.sim.cli import CliError
-    with pytest.raises(CliError, match=r"--sweep item must be FIELD=V1,V2"):
+    from dcim.golden.errors import InputError
+    with pytest.raises(InputError, match=r"--sweep item must be FIELD=V1,V2"):
         parse_sweep(["rows"])
-    with pytest.raises(CliError, match=r"--sweep field must be one of .* got 'name'"):
+    with pytest.raises(InputError, match=r"--sweep field must be one of .* got 'name'"):
         parse_sweep(["name=a"])
-    with pytest.raises(CliError, match=r"--sweep values of rows must be integers, got 'x'"):
+    with pytest.raises(InputError, match=r"--sweep values of rows must be integers, got 'x'"):
         parse_sweep(["rows=x"])
 
 

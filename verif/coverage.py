@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 __all__ = ["TESTPLAN", "Coverage", "load_testplan", "merge", "report", "summary"]
 
-#: The testplan file.
-TESTPLAN = Path(__file__).with_name("testplan.json")
+#: The testplan file (package data of ``dcim.verif``).
+TESTPLAN = Path(str(resources.files("dcim.verif").joinpath("testplan.json")))
 
 
 def load_testplan(path: str | Path = TESTPLAN) -> dict[str, Any]:

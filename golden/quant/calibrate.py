@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import CoreConfig
+from ..errors import InputError
 from .scheme import act_qparams, dequantize, quantize
 
 __all__ = ["METHODS", "calibrate_range", "entropy_range", "minmax_range", "mse_range",
@@ -45,9 +46,9 @@ BINS = 4096
 def _values(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:
-        raise ValueError("cannot calibrate a range from no values")
+        raise InputError("cannot calibrate a range from no values")
     if not np.isfinite(v).all():
-        raise ValueError("cannot calibrate a range from NaN or infinite values")
+        raise InputError("cannot calibrate a range from NaN or infinite values")
     return v
 
 
@@ -66,7 +67,7 @@ def percentile_range(values: np.ndarray, percentile: float = 99.99) -> tuple[flo
         ``percentile`` is not in (50, 100].
     """
     if not 50.0 < percentile <= 100.0:
-        raise ValueError(f"percentile must be in (50, 100], got {percentile}")
+        raise InputError(f"percentile must be in (50, 100], got {percentile}")
     v = _values(values)
     lo, hi = np.percentile(v, [100.0 - percentile, percentile])
     return min(float(lo), 0.0), max(float(hi), 0.0)
@@ -163,4 +164,4 @@ def calibrate_range(method: str, values: np.ndarray, cfg: CoreConfig) -> tuple[f
         return entropy_range(values, cfg)
     if method == "mse":
         return mse_range(values, cfg)
-    raise ValueError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
+    raise InputError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from ..config import CoreConfig
+from ..errors import InputError
 from .evaluate import BATCH, load_data
 from .matmul import Matmul, to_rows
 from .qdq import QdqModel, load_qdq, quantize_linear
@@ -125,7 +126,7 @@ class OrtRunner:
             try:
                 self.sess = _session(m, optimized)
             except Exception as exc:  # onnxruntime's own exception types
-                raise ValueError(f"onnxruntime cannot load the QDQ model: {_line(exc)}") from None
+                raise InputError(f"onnxruntime cannot load the QDQ model: {_line(exc)}") from None
         self.input = self.sess.get_inputs()[0].name
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -139,7 +140,7 @@ class OrtRunner:
                     outs.append(self.sess.run(self.fetch,
                                               {self.input: x[i:i + BATCH].astype(np.float32)}))
                 except Exception as exc:  # onnxruntime's own exception types
-                    raise ValueError(f"onnxruntime cannot run the QDQ model: {_line(exc)}"
+                    raise InputError(f"onnxruntime cannot run the QDQ model: {_line(exc)}"
                                      ) from None
         output = np.concatenate([o[0] for o in outs])
         codes = {t: np.concatenate([o[j + 1] for o in outs]).astype(np.int64)
@@ -300,7 +301,7 @@ def check_report(model_path: str | Path, eval_path: str | Path, cfg: CoreConfig
     with np.load(eval_path) as data:
         y = data["y"] if "y" in data.files else None
     if y is not None and (y.dtype.kind not in "iu" or y.shape != (len(x),)):
-        raise ValueError(f"evaluation data {eval_path}: y must be {len(x)} integer labels, got "
+        raise InputError(f"evaluation data {eval_path}: y must be {len(x)} integer labels, got "
                          f"{y.dtype} {y.shape}")
     ref_run, opt_run = OrtRunner(model, q), OrtRunner(model, q, optimized=True)
     int_layers = [lay for lay in qm.layers if lay.op.int_output]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from .calibrate import METHODS, calibrate_range
 from ..config import CoreConfig
 from .mapping import map_layers, totals
@@ -75,29 +76,29 @@ def load_data(path: str | Path, graph: FloatGraph, what: str, labels: bool = Tru
             with data:
                 arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{what} data {path} is not a readable .npz archive ({exc})") from None
+        raise InputError(f"{what} data {path} is not a readable .npz archive ({exc})") from None
     if not isinstance(arrays, dict) or "x" not in arrays:
-        raise ValueError(f"{what} data {path} has no array 'x' (keys: "
+        raise InputError(f"{what} data {path} has no array 'x' (keys: "
                          f"{', '.join(sorted(arrays)) or 'none'})")
     x = arrays["x"]
     if x.dtype.kind not in "fiu":
-        raise ValueError(f"{what} data {path}: x must be numeric, got dtype {x.dtype}")
+        raise InputError(f"{what} data {path}: x must be numeric, got dtype {x.dtype}")
     if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError(f"{what} data {path} is empty (0 samples)")
+        raise InputError(f"{what} data {path} is empty (0 samples)")
     x = x.astype(np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
         first = int(np.argwhere(bad.reshape(len(x), -1).any(axis=1))[0, 0])
-        raise ValueError(f"{what} data {path}: x has {int(bad.sum())} NaN/Inf value(s) "
+        raise InputError(f"{what} data {path}: x has {int(bad.sum())} NaN/Inf value(s) "
                          f"(first in sample {first})")
     graph.check_input(x, f"{what} data {path}")
     y = None
     if labels:
         if "y" not in arrays:
-            raise ValueError(f"{what} data {path} has no labels 'y'")
+            raise InputError(f"{what} data {path} has no labels 'y'")
         y = arrays["y"]
         if y.dtype.kind not in "iu" or y.shape != (len(x),):
-            raise ValueError(f"{what} data {path}: y must be {len(x)} integer labels, got "
+            raise InputError(f"{what} data {path}: y must be {len(x)} integer labels, got "
                              f"{y.dtype} {y.shape}")
     return x, y
 
@@ -128,14 +129,14 @@ def check_labels(graph: FloatGraph, x: np.ndarray, y: np.ndarray, what: str) -> 
     if shape is None or not all(isinstance(d, int) and d > 0 for d in shape):
         shape = graph.forward(x[:1])[graph.output_name].shape[1:]
     if len(shape) != 1:
-        raise ValueError(f"model output {graph.output_name!r} has samples of shape "
+        raise InputError(f"model output {graph.output_name!r} has samples of shape "
                          f"{tuple(shape)}; top-1 accuracy needs one score per class, "
                          "shape (classes,)")
     classes = int(shape[0])
     bad = np.flatnonzero((y < 0) | (y >= classes))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{what}: labels y must be in 0..{classes - 1} (the model has "
+        raise InputError(f"{what}: labels y must be in 0..{classes - 1} (the model has "
                          f"{classes} classes), got {int(y[i])} (sample {i}; {bad.size} "
                          f"label(s) out of range)")
     return classes
@@ -246,7 +247,7 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     """
     for m in methods:
         if m not in METHODS:
-            raise ValueError(f"calibration method must be one of {', '.join(METHODS)} or all, "
+            raise InputError(f"calibration method must be one of {', '.join(METHODS)} or all, "
                              f"got {m!r}")
     graph = load_model(model_path)
     calib_x, _ = load_data(calib_path, graph, "calibration", labels=False)
@@ -272,7 +273,7 @@ def calibrate_report(model_path: str | Path, calib_path: str | Path, eval_path: 
     fp32 = run_logits(model_path, eval_x, report["ort_log"])
     fp32 = fp32.reshape(len(fp32), -1)
     if fp32.shape[1] != classes:
-        raise ValueError(f"onnxruntime gives {fp32.shape[1]} logits per sample for "
+        raise InputError(f"onnxruntime gives {fp32.shape[1]} logits per sample for "
                          f"{model_path}, the imported model {classes}")
     report["fp32"] = flow_metrics(fp32, eval_y)
     report["accuracy_fp32"] = report["fp32"]["accuracy"]

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..config import CoreConfig
+from ..errors import InputError
 from ..fileio import write_atomic
 from ..model import DpuParams
 from .mapping import map_layers
@@ -52,13 +53,13 @@ def weighted_layers(qm: QModel) -> list[QLayer]:
 def _pick(qm: QModel, name: str | None) -> QLayer:
     layers = weighted_layers(qm)
     if not layers:
-        raise ValueError("the model has no weighted layer to export")
+        raise InputError("the model has no weighted layer to export")
     if name is None:
         return layers[0]
     for lay in layers:
         if lay.name == name:
             return lay
-    raise ValueError(f"layer must name a weighted layer of the model "
+    raise InputError(f"layer must name a weighted layer of the model "
                      f"({', '.join(lay.name for lay in layers)}), got {name!r}")
 
 
@@ -90,7 +91,7 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
         ``layer`` is not a weighted layer of the model, or ``count`` is not an int >= 1.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be an int >= 1, got {count!r}")
+        raise InputError(f"count must be an int >= 1, got {count!r}")
     cfg = qm.cfg
     lay = _pick(qm, layer)
     _, codes = run(qm, x[:count], keep=True)
@@ -162,9 +163,9 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
     try:
         manifest = json.loads(mpath.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{mpath}: not valid JSON ({exc})") from None
+        raise InputError(f"{mpath}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{mpath}: not a {FORMAT} manifest")
+        raise InputError(f"{mpath}: not a {FORMAT} manifest")
     try:
         missing = [k for k in ("config", "vectors", "passes", "tiles", "residual", "layer",
                                "schedule") if k not in manifest]
@@ -173,7 +174,7 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
     except TypeError:
         missing = ["tiles (not a list of objects)"]
     if missing:
-        raise ValueError(f"{mpath}: incomplete manifest (missing {', '.join(missing)})")
+        raise InputError(f"{mpath}: incomplete manifest (missing {', '.join(missing)})")
     cfg = CoreConfig.from_dict(manifest["config"])
     v, p, specs = manifest["vectors"], manifest["passes"], manifest["tiles"]
     tiles = []
@@ -190,6 +191,6 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
         for name, shape in want.items():
             arr = getattr(tile, name)
             if arr is not None and arr.shape != shape:
-                raise ValueError(f"{d / (name + '.npy')}: shape {arr.shape}, expected {shape}")
+                raise InputError(f"{d / (name + '.npy')}: shape {arr.shape}, expected {shape}")
         tiles.append(tile)
     return cfg, manifest, tiles

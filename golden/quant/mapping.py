@@ -36,6 +36,7 @@ import dataclasses
 import math
 
 from ..config import CoreConfig
+from ..errors import InputError
 from .qmodel import QLayer
 
 __all__ = ["LayerMap", "MappingTotals", "map_layers", "totals"]
@@ -144,7 +145,7 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
         ``batch`` is not a positive int.
     """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+        raise InputError(f"batch must be an int >= 1, got {batch!r}")
     out = []
     cpp = cfg.cycles_per_pass()
     per_pass = max(cpp, cfg.x_beats)
@@ -192,7 +193,7 @@ def totals(cfg: CoreConfig, maps: list[LayerMap], clock_mhz: float, batch: int =
         ``clock_mhz`` is not a positive finite number.
     """
     if not (isinstance(clock_mhz, (int, float)) and math.isfinite(clock_mhz) and clock_mhz > 0):
-        raise ValueError(f"clock must be a positive frequency in MHz, got {clock_mhz!r}")
+        raise InputError(f"clock must be a positive frequency in MHz, got {clock_mhz!r}")
     macs = sum(m.macs for m in maps)
     passes = sum(m.passes for m in maps)
     cycles = sum(m.cycles for m in maps)

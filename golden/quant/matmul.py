@@ -18,6 +18,7 @@ import numpy as np
 
 from ..activation import build_lut
 from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
+from ..errors import InputError
 from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
 from .fastpath import ExactGemm, exact_gemm
 from .ops import Op, rescale_fake
@@ -200,7 +201,7 @@ class Matmul(Op):
     def _residual(self, layer, args, vectors: int) -> np.ndarray | None:
         R = None if len(args) < 2 else to_rows(args[1])
         if R is not None and R.shape != (vectors, layer.weights.shape[1]):
-            raise ValueError(f"layer {layer.name!r}: the residual add needs operands of the "
+            raise InputError(f"layer {layer.name!r}: the residual add needs operands of the "
                              "same shape (broadcasting is not supported)")
         return R
 
@@ -405,6 +406,6 @@ class Gemm(Matmul):
 
     def columns(self, x, pad_value):
         if x.ndim != 2 or x.shape[1] != self.weight.shape[1]:
-            raise ValueError(f"{self.name}: expects a (batch, {self.weight.shape[1]}) input, "
+            raise InputError(f"{self.name}: expects a (batch, {self.weight.shape[1]}) input, "
                              f"got {tuple(x.shape)}")
         return x

@@ -45,6 +45,7 @@ import numpy as np
 
 from ..arith import saturate
 from ..config import CoreConfig
+from ..errors import InputError
 from .matmul import Tile
 from .metrics import flow_metrics, top1
 from .qmodel import run
@@ -77,12 +78,12 @@ class NoiseSpec:
     def __post_init__(self) -> None:
         if not (isinstance(self.sigma, (int, float)) and math.isfinite(self.sigma)
                 and 0.0 <= self.sigma <= 1.0):
-            raise ValueError(f"weight noise sigma must be in [0, 1], got {self.sigma!r}")
+            raise InputError(f"weight noise sigma must be in [0, 1], got {self.sigma!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"noise seed must be an int >= 0, got {self.seed!r}")
+            raise InputError(f"noise seed must be an int >= 0, got {self.seed!r}")
         if self.adc_bits is not None and (isinstance(self.adc_bits, bool) or not isinstance(
                 self.adc_bits, int) or not 1 <= self.adc_bits <= 24):
-            raise ValueError(f"ADC bits must be an int in [1, 24], got {self.adc_bits!r}")
+            raise InputError(f"ADC bits must be an int in [1, 24], got {self.adc_bits!r}")
 
 
 def adc_quantize(v: np.ndarray, lo: int, hi: int, bits: int) -> np.ndarray:

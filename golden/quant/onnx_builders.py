@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from .host import (Gelu, HardSigmoid, HardSwish, HostFloat, HostSoftmax, LeakyRelu, Sigmoid, Silu,
                    Tanh)
 from .matmul import Conv, Gemm, GroupConv, Matmul
@@ -52,7 +53,7 @@ class Builder:
             return None
         tensor = n.input[index]
         if tensor not in self.consts:
-            raise ValueError(f"{n.op_type} node {name!r}: {what} ({tensor!r}) must be a constant "
+            raise InputError(f"{n.op_type} node {name!r}: {what} ({tensor!r}) must be a constant "
                              "initializer")
         return self.consts[tensor]
 
@@ -73,7 +74,7 @@ class Builder:
         self.by_output[new_output] = node
 
     def unsupported(self, n, name, what):
-        raise ValueError(f"{n.op_type} node {name!r}: {what} is not supported")
+        raise InputError(f"{n.op_type} node {name!r}: {what} is not supported")
 
     def per_channel(self, n, name, const: np.ndarray, cout: int, rank: int, what: str) -> None:
         """Reject a constant that does not broadcast per output channel (axis 1) of a
@@ -89,9 +90,9 @@ class Builder:
     def add(self, n, name: str) -> None:
         op = n.op_type
         if n.domain not in ("", "ai.onnx"):
-            raise ValueError(f"unsupported ONNX op {n.domain}.{op} in node {name!r}")
+            raise InputError(f"unsupported ONNX op {n.domain}.{op} in node {name!r}")
         if not hasattr(self, "op_" + op):
-            raise ValueError(f"unsupported ONNX op {op} in node {name!r}; supported: "
+            raise InputError(f"unsupported ONNX op {op} in node {name!r}; supported: "
                              f"{', '.join(sorted(SUPPORTED_OPS))}")
         for index, tensor in enumerate(n.input):
             if tensor in self.from_shape and (op, index) != ("Reshape", 1):

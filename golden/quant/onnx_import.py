@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .onnx_builders import SUPPORTED_OPS, Builder
 from .onnx_prep import prepare
 from .ops import Op
@@ -56,7 +57,7 @@ class FloatGraph:
         if x.ndim != len(want) + 1 or any(w is not None and w != g
                                           for w, g in zip(want, x.shape[1:])):
             shown = ", ".join("?" if w is None else str(w) for w in want)
-            raise ValueError(f"{what} has samples of shape {tuple(x.shape[1:])}, the model "
+            raise InputError(f"{what} has samples of shape {tuple(x.shape[1:])}, the model "
                              f"{self.name!r} expects ({shown}) (input {self.input_name!r})")
 
     def forward(self, x: np.ndarray, keep_all: bool = False) -> dict[str, np.ndarray]:
@@ -113,7 +114,7 @@ def read_onnx(path: str | Path):
         onnx.checker.check_model(model)
     except Exception as exc:  # protobuf DecodeError, ValidationError, ...
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: not a valid ONNX model ({detail})") from None
+        raise InputError(f"{path}: not a valid ONNX model ({detail})") from None
     return model
 
 
@@ -125,19 +126,19 @@ def import_model(model, name: str = "model") -> FloatGraph:
     g = p.model.graph
     inputs = [i for i in g.input if i.name not in p.consts]
     if len(inputs) != 1:
-        raise ValueError(f"model must have exactly one data input, got {len(inputs)}: "
+        raise InputError(f"model must have exactly one data input, got {len(inputs)}: "
                          f"{', '.join(i.name for i in inputs)}")
     if len(g.output) != 1:
-        raise ValueError(f"model must have exactly one output, got {len(g.output)}")
+        raise InputError(f"model must have exactly one output, got {len(g.output)}")
     inp = inputs[0]
     dims = inp.type.tensor_type.shape.dim
     if len(dims) < 2:
-        raise ValueError(f"model input {inp.name!r} must have a batch dimension and at least "
+        raise InputError(f"model input {inp.name!r} must have a batch dimension and at least "
                          f"one more, got rank {len(dims)}")
     shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
                   for d in dims[1:])
     if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise ValueError(f"model input {inp.name!r} must be float32")
+        raise InputError(f"model input {inp.name!r} must be float32")
     consumers: dict[str, int] = {}
     for _, n in p.nodes:
         for i in n.input:
@@ -148,6 +149,6 @@ def import_model(model, name: str = "model") -> FloatGraph:
         b.add(n, node_name)
     known = {inp.name} | {node.output for node in b.nodes}
     if p.output not in known:
-        raise ValueError(f"model output {g.output[0].name!r} is not computed from the input")
+        raise InputError(f"model output {g.output[0].name!r} is not computed from the input")
     return FloatGraph(g.name or name, inp.name, shape, p.output, b.nodes,
                       {t: s[1:] for t, s in p.shapes.items() if s})

@@ -21,6 +21,8 @@ import itertools
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["Prepared", "prepare"]
 
 #: Shape of a tensor: per dimension an int, the name of a symbolic dimension, or None.
@@ -113,7 +115,7 @@ def _fold(nodes: list, consts: dict[str, np.ndarray], model) -> dict[str, np.nda
     try:
         values = ReferenceEvaluator(m).run(None, {})
     except Exception as exc:
-        raise ValueError(f"constant subgraph ({', '.join(n.op_type for n in nodes[:4])}"
+        raise InputError(f"constant subgraph ({', '.join(n.op_type for n in nodes[:4])}"
                          f"{', ...' if len(nodes) > 4 else ''}) could not be evaluated: "
                          f"{_first_line(exc)}") from None
     return {o: np.asarray(v) for o, v in zip(outputs, values)}
@@ -134,7 +136,7 @@ def prepare(model) -> Prepared:
         try:
             model = onnx.version_converter.convert_version(model, 13)
         except Exception as exc:
-            raise ValueError(f"model opset {opset(model)} could not be converted to opset 13 "
+            raise InputError(f"model opset {opset(model)} could not be converted to opset 13 "
                              f"({_first_line(exc)})") from None
     g = model.graph
     consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}

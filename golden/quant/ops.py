@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from ..arith import divide_round, quantize_multiplier, requantize, saturate
+from ..errors import InputError
 from .scheme import QParams, fake_round, round_like
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -320,7 +321,7 @@ class Flatten(Op):
         """
         y = x.reshape(x.shape[0], -1)
         if self.flat_size is not None and y.shape[1] != self.flat_size:
-            raise ValueError(f"{self.name}: Reshape to (batch, {self.flat_size}) of a tensor "
+            raise InputError(f"{self.name}: Reshape to (batch, {self.flat_size}) of a tensor "
                              f"with {y.shape[1]} elements per sample")
         return y
 

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["MIN_OPSET", "ORT_METHODS", "PeerUnavailable", "calibration_reader", "capture",
            "logits_name",
            "ort_fp32", "ort_int8", "prepare_peer_model", "quantize_peer", "run_logits"]
@@ -170,7 +172,7 @@ def _session(model, what: str, optimize: bool = True):
         sess = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                     providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own exception types
-        raise ValueError(f"onnxruntime cannot load {what}: {_first_line(exc)}") from None
+        raise InputError(f"onnxruntime cannot load {what}: {_first_line(exc)}") from None
     inp = sess.get_inputs()[0]
     dim = inp.shape[0] if inp.shape else None
     return sess, inp.name, dim if isinstance(dim, int) and dim > 0 else BATCH
@@ -178,7 +180,7 @@ def _session(model, what: str, optimize: bool = True):
 
 def _batches(x: np.ndarray, size: int, what) -> list[np.ndarray]:
     if size != BATCH and len(x) % size:
-        raise ValueError(f"{what} has a fixed batch dimension of {size}; the data has "
+        raise InputError(f"{what} has a fixed batch dimension of {size}; the data has "
                          f"{len(x)} samples, not a multiple of it")
     return [x[i:i + size] for i in range(0, len(x), size)]
 
@@ -192,7 +194,7 @@ def _run(model, what, x: np.ndarray, output: str | None = None, optimize: bool =
     except ValueError:
         raise
     except Exception as exc:
-        raise ValueError(f"onnxruntime cannot run {what}: {_first_line(exc)}") from None
+        raise InputError(f"onnxruntime cannot run {what}: {_first_line(exc)}") from None
 
 
 def run_logits(model_path: str | Path, x: np.ndarray, log: list[str], optimize: bool = True
@@ -213,7 +215,7 @@ def run_logits(model_path: str | Path, x: np.ndarray, log: list[str], optimize: 
     try:
         model = onnx.load(str(model_path))
     except Exception as exc:
-        raise ValueError(f"onnx cannot read {model_path}: {_first_line(exc)}") from None
+        raise InputError(f"onnx cannot read {model_path}: {_first_line(exc)}") from None
     data, name = _with_logits(model)
     with capture(log):
         return _run(data, model_path, x, name, optimize)
@@ -318,7 +320,7 @@ def quantize_peer(path: Path, calib_x: np.ndarray, method: str, tmp: Path, log: 
                                           quantize_static)
 
     if method not in ORT_METHODS:
-        raise ValueError(f"onnxruntime calibration method must be one of "
+        raise InputError(f"onnxruntime calibration method must be one of "
                          f"{', '.join(ORT_METHODS)}, got {method!r}")
     with capture(log):
         _, name, size = _session(path, "the model")
@@ -332,7 +334,7 @@ def quantize_peer(path: Path, calib_x: np.ndarray, method: str, tmp: Path, log: 
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             calibrate_method=getattr(CalibrationMethod, ORT_METHODS[method]))
     except Exception as exc:
-        raise ValueError(f"onnxruntime cannot quantize the model: {_first_line(exc)}") from None
+        raise InputError(f"onnxruntime cannot quantize the model: {_first_line(exc)}") from None
     return out
 
 

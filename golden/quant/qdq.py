@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import CoreConfig
+from ..errors import InputError
 from .matmul import Matmul, Prequantized
 from .onnx_import import FloatGraph, import_model, read_onnx
 from .qmodel import QModel, plan, quantize_model
@@ -168,7 +169,7 @@ def _constant_value(n) -> np.ndarray:
                        ("value_int", np.int64), ("value_ints", np.int64)):
         if key in a:
             return np.asarray(a[key], dtype=dtype)
-    raise ValueError(f"Constant node {n.name!r}: only value, value_float(s) and value_int(s) "
+    raise InputError(f"Constant node {n.name!r}: only value, value_float(s) and value_int(s) "
                      "attributes are supported")
 
 
@@ -201,7 +202,7 @@ def read_qdq(model) -> QdqModel:
     kept = []
 
     def bad(n, name, why):
-        raise ValueError(f"{n.op_type} node {name!r}: {why} is not supported")
+        raise InputError(f"{n.op_type} node {name!r}: {why} is not supported")
 
     def scalar_or_axis(n, name, what, v, allow_axis):
         if v.ndim == 0 or v.size == 1 and not allow_axis:
@@ -343,11 +344,11 @@ def read_qdq(model) -> QdqModel:
               if name in used and name not in qconsts
               and name not in {t.name for t in g.initializer}]
     if len(g.output) != 1:
-        raise ValueError(f"model must have exactly one output, got {len(g.output)}")
+        raise InputError(f"model must have exactly one output, got {len(g.output)}")
     out = g.output[0].name
     real_out = alias.get(out, out)
     if out in codes_of:
-        raise ValueError(f"model output {out!r} is int8 codes (not dequantized) is not "
+        raise InputError(f"model output {out!r} is int8 codes (not dequantized) is not "
                          "supported")
     outputs = [helper.make_tensor_value_info(real_out, onnx.TensorProto.FLOAT, None)]
     fg = helper.make_graph(nodes, g.name or "qdq", list(g.input), outputs, inits)
@@ -384,18 +385,18 @@ def _attach(graph: FloatGraph, q: QdqModel, acts: dict[str, QParams], warnings: 
             if match:
                 break
         if match is None:
-            raise ValueError(f"{what}: float weights (not the dequantized int8 weights of the "
+            raise InputError(f"{what}: float weights (not the dequantized int8 weights of the "
                              "model: unquantized, or changed by a folded BatchNormalization, "
                              "Mul or alpha) are not supported")
         c, codes, axis = match
         if axis not in (None, 0):
-            raise ValueError(f"{what}: weights quantized along axis {c.axis} (not per output "
+            raise InputError(f"{what}: weights quantized along axis {c.axis} (not per output "
                              "channel) are not supported")
         zp = c.zero_point
         if c.kind == "uint8":
             codes, zp = codes - 128, zp - 128
         if np.any(zp != 0):
-            raise ValueError(f"DequantizeLinear node {c.node!r}: weight zero point "
+            raise InputError(f"DequantizeLinear node {c.node!r}: weight zero point "
                              f"{int(zp.reshape(-1)[np.flatnonzero(zp)[0]])} != 0 (the "
                              "core's weights are symmetric) is not supported")
         n_out = op.weight.shape[0]
@@ -403,7 +404,7 @@ def _attach(graph: FloatGraph, q: QdqModel, acts: dict[str, QParams], warnings: 
         pre = Prequantized(codes.astype(np.int64), scale)
         x = acts.get(op.inputs[0])
         if x is None:
-            raise ValueError(f"{what}: input {op.inputs[0]!r} is not quantized (no "
+            raise InputError(f"{what}: input {op.inputs[0]!r} is not quantized (no "
                              "QuantizeLinear before it; the core multiplies int8 codes) is "
                              "not supported")
         want = x.scale * scale
@@ -450,10 +451,10 @@ def load_qdq(model, cfg: CoreConfig, name: str = "model") -> tuple[QModel, QdqMo
         name = Path(model).stem
         model = read_onnx(model)
     if not is_qdq(model):
-        raise ValueError(f"model {name!r} has no QuantizeLinear/DequantizeLinear nodes (a float "
+        raise InputError(f"model {name!r} has no QuantizeLinear/DequantizeLinear nodes (a float "
                          "model: calibrate it instead)")
     if cfg.act_bits != 8 or not cfg.act_signed or cfg.weight_bits != 8 or not cfg.weight_signed:
-        raise ValueError("a QDQ model's int8 codes need signed 8-bit activations and weights "
+        raise InputError("a QDQ model's int8 codes need signed 8-bit activations and weights "
                          f"(the configuration has A{cfg.act_bits}/W{cfg.weight_bits}, "
                          f"act_signed {cfg.act_signed}, weight_signed {cfg.weight_signed})")
     q = read_qdq(model)
@@ -467,7 +468,7 @@ def load_qdq(model, cfg: CoreConfig, name: str = "model") -> tuple[QModel, QdqMo
             and first.output in q.acts:
         q.input = q.acts[first.output]
     if q.input is None:
-        raise ValueError(f"model input {graph.input_name!r} is not quantized (no "
+        raise InputError(f"model input {graph.input_name!r} is not quantized (no "
                          "QuantizeLinear on it or on its flatten) is not supported")
     given = {graph.input_name: q.input.qparams()}
     types = _op_types(q)
@@ -476,13 +477,13 @@ def load_qdq(model, cfg: CoreConfig, name: str = "model") -> tuple[QModel, QdqMo
         what = f"{types.get(lay.name, op.kind)} node {lay.name!r}"
         for t in lay.inputs:
             if t not in given:
-                raise ValueError(f"{what}: input {t!r} is not quantized (a float tensor between "
+                raise InputError(f"{what}: input {t!r} is not quantized (a float tensor between "
                                  "two layers; the core passes int8 codes) is not supported")
         if not op.int_output:
             continue
         if op.requantizes:
             if lay.output not in acts:
-                raise ValueError(f"{what}: output {lay.output!r} is not quantized (no "
+                raise InputError(f"{what}: output {lay.output!r} is not quantized (no "
                                  "QuantizeLinear after it; the core's layers emit int8) is not "
                                  "supported")
             given[lay.output] = acts[lay.output]
@@ -490,7 +491,7 @@ def load_qdq(model, cfg: CoreConfig, name: str = "model") -> tuple[QModel, QdqMo
         qin = given[lay.inputs[0]]
         if lay.output in acts and acts[lay.output] != qin:
             qo = acts[lay.output]
-            raise ValueError(f"{what}: output scale {qo.scale:.6g} and zero point "
+            raise InputError(f"{what}: output scale {qo.scale:.6g} and zero point "
                              f"{qo.zero_point} differ from its input's ({qin.scale:.6g}, "
                              f"{qin.zero_point}; the op does not requantize) is not supported")
         given[lay.output] = qin

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..arith import INT32_MAX, INT32_MIN
 from ..config import ROUNDING_MODES, CoreConfig
+from ..errors import InputError
 
 __all__ = [
     "BIAS_SCALE_MARGIN",
@@ -80,10 +81,10 @@ def act_qparams(cfg: CoreConfig, lo: float, hi: float) -> QParams:
         emits signed values).
     """
     if not cfg.act_signed:
-        raise ValueError("calibration needs signed activations (act_signed = true): the DPU "
+        raise InputError("calibration needs signed activations (act_signed = true): the DPU "
                          "emits signed int8")
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
-        raise ValueError(f"calibrated range must be finite with lo <= hi, got [{lo}, {hi}]")
+        raise InputError(f"calibrated range must be finite with lo <= hi, got [{lo}, {hi}]")
     qmin, qmax = cfg.act_range
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if hi - lo <= 0.0:
@@ -131,7 +132,7 @@ def quantize_weights(cfg: CoreConfig, w: np.ndarray, min_scale: np.ndarray | Non
         The configuration's weights are unsigned.
     """
     if not cfg.weight_signed:
-        raise ValueError("calibration needs signed weights (weight_signed = true) for "
+        raise InputError("calibration needs signed weights (weight_signed = true) for "
                          "symmetric quantization")
     wmax = cfg.weight_range[1]
     flat = np.asarray(w, dtype=np.float64).reshape(w.shape[0], -1)
@@ -197,7 +198,7 @@ def round_like(v: np.ndarray, rounding: str) -> np.ndarray:
         return np.sign(v) * np.floor(np.abs(v) + 0.5)
     if rounding == "rne":
         return np.rint(v)
-    raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {rounding!r}")
+    raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {rounding!r}")
 
 
 def fake_round(v: np.ndarray, shift, rounding: str) -> np.ndarray:
