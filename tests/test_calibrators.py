@@ -49,6 +49,19 @@ def test_entropy_clips_outlier():
     assert 2.5 < hi <= SIGNED.max()
 
 
+def test_entropy_does_not_clip_a_tensor_far_from_zero():
+    """A sigmoid gate: values in [0.4, 1) and a few near 0.18 (examples/digits_glu_cnn.onnx's
+    attn.gate). TensorRT's divergence, Q renormalized, scored the candidate just above 0.18
+    ~0 (P and Q both a spike in its last bin) and clipped all but those few values: that
+    model's entropy calibration fell 2.6 points below FP32."""
+    v = np.concatenate([1 / (1 + np.exp(-rng.normal(1.5, 0.6, 50_000))).clip(0.4, None),
+                        np.full(8, 0.18)])
+    lo, hi = entropy_range(v, CFG)
+    assert lo == 0.0
+    assert np.mean(v > hi) < 0.001
+    assert hi <= v.max()
+
+
 @pytest.mark.parametrize("act_bits", [8, 4])
 def test_entropy_keeps_discrete_values(act_bits):
     """17 distinct pixel values (k / 16): the divergence would clip them into one bin."""

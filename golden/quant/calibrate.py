@@ -13,7 +13,10 @@ always contains 0 (it is widened if needed) and lies inside ``[min, max]`` of th
     TensorRT-style: a 4096-bin histogram (of ``x`` for a non-negative tensor, of ``|x|``
     otherwise); the threshold whose clipped, ``levels``-level re-quantized distribution has the
     smallest Kullback-Leibler divergence from the clipped reference; ``levels`` is the number
-    of codes the side gets (255 for a non-negative int8 tensor, 128 for a signed one). Exact
+    of codes the side gets (255 for a non-negative int8 tensor, 128 for a signed one); the
+    divergence of a candidate is TensorRT's plus ``-log`` of the share of the histogram's
+    values inside it (the mass its renormalized Q leaves out), so that a candidate clipping
+    nearly all values of a tensor far from zero does not score ~0. Exact
     zeros are left out of the histogram (zero is always exact; a ReLU's spike at zero would
     otherwise dominate the divergence). A tensor with at most :data:`DISCRETE` (256) distinct
     values (such as 4-bit image pixels) keeps its min/max range: the divergence of such spiky
@@ -101,7 +104,13 @@ def _kl_threshold(hist: np.ndarray, levels: int) -> int:
             q = q + (q == 0) * 1e-12 * total
         p = ref / ref.sum()
         qn = q / q.sum()
-        kl = float(np.sum(p[p_mask] * np.log(p[p_mask] / qn[p_mask])))
+        # Q is built from the in-range values only and renormalized, which hides how much it
+        # leaves out: a candidate just above the smallest value of a tensor far from zero (a
+        # sigmoid gate in [0.18, 1]) has P and Q both a spike in the last bin, divergence ~0,
+        # and clipped 99.98 % of the values. -log(in-range share) is the divergence from Q
+        # left at its true mass; it is ~0 for the small clipped shares the criterion is for.
+        kl = float(np.sum(p[p_mask] * np.log(p[p_mask] / qn[p_mask]))) + float(
+            np.log(total / src.sum()))
         if kl < best_kl:
             best_kl, best_i = kl, i
     return best_i
