@@ -365,6 +365,21 @@ def fit_checked(net, x, y, rng, tr, ev, epochs):
     return acc_train, acc_eval, model, check_with_ort(model, net, x[ev])
 
 
+def save_checked(path: Path, model, acc_train: float, acc_eval: float, diff: float,
+                 note: str = "") -> bool:
+    """Save ``model`` to ``path`` if onnxruntime agreed with the numpy forward pass (largest
+    probability difference ``diff`` at most 1e-4) and print one line saying so (``note`` is
+    added to it); otherwise print the disagreement on stderr, write nothing and return False."""
+    if diff > 1e-4:
+        print(f"{path.name}: onnxruntime disagrees with the numpy forward pass by {diff:.3g}",
+              file=sys.stderr)
+        return False
+    onnx.save(model, path)
+    print(f"{path.name}: train {acc_train:.4f} eval {acc_eval:.4f}{note}; onnxruntime agrees "
+          f"within {diff:.1e}; wrote {path.stat().st_size} bytes")
+    return True
+
+
 def main() -> int:
     x, y, rng, tr, ev = digits_split()
     calib = rng.choice(tr, N_CALIB, replace=False)
@@ -376,14 +391,8 @@ def main() -> int:
         acc_eval = float((net.forward(x[ev].astype(np.float64)).argmax(1) == y[ev]).mean())
         model = net.to_onnx()
         diff = check_with_ort(model, net, x[ev])
-        if diff > 1e-4:
-            print(f"{name}: onnxruntime disagrees with the numpy forward pass by {diff:.3g}",
-                  file=sys.stderr)
+        if not save_checked(HERE / f"digits_{name}.onnx", model, acc_train, acc_eval, diff):
             return 1
-        path = HERE / f"digits_{name}.onnx"
-        onnx.save(model, path)
-        print(f"{name}: train {acc_train:.4f} eval {acc_eval:.4f}; onnxruntime agrees within "
-              f"{diff:.1e}; wrote {path.name} ({path.stat().st_size} bytes)")
     return 0
 
 

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from train_digits import (  # noqa: E402
-    SEED, Dense, Mlp, _init, fit_checked, shipped_split)
+    SEED, Dense, Mlp, _init, fit_checked, save_checked, shipped_split)
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -143,14 +143,7 @@ def main() -> int:
     x, y, rng, tr, ev = split
     acc_train, acc_eval, model, diff = fit_checked(LutMlp(np.random.default_rng(SEED + 2)),
                                                    x, y, rng, tr, ev, 60)
-    if diff > 1e-4:
-        print(f"onnxruntime disagrees with the numpy forward pass by {diff:.3g}", file=sys.stderr)
-        return 1
-    path = HERE / "digits_lut_mlp.onnx"
-    onnx.save(model, path)
-    print(f"train {acc_train:.4f} eval {acc_eval:.4f}; onnxruntime agrees within {diff:.1e}; "
-          f"wrote {path.name} ({path.stat().st_size} bytes)")
-    return 0
+    return 0 if save_checked(HERE / "digits_lut_mlp.onnx", model, acc_train, acc_eval, diff) else 1
 
 
 if __name__ == "__main__":

@@ -39,14 +39,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from numpy_graph import (  # noqa: E402
     BN, Act, AvgPool, Binary, Concat, Conv, Fc, Gap, Graph, Identity, TorchFlatten)
-from train_digits import SEED, fit_checked, shipped_split  # noqa: E402
+from train_digits import SEED, fit_checked, save_checked, shipped_split  # noqa: E402
 
 #: Training epochs (Adam, cosine schedule, as train_digits.py).
 EPOCHS = 30
@@ -109,16 +108,9 @@ def main() -> int:
     for build, offset in MODELS:
         rng = np.random.default_rng(SEED + offset)
         net = build(rng)
-        fname = f"{net.name}.onnx"
         acc_train, acc_eval, model, diff = fit_checked(net, x, y, rng, tr, ev, EPOCHS)
-        if diff > 1e-4:
-            print(f"{fname}: onnxruntime disagrees with the numpy forward pass by {diff:.3g}",
-                  file=sys.stderr)
+        if not save_checked(HERE / f"{net.name}.onnx", model, acc_train, acc_eval, diff):
             return 1
-        path = HERE / fname
-        onnx.save(model, path)
-        print(f"{fname}: train {acc_train:.4f} eval {acc_eval:.4f}; onnxruntime agrees within "
-              f"{diff:.1e}; wrote {path.name} ({path.stat().st_size} bytes)")
     return 0
 
 
