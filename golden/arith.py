@@ -31,7 +31,9 @@ from .errors import InputError, InputTypeError
 __all__ = [
     "INT32_MAX",
     "INT32_MIN",
+    "MULTIPLIER_BITS",
     "MULTIPLIER_RANGE",
+    "SHIFT_BITS",
     "SHIFT_RANGE",
     "check_range",
     "divide_round",
@@ -46,6 +48,10 @@ INT32_MAX = (1 << 31) - 1
 MULTIPLIER_RANGE = (0, INT32_MAX)
 #: Inclusive range of a requantization shift (positive: left).
 SHIFT_RANGE = (-31, 30)
+#: Bits of an unsigned field that holds every multiplier (31).
+MULTIPLIER_BITS = MULTIPLIER_RANGE[1].bit_length()
+#: Bits of a two's complement field that holds every shift (6).
+SHIFT_BITS = max(-SHIFT_RANGE[0] - 1, SHIFT_RANGE[1]).bit_length() + 1
 
 
 def check_range(name: str, values: np.ndarray, lo: int, hi: int) -> None:

@@ -305,6 +305,29 @@ class CoreConfig:
         return (self.rows - 1).bit_length()
 
     # ----------------------------------------------------------------------------------------
+    # Index and count widths of the control path
+    @property
+    def row_bits(self) -> int:
+        """Width of a row index 0..rows-1 (at least 1 bit): ``max(1, ceil(log2(rows)))``."""
+        return max(1, (self.rows - 1).bit_length())
+
+    @property
+    def col_bits(self) -> int:
+        """Width of a column index 0..cols-1 (at least 1 bit): ``max(1, ceil(log2(cols)))``."""
+        return max(1, (self.cols - 1).bit_length())
+
+    @property
+    def precision_bits(self) -> int:
+        """Width of a runtime activation precision 0..act_bits (the CTRL.RUN_BITS value and
+        the precision that travels with an activation vector)."""
+        return self.act_bits.bit_length()
+
+    @property
+    def shamt_bits(self) -> int:
+        """Width of the shift of one slice's column sums, 0..act_bits-1 (at least 1 bit)."""
+        return max(1, (self.act_bits - 1).bit_length())
+
+    # ----------------------------------------------------------------------------------------
     # Schedule and throughput
     def cycles_per_pass(self, bits: int | None = None) -> int:
         """Compute cycles of one pass at ``bits`` activation bits (default ``act_bits``)."""
@@ -364,10 +387,53 @@ class CoreConfig:
         and clamp. Independent of every field."""
         return 7
 
+    def macs_per_cycle(self, bits: int | None = None) -> float:
+        """MACs per compute cycle of a pass at ``bits`` activation bits (default
+        ``act_bits``): ``rows * cols / cycles_per_pass(bits)``."""
+        return self.rows * self.cols / self.cycles_per_pass(bits)
+
     @property
     def peak_macs_per_cycle(self) -> float:
         """MACs per compute cycle at full activation precision."""
-        return self.rows * self.cols / self.cycles_per_pass()
+        return self.macs_per_cycle()
+
+    @property
+    def stored_bits(self) -> int:
+        """Weight bits the array stores: ``rows * cols * weight_bits``."""
+        return self.rows * self.cols * self.weight_bits
+
+    def latency_bound(self, n_vec: int, stall: int = 0) -> int:
+        """Cycles within which the results of ``n_vec`` activation vectors sent back to back
+        to an idle core (weights and CSRs loaded) have all left ``m_axis_y``: the one source
+        of every testbench timeout and drain limit.
+
+        Each vector is counted as if it went through the core alone, from its first
+        activation beat to its last result beat: its ``x_beats``, its residual's ``r_beats``
+        (with the residual stage), :meth:`result_latency` to the first result beat, one cycle
+        per further DPU group and the ``y_beats(raw=True)`` beats of the longer (raw) result
+        packet; every beat may be preceded by up to ``stall`` idle or backpressure cycles.
+        Vectors overlap inside the core, so ``n_vec`` of them take at most ``n_vec`` times
+        that. An upper bound, not the exact figure: it holds for raw and DPU results, at
+        any runtime precision.
+
+        Parameters
+        ----------
+        n_vec : int
+            Vectors, >= 0.
+        stall : int
+            Most idle cycles before any input beat or backpressure cycles before any result
+            beat, >= 0.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``n_vec`` or ``stall`` is not an int >= 0.
+        """
+        _check_int("n_vec", n_vec, 0, 1 << 62)
+        _check_int("stall", stall, 0, 1 << 62)
+        beats = self.x_beats + self.y_beats(raw=True) + (self.r_beats if self.dpu_residual else 0)
+        one = beats * (1 + stall) + self.result_latency() + self.dpu_groups - 1
+        return n_vec * one
 
     @property
     def x_lanes(self) -> int:
@@ -427,7 +493,7 @@ class CoreConfig:
             "tree_depth": self.tree_depth,
             "cycles_per_pass": self.cycles_per_pass(),
             "peak_macs_per_cycle": self.peak_macs_per_cycle,
-            "weight_bits_stored": self.rows * self.cols * self.weight_bits,
+            "weight_bits_stored": self.stored_bits,
             "x_beats": self.x_beats,
             "w_beats": self.w_beats,
             "y_beats_int8": self.y_beats(raw=False),

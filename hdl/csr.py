@@ -80,7 +80,7 @@ class CsrBlock(CfgComponent):
         members = {
             "bus": In(axi_lite_signature(RegMap.addr_bits, RegMap.data_bits)),
             "w_rx": In(rx_status_signature()),
-            "x_rx": In(rx_status_signature(range(cfg.act_bits + 1))),
+            "x_rx": In(rx_status_signature(cfg.precision_bits)),
         }
         if cfg.dpu_residual:
             members["r_rx"] = In(rx_status_signature())

@@ -28,6 +28,7 @@ import dataclasses
 import json
 from typing import Any
 
+from ..golden.arith import MULTIPLIER_BITS, MULTIPLIER_RANGE, SHIFT_BITS, SHIFT_RANGE
 from ..golden.config import ROUNDING_MODES, CoreConfig
 from ._cfg import check_cfg
 
@@ -51,6 +52,10 @@ _DATA_BITS = 32
 _WORD_LSB = 2      # byte address -> 32-bit word
 _REGION_LSB = 14   # 16 KiB regions: the registers, then one per table
 _TABLE_STRIDE = 4
+# The requantization operand ranges as the documents print them.
+_MULT_TEXT = f"{MULTIPLIER_RANGE[0]}..2**{MULTIPLIER_BITS}-1"
+_SHIFT_TEXT = f"{SHIFT_RANGE[0]}..{SHIFT_RANGE[1]}"
+assert MULTIPLIER_RANGE[1] == 2**MULTIPLIER_BITS - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,10 +171,10 @@ class RegMap:
         self.tables: tuple[Table, ...] = (
             Table("BIAS", 0x4000, 32, True, 0,
                   "Per-column bias added to the partial sum (int32)."),
-            Table("MULT", 0x8000, 31, False, 1,
-                  "Per-column requantization multiplier, 0..2**31-1."),
-            Table("SHIFT", 0xC000, 6, True, 2,
-                  "Per-column requantization shift, -31..30 (positive: left)."),
+            Table("MULT", 0x8000, MULTIPLIER_BITS, False, 1,
+                  f"Per-column requantization multiplier, {_MULT_TEXT}."),
+            Table("SHIFT", 0xC000, SHIFT_BITS, True, 2,
+                  f"Per-column requantization shift, {_SHIFT_TEXT} (positive: left)."),
         )
         offsets = [r.offset for r in self.registers]
         assert len(set(offsets)) == len(offsets)
@@ -402,9 +407,9 @@ def _registers(cfg: CoreConfig) -> list[Register]:
     if residual:
         regs += [
             Register("RES_MULT", 0x6C, "Residual requantization multiplier.",
-                     (Field("RES_MULT", 0, 31, "rw", 0, "0..2**31-1"),)),
+                     (Field("RES_MULT", 0, MULTIPLIER_BITS, "rw", 0, _MULT_TEXT),)),
             Register("RES_SHIFT", 0x70, "Residual requantization shift (positive: left).",
-                     (Field("RES_SHIFT", 0, 6, "rw", 0, "-31..30", signed=True),)),
+                     (Field("RES_SHIFT", 0, SHIFT_BITS, "rw", 0, _SHIFT_TEXT, signed=True),)),
             Register("RES_ZP", 0x74, "Residual zero point.",
                      (Field("RES_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
         ]
