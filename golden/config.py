@@ -135,9 +135,10 @@ class CoreConfig:
     serial_bits : int
         Activation bits consumed per compute cycle: 1, 2, 4 or 8; must divide ``act_bits``.
     acc_bits : int or None
-        Width of the per-pass shift-and-add accumulator. ``None`` selects
-        :attr:`min_acc_bits`, the smallest width that can never overflow; a smaller value is
-        rejected. At most ``psum_bits``.
+        Width of the per-pass shift-and-add accumulator. ``None`` (automatic, and kept as
+        ``None``) selects :attr:`min_acc_bits`, the smallest width that can never overflow;
+        a smaller value is rejected. At most ``psum_bits``. Every consumer reads the width
+        from :attr:`acc_width`.
     psum_bits : int
         Width of the K-tiled partial-sum accumulator that feeds the DPU, ``acc_bits``..32.
         Accumulation over passes saturates at this width.
@@ -200,9 +201,7 @@ class CoreConfig:
             raise InputError(f"serial_bits must divide act_bits ({self.act_bits}), "
                              f"got {self.serial_bits}")
         _check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
-        if self.acc_bits is None:
-            object.__setattr__(self, "acc_bits", self.min_acc_bits)
-        else:
+        if self.acc_bits is not None:
             _check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
         _check_int("dpu_lanes", self.dpu_lanes, 1, self.cols)
         if self.cols % self.dpu_lanes:
@@ -293,6 +292,12 @@ class CoreConfig:
     def min_acc_bits(self) -> int:
         """Smallest accumulator width that can never overflow for ``rows`` and both precisions."""
         return signed_bits_for(*self.acc_range)
+
+    @property
+    def acc_width(self) -> int:
+        """Width of the per-pass accumulator: ``acc_bits``, or :attr:`min_acc_bits` when
+        ``acc_bits`` is None (automatic)."""
+        return self.min_acc_bits if self.acc_bits is None else self.acc_bits
 
     @property
     def psum_range(self) -> tuple[int, int]:
@@ -471,13 +476,9 @@ class CoreConfig:
     # ----------------------------------------------------------------------------------------
     # Serialization
     def replace(self, **changes: Any) -> CoreConfig:
-        """Return a validated copy with ``changes`` applied (``acc_bits`` is re-derived unless
-        given)."""
-        fields = self.fields()
-        if "acc_bits" not in changes and self.acc_bits == self.min_acc_bits:
-            fields["acc_bits"] = None
-        fields.update(changes)
-        return CoreConfig(**fields)
+        """Return a validated copy with ``changes`` applied (an automatic ``acc_bits`` stays
+        automatic, so it follows the new fields)."""
+        return dataclasses.replace(self, **changes)
 
     def fields(self) -> dict[str, Any]:
         """Return the fields as a plain dict (what :meth:`from_dict` accepts)."""
@@ -490,6 +491,7 @@ class CoreConfig:
             "weight_range": list(self.weight_range),
             "slice_psum_bits": self.slice_psum_bits,
             "min_acc_bits": self.min_acc_bits,
+            "acc_width": self.acc_width,
             "tree_depth": self.tree_depth,
             "cycles_per_pass": self.cycles_per_pass(),
             "peak_macs_per_cycle": self.peak_macs_per_cycle,
@@ -530,7 +532,8 @@ class CoreConfig:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def to_toml(self) -> str:
-        """Serialize the fields (and derived figures, as a table) to TOML."""
+        """Serialize the fields (and derived figures, as a table) to TOML; an automatic
+        ``acc_bits`` (None, which TOML cannot hold) is left out."""
         fields = {k: v for k, v in self.fields().items() if v is not None}
         return tomli_w.dumps({**fields, "derived": self.derived()})
 

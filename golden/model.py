@@ -209,8 +209,8 @@ def mvm_bitserial(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None
     for j in range(n - 2, -1, -1):  # Horner: ((p[n-1] << s) + p[n-2]) << s ...
         sums <<= s
         sums += partial[j]
-    _check_width("pass result", sums, cfg.acc_bits)
-    return BitSerialResult(sums=sums, partial=partial, serial_bits=s, acc_bits=cfg.acc_bits)
+    _check_width("pass result", sums, cfg.acc_width)
+    return BitSerialResult(sums=sums, partial=partial, serial_bits=s, acc_bits=cfg.acc_width)
 
 
 def _check_width(what: str, values: np.ndarray, bits: int) -> None:

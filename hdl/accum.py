@@ -112,7 +112,7 @@ class Accum(CfgChecked, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        pb, ab = cfg.psum_bits, cfg.acc_bits
+        pb, ab = cfg.psum_bits, cfg.acc_width
         lo, hi = cfg.psum_range
         ctl, res, st = self.ctl, self.result, self.status
         hold = ctl.hold

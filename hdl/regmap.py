@@ -354,7 +354,7 @@ def _registers(cfg: CoreConfig) -> list[Register]:
                   Field("RESIDUAL", 20, 1, "ro", int(cfg.dpu_residual),
                         "residual-add stage present"))),
         Register("WIDTHS", 0x18, "Accumulator widths and adder-tree pipelining.",
-                 (Field("ACC_BITS", 0, 6, "ro", cfg.acc_bits, "pass accumulator bits"),
+                 (Field("ACC_BITS", 0, 6, "ro", cfg.acc_width, "pass accumulator bits"),
                   Field("PSUM_BITS", 8, 6, "ro", cfg.psum_bits, "partial-sum bits"),
                   Field("TREE_REGS", 16, 4, "ro", cfg.tree_regs, "adder-tree register stages"))),
         Register("STREAMS", 0x1C, "Stream widths in lanes.",

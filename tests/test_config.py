@@ -78,7 +78,8 @@ def test_runtime_bits_validation():
 def test_min_acc_bits(rows, ab, wb, asg, wsg, expect):
     cfg = CoreConfig(rows=rows, act_bits=ab, weight_bits=wb, act_signed=asg, weight_signed=wsg)
     assert cfg.min_acc_bits == expect
-    assert cfg.acc_bits == expect
+    assert cfg.acc_width == expect
+    assert cfg.acc_bits is None  # chosen automatically, and recorded as automatic
 
 
 def test_acc_bits_bound_is_tight():
@@ -153,8 +154,33 @@ def test_load_errors(tmp_path):
 
 def test_replace_rederives_acc_bits():
     cfg = CoreConfig(rows=64)
-    assert cfg.replace(rows=4096).acc_bits == 28
-    assert CoreConfig(rows=64, acc_bits=30).replace(rows=128).acc_bits == 30
+    assert cfg.replace(rows=4096).acc_width == 28
+    assert cfg.replace(rows=4096).acc_bits is None
+    explicit = CoreConfig(rows=64, acc_bits=30).replace(rows=128)
+    assert (explicit.acc_bits, explicit.acc_width) == (30, 30)
+    # an explicit width equal to the automatic one stays explicit: it does not follow rows
+    same = CoreConfig(rows=64, acc_bits=22)
+    assert same.acc_width == 22 and same != CoreConfig(rows=64)
+    assert CoreConfig(rows=16).acc_width == 20 and same.replace(rows=16).acc_width == 22
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+@pytest.mark.parametrize("acc_bits", [None, 22, 30])
+def test_acc_bits_round_trips_automatic_or_explicit(tmp_path, suffix, acc_bits):
+    cfg = CoreConfig(rows=64, acc_bits=acc_bits)
+    path = tmp_path / f"core{suffix}"
+    cfg.save(path)
+    back = CoreConfig.load(path)
+    assert back == cfg and back.acc_bits == acc_bits
+    # an automatic width is None in JSON and absent from TOML; both record the width in use
+    text = path.read_text()
+    if suffix == ".json":
+        data = json.loads(text)
+        assert data["acc_bits"] == acc_bits
+        assert data["derived"]["acc_width"] == (22 if acc_bits is None else acc_bits)
+    else:
+        fields = text.split("[derived]")[0]
+        assert ("acc_bits = " in fields) == (acc_bits is not None)
 
 
 def test_latency_figures_by_hand():

@@ -88,7 +88,7 @@ def test_extreme_chains_at_largest_rows(asg, wsg, serial):
         assert mvm_bitserial(cfg, W, X).sums.tolist() == [expect]
     if asg and wsg:  # -128 x -128 chains: 4096 * 16384 = 2^26 needs the full 28 bits
         assert mvm(cfg, W, np.full(4096, -128))[0, 0] == 1 << 26
-        assert cfg.acc_bits == 28
+        assert cfg.acc_width == 28
 
 
 def test_exact_beyond_float32_range():
