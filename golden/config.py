@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from .arith import Rounding
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 
@@ -27,12 +28,14 @@ __all__ = [
     "SERIAL_BITS_CHOICES",
     "VERILOG_KEYWORDS",
     "CoreConfig",
+    "Rounding",
     "signed_bits_for",
     "value_range",
 ]
 
-#: Named requantization rounding modes (see :mod:`dcim.golden.arith`).
-ROUNDING_MODES = ("single", "double", "rne")
+#: Named requantization rounding modes (:class:`~dcim.golden.arith.Rounding`), in the order
+#: of their register-map codes.
+ROUNDING_MODES = tuple(Rounding)
 #: Activation bits consumed per compute cycle that the core supports.
 SERIAL_BITS_CHOICES = (1, 2, 4, 8)
 
@@ -146,8 +149,9 @@ class CoreConfig:
         Columns the DPU processes per cycle, 1..cols; must divide ``cols``.
     dpu_residual : bool
         Whether the DPU has the element-wise residual-add stage.
-    rounding : str
-        Requantization rounding mode, one of :data:`ROUNDING_MODES`.
+    rounding : Rounding or str
+        Requantization rounding mode, one of :data:`ROUNDING_MODES`; a name (``"single"``, as
+        a file holds it) is stored as its :class:`~dcim.golden.arith.Rounding`.
     tree_regs : int
         Pipeline register stages inside each column adder tree, 0..:attr:`tree_depth`.
     w_stream_bits, x_stream_bits : int
@@ -177,7 +181,7 @@ class CoreConfig:
     psum_bits: int = 32
     dpu_lanes: int = 1
     dpu_residual: bool = True
-    rounding: str = "single"
+    rounding: Rounding = Rounding.SINGLE
     tree_regs: int = 0
     w_stream_bits: int = 64
     x_stream_bits: int = 64
@@ -213,6 +217,7 @@ class CoreConfig:
         if self.rounding not in ROUNDING_MODES:
             raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
                              f"got {self.rounding!r}")
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
         _check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
         _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
         _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)

@@ -8,7 +8,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..golden.arith import INT32_MAX, INT32_MIN, MULTIPLIER_BITS, SHIFT_BITS, SHIFT_RANGE
+from ..golden.arith import (INT32_MAX, INT32_MIN, MULTIPLIER_BITS, SHIFT_BITS, SHIFT_RANGE,
+                           TIE_RULE, Rounding, Tie)
 from ..golden.config import CoreConfig, value_range
 from ._cfg import CfgChecked, check_cfg
 from ._base import CfgSignature
@@ -160,7 +161,7 @@ class Dpu(CfgChecked, wiring.Component):
         cfg = self.cfg
         lanes = cfg.dpu_lanes
         depth = cfg.dpu_groups
-        double = cfg.rounding == "double"
+        double = cfg.rounding is Rounding.DOUBLE
         residual = cfg.dpu_residual
         n_stages = cfg.dpu_latency
 
@@ -237,7 +238,7 @@ class Dpu(CfgChecked, wiring.Component):
         # ---------------------------------------------------------------- scalars
         par = self.params
         res_shift = _saturate(par.res_shift, _SHIFT_MIN, _SHIFT_MAX, SHIFT_BITS)
-        tie = "up" if cfg.rounding == "single" else "even"
+        tie = TIE_RULE[cfg.rounding]  # of single and rne (double rounds twice, its own way)
 
         # ---------------------------------------------------------------- datapath
         p_in = self.i.payload
@@ -323,9 +324,9 @@ def _requantize(m, stage, tag, x, mult, shift, *, per_group, double, tie):
     n = stage(4, Mux(ovf, 0, Mux(neg, 31, 31 - shift3)), f"{tag}_n", unsigned(6))
     right = stage(4, Mux(neg, -shift3, 0), f"{tag}_right", unsigned(5))
     # S5: round by n, ties up (an int32), then shift by right, ties away from zero.
-    q1_pre, inc1 = _round_shift(p, n, "up")
+    q1_pre, inc1 = _round_shift(p, n, Tie.UP)
     q1 = (q1_pre + inc1)[:32].as_signed()
-    q_pre, inc = _round_shift(q1, right, "away")
+    q_pre, inc = _round_shift(q1, right, Tie.AWAY)
     return stage(5, q_pre, f"{tag}_qpre"), stage(5, inc, f"{tag}_inc")
 
 
@@ -355,18 +356,18 @@ def _shl_overflows(x: Value, left: Value) -> Value:
     return Cat(*terms).any() if terms else Const(0, 1)
 
 
-def _round_shift(v: Value, n: Value, tie: str) -> tuple[Value, Value]:
+def _round_shift(v: Value, n: Value, tie: Tie) -> tuple[Value, Value]:
     """``v / 2**n`` rounded to nearest as ``(floor(v / 2**n), increment)``; ties up (``up``),
     to even (``even``) or away from zero (``away``). ``n`` may be 0."""
     ext = Cat(Const(0, 1), v).as_signed()  # v * 2, so that a shift by n leaves bit n - 1 of v
     v1 = ext >> n
     q = v1[1:].as_signed()
     rb = v1[0]
-    if tie == "up":
+    if tie is Tie.UP:
         return q, rb
     # Bits of ext below position n (n never exceeds its own range).
     span = min(len(ext), (1 << len(n)) - 1)
     sticky = Cat(*(ext[i] & (n > i) for i in range(span))).any()
-    if tie == "even":
+    if tie is Tie.EVEN:
         return q, rb & (sticky | q[0])
     return q, rb & (sticky | ~v[-1])

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dcim.golden.config import CoreConfig, signed_bits_for, value_range
+from dcim.golden.config import CoreConfig, Rounding, signed_bits_for, value_range
 
 
 @pytest.mark.parametrize(
@@ -269,3 +269,14 @@ def test_latency_bound_by_hand():
         cfg.latency_bound(-1)
     with pytest.raises(TypeError, match=r"^stall must be an int"):
         cfg.latency_bound(1, stall=1.5)
+
+
+def test_rounding_is_stored_as_its_enum_and_written_as_its_name(tmp_path):
+    cfg = CoreConfig(rounding="double")
+    assert cfg.rounding is Rounding.DOUBLE
+    assert CoreConfig(rounding=Rounding.RNE) == CoreConfig(rounding="rne")
+    assert json.loads(cfg.to_json())["rounding"] == "double"
+    assert 'rounding = "double"' in cfg.to_toml()
+    for suffix in (".json", ".toml"):
+        cfg.save(tmp_path / f"c{suffix}")
+        assert CoreConfig.load(tmp_path / f"c{suffix}").rounding is Rounding.DOUBLE

@@ -27,8 +27,14 @@ from ..golden.config import CoreConfig
 from ..golden.model import DpuParams, accumulate, dpu, mvm
 from .coverage import Coverage
 from .beats import pack_beats, pack_rows, unpack_beats
+from .csr import RegMapView
 
-__all__ = ["CoreModel", "Expected", "decode_lanes"]
+__all__ = ["SCALARS", "CoreModel", "Expected", "decode_lanes"]
+
+#: The DPU scalar registers (each one field of the register's name) and the model attribute
+#: that keeps each.
+SCALARS = {"OUT_ZP": "out_zp", "ACT_MIN": "act_min", "ACT_MAX": "act_max",
+           "RES_MULT": "res_mult", "RES_SHIFT": "res_shift", "RES_ZP": "res_zp"}
 
 
 def decode_lanes(beats: list[int], lanes: int, count: int, bits: int, signed: bool
@@ -92,11 +98,16 @@ class CoreModel:
     cfg : CoreConfig
     cov : Coverage, optional
         Where to count functional-coverage hits.
+    regs : RegMapView, optional
+        The register map, whose reset values the model's registers take (default: the one of
+        ``cfg``, :meth:`RegMapView.of`).
     """
 
-    def __init__(self, cfg: CoreConfig, cov: Coverage | None = None):
+    def __init__(self, cfg: CoreConfig, cov: Coverage | None = None,
+                 regs: RegMapView | None = None):
         self.cfg = cfg
         self.cov = cov
+        self.regs = RegMapView.of(cfg) if regs is None else regs
         self.W = np.zeros((cfg.rows, cfg.cols), dtype=np.int64)
         self.w_known = np.zeros(cfg.rows, dtype=bool)
         self._w_all_known = False
@@ -119,12 +130,14 @@ class CoreModel:
         """
         cfg = self.cfg
         self.flush()
-        self._w_row = 0
-        self._run_bits = cfg.act_bits
-        self._raw = False
-        self._res_en = False
-        self.out_zp, self.act_min, self.act_max = 0, -128, 127
-        self.res_mult, self.res_shift, self.res_zp = 0, 0, 0
+        regs, ctrl = self.regs, self.regs["CTRL"]
+        self._w_row = regs["W_ROW"].field("ROW").reset_value
+        self._run_bits = ctrl.field("RUN_BITS").reset_value
+        self._raw = bool(ctrl.field("RAW").reset_value)
+        self._res_en = cfg.dpu_residual and bool(ctrl.field("RES_EN").reset_value)
+        for name, attr in SCALARS.items():  # the residual scalars exist only with the stage
+            reg = regs.registers.get(name)
+            setattr(self, attr, 0 if reg is None else reg.field(name).reset_value)
         self._params: DpuParams | None = None
         self._psum = np.zeros(cfg.cols, dtype=np.int64)
         self.passes = 0

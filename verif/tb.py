@@ -23,7 +23,7 @@ from ..golden.config import CoreConfig
 from ..golden.model import DpuParams
 from .coverage import Coverage
 from .csr import RegMapView
-from .model import CoreModel
+from .model import SCALARS, CoreModel
 from .streams import Packet, StreamSink, StreamSource, pack_beats, unpack_beats
 
 __all__ = ["MAX_PAUSE", "TB", "Scoreboard", "pauses"]
@@ -165,7 +165,7 @@ class TB:
         self.rng = rng
         self.cov = cov
         self.xcheck = xcheck
-        self.model = CoreModel(cfg, cov)
+        self.model = CoreModel(cfg, cov, regmap)
         self.sb = Scoreboard(cfg, self.model)
         self.checks = 0
         clk = dut.clk
@@ -231,21 +231,19 @@ class TB:
         assert resp == 0, f"write of {name} answered {resp}"
         m = self.model
         if name == "CTRL":
-            bits = fields.get("RUN_BITS", 0)
-            if 1 <= bits <= self.cfg.act_bits:
+            bits = reg.field("RUN_BITS").written(fields.get("RUN_BITS", 0))
+            if bits is not None:  # else RUN_BITS keeps its value
                 m.run_bits = bits
             m.raw = bool(fields.get("RAW", 0))
             m.res_en = bool(fields.get("RES_EN", 0)) and self.cfg.dpu_residual
             if fields.get("CLEAR", 0):
                 m.psum[:] = 0
         elif name == "W_ROW":
-            if fields["ROW"] < self.cfg.rows:
-                m.w_row = fields["ROW"]
-        else:
-            attr = {"OUT_ZP": "out_zp", "ACT_MIN": "act_min", "ACT_MAX": "act_max",
-                    "RES_MULT": "res_mult", "RES_SHIFT": "res_shift", "RES_ZP": "res_zp"}
-            if name in attr:
-                m.set_scalar(attr[name], fields[name])
+            row = reg.field("ROW").written(fields["ROW"])
+            if row is not None:  # else W_ROW keeps its value
+                m.w_row = row
+        elif name in SCALARS:
+            m.set_scalar(SCALARS[name], fields[name])
 
     async def set_ctrl(self, run_bits: int | None = None, raw: bool | None = None,
                        res_en: bool | None = None, clear: bool = False) -> None:
