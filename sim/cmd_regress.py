@@ -82,7 +82,7 @@ def config_argv(cfg: CoreConfig) -> list[str]:
     default = CoreConfig()
     out = []
     for name, value in cfg.fields().items():
-        if name == "acc_bits" and value == cfg.min_acc_bits:
+        if value is None:  # automatic (acc_bits): the default
             continue
         if value != getattr(default, name) or name in ("rows", "cols"):
             text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -103,10 +103,9 @@ def _vectors_config(args) -> CoreConfig:
         value = getattr(args, "cfg_" + name)
         if value is not None:
             given[name] = value
-    if given.get("acc_bits") is None:
-        given.pop("acc_bits", None)
-    diff = [f"{k} {v!r} != {given[k]!r}" for k, v in cfg.fields().items()
-            if k in given and given[k] != v]
+    have = {**cfg.fields(), "acc_bits": cfg.acc_width}  # an automatic width matches its value
+    diff = [f"{k} {v!r} != {given[k]!r}" for k, v in have.items()
+            if given.get(k) is not None and given[k] != v]
     if diff:
         raise InputError(f"--vectors {args.vectors} was exported for another core "
                          f"({'; '.join(diff[:3])}); drop the config options or match them")

@@ -263,3 +263,15 @@ def test_memory_estimates_refuse_only_what_cannot_fit():
     # the estimate grows with the array
     assert estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=64)) > \
         estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=32))
+
+
+def test_model_reset_values_come_from_the_register_map():
+    # act_bits 5: CTRL.RUN_BITS resets to 5; the clamp to the full int8 range
+    cfg = CoreConfig(rows=8, cols=4, act_bits=5, dpu_residual=False)
+    m = CoreModel(cfg)
+    assert (m.run_bits, m.raw, m.res_en, m.w_row) == (5, False, False, 0)
+    assert (m.out_zp, m.act_min, m.act_max) == (0, -128, 127)
+    assert (m.res_mult, m.res_shift, m.res_zp) == (0, 0, 0)  # no residual registers: 0
+    m.run_bits, m.act_min = 2, -5
+    m.reset()
+    assert (m.run_bits, m.act_min) == (5, -128)
