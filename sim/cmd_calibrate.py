@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
@@ -76,25 +77,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 class _Bar:
-    """Progress on stderr: a redrawn bar on a terminal, one line per finished stage otherwise."""
+    """``progress(stage, done, total)`` (:data:`dcim.golden.quant.evaluate.Progress`) as one
+    tqdm bar per stage on stderr, none when stderr is not a terminal; a context manager that
+    closes the open bar on the way out (also on Ctrl-C)."""
 
-    def __init__(self, stream=None):
-        self.stream = sys.stderr if stream is None else stream
-        self.tty = self.stream.isatty()
+    def __init__(self):
+        self.bar = None
         self.stage = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.tty:
-            filled = int(20 * done / max(total, 1))
-            self.stream.write(f"\r{stage:<28} [{'#' * filled}{'.' * (20 - filled)}] "
-                              f"{done}/{total}")
-            if done >= total:
-                self.stream.write("\n")
-            self.stream.flush()
-        elif done >= total and stage != self.stage:
-            print(f"{stage}: {total}/{total} done", file=self.stream)
-        if done >= total:
+        if self.bar is None or self.stage != stage:
+            self.close()
             self.stage = stage
+            self.bar = tqdm(total=total, desc=stage, file=sys.stderr, disable=None,
+                            dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _pct(v: float) -> str:
@@ -283,8 +294,9 @@ def _whatif(args: argparse.Namespace, report: dict[str, Any], qm, sigmas: list[f
     from ..golden.quant.noise import noise_sweep
 
     x, y = load_data(args.eval, qm.graph, "evaluation")
-    r = noise_sweep(qm, x, y, fp32_logits, sigmas, args.noise_seed, args.adc_bits,
-                    args.noise_offset_cal, progress=_Bar())
+    with _Bar() as bar:
+        r = noise_sweep(qm, x, y, fp32_logits, sigmas, args.noise_seed, args.adc_bits,
+                        args.noise_offset_cal, progress=bar)
     print()
     print(format_noise(r, report["best_method"]))
     if args.plot is not None:
@@ -309,10 +321,11 @@ def run(args: argparse.Namespace) -> int:
     _refuse_qdq(args.model)
     models: dict = {}
     logits: dict | None = {} if args.save_logits is not None or sigmas is not None else None
-    report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
-                              clock_mhz=args.clock_mhz, batch=args.batch,
-                              peer=not args.no_peer, progress=_Bar(), models=models,
-                              logits=logits, peer_preprocess=not args.no_peer_preprocess)
+    with _Bar() as bar:
+        report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
+                                  clock_mhz=args.clock_mhz, batch=args.batch,
+                                  peer=not args.no_peer, progress=bar, models=models,
+                                  logits=logits, peer_preprocess=not args.no_peer_preprocess)
     for w in report["warnings"]:
         print(f"dcim: warning: {w}", file=sys.stderr)
     print(format_report(report))
