@@ -34,6 +34,7 @@ from pathlib import Path
 from ..golden.config import CoreConfig
 from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
+from ..golden.table import table
 from .cli import add_config_args, config_from_args
 from .junit import write_junit
 from .build import ARRAY_MODELS, check_array_model
@@ -280,17 +281,6 @@ def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for j, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))))
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the regression; 0 when everything passed, 1 on a failure."""
     from ..verif.coverage import load_testplan, merge, report, summary
@@ -360,9 +350,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan = load_testplan()
     label = f"{cfg.rows}x{cfg.cols}"
-    header = ["config", "simulator", "array", "tests", "transactions", "MACs verified", "coverage",
-              "seconds", "result"]
-    rows = [header]
+    rows = []
     records = []
     all_hits = []
     for s in summaries:
@@ -387,7 +375,9 @@ def run(args: argparse.Namespace) -> int:
     # the table below, for programs (farms, CI): one record per simulator and view
     summary_path = write_atomic(root / "summary.json", json.dumps(records, indent=1) + "\n")
     print()
-    print(_table(rows))
+    print("\n".join(table(rows, ["config", "simulator", "array", "tests", "transactions",
+                                 "MACs verified", "coverage", "seconds", "result"], "lllrrrrrr",
+                           indent="")))
     hit, total = summary(plan, cfg.fields(), total_hits)
     print(f"\ncoverage {hit}/{total} bins (report: {cov_path}); JUnit: {junit}; "
           f"summary: {summary_path}; wall {wall:.1f} s")
