@@ -66,7 +66,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "fast above")
     parser.add_argument("--rtl", type=Path, default=None, metavar="DIR",
                         help="use the Verilog `dcim generate` wrote to DIR instead of generating")
-    parser.add_argument("--out", type=Path, default=Path("build/regress"), metavar="DIR",
+    parser.add_argument("-o", "--out", "--output", dest="out", type=Path,
+                        default=Path("build/regress"), metavar="DIR",
                         help="build and run directories (default build/regress)")
     parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
                         help="JUnit XML path (default OUT/<config>/junit.xml)")
@@ -175,6 +176,8 @@ class SimSummary:
     build_s: float = 0.0
     runs: list[tuple[int, RunResult]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: The view this one's output digests were compared with, and how many were compared.
+    compared: tuple[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -266,6 +269,7 @@ def _compare_views(summaries: list[SimSummary], say) -> None:
             d, d0 = _digests(r), _digests(r0)
             diff = sorted(k for k in set(d) | set(d0) if d.get(k) != d0.get(k))
             compared += len(d0)
+            s.compared = (ref.view, compared)
             if diff:
                 s.errors.append(f"seed {seed}: the {s.view} array gave other outputs than the "
                                 f"{ref.view} array in {', '.join(diff[:3])}")
@@ -365,7 +369,9 @@ def run(args: argparse.Namespace) -> int:
                         "simulator": s.sim, "array": s.view, "seeds": [sd for sd, _ in s.runs],
                         "tests": tests, "transactions": trans, "macs_verified": macs,
                         "coverage_hit": hit, "coverage_bins": total, "seconds": s.seconds,
-                        "result": "pass" if s.ok else "fail", "errors": list(s.errors)})
+                        "result": "pass" if s.ok else "fail", "errors": list(s.errors),
+                        "compared_with": s.compared and s.compared[0],
+                        "outputs_compared": s.compared[1] if s.compared else 0})
     total_hits = merge(all_hits)
     cov_path = root / "coverage.md"
     write_atomic(cov_path, report(plan, cfg.fields(), total_hits,

@@ -170,6 +170,18 @@ def test_reproduction_options_rebuild_the_config(cfg):
     assert config_from_args(args) == cfg
 
 
+
+@pytest.mark.parametrize("option", ["-o", "--output", "--out"])
+def test_output_folder_option_as_in_the_other_subcommands(option):
+    """``dcim regress`` takes its folder as ``-o``/``--output`` like the other subcommands
+    (config, generate, golden, synth) take theirs, and still as ``--out``."""
+    parser = build_parser()
+    assert parser.parse_args(["regress", option, "x/y"]).out == Path("x/y")
+    assert parser.parse_args(["regress"]).out == Path("build/regress")
+    for sub in ("config", "generate"):
+        assert parser.parse_args([sub, "-o", "x/y"]).output == Path("x/y")
+
+
 # ------------------------------------------------------------------------------------------
 def test_pack_unpack_round_trip():
     rng = np.random.default_rng(1)
