@@ -26,6 +26,7 @@ from onnx import helper, numpy_helper
 
 from dcim.golden.config import CoreConfig
 from dcim.sim.cli import main
+from tables import read_table, rows_by
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CALIB, EVAL = EXAMPLES / "digits_calib.npz", EXAMPLES / "digits_eval.npz"
@@ -123,9 +124,9 @@ def test_grouped_layers_mapped_with_their_real_utilization(calibrated):
         assert m["kind"].startswith("gconv")
         assert m["col_tiles"] == tiles
         assert m["utilization"] == pytest.approx(util, rel=1e-12)
-        row = next(ln for ln in out.splitlines()
-                   if ln.split()[:2] == [layer, m["kind"]] and "%" in ln)
-        assert f"{100 * util:.1f}%" in row.split()
+        row = rows_by(read_table(out, "rowT"), "layer")[layer]
+        assert (row["kind"], row["colT"], row["util"]) == (m["kind"], str(tiles),
+                                                          f"{100 * util:.1f}%")
     assert grouped == {"digits_mobile_cnn.onnx": 3, "digits_glu_cnn.onnx": 0}[name]
 
 
