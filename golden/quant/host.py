@@ -18,7 +18,7 @@ import numpy as np
 
 from ..activation import Activation
 from ..arith import saturate
-from .ops import Op, softmax
+from .ops import Op, OpKind, softmax
 from .scheme import dequantize, quantize
 
 __all__ = ["Gelu", "HardSigmoid", "HardSwish", "HostFloat", "HostSoftmax", "LeakyRelu", "Sigmoid",
@@ -36,7 +36,7 @@ class HostFloat(Op):
     """An element-wise function ``f`` applied in float between dequantize and quantize
     (abstract: subclasses define :meth:`f`)."""
 
-    layer_kind = "host"
+    layer_kind = OpKind.HOST
     requantizes = True
     #: The DPU's LUT mode for the function (None: host only), used when the op directly
     #: follows a Conv/Gemm (:func:`dcim.golden.quant.qmodel.plan`).
@@ -63,7 +63,7 @@ class HostFloat(Op):
 class Sigmoid(HostFloat):
     """``1 / (1 + exp(-x))``."""
 
-    kind = "sigmoid"
+    kind = OpKind.SIGMOID
     lut_mode = Activation.SIGMOID
 
     def f(self, x):
@@ -75,7 +75,7 @@ class Silu(HostFloat):
     """SiLU (swish), ``x * sigmoid(x)``: a ``Mul`` of a tensor and its own ``Sigmoid``, as
     exporters write it, imported as one op."""
 
-    kind = "silu"
+    kind = OpKind.SILU
     lut_mode = Activation.SILU
 
     def f(self, x):
@@ -86,7 +86,7 @@ class Silu(HostFloat):
 class Tanh(HostFloat):
     """``tanh(x)``."""
 
-    kind = "tanh"
+    kind = OpKind.TANH
     lut_mode = Activation.TANH
 
     def f(self, x):
@@ -103,7 +103,7 @@ class LeakyRelu(HostFloat):
     """
 
     alpha: float = 0.01
-    kind = "lrelu"
+    kind = OpKind.LRELU
 
     def f(self, x):
         return np.where(x >= 0, x, self.alpha * x)
@@ -120,7 +120,7 @@ class HardSigmoid(HostFloat):
 
     alpha: float = 0.2
     beta: float = 0.5
-    kind = "hsigmoid"
+    kind = OpKind.HSIGMOID
     lut_mode = Activation.HARDSIGMOID
 
     def lut_args(self):
@@ -134,7 +134,7 @@ class HardSigmoid(HostFloat):
 class HardSwish(HostFloat):
     """``x * max(0, min(1, x / 6 + 0.5))``."""
 
-    kind = "hswish"
+    kind = OpKind.HSWISH
     lut_mode = Activation.HARDSWISH
 
     def f(self, x):
@@ -152,7 +152,7 @@ class Gelu(HostFloat):
     """
 
     approximate: str = "none"
-    kind = "gelu"
+    kind = OpKind.GELU
 
     @property
     def lut_mode(self):  # the tanh approximation has no table mode
@@ -175,7 +175,7 @@ class HostSoftmax(HostFloat):
     """
 
     axis: int = -1
-    kind = "softmax"
+    kind = OpKind.SOFTMAX
 
     def f(self, x):
         return softmax(x, self.axis)

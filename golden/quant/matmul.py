@@ -21,7 +21,7 @@ from ..arith import INT32_MAX, INT32_MIN, quantize_multiplier, saturate
 from ..errors import InputError
 from ..model import DpuParams, dpu, fold_input_zero_point, mvm_tiled
 from .fastpath import ExactGemm, exact_gemm
-from .ops import Op, rescale_fake
+from .ops import Op, OpKind, rescale_fake
 from .scheme import (bias_weight_scale, dequantize, fake_round, quantize_bias,
                      quantize_weights)
 from .tensor_ops import conv_out_size, im2col, im2col_hwc
@@ -101,7 +101,7 @@ class Matmul(Op):
     weight: np.ndarray | None = None
     bias: np.ndarray | None = None
     prequantized: Prequantized | None = None
-    layer_kind = "matmul"
+    layer_kind = OpKind.MATMUL
     requantizes = True
     on_array = True
 
@@ -326,7 +326,7 @@ class Conv(Matmul):
     strides: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     dilations: tuple[int, int] = (1, 1)
-    kind = "conv"
+    kind = OpKind.CONV
 
     def out_hw(self, x: np.ndarray) -> tuple[int, int]:
         """Output height and width for an NCHW input."""
@@ -372,7 +372,7 @@ class GroupConv(Conv):
     """
 
     groups: int = 1
-    kind = "gconv"
+    kind = OpKind.GCONV
 
     def matrix(self, w):
         kg, n = self.dims
@@ -399,7 +399,7 @@ class GroupConv(Conv):
 class Gemm(Matmul):
     """Gemm or MatMul with a constant right operand: one vector per sample."""
 
-    kind = "gemm"
+    kind = OpKind.GEMM
 
     def vectors(self, out_shape):
         return 1

@@ -16,6 +16,7 @@ Add/Sub/Mul of two tensors, Concat, flatten, the final softmax); pooling is in
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar
@@ -30,8 +31,45 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import CoreConfig
     from .qmodel import QLayer, QModel
 
-__all__ = ["Add", "Clamp", "Clip", "Concat", "Flatten", "Mul", "Op", "Relu", "Softmax", "Sub",
-           "Sum", "rescale", "rescale_fake", "rescale_mults", "softmax", "sum_table"]
+__all__ = ["Add", "Clamp", "Clip", "Concat", "Flatten", "Mul", "Op", "OpKind", "Relu", "Softmax",
+           "Sub", "Sum", "rescale", "rescale_fake", "rescale_mults", "softmax", "sum_table"]
+
+
+class OpKind(enum.StrEnum):
+    """What an op (:attr:`Op.kind`) or the quantized layer it starts (:attr:`Op.layer_kind`) is.
+
+    The value is the name the mapping table, the reports and the exported vectors print; a
+    DPU-table activation fused into a Conv/Gemm layer is shown as ``<kind>+<activation>``.
+    """
+
+    # layers computed on the array (``matmul`` is the layer kind of all three)
+    CONV = "conv"
+    GCONV = "gconv"
+    GEMM = "gemm"
+    MATMUL = "matmul"
+    # clamps (a Relu/Clip absorbed by the layer before it, or a layer of its own)
+    RELU = "relu"
+    CLIP = "clip"
+    CLAMP = "clamp"
+    # element-wise and shape ops on the host
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    CONCAT = "concat"
+    FLATTEN = "flatten"
+    MAXPOOL = "maxpool"
+    AVGPOOL = "avgpool"
+    GAP = "gap"
+    SOFTMAX = "softmax"
+    # activations on the host (``host`` is their layer kind), or as DPU tables after a layer
+    HOST = "host"
+    SIGMOID = "sigmoid"
+    SILU = "silu"
+    TANH = "tanh"
+    LRELU = "lrelu"
+    HSIGMOID = "hsigmoid"
+    HSWISH = "hswish"
+    GELU = "gelu"
 
 
 @dataclasses.dataclass
@@ -54,9 +92,9 @@ class Op:
     output: str
 
     #: The op's name in the float graph and in the mapping table.
-    kind: ClassVar[str] = ""
+    kind: ClassVar[OpKind]
     #: The kind of the quantized layer the op starts, in the report.
-    layer_kind: ClassVar[str] = ""
+    layer_kind: ClassVar[OpKind]
     #: Whether the output gets its own calibrated scale and zero point (else it keeps its
     #: input's); such a layer also absorbs a following Relu/Clip as its clamp.
     requantizes: ClassVar[bool] = False
@@ -125,7 +163,7 @@ class Clamp(Op):
     """
 
     clip: tuple[float, float] = (-math.inf, math.inf)
-    layer_kind = "clamp"
+    layer_kind = OpKind.CLAMP
 
     def run_float(self, args):
         return np.clip(args[0], *self.clip)
@@ -139,14 +177,14 @@ class Relu(Clamp):
     """Relu: a clamp at 0."""
 
     clip: tuple[float, float] = (0.0, math.inf)
-    kind = "relu"
+    kind = OpKind.RELU
 
 
 @dataclasses.dataclass
 class Clip(Clamp):
     """Clip with constant bounds."""
 
-    kind = "clip"
+    kind = OpKind.CLIP
 
 
 @dataclasses.dataclass
@@ -212,14 +250,14 @@ def sum_table(cfg: CoreConfig, qa: QParams, qb: QParams, qy: QParams, sign: int)
 class Add(Sum):
     """Add of two tensors (a residual)."""
 
-    kind = layer_kind = "add"
+    kind = layer_kind = OpKind.ADD
 
 
 @dataclasses.dataclass
 class Sub(Sum):
     """Sub of two tensors (never fused: the DPU's residual multiplier is non-negative)."""
 
-    kind = layer_kind = "sub"
+    kind = layer_kind = OpKind.SUB
     sign = -1
 
 
@@ -229,7 +267,7 @@ class Mul(Op):
     ``zp_y + requantize((a - zp_a) * (b - zp_b), quantize_multiplier(s_a s_b / s_y))``,
     clamped (the product of two int8 values fits int32). Operands broadcast as in ONNX."""
 
-    kind = layer_kind = "mul"
+    kind = layer_kind = OpKind.MUL
     requantizes = True
 
     def run_float(self, args):
@@ -269,7 +307,7 @@ class Concat(Op):
     """
 
     axis: int = 1
-    kind = layer_kind = "concat"
+    kind = layer_kind = OpKind.CONCAT
     requantizes = True
 
     def run_float(self, args):
@@ -303,7 +341,7 @@ class Flatten(Op):
     """
 
     flat_size: int | None = None
-    kind = layer_kind = "flatten"
+    kind = layer_kind = OpKind.FLATTEN
 
     def run_float(self, args):
         return self.flatten(args[0])
@@ -336,7 +374,7 @@ class Softmax(Op):
     """
 
     axis: int = 1
-    kind = layer_kind = "softmax"
+    kind = layer_kind = OpKind.SOFTMAX
     int_output = False
 
     def run_float(self, args):

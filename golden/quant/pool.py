@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 
 from ..arith import quantize_multiplier, requantize
-from .ops import Op
+from .ops import Op, OpKind
 from .scheme import fake_round
 from .tensor_ops import pool_windows
 
@@ -44,7 +44,7 @@ class Pool(Op):
 class MaxPool(Pool):
     """Max pooling, on the codes (monotone: exact); padding with the lowest code."""
 
-    kind = layer_kind = "maxpool"
+    kind = layer_kind = OpKind.MAXPOOL
 
     def run_float(self, args):
         return self.windows(args[0], -np.inf).max(axis=(-2, -1))
@@ -69,7 +69,7 @@ class AvgPool(Pool):
     """
 
     count_include_pad: bool = False
-    kind = layer_kind = "avgpool"
+    kind = layer_kind = OpKind.AVGPOOL
     requantizes = True
 
     @property
@@ -136,7 +136,7 @@ class AvgPool(Pool):
 class GlobalAvgPool(AvgPool):
     """GlobalAveragePool: the average over each channel's whole plane (kept as 1x1)."""
 
-    kind = "gap"
+    kind = OpKind.GAP
 
     def run_float(self, args):
         return args[0].mean(axis=(2, 3), keepdims=True)

@@ -36,6 +36,7 @@ import numpy as np
 from ..config import CoreConfig
 from ..errors import InputError
 from .matmul import Matmul, Prequantized
+from .ops import OpKind
 from .onnx_import import FloatGraph, import_model, read_onnx
 from .qmodel import QModel, plan, quantize_model
 from .scheme import QParams
@@ -464,7 +465,7 @@ def load_qdq(model, cfg: CoreConfig, name: str = "model") -> tuple[QModel, QdqMo
     layers = plan(graph, residual_in_dpu=cfg.dpu_residual, boundaries=frozenset(q.acts))
     q.input = q.acts.get(graph.input_name)
     first = layers[0] if layers else None
-    if q.input is None and first is not None and first.kind == "flatten" \
+    if q.input is None and first is not None and first.kind is OpKind.FLATTEN \
             and first.output in q.acts:
         q.input = q.acts[first.output]
     if q.input is None:
