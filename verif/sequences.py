@@ -145,7 +145,8 @@ class Pass:
 
 def rand_weights(cfg: CoreConfig, rng: np.random.Generator, rows: int | None = None
                  ) -> np.ndarray:
-    """A random (rows, cols) weight matrix with the extremes and zero forced in."""
+    """A random (rows, cols) weight matrix with the extremes and zero written to three random
+    positions (where positions repeat, the last value written stays)."""
     lo, hi = cfg.weight_range
     W = rng.integers(lo, hi + 1, (rows or cfg.rows, cfg.cols))
     W.flat[rng.integers(0, W.size, 3)] = (lo, hi, 0)
@@ -155,7 +156,7 @@ def rand_weights(cfg: CoreConfig, rng: np.random.Generator, rows: int | None = N
 def rand_vectors(cfg: CoreConfig, rng: np.random.Generator, n: int, bits: int,
                  rows: int | None = None) -> np.ndarray:
     """``n`` random activation vectors at ``bits`` runtime bits, each with the extremes and
-    zero forced in."""
+    zero written to three random positions (as in :func:`rand_weights`)."""
     lo, hi = cfg.act_range_at(bits)
     X = rng.integers(lo, hi + 1, (n, rows or cfg.rows))
     for i in range(n):
