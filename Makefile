@@ -79,6 +79,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/bench_golden.py
 	$(BIN)/python bench/bench_calibrate.py
+	$(BIN)/python bench/bench_entropy.py
 	$(BIN)/python bench/bench_generate.py --sizes 64x32,256x256
 	$(BIN)/python bench/bench_regress.py --sizes 64x64
 	$(BIN)/python bench/bench_synth.py --sizes 8x4,16x8,32x16 --validate 32x16 --vectors 8

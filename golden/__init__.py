@@ -3,7 +3,7 @@
 Imports neither amaranth nor cocotb.
 """
 
-from .arith import quantize_multiplier, requantize
+from .arith import Rounding, quantize_multiplier, requantize
 from .config import ROUNDING_MODES, CoreConfig
 from .model import (BitSerialResult, DpuParams, accumulate, dpu, fold_input_zero_point, mvm,
                     mvm_bitserial, mvm_tiled)
@@ -13,6 +13,7 @@ __all__ = [
     "BitSerialResult",
     "CoreConfig",
     "DpuParams",
+    "Rounding",
     "accumulate",
     "dpu",
     "fold_input_zero_point",

@@ -23,6 +23,7 @@ Requantization computes ``round(x * M / 2**(31 - shift))`` for an int32 ``x``, a
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 import numpy as np
 
@@ -31,8 +32,13 @@ from .errors import InputError, InputTypeError
 __all__ = [
     "INT32_MAX",
     "INT32_MIN",
+    "MULTIPLIER_BITS",
     "MULTIPLIER_RANGE",
+    "SHIFT_BITS",
     "SHIFT_RANGE",
+    "TIE_RULE",
+    "Rounding",
+    "Tie",
     "check_range",
     "divide_round",
     "quantize_multiplier",
@@ -40,12 +46,38 @@ __all__ = [
     "saturate",
 ]
 
+class Rounding(StrEnum):
+    """A requantization rounding mode (see the module docstring); its value is the name a
+    configuration file holds."""
+
+    SINGLE = "single"
+    DOUBLE = "double"
+    RNE = "rne"
+
+
+class Tie(StrEnum):
+    """Where a quotient that lies exactly halfway between two integers is rounded."""
+
+    UP = "up"        #: toward +infinity
+    AWAY = "away"    #: away from zero
+    EVEN = "even"    #: to the even neighbour
+
+
+#: The tie rule of a single division rounded to nearest in each mode (:func:`divide_round`):
+#: ``double``'s one division has one rounding, gemmlowp's ``RoundingDivideByPOT``.
+TIE_RULE = {Rounding.SINGLE: Tie.UP, Rounding.DOUBLE: Tie.AWAY, Rounding.RNE: Tie.EVEN}
+
+
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 #: Inclusive range of a requantization multiplier.
 MULTIPLIER_RANGE = (0, INT32_MAX)
 #: Inclusive range of a requantization shift (positive: left).
 SHIFT_RANGE = (-31, 30)
+#: Bits of an unsigned field that holds every multiplier (31).
+MULTIPLIER_BITS = MULTIPLIER_RANGE[1].bit_length()
+#: Bits of a two's complement field that holds every shift (6).
+SHIFT_BITS = max(-SHIFT_RANGE[0] - 1, SHIFT_RANGE[1]).bit_length() + 1
 
 
 def check_range(name: str, values: np.ndarray, lo: int, hi: int) -> None:
@@ -106,7 +138,7 @@ def _double(x: np.ndarray, m: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return (high >> right) + (remainder > threshold)
 
 
-_MODES = {"single": _single, "double": _double, "rne": _rne}
+_MODES = {Rounding.SINGLE: _single, Rounding.DOUBLE: _double, Rounding.RNE: _rne}
 
 
 def requantize(x, multiplier, shift, mode: str, check: bool = True) -> np.ndarray:
@@ -119,7 +151,7 @@ def requantize(x, multiplier, shift, mode: str, check: bool = True) -> np.ndarra
     multiplier, shift : array_like of int
         Broadcastable against ``x``: multiplier in :data:`MULTIPLIER_RANGE`, shift in
         :data:`SHIFT_RANGE` (positive means a left shift).
-    mode : str
+    mode : Rounding or str
         ``single``, ``double`` or ``rne`` (see the module docstring).
     check : bool
         Validate the mode and the operand ranges (False: the caller guarantees them and
@@ -186,8 +218,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 def divide_round(n, d, mode: str):
     """The exact quotient ``n / d`` of integers rounded to an integer with the tie rule of a
-    rounding mode: ``single`` ties toward +infinity, ``double`` ties away from zero (one
-    division has one rounding), ``rne`` ties to even.
+    rounding mode (:data:`TIE_RULE`): ``single`` ties toward +infinity, ``double`` ties away
+    from zero (one division has one rounding), ``rne`` ties to even.
 
     Parameters
     ----------
@@ -210,9 +242,10 @@ def divide_round(n, d, mode: str):
         raise InputError(f"rounding must be one of {', '.join(_MODES)}, got {mode!r}")
     q, r = n // d, n % d  # floor quotient, 0 <= r < d
     twice = 2 * r
-    if mode == "single":
+    tie = TIE_RULE[mode]
+    if tie is Tie.UP:
         up = twice >= d
-    elif mode == "double":
+    elif tie is Tie.AWAY:
         up = (twice > d) | ((twice == d) & (q >= 0))
     else:
         up = (twice > d) | ((twice == d) & (q % 2 == 1))

@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from .arith import Rounding
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 
@@ -27,12 +28,14 @@ __all__ = [
     "SERIAL_BITS_CHOICES",
     "VERILOG_KEYWORDS",
     "CoreConfig",
+    "Rounding",
     "signed_bits_for",
     "value_range",
 ]
 
-#: Named requantization rounding modes (see :mod:`dcim.golden.arith`).
-ROUNDING_MODES = ("single", "double", "rne")
+#: Named requantization rounding modes (:class:`~dcim.golden.arith.Rounding`), in the order
+#: of their register-map codes.
+ROUNDING_MODES = tuple(Rounding)
 #: Activation bits consumed per compute cycle that the core supports.
 SERIAL_BITS_CHOICES = (1, 2, 4, 8)
 
@@ -135,9 +138,10 @@ class CoreConfig:
     serial_bits : int
         Activation bits consumed per compute cycle: 1, 2, 4 or 8; must divide ``act_bits``.
     acc_bits : int or None
-        Width of the per-pass shift-and-add accumulator. ``None`` selects
-        :attr:`min_acc_bits`, the smallest width that can never overflow; a smaller value is
-        rejected. At most ``psum_bits``.
+        Width of the per-pass shift-and-add accumulator. ``None`` (automatic, and kept as
+        ``None``) selects :attr:`min_acc_bits`, the smallest width that can never overflow;
+        a smaller value is rejected. At most ``psum_bits``. Every consumer reads the width
+        from :attr:`acc_width`.
     psum_bits : int
         Width of the K-tiled partial-sum accumulator that feeds the DPU, ``acc_bits``..32.
         Accumulation over passes saturates at this width.
@@ -145,8 +149,9 @@ class CoreConfig:
         Columns the DPU processes per cycle, 1..cols; must divide ``cols``.
     dpu_residual : bool
         Whether the DPU has the element-wise residual-add stage.
-    rounding : str
-        Requantization rounding mode, one of :data:`ROUNDING_MODES`.
+    rounding : Rounding or str
+        Requantization rounding mode, one of :data:`ROUNDING_MODES`; a name (``"single"``, as
+        a file holds it) is stored as its :class:`~dcim.golden.arith.Rounding`.
     tree_regs : int
         Pipeline register stages inside each column adder tree, 0..:attr:`tree_depth`.
     w_stream_bits, x_stream_bits : int
@@ -176,7 +181,7 @@ class CoreConfig:
     psum_bits: int = 32
     dpu_lanes: int = 1
     dpu_residual: bool = True
-    rounding: str = "single"
+    rounding: Rounding = Rounding.SINGLE
     tree_regs: int = 0
     w_stream_bits: int = 64
     x_stream_bits: int = 64
@@ -200,9 +205,7 @@ class CoreConfig:
             raise InputError(f"serial_bits must divide act_bits ({self.act_bits}), "
                              f"got {self.serial_bits}")
         _check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
-        if self.acc_bits is None:
-            object.__setattr__(self, "acc_bits", self.min_acc_bits)
-        else:
+        if self.acc_bits is not None:
             _check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
         _check_int("dpu_lanes", self.dpu_lanes, 1, self.cols)
         if self.cols % self.dpu_lanes:
@@ -214,6 +217,7 @@ class CoreConfig:
         if self.rounding not in ROUNDING_MODES:
             raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
                              f"got {self.rounding!r}")
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
         _check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
         _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
         _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)
@@ -295,6 +299,12 @@ class CoreConfig:
         return signed_bits_for(*self.acc_range)
 
     @property
+    def acc_width(self) -> int:
+        """Width of the per-pass accumulator: ``acc_bits``, or :attr:`min_acc_bits` when
+        ``acc_bits`` is None (automatic)."""
+        return self.min_acc_bits if self.acc_bits is None else self.acc_bits
+
+    @property
     def psum_range(self) -> tuple[int, int]:
         """Inclusive range of the saturating K-tiled partial-sum accumulator."""
         return value_range(self.psum_bits, True)
@@ -303,6 +313,29 @@ class CoreConfig:
     def tree_depth(self) -> int:
         """Levels of two-input adders in one column adder tree (ceil(log2(rows)))."""
         return (self.rows - 1).bit_length()
+
+    # ----------------------------------------------------------------------------------------
+    # Index and count widths of the control path
+    @property
+    def row_bits(self) -> int:
+        """Width of a row index 0..rows-1 (at least 1 bit): ``max(1, ceil(log2(rows)))``."""
+        return max(1, (self.rows - 1).bit_length())
+
+    @property
+    def col_bits(self) -> int:
+        """Width of a column index 0..cols-1 (at least 1 bit): ``max(1, ceil(log2(cols)))``."""
+        return max(1, (self.cols - 1).bit_length())
+
+    @property
+    def precision_bits(self) -> int:
+        """Width of a runtime activation precision 0..act_bits (the CTRL.RUN_BITS value and
+        the precision that travels with an activation vector)."""
+        return self.act_bits.bit_length()
+
+    @property
+    def shamt_bits(self) -> int:
+        """Width of the shift of one slice's column sums, 0..act_bits-1 (at least 1 bit)."""
+        return max(1, (self.act_bits - 1).bit_length())
 
     # ----------------------------------------------------------------------------------------
     # Schedule and throughput
@@ -364,10 +397,53 @@ class CoreConfig:
         and clamp. Independent of every field."""
         return 7
 
+    def macs_per_cycle(self, bits: int | None = None) -> float:
+        """MACs per compute cycle of a pass at ``bits`` activation bits (default
+        ``act_bits``): ``rows * cols / cycles_per_pass(bits)``."""
+        return self.rows * self.cols / self.cycles_per_pass(bits)
+
     @property
     def peak_macs_per_cycle(self) -> float:
         """MACs per compute cycle at full activation precision."""
-        return self.rows * self.cols / self.cycles_per_pass()
+        return self.macs_per_cycle()
+
+    @property
+    def stored_bits(self) -> int:
+        """Weight bits the array stores: ``rows * cols * weight_bits``."""
+        return self.rows * self.cols * self.weight_bits
+
+    def latency_bound(self, n_vec: int, stall: int = 0) -> int:
+        """Cycles within which the results of ``n_vec`` activation vectors sent back to back
+        to an idle core (weights and CSRs loaded) have all left ``m_axis_y``: the one source
+        of every testbench timeout and drain limit.
+
+        Each vector is counted as if it went through the core alone, from its first
+        activation beat to its last result beat: its ``x_beats``, its residual's ``r_beats``
+        (with the residual stage), :meth:`result_latency` to the first result beat, one cycle
+        per further DPU group and the ``y_beats(raw=True)`` beats of the longer (raw) result
+        packet; every beat may be preceded by up to ``stall`` idle or backpressure cycles.
+        Vectors overlap inside the core, so ``n_vec`` of them take at most ``n_vec`` times
+        that. An upper bound, not the exact figure: it holds for raw and DPU results, at
+        any runtime precision.
+
+        Parameters
+        ----------
+        n_vec : int
+            Vectors, >= 0.
+        stall : int
+            Most idle cycles before any input beat or backpressure cycles before any result
+            beat, >= 0.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``n_vec`` or ``stall`` is not an int >= 0.
+        """
+        _check_int("n_vec", n_vec, 0, 1 << 62)
+        _check_int("stall", stall, 0, 1 << 62)
+        beats = self.x_beats + self.y_beats(raw=True) + (self.r_beats if self.dpu_residual else 0)
+        one = beats * (1 + stall) + self.result_latency() + self.dpu_groups - 1
+        return n_vec * one
 
     @property
     def x_lanes(self) -> int:
@@ -405,13 +481,9 @@ class CoreConfig:
     # ----------------------------------------------------------------------------------------
     # Serialization
     def replace(self, **changes: Any) -> CoreConfig:
-        """Return a validated copy with ``changes`` applied (``acc_bits`` is re-derived unless
-        given)."""
-        fields = self.fields()
-        if "acc_bits" not in changes and self.acc_bits == self.min_acc_bits:
-            fields["acc_bits"] = None
-        fields.update(changes)
-        return CoreConfig(**fields)
+        """Return a validated copy with ``changes`` applied (an automatic ``acc_bits`` stays
+        automatic, so it follows the new fields)."""
+        return dataclasses.replace(self, **changes)
 
     def fields(self) -> dict[str, Any]:
         """Return the fields as a plain dict (what :meth:`from_dict` accepts)."""
@@ -424,10 +496,11 @@ class CoreConfig:
             "weight_range": list(self.weight_range),
             "slice_psum_bits": self.slice_psum_bits,
             "min_acc_bits": self.min_acc_bits,
+            "acc_width": self.acc_width,
             "tree_depth": self.tree_depth,
             "cycles_per_pass": self.cycles_per_pass(),
             "peak_macs_per_cycle": self.peak_macs_per_cycle,
-            "weight_bits_stored": self.rows * self.cols * self.weight_bits,
+            "weight_bits_stored": self.stored_bits,
             "x_beats": self.x_beats,
             "w_beats": self.w_beats,
             "y_beats_int8": self.y_beats(raw=False),
@@ -464,7 +537,8 @@ class CoreConfig:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def to_toml(self) -> str:
-        """Serialize the fields (and derived figures, as a table) to TOML."""
+        """Serialize the fields (and derived figures, as a table) to TOML; an automatic
+        ``acc_bits`` (None, which TOML cannot hold) is left out."""
         fields = {k: v for k, v in self.fields().items() if v is not None}
         return tomli_w.dumps({**fields, "derived": self.derived()})
 

@@ -27,10 +27,12 @@ from .errors import InputError, InputTypeError
 __all__ = [
     "BitSerialResult",
     "DpuParams",
+    "DpuStages",
     "accumulate",
     "check_activations",
     "check_weights",
     "dpu",
+    "dpu_stages",
     "fold_input_zero_point",
     "mvm",
     "mvm_bitserial",
@@ -209,8 +211,8 @@ def mvm_bitserial(cfg: CoreConfig, W: Any, X: Any, act_bits: int | None = None
     for j in range(n - 2, -1, -1):  # Horner: ((p[n-1] << s) + p[n-2]) << s ...
         sums <<= s
         sums += partial[j]
-    _check_width("pass result", sums, cfg.acc_bits)
-    return BitSerialResult(sums=sums, partial=partial, serial_bits=s, acc_bits=cfg.acc_bits)
+    _check_width("pass result", sums, cfg.acc_width)
+    return BitSerialResult(sums=sums, partial=partial, serial_bits=s, acc_bits=cfg.acc_width)
 
 
 def _check_width(what: str, values: np.ndarray, bits: int) -> None:
@@ -413,8 +415,12 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
     -------
     numpy.ndarray of int64, the shape of ``psum``, values in [act_min, act_max].
     """
-    if not check:
-        return _dpu_arith(cfg, psum, params, residual)
+    return dpu_stages(cfg, psum, params, residual, check).out
+
+
+def _dpu_operands(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The operands of :func:`dpu` validated and as int64."""
     psum = _int_array("partial sums", psum)
     if psum.shape[-1:] != (cfg.cols,) or psum.ndim > 2:
         raise InputError(f"partial sums must have shape ({cfg.cols},) or (batch, {cfg.cols}), "
@@ -431,22 +437,79 @@ def dpu(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
                              f"got {residual.shape}")
         _check_values("residual (int8)", residual, -128, 127)
         residual = residual.astype(np.int64)
-    return _dpu_arith(cfg, psum.astype(np.int64), params, residual)
+    return psum.astype(np.int64), residual
 
 
-def _dpu_arith(cfg: CoreConfig, psum: np.ndarray, params: DpuParams,
-               residual: np.ndarray | None) -> np.ndarray:
-    """The arithmetic of :func:`dpu` on validated int64 operands."""
-    acc = psum + params.bias
-    np.clip(acc, _I32_LO, _I32_HI, out=acc)
-    y = requantize(acc, params.multiplier, params.shift, cfg.rounding, check=False)
-    y += params.out_zp
+@dataclasses.dataclass(frozen=True)
+class DpuStages:
+    """The intermediates of one :func:`dpu` evaluation (what :func:`dpu_stages` returns); every
+    array has the shape of the partial sums, int64.
+
+    Attributes
+    ----------
+    biased : numpy.ndarray
+        ``psum + bias``, exact (before the int32 saturation).
+    acc : numpy.ndarray
+        ``sat32(biased)``, the requantization input.
+    main : numpy.ndarray
+        ``requantize(acc, multiplier, shift) + out_zp``.
+    total : numpy.ndarray
+        ``main`` plus the requantized residual term (``main`` itself without a residual): the
+        value the clamp sees.
+    out : numpy.ndarray
+        The result: ``total`` clamped to ``[act_min, act_max]`` (and through the LUT if any).
+    multiplier, shift : numpy.ndarray
+        The requantization operands of ``acc`` (the parameters' tables, broadcast by numpy).
+    """
+
+    biased: np.ndarray
+    acc: np.ndarray
+    main: np.ndarray
+    total: np.ndarray
+    out: np.ndarray
+    multiplier: np.ndarray
+    shift: np.ndarray
+
+    @functools.cached_property
+    def product(self) -> np.ndarray:
+        """``acc * multiplier``, exact (|product| < 2**62)."""
+        return self.acc * self.multiplier
+
+    @functools.cached_property
+    def tie(self) -> np.ndarray:
+        """Where the exact quotient ``product / 2**(31 - shift)`` lies halfway between two
+        integers (a rounding tie)."""
+        t = 31 - self.shift
+        rem = self.product & ((np.int64(1) << t) - 1)
+        return rem == (np.int64(1) << (t - 1))
+
+
+def dpu_stages(cfg: CoreConfig, psum: Any, params: DpuParams, residual: Any = None,
+               check: bool = True) -> DpuStages:
+    """:func:`dpu` with its intermediates: the operands, the validation (``check``) and the
+    arithmetic are :func:`dpu`'s, which returns the ``out`` of this, so the intermediates a
+    coverage model samples are the ones the result came from.
+
+    Returns
+    -------
+    DpuStages
+    """
+    if check:
+        psum, residual = _dpu_operands(cfg, psum, params, residual)
+    biased = psum + params.bias
+    acc = np.clip(biased, _I32_LO, _I32_HI)
+    main = requantize(acc, params.multiplier, params.shift, cfg.rounding, check=False)
+    main += params.out_zp
+    total = main
     if residual is not None:
-        y += requantize(residual - params.res_zp, params.res_multiplier, params.res_shift,
-                        cfg.rounding, check=False)
+        total = main + requantize(residual - params.res_zp, params.res_multiplier,
+                                  params.res_shift, cfg.rounding, check=False)
     # numpy scalar bounds: np.clip checks Python ints against the dtype on every call
-    np.clip(y, np.int64(params.act_min), np.int64(params.act_max), out=y)
-    return y if params.lut is None else params.lut[y + 128]
+    out = np.clip(total, np.int64(params.act_min), np.int64(params.act_max))
+    if params.lut is not None:
+        out = params.lut[out + 128]
+    return DpuStages(biased, acc, main, total, out, params.multiplier, params.shift)
+
 
 
 def fold_input_zero_point(W: Any, bias: Any, zp_x: int) -> np.ndarray:

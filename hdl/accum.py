@@ -24,7 +24,7 @@ class PassControlSignature(CfgSignature):
         A slice of a pass is in the array.
     first, last : Out(1)
         It is the pass's first / last slice.
-    shamt : Out(range(max(2, act_bits)))
+    shamt : Out(shamt_bits)
         Its weight: the column results are shifted left by ``shamt``.
     acc, emit : Out(1)
         The pass adds into the partial sums (else replaces them) / sends a result.
@@ -34,7 +34,7 @@ class PassControlSignature(CfgSignature):
 
     def __init__(self, cfg: CoreConfig) -> None:
         super().__init__(cfg, {"valid": Out(1), "first": Out(1), "last": Out(1),
-                               "shamt": Out(range(max(2, cfg.act_bits))), "acc": Out(1),
+                               "shamt": Out(cfg.shamt_bits), "acc": Out(1),
                                "emit": Out(1), "hold": In(1)})
 
 
@@ -112,7 +112,7 @@ class Accum(CfgChecked, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        pb, ab = cfg.psum_bits, cfg.acc_bits
+        pb, ab = cfg.psum_bits, cfg.acc_width
         lo, hi = cfg.psum_range
         ctl, res, st = self.ctl, self.result, self.status
         hold = ctl.hold

@@ -80,14 +80,14 @@ class RowWriteSignature(CfgSignature):
     -------
     we : Out(1)
         Row ``row`` of every column takes its word of ``wdata`` at the clock edge.
-    row : Out(range(max(2, rows)))
+    row : Out(row_bits)
         The row, below ``rows``.
     wdata : Out(cols * weight_bits)
         Column ``c``'s word at bits ``[c*weight_bits, +weight_bits)``.
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        super().__init__(cfg, {"we": Out(1), "row": Out(range(max(2, cfg.rows))),
+        super().__init__(cfg, {"we": Out(1), "row": Out(cfg.row_bits),
                                "wdata": Out(cfg.cols * cfg.weight_bits)})
 
 

@@ -17,7 +17,7 @@ from .accum import AccumStatusSignature
 from .axi import OKAY, SLVERR, axi_lite_signature
 from .dpu import DpuParamsSignature, TableBusSignature
 from .packer import PackerCsrSignature
-from .regmap import RegMap
+from .regmap import Access, RegMap
 from .rx import rx_status_signature
 from .sequencer import SequencerCsrSignature
 
@@ -80,7 +80,7 @@ class CsrBlock(CfgComponent):
         members = {
             "bus": In(axi_lite_signature(RegMap.addr_bits, RegMap.data_bits)),
             "w_rx": In(rx_status_signature()),
-            "x_rx": In(rx_status_signature(range(cfg.act_bits + 1))),
+            "x_rx": In(rx_status_signature(cfg.precision_bits)),
         }
         if cfg.dpu_residual:
             members["r_rx"] = In(rx_status_signature())
@@ -136,12 +136,12 @@ class CsrBlock(CfgComponent):
             for f in reg.fields:
                 key = f"{reg.name}.{f.name}"
                 name = key.replace(".", "_").lower()
-                if f.access in ("rw", "w1c") or key in _COUNTERS:
+                if f.access in (Access.RW, Access.W1C) or key in _COUNTERS:
                     # A field with a legal range stores only the bits the range needs; the
                     # write check sees the whole field (see _bus).
                     width = f.width if f.legal is None else max(1, f.legal[1].bit_length())
                     csr[key] = Signal(width, init=f.reset, name=name)
-                elif f.access == "w1p":
+                elif f.access is Access.W1P:
                     csr[key] = Signal(f.width, name=name)
                 else:
                     csr[key] = Const(f.reset, f.width)
@@ -174,13 +174,13 @@ class CsrBlock(CfgComponent):
         for reg in rm.registers:
             for f in reg.fields:
                 key = f"{reg.name}.{f.name}"
-                if f.access == "w1c":
+                if f.access is Access.W1C:
                     # Set by the core; a write-1-to-clear in the same cycle loses.
                     with m.If(writing & hits[reg.name] & wdata[f.lsb]):
                         m.d.sync += csr[key].eq(0)
                     with m.If(hw[key]):
                         m.d.sync += csr[key].eq(1)
-                elif f.access == "rw":
+                elif f.access is Access.RW:
                     value = wdata[f.lsb:f.lsb + f.width]
                     ok = writing & hits[reg.name]
                     if f.legal is not None and f.legal[0] > 0:
@@ -189,17 +189,17 @@ class CsrBlock(CfgComponent):
                         ok = ok & (value <= f.legal[1])
                     with m.If(ok):
                         m.d.sync += csr[key].eq(value)
-                elif f.access == "w1p":
+                elif f.access is Access.W1P:
                     m.d.comb += csr[key].eq(writing & hits[reg.name] & wdata[f.lsb])
         read_word = Signal(rm.data_bits)
         with m.Switch(addr[rm.word_lsb:]):
             for reg in rm.registers:
                 with m.Case(reg.offset >> rm.word_lsb):
                     for f in reg.fields:
-                        if f.access == "w1p":
+                        if f.access is Access.W1P:
                             continue  # reads 0
                         key = f"{reg.name}.{f.name}"
-                        val = hw.get(key, csr[key]) if f.access == "ro" else csr[key]
+                        val = hw.get(key, csr[key]) if f.access is Access.RO else csr[key]
                         m.d.comb += read_word[f.lsb:f.lsb + len(val)].eq(val)
         with m.FSM(name="axil"):
             with m.State("IDLE"):

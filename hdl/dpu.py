@@ -8,8 +8,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..golden.arith import MULTIPLIER_RANGE, SHIFT_RANGE
-from ..golden.config import CoreConfig
+from ..golden.arith import (INT32_MAX, INT32_MIN, MULTIPLIER_BITS, SHIFT_BITS, SHIFT_RANGE,
+                           TIE_RULE, Rounding, Tie)
+from ..golden.config import CoreConfig, value_range
 from ._cfg import CfgChecked, check_cfg
 from ._base import CfgSignature
 from .regmap import RegMap
@@ -18,8 +19,6 @@ __all__ = ["Dpu", "DpuParamsSignature", "TableBusSignature", "input_layout", "ou
 
 # Requantization operand ranges (the register formats of the tables and scalars).
 _SHIFT_MIN, _SHIFT_MAX = SHIFT_RANGE
-_MULT_BITS = MULTIPLIER_RANGE[1].bit_length()
-_SHIFT_BITS = _SHIFT_MAX.bit_length() + 1
 _MULT_LO_BITS = 16  # the multiplier is split in two partial products at this bit
 # Width of the main + residual sum before the zero point: saturating it to +-512 changes no
 # output, since any |sum| >= 256 clamps after an int8 zero point is added.
@@ -28,17 +27,13 @@ _SUM_BITS = 10
 _INT8 = signed(8)
 
 
-def _column_bits(cfg: CoreConfig) -> int:
-    return max(1, ceil_log2(cfg.cols))
-
-
 def input_layout(cfg: CoreConfig) -> data.StructLayout:
     """Payload of the DPU input stream: ``psum`` (L x signed psum_bits), ``res`` (L x int8),
     ``col`` (the column of lane 0) and ``last``."""
     lanes = cfg.dpu_lanes
     return data.StructLayout({"psum": data.ArrayLayout(signed(cfg.psum_bits), lanes),
                               "res": data.ArrayLayout(_INT8, lanes),
-                              "col": unsigned(_column_bits(cfg)), "last": 1})
+                              "col": unsigned(cfg.col_bits), "last": 1})
 
 
 def output_layout(cfg: CoreConfig) -> data.StructLayout:
@@ -56,7 +51,7 @@ class TableBusSignature(CfgSignature):
         Write ``wdata`` into entry ``addr`` of table ``sel`` at the clock edge.
     sel : Out(RegMap.select_bits)
         The table: a ``Table.select`` of :class:`~dcim.hdl.regmap.RegMap`, or ``no_select``.
-    addr : Out(ceil_log2(cols))
+    addr : Out(col_bits)
         The column.
     wdata : Out(32)
         The written word (register format of the table).
@@ -67,7 +62,7 @@ class TableBusSignature(CfgSignature):
     def __init__(self, cfg: CoreConfig) -> None:
         rm = RegMap(cfg)
         super().__init__(cfg, {"we": Out(1), "sel": Out(rm.select_bits),
-                               "addr": Out(_column_bits(cfg)), "wdata": Out(rm.data_bits),
+                               "addr": Out(cfg.col_bits), "wdata": Out(rm.data_bits),
                                "rdata": In(rm.data_bits)})
 
 
@@ -90,8 +85,8 @@ class DpuParamsSignature(CfgSignature):
     def __init__(self, cfg: CoreConfig) -> None:
         super().__init__(cfg, {"out_zp": Out(_INT8), "act_min": Out(_INT8),
                                "act_max": Out(_INT8), "res_en": Out(1),
-                               "res_multiplier": Out(unsigned(_MULT_BITS)),
-                               "res_shift": Out(signed(_SHIFT_BITS)), "res_zp": Out(_INT8)})
+                               "res_multiplier": Out(unsigned(MULTIPLIER_BITS)),
+                               "res_shift": Out(signed(SHIFT_BITS)), "res_zp": Out(_INT8)})
 
 
 class Dpu(CfgChecked, wiring.Component):
@@ -166,7 +161,7 @@ class Dpu(CfgChecked, wiring.Component):
         cfg = self.cfg
         lanes = cfg.dpu_lanes
         depth = cfg.dpu_groups
-        double = cfg.rounding == "double"
+        double = cfg.rounding is Rounding.DOUBLE
         residual = cfg.dpu_residual
         n_stages = cfg.dpu_latency
 
@@ -195,7 +190,7 @@ class Dpu(CfgChecked, wiring.Component):
         tbl = self.tables
         rm = RegMap(cfg)
         bias_t, mult_t, shift_t = (rm.table(n) for n in ("BIAS", "MULT", "SHIFT"))
-        assert (bias_t.width, mult_t.width, shift_t.width) == (32, _MULT_BITS, _SHIFT_BITS)
+        assert (bias_t.width, mult_t.width, shift_t.width) == (32, MULTIPLIER_BITS, SHIFT_BITS)
         wr_entry, wr_lane = _udivmod_const(tbl.addr, lanes, cfg.cols)
         wr_ok = tbl.we & (tbl.addr < cfg.cols)
         rd_entry, _ = _udivmod_const(self.i.payload.col, lanes, cfg.cols)
@@ -204,7 +199,7 @@ class Dpu(CfgChecked, wiring.Component):
             shapes[t] = signed(t.width) if t.signed else unsigned(t.width)
             wdata[t] = tbl.wdata[:t.width]
         wdata[shift_t] = _saturate(wdata[shift_t].as_signed(), _SHIFT_MIN, _SHIFT_MAX,
-                                   _SHIFT_BITS)
+                                   SHIFT_BITS)
         table = {t: [] for t in shapes}     # per lane: stage-1 read data
         readback = {t: [] for t in shapes}  # per lane: CSR read-back data
         for lane in range(lanes):
@@ -242,8 +237,8 @@ class Dpu(CfgChecked, wiring.Component):
 
         # ---------------------------------------------------------------- scalars
         par = self.params
-        res_shift = _saturate(par.res_shift, _SHIFT_MIN, _SHIFT_MAX, _SHIFT_BITS)
-        tie = "up" if cfg.rounding == "single" else "even"
+        res_shift = _saturate(par.res_shift, _SHIFT_MIN, _SHIFT_MAX, SHIFT_BITS)
+        tie = TIE_RULE[cfg.rounding]  # of single and rne (double rounds twice, its own way)
 
         # ---------------------------------------------------------------- datapath
         p_in = self.i.payload
@@ -258,7 +253,7 @@ class Dpu(CfgChecked, wiring.Component):
             psum = stage(1, p_in.psum[lane], f"{tag}_psum")
             bias, mult, shift = (table[t][lane] for t in (bias_t, mult_t, shift_t))
             # S2: bias add, saturated to int32.
-            a = stage(2, _saturate(psum + bias, *_signed_range(32), 32), f"{tag}_a")
+            a = stage(2, _saturate(psum + bias, INT32_MIN, INT32_MAX, 32), f"{tag}_a")
             mult2 = stage(2, mult, f"{tag}_mult")
             shift2 = stage(2, shift, f"{tag}_shift")
             # S3..S5: requantization, up to the final rounding increment.
@@ -275,11 +270,11 @@ class Dpu(CfgChecked, wiring.Component):
                                            res_shift, per_group=False, double=double, tie=tie)
                 assert len(r_pre) >= 10
                 main_bits = len(r_pre) + 1
-                total = (_saturate(q_pre, *_signed_range(main_bits), main_bits) + inc
+                total = (_saturate(q_pre, *value_range(main_bits, True), main_bits) + inc
                          + Mux(par.res_en, r_pre, 0) + (par.res_en & r_inc))
             else:
-                total = _saturate(q_pre, *_signed_range(_SUM_BITS), _SUM_BITS) + inc
-            s6 = stage(6, _saturate(total, *_signed_range(_SUM_BITS), _SUM_BITS), f"{tag}_sum")
+                total = _saturate(q_pre, *value_range(_SUM_BITS, True), _SUM_BITS) + inc
+            s6 = stage(6, _saturate(total, *value_range(_SUM_BITS, True), _SUM_BITS), f"{tag}_sum")
             # S7: output zero point and clamp.
             total = s6 + par.out_zp
             clamped = Mux(total < par.act_min, par.act_min, total)
@@ -308,7 +303,7 @@ def _requantize(m, stage, tag, x, mult, shift, *, per_group, double, tie):
     # S3: the two partial products of the multiply.
     pp_lo = stage(3, x * mult[:_MULT_LO_BITS], f"{tag}_pplo")
     pp_hi = stage(3, x * mult[_MULT_LO_BITS:], f"{tag}_pphi")
-    p_bits = len(x) + _MULT_BITS  # |x * mult| <= 2**(len(x) - 1) * (2**31 - 1)
+    p_bits = len(x) + MULTIPLIER_BITS  # |x * mult| <= 2**(len(x) - 1) * (2**31 - 1)
     product = (pp_hi << _MULT_LO_BITS) + pp_lo
     shift3 = carry(3, shift, "shift")
     if not double:
@@ -329,9 +324,9 @@ def _requantize(m, stage, tag, x, mult, shift, *, per_group, double, tie):
     n = stage(4, Mux(ovf, 0, Mux(neg, 31, 31 - shift3)), f"{tag}_n", unsigned(6))
     right = stage(4, Mux(neg, -shift3, 0), f"{tag}_right", unsigned(5))
     # S5: round by n, ties up (an int32), then shift by right, ties away from zero.
-    q1_pre, inc1 = _round_shift(p, n, "up")
+    q1_pre, inc1 = _round_shift(p, n, Tie.UP)
     q1 = (q1_pre + inc1)[:32].as_signed()
-    q_pre, inc = _round_shift(q1, right, "away")
+    q_pre, inc = _round_shift(q1, right, Tie.AWAY)
     return stage(5, q_pre, f"{tag}_qpre"), stage(5, inc, f"{tag}_inc")
 
 
@@ -349,10 +344,6 @@ def _udivmod_const(x: Value, d: int, limit: int) -> tuple[Value, Value]:
     raise AssertionError(f"no reciprocal for division by {d}")  # pragma: no cover
 
 
-def _signed_range(bits: int) -> tuple[int, int]:
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-
 def _saturate(x: Value, lo: int, hi: int, bits: int) -> Value:
     """``x`` clamped to ``[lo, hi]`` as a signed ``bits``-wide value."""
     return Mux(x > hi, hi, Mux(x < lo, lo, x))[:bits].as_signed()
@@ -365,18 +356,18 @@ def _shl_overflows(x: Value, left: Value) -> Value:
     return Cat(*terms).any() if terms else Const(0, 1)
 
 
-def _round_shift(v: Value, n: Value, tie: str) -> tuple[Value, Value]:
+def _round_shift(v: Value, n: Value, tie: Tie) -> tuple[Value, Value]:
     """``v / 2**n`` rounded to nearest as ``(floor(v / 2**n), increment)``; ties up (``up``),
     to even (``even``) or away from zero (``away``). ``n`` may be 0."""
     ext = Cat(Const(0, 1), v).as_signed()  # v * 2, so that a shift by n leaves bit n - 1 of v
     v1 = ext >> n
     q = v1[1:].as_signed()
     rb = v1[0]
-    if tie == "up":
+    if tie is Tie.UP:
         return q, rb
     # Bits of ext below position n (n never exceeds its own range).
     span = min(len(ext), (1 << len(n)) - 1)
     sticky = Cat(*(ext[i] & (n > i) for i in range(span))).any()
-    if tie == "even":
+    if tie is Tie.EVEN:
         return q, rb & (sticky | q[0])
     return q, rb & (sticky | ~v[-1])

@@ -26,24 +26,37 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from enum import StrEnum
 from typing import Any
 
+from ..golden.arith import MULTIPLIER_BITS, MULTIPLIER_RANGE, SHIFT_BITS, SHIFT_RANGE
 from ..golden.config import ROUNDING_MODES, CoreConfig
 from ._cfg import check_cfg
 
-__all__ = ["ACCESS", "MAGIC", "VERSION", "Field", "RegMap", "Register", "Table", "embed_markdown"]
+__all__ = ["ACCESS", "MAGIC", "VERSION", "Access", "Field", "RegMap", "Register", "Table",
+           "embed_markdown"]
 
 #: Value of the read-only ``MAGIC`` register: ASCII "DCIM".
 MAGIC = 0x4443494D
 #: Register-map version (major, minor), read from ``VERSION``.
 VERSION = (1, 0)
 
-#: Field access types.
+class Access(StrEnum):
+    """The access type of a register field; its value is the name the register-map documents
+    and JSON use."""
+
+    RO = "ro"
+    RW = "rw"
+    W1C = "w1c"
+    W1P = "w1p"
+
+
+#: Field access types and what each means.
 ACCESS = {
-    "ro": "read-only (constant or driven by the core); writes ignored",
-    "rw": "read/write",
-    "w1c": "sticky flag set by the core; write 1 to clear",
-    "w1p": "write 1 to trigger (one-cycle pulse); reads 0",
+    Access.RO: "read-only (constant or driven by the core); writes ignored",
+    Access.RW: "read/write",
+    Access.W1C: "sticky flag set by the core; write 1 to clear",
+    Access.W1P: "write 1 to trigger (one-cycle pulse); reads 0",
 }
 
 _ADDR_BITS = 16
@@ -51,6 +64,10 @@ _DATA_BITS = 32
 _WORD_LSB = 2      # byte address -> 32-bit word
 _REGION_LSB = 14   # 16 KiB regions: the registers, then one per table
 _TABLE_STRIDE = 4
+# The requantization operand ranges as the documents print them.
+_MULT_TEXT = f"{MULTIPLIER_RANGE[0]}..2**{MULTIPLIER_BITS}-1"
+_SHIFT_TEXT = f"{SHIFT_RANGE[0]}..{SHIFT_RANGE[1]}"
+assert MULTIPLIER_RANGE[1] == 2**MULTIPLIER_BITS - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +79,8 @@ class Field:
     name : str
     lsb, width : int
         Bit position and width inside the 32-bit word.
-    access : str
-        One of :data:`ACCESS`.
+    access : Access or str
+        One of :data:`ACCESS` (a name is stored as its :class:`Access`).
     reset : int
         Value after reset (the constant for read-only ID fields), as the field's bits.
     desc : str
@@ -78,7 +95,7 @@ class Field:
     name: str
     lsb: int
     width: int
-    access: str
+    access: Access
     reset: int
     desc: str
     signed: bool = False
@@ -87,6 +104,7 @@ class Field:
     def __post_init__(self) -> None:
         if self.access not in ACCESS:
             raise ValueError(f"access must be one of {', '.join(ACCESS)}, got {self.access!r}")
+        object.__setattr__(self, "access", Access(self.access))
         if not (0 <= self.lsb and 1 <= self.width and self.lsb + self.width <= 32):
             raise ValueError(f"field {self.name} must fit bits [0, 31], got lsb {self.lsb} "
                              f"width {self.width}")
@@ -166,10 +184,10 @@ class RegMap:
         self.tables: tuple[Table, ...] = (
             Table("BIAS", 0x4000, 32, True, 0,
                   "Per-column bias added to the partial sum (int32)."),
-            Table("MULT", 0x8000, 31, False, 1,
-                  "Per-column requantization multiplier, 0..2**31-1."),
-            Table("SHIFT", 0xC000, 6, True, 2,
-                  "Per-column requantization shift, -31..30 (positive: left)."),
+            Table("MULT", 0x8000, MULTIPLIER_BITS, False, 1,
+                  f"Per-column requantization multiplier, {_MULT_TEXT}."),
+            Table("SHIFT", 0xC000, SHIFT_BITS, True, 2,
+                  f"Per-column requantization shift, {_SHIFT_TEXT} (positive: left)."),
         )
         offsets = [r.offset for r in self.registers]
         assert len(set(offsets)) == len(offsets)
@@ -251,7 +269,7 @@ class RegMap:
             "tables": [
                 {"name": t.name, "base": t.base, "stride": self.table_stride,
                  "entries": self.cfg.cols, "width": t.width, "signed": t.signed,
-                 "access": "rw", "desc": t.desc}
+                 "access": Access.RW, "desc": t.desc}
                 for t in self.tables],
         }
 
@@ -325,88 +343,89 @@ def _registers(cfg: CoreConfig) -> list[Register]:
     residual = cfg.dpu_residual
     regs = [
         Register("MAGIC", 0x00, "Identifies the core: ASCII \"DCIM\".",
-                 (Field("MAGIC", 0, 32, "ro", MAGIC, "0x4443494D"),)),
+                 (Field("MAGIC", 0, 32, Access.RO, MAGIC, "0x4443494D"),)),
         Register("VERSION", 0x04, "Register-map version.",
-                 (Field("MINOR", 0, 16, "ro", VERSION[1], "minor version"),
-                  Field("MAJOR", 16, 16, "ro", VERSION[0], "major version"))),
+                 (Field("MINOR", 0, 16, Access.RO, VERSION[1], "minor version"),
+                  Field("MAJOR", 16, 16, Access.RO, VERSION[0], "major version"))),
         Register("ROWS", 0x08, "Rows of the array (reduction length of one pass).",
-                 (Field("ROWS", 0, 13, "ro", cfg.rows, "rows"),)),
+                 (Field("ROWS", 0, 13, Access.RO, cfg.rows, "rows"),)),
         Register("COLS", 0x0C, "Columns of the array (output channels).",
-                 (Field("COLS", 0, 13, "ro", cfg.cols, "cols"),)),
+                 (Field("COLS", 0, 13, Access.RO, cfg.cols, "cols"),)),
         Register("PREC", 0x10, "Operand precisions and signedness.",
-                 (Field("ACT_BITS", 0, 4, "ro", cfg.act_bits, "maximum activation bits"),
-                  Field("WEIGHT_BITS", 4, 4, "ro", cfg.weight_bits, "weight bits"),
-                  Field("SERIAL_BITS", 8, 4, "ro", cfg.serial_bits,
+                 (Field("ACT_BITS", 0, 4, Access.RO, cfg.act_bits, "maximum activation bits"),
+                  Field("WEIGHT_BITS", 4, 4, Access.RO, cfg.weight_bits, "weight bits"),
+                  Field("SERIAL_BITS", 8, 4, Access.RO, cfg.serial_bits,
                         "activation bits per compute cycle"),
-                  Field("ACT_SIGNED", 16, 1, "ro", int(cfg.act_signed), "signed activations"),
-                  Field("WEIGHT_SIGNED", 17, 1, "ro", int(cfg.weight_signed),
+                  Field("ACT_SIGNED", 16, 1, Access.RO, int(cfg.act_signed), "signed activations"),
+                  Field("WEIGHT_SIGNED", 17, 1, Access.RO, int(cfg.weight_signed),
                         "signed weights"))),
         Register("DPU", 0x14, "DPU configuration.",
-                 (Field("LANES", 0, 13, "ro", cfg.dpu_lanes, "DPU lanes"),
-                  Field("ROUNDING", 16, 2, "ro", rounding,
+                 (Field("LANES", 0, 13, Access.RO, cfg.dpu_lanes, "DPU lanes"),
+                  Field("ROUNDING", 16, 2, Access.RO, rounding,
                         "rounding mode: " + ", ".join(f"{i} {m}"
                                                       for i, m in enumerate(ROUNDING_MODES))),
-                  Field("RESIDUAL", 20, 1, "ro", int(cfg.dpu_residual),
+                  Field("RESIDUAL", 20, 1, Access.RO, int(cfg.dpu_residual),
                         "residual-add stage present"))),
         Register("WIDTHS", 0x18, "Accumulator widths and adder-tree pipelining.",
-                 (Field("ACC_BITS", 0, 6, "ro", cfg.acc_bits, "pass accumulator bits"),
-                  Field("PSUM_BITS", 8, 6, "ro", cfg.psum_bits, "partial-sum bits"),
-                  Field("TREE_REGS", 16, 4, "ro", cfg.tree_regs, "adder-tree register stages"))),
+                 (Field("ACC_BITS", 0, 6, Access.RO, cfg.acc_width, "pass accumulator bits"),
+                  Field("PSUM_BITS", 8, 6, Access.RO, cfg.psum_bits, "partial-sum bits"),
+                  Field("TREE_REGS", 16, 4, Access.RO, cfg.tree_regs,
+                        "adder-tree register stages"))),
         Register("STREAMS", 0x1C, "Stream widths in lanes.",
-                 (Field("W_LANES", 0, 10, "ro", cfg.w_lanes, "weight bytes per beat"),
-                  Field("X_LANES", 10, 10, "ro", cfg.x_lanes, "activation bytes per beat"),
-                  Field("Y_WORDS", 20, 10, "ro", cfg.y_lanes(raw=True),
+                 (Field("W_LANES", 0, 10, Access.RO, cfg.w_lanes, "weight bytes per beat"),
+                  Field("X_LANES", 10, 10, Access.RO, cfg.x_lanes, "activation bytes per beat"),
+                  Field("Y_WORDS", 20, 10, Access.RO, cfg.y_lanes(raw=True),
                         "32-bit words per result beat"))),
         Register("CTRL", 0x40,
                  "Control. RUN_BITS applies to activation packets whose first beat arrives "
                  f"after the write; {'RAW and RES_EN apply' if residual else 'RAW applies'} to "
                  "results emitted after the write. Change them while STATUS.BUSY is 0.",
-                 (Field("RUN_BITS", 0, 4, "rw", cfg.act_bits,
+                 (Field("RUN_BITS", 0, 4, Access.RW, cfg.act_bits,
                         f"runtime activation precision 1..{cfg.act_bits}; a write of another "
                         "value leaves the field unchanged", legal=(1, cfg.act_bits)),
-                  Field("RAW", 4, 1, "rw", 0,
+                  Field("RAW", 4, 1, Access.RW, 0,
                         "emit raw int32 partial sums (bypass the DPU)"),
-                  *([Field("RES_EN", 5, 1, "rw", 0,
+                  *([Field("RES_EN", 5, 1, Access.RW, 0,
                            "consume one s_axis_r residual vector per emitted DPU result")]
                     if residual else []),
-                  Field("CLEAR", 8, 1, "w1p", 0, "zero every partial sum"))),
+                  Field("CLEAR", 8, 1, Access.W1P, 0, "zero every partial sum"))),
         Register("STATUS", 0x44, "Status and sticky error flags.",
-                 (Field("BUSY", 0, 1, "ro", 0,
+                 (Field("BUSY", 0, 1, Access.RO, 0,
                         "a packet, pass or result is in progress or waiting"),
-                  Field("ERR_W_LEN", 8, 1, "w1c", 0,
+                  Field("ERR_W_LEN", 8, 1, Access.W1C, 0,
                         f"a weight packet had a beat count other than {cfg.w_beats} (dropped)"),
-                  Field("ERR_X_LEN", 9, 1, "w1c", 0,
+                  Field("ERR_X_LEN", 9, 1, Access.W1C, 0,
                         f"an activation packet had a beat count other than {cfg.x_beats} "
                         "(dropped)"),
-                  *([Field("ERR_R_LEN", 10, 1, "w1c", 0,
+                  *([Field("ERR_R_LEN", 10, 1, Access.W1C, 0,
                            f"a residual packet had a beat count other than {cfg.r_beats} "
                            "(dropped)")] if residual else []),
-                  Field("PSUM_SAT", 11, 1, "w1c", 0,
+                  Field("PSUM_SAT", 11, 1, Access.W1C, 0,
                         f"a partial sum saturated at {cfg.psum_bits} bits"))),
         Register("PASSES", 0x48, "Compute passes completed since reset (wraps).",
-                 (Field("COUNT", 0, 32, "ro", 0, "passes"),)),
+                 (Field("COUNT", 0, 32, Access.RO, 0, "passes"),)),
         Register("W_ROW", 0x4C,
                  "Row written by the next weight packet; increments after each accepted "
                  "row, wrapping at rows.",
-                 (Field("ROW", 0, 32, "rw", 0,
+                 (Field("ROW", 0, 32, Access.RW, 0,
                         f"row 0..{cfg.rows - 1}; a write of a larger value (any 32-bit word "
                         f">= {cfg.rows}) is ignored: W_ROW keeps its value",
                         legal=(0, cfg.rows - 1)),)),
         Register("OUT_ZP", 0x60, "DPU output zero point.",
-                 (Field("OUT_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
+                 (Field("OUT_ZP", 0, 8, Access.RW, 0, "int8", signed=True),)),
         Register("ACT_MIN", 0x64, "DPU clamp minimum (ReLU: out_zp).",
-                 (Field("ACT_MIN", 0, 8, "rw", -128, "int8", signed=True),)),
+                 (Field("ACT_MIN", 0, 8, Access.RW, -128, "int8", signed=True),)),
         Register("ACT_MAX", 0x68, "DPU clamp maximum.",
-                 (Field("ACT_MAX", 0, 8, "rw", 127, "int8", signed=True),)),
+                 (Field("ACT_MAX", 0, 8, Access.RW, 127, "int8", signed=True),)),
     ]
     if residual:
         regs += [
             Register("RES_MULT", 0x6C, "Residual requantization multiplier.",
-                     (Field("RES_MULT", 0, 31, "rw", 0, "0..2**31-1"),)),
+                     (Field("RES_MULT", 0, MULTIPLIER_BITS, Access.RW, 0, _MULT_TEXT),)),
             Register("RES_SHIFT", 0x70, "Residual requantization shift (positive: left).",
-                     (Field("RES_SHIFT", 0, 6, "rw", 0, "-31..30", signed=True),)),
+                     (Field("RES_SHIFT", 0, SHIFT_BITS, Access.RW, 0, _SHIFT_TEXT, signed=True),)),
             Register("RES_ZP", 0x74, "Residual zero point.",
-                     (Field("RES_ZP", 0, 8, "rw", 0, "int8", signed=True),)),
+                     (Field("RES_ZP", 0, 8, Access.RW, 0, "int8", signed=True),)),
         ]
     return regs
 

@@ -181,7 +181,7 @@ class ActivationReceiver(CfgChecked, StreamReceiver):
         self.cfg = check_cfg(cfg)
         super().__init__(stream_bits=cfg.x_stream_bits, beats=cfg.x_beats, lanes=cfg.x_lanes,
                          count=cfg.rows, width=cfg.act_bits, user=X_USER, overlap=True,
-                         precision=range(cfg.act_bits + 1))
+                         precision=cfg.precision_bits)
 
     def _lanes(self, m: Module, start, first) -> list:
         cfg = self.cfg

@@ -24,7 +24,7 @@ class SequencerCsrSignature(CfgSignature):
 
     Members
     -------
-    row : In(range(max(2, rows)))
+    row : In(row_bits)
         ``W_ROW``: the row the waiting weight packet is written to.
     written : Out(1)
         A row is written this cycle (``W_ROW`` advances, wrapping at ``rows``).
@@ -33,7 +33,7 @@ class SequencerCsrSignature(CfgSignature):
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        super().__init__(cfg, {"row": In(range(max(2, cfg.rows))), "written": Out(1),
+        super().__init__(cfg, {"row": In(cfg.row_bits), "written": Out(1),
                                "busy": Out(1)})
 
 
@@ -54,7 +54,7 @@ class PassSequencer(CfgComponent):
     -------
     w : In(buffer_signature(cols, weight_bits))
         The weight row buffer.
-    x : In(buffer_signature(rows, act_bits, user=X_USER, bits=range(act_bits + 1)))
+    x : In(buffer_signature(rows, act_bits, user=X_USER, bits=precision_bits))
         The activation vector buffer (``user``: ACC, EMIT; ``bits``: its precision).
     csr : Out(SequencerCsrSignature(cfg))
     write : Out(RowWriteSignature(cfg))
@@ -66,7 +66,7 @@ class PassSequencer(CfgComponent):
         return {
             "w": In(buffer_signature(cfg.cols, cfg.weight_bits)),
             "x": In(buffer_signature(cfg.rows, cfg.act_bits, user=X_USER,
-                                     bits=range(cfg.act_bits + 1))),
+                                     bits=cfg.precision_bits)),
             "csr": Out(SequencerCsrSignature(cfg)),
             "write": Out(RowWriteSignature(cfg)),
             "compute": Out(SliceSignature(cfg)),

@@ -74,9 +74,9 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                        help="configuration file (.json or .toml, as `dcim config` writes)")
     for field in dataclasses.fields(CoreConfig):
         flag = "--" + field.name.replace("_", "-")
-        if field.type in ("bool", bool):
+        if isinstance(field.default, bool):
             kind: Callable[[str], Any] = _parse_bool
-        elif field.type in ("str", str):
+        elif isinstance(field.default, str):  # names, and enums of names (rounding)
             kind = str
         else:
             kind = int

@@ -29,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
 from ..golden.quant.calibrate import METHODS
 from ..golden.quant.evaluate import calibrate_report, load_data
 from ..golden.quant.export import export_vectors, weighted_layers
+from ..golden.table import table
 from .cli import add_config_args, config_from_args
 from .noise_report import add_noise_args, check_noise_args, format_noise, write_plot
 
@@ -76,33 +78,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 class _Bar:
-    """Progress on stderr: a redrawn bar on a terminal, one line per finished stage otherwise."""
+    """``progress(stage, done, total)`` (:data:`dcim.golden.quant.evaluate.Progress`) as one
+    tqdm bar per stage on stderr, none when stderr is not a terminal; a context manager that
+    closes the open bar on the way out (also on Ctrl-C)."""
 
-    def __init__(self, stream=None):
-        self.stream = sys.stderr if stream is None else stream
-        self.tty = self.stream.isatty()
+    def __init__(self):
+        self.bar = None
         self.stage = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.tty:
-            filled = int(20 * done / max(total, 1))
-            self.stream.write(f"\r{stage:<28} [{'#' * filled}{'.' * (20 - filled)}] "
-                              f"{done}/{total}")
-            if done >= total:
-                self.stream.write("\n")
-            self.stream.flush()
-        elif done >= total and stage != self.stage:
-            print(f"{stage}: {total}/{total} done", file=self.stream)
-        if done >= total:
+        if self.bar is None or self.stage != stage:
+            self.close()
             self.stage = stage
+            self.bar = tqdm(total=total, desc=stage, file=sys.stderr, disable=None,
+                            dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _pct(v: float) -> str:
-    return f"{100 * v:6.2f} %"
+    return f"{100 * v:.2f} %"
 
 
 def _db(v: float) -> str:
-    return "   exact" if v == math.inf else f"{v:8.2f}"
+    return "exact" if v == math.inf else f"{v:.2f}"
 
 
 def _finite(v: float) -> float:
@@ -118,29 +130,26 @@ def format_report(r: dict[str, Any]) -> str:
     SQNR, clipping and fake-quant check; mapping)."""
     cfg = r["config"]
     methods = list(r["methods"])
-    nw = max([14] + [len(m["name"]) + 1 for m in r["mapping"]["layers"]])  # layer name column
-    mw = max(10, len(str(r["mapping"]["totals"]["macs"])) + 1)  # MACs column
     fp = r["accuracy_fp32"]
     out = [f"Model {r['model']}: {r['calib_samples']} calibration, {r['eval_samples']} "
-           f"evaluation samples, {r['classes']} classes; rounding {r['rounding']}", "",
-           f"  {'flow':<44} {'top-1':>8}  {'vs FP32':>8} {'ties':>5}  {'agree':>8}"
-           f"  {'logit SQNR':>10}",
-           f"  {'FP32 (onnxruntime)':<44} {_pct(fp)}  {'':>8} {r['fp32']['ties']:>5}"]
+           f"evaluation samples, {r['classes']} classes; rounding {r['rounding']}", ""]
 
-    def row(label: str, res: dict[str, Any]) -> str:
+    def row(label: str, res: dict[str, Any]) -> list[str]:
         a = res["accuracy"]
-        return (f"  {label:<44} {_pct(a)}  {100 * (a - fp):+8.2f} {res['ties']:>5}  "
-                f"{_pct(res['top1_agreement_with_fp32'])}  {_db(res['logit_sqnr_db']):>7} dB")
+        sqnr = _db(res["logit_sqnr_db"])
+        return [label, _pct(a), f"{100 * (a - fp):+.2f}", res["ties"],
+                _pct(res["top1_agreement_with_fp32"]), sqnr + " dB" * (sqnr != "exact")]
 
-    for m, res in r.get("ort_int8", {}).items():
-        out.append(row(f"ORT INT8 QDQ per-channel, {res['calibration']}", res))
+    bits = ("INT8" if cfg["act_bits"] == cfg["weight_bits"] == 8
+            else f"A{cfg['act_bits']}/W{cfg['weight_bits']}")
+    rows = [["FP32 (onnxruntime)", _pct(fp), "", r["fp32"]["ties"], "", ""]]
+    rows += [row(f"ORT INT8 QDQ per-channel, {res['calibration']}", res)
+             for res in r.get("ort_int8", {}).values()]
+    rows += [row(f"{bits} golden integer path, {m}", r["methods"][m]) for m in methods]
+    out += table(rows, ["flow", "top-1", "vs FP32", "ties", "agree", "logit SQNR"], "lrrrrr")
     for reason in r.get("ort_int8_missing", []):
         out.append("  ORT INT8 peer not run: "
                    + ("--no-peer" if reason == "not requested" else reason))
-    bits = ("INT8" if cfg["act_bits"] == cfg["weight_bits"] == 8
-            else f"A{cfg['act_bits']}/W{cfg['weight_bits']}")
-    for m in methods:
-        out.append(row(f"{bits} golden integer path, {m}", r["methods"][m]))
     flows = [r["fp32"], *r.get("ort_int8", {}).values(), *r["methods"].values()]
     ties = sum(f["ties"] for f in flows)
     with_label = sum(f["ties_with_label"] for f in flows)
@@ -156,8 +165,8 @@ def format_report(r: dict[str, Any]) -> str:
     if changed:
         out.append("  ORT INT8 with graph optimizations off (its QDQ arithmetic in float, no "
                    "fused integer kernels): " + "; ".join(
-                       f"{res['calibration']} {_pct(res['unoptimized']['accuracy']).strip()}, "
-                       f"{_db(res['unoptimized']['logit_sqnr_db']).strip()} dB"
+                       f"{res['calibration']} {_pct(res['unoptimized']['accuracy'])}, "
+                       f"{_db(res['unoptimized']['logit_sqnr_db'])} dB"
                        for res in changed))
     if r.get("ort_int8_notes"):
         out.append(f"  ORT peer: {'; '.join(r['ort_int8_notes'])}")
@@ -171,20 +180,16 @@ def format_report(r: dict[str, Any]) -> str:
                    "progress): kept in the report's ort_log (--json), not shown")
     out += ["", "Per layer, INT8 output vs FP32: SQNR (dB) over all values / over the values "
                 "inside the quantization range, % of values clipped by the range; fake-quant "
-                "vs integer path (differing codes)",
-            "  " + f"{'layer':<{nw}}{'kind':<9}" + "".join(f"{m:>23}" for m in methods)
-            + "   fake-quant",
-            "  " + f"{'':<{nw + 9}}" + f"{'SQNR':>8}{'in-rng':>8}{'clip%':>7}" * len(methods)]
-    first = r["methods"][methods[0]]["layers"]
-    for i, lay in enumerate(first):
-        cells = []
-        for m in methods:
-            ly = r["methods"][m]["layers"][i]
-            cells.append(f"{_db(ly['sqnr_db']):>8}{_db(ly['inrange_sqnr_db']):>8}"
-                         f"{_clip(ly['clipped_fraction']):>7}")
-        mism = "/".join(str(r["methods"][m]["layers"][i]["fakequant_mismatches"])
-                        for m in methods)
-        out.append(f"  {lay['name']:<{nw}}{lay['kind']:<9}{''.join(cells)}   {mism}")
+                "vs integer path (differing codes, one per method, /-separated)"]
+    rows = []
+    for i, lay in enumerate(r["methods"][methods[0]]["layers"]):
+        per = [r["methods"][m]["layers"][i] for m in methods]
+        rows.append([lay["name"], lay["kind"]]
+                    + [c for ly in per for c in (_db(ly["sqnr_db"]), _db(ly["inrange_sqnr_db"]),
+                                                 _clip(ly["clipped_fraction"]))]
+                    + ["/".join(str(ly["fakequant_mismatches"]) for ly in per)])
+    heads = [h for m in methods for h in (f"{m}\nSQNR", "\nin-rng", "\nclip%")]
+    out += table(rows, ["layer", "kind", *heads, "fake-quant"], "ll" + "r" * len(heads) + "r")
     total_mism = sum(lay["fakequant_mismatches"] for m in methods
                      for lay in r["methods"][m]["layers"])
     if total_mism == 0:
@@ -201,19 +206,15 @@ def format_report(r: dict[str, Any]) -> str:
     out += ["", f"Mapping onto the {cfg['rows']}x{cfg['cols']} array (serial_bits "
                 f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}), "
                 + ("per inference" if t["batch"] == 1 else f"per batch of {t['batch']} "
-                   "inferences (one weight load each)"),
-            f"  {'layer':<{nw}}{'kind':<9}{'K':>6}{'N':>6}{'vec':>6}{'rowT':>6}{'colT':>6}"
-            f"{'passes':>8}{'MACs':>{mw}}{'cycles':>9}{'util':>8}  schedule   bound"]
-    for m in r["mapping"]["layers"]:
-        if m["passes"] == 0:
-            out.append(f"  {m['name']:<{nw}}{m['kind']:<9}{'(off the array)':>{mw + 30}}")
-            continue
-        out.append(f"  {m['name']:<{nw}}{m['kind']:<9}{m['K']:>6}{m['N']:>6}{m['vectors']:>6}"
-                   f"{m['row_tiles']:>6}{m['col_tiles']:>6}{m['passes']:>8}{m['macs']:>{mw}}"
-                   f"{m['cycles']:>9}{100 * m['utilization']:>7.1f}%  {m['schedule']:<11}"
-                   f"{m['bound']}")
-    out.append(f"  {'total':<{nw + 9}}{'':>30}{t['passes']:>8}{t['macs']:>{mw}}{t['cycles']:>9}"
-               f"{100 * t['utilization']:>7.1f}%")
+                   "inferences (one weight load each)")]
+    rows = [[m["name"], m["kind"], *[""] * 9, "(off the array)"] if m["passes"] == 0 else
+            [m["name"], m["kind"], m["K"], m["N"], m["vectors"], m["row_tiles"], m["col_tiles"],
+             m["passes"], m["macs"], m["cycles"], f"{100 * m['utilization']:.1f}%",
+             m["schedule"], m["bound"]] for m in r["mapping"]["layers"]]
+    rows.append(["total", "", "", "", "", "", "", t["passes"], t["macs"], t["cycles"],
+                 f"{100 * t['utilization']:.1f}%"])
+    out += table(rows, ["layer", "kind", "K", "N", "vec", "rowT", "colT", "passes", "MACs",
+                        "cycles", "util", "schedule", "bound"], "llrrrrrrrrrll")
     out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles of "
                f"{t['cycles']}; at {t['clock_mhz']:g} MHz: {t['inferences_per_s']:,.0f} "
                f"inferences/s, effective {t['effective_tops']:.4f} TOPS vs peak "
@@ -230,9 +231,9 @@ def format_raised_scales(r: dict[str, Any]) -> list[str]:
         return []
     out = ["", "Weight scales raised so that the int32 bias fits (s_x * s_w >= 1.0001 |b| / "
                "(2**31 - 1), as onnxruntime's quantizer does)",
-           f"  {'method':<12}{'layer':<14}{'channel':>8}  {'max|w|/127':>11}  {'used':>11}"]
-    out += [f"  {m:<12}{layer:<14}{ch['channel']:>8}  {ch['old_scale']:>11.4g}  "
-            f"{ch['new_scale']:>11.4g}" for m, layer, ch in rows]
+           *table([[m, layer, ch["channel"], f"{ch['old_scale']:.4g}", f"{ch['new_scale']:.4g}"]
+                   for m, layer, ch in rows],
+                  ["method", "layer", "channel", "max|w|/127", "used"], "llrrr")]
     return out
 
 
@@ -283,8 +284,9 @@ def _whatif(args: argparse.Namespace, report: dict[str, Any], qm, sigmas: list[f
     from ..golden.quant.noise import noise_sweep
 
     x, y = load_data(args.eval, qm.graph, "evaluation")
-    r = noise_sweep(qm, x, y, fp32_logits, sigmas, args.noise_seed, args.adc_bits,
-                    args.noise_offset_cal, progress=_Bar())
+    with _Bar() as bar:
+        r = noise_sweep(qm, x, y, fp32_logits, sigmas, args.noise_seed, args.adc_bits,
+                        args.noise_offset_cal, progress=bar)
     print()
     print(format_noise(r, report["best_method"]))
     if args.plot is not None:
@@ -309,10 +311,11 @@ def run(args: argparse.Namespace) -> int:
     _refuse_qdq(args.model)
     models: dict = {}
     logits: dict | None = {} if args.save_logits is not None or sigmas is not None else None
-    report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
-                              clock_mhz=args.clock_mhz, batch=args.batch,
-                              peer=not args.no_peer, progress=_Bar(), models=models,
-                              logits=logits, peer_preprocess=not args.no_peer_preprocess)
+    with _Bar() as bar:
+        report = calibrate_report(args.model, args.calib, args.eval, cfg, methods,
+                                  clock_mhz=args.clock_mhz, batch=args.batch,
+                                  peer=not args.no_peer, progress=bar, models=models,
+                                  logits=logits, peer_preprocess=not args.no_peer_preprocess)
     for w in report["warnings"]:
         print(f"dcim: warning: {w}", file=sys.stderr)
     print(format_report(report))

@@ -34,6 +34,7 @@ from pathlib import Path
 from ..golden.config import CoreConfig
 from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
+from ..golden.table import table
 from .cli import add_config_args, config_from_args
 from .junit import write_junit
 from .build import ARRAY_MODELS, check_array_model
@@ -65,7 +66,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "fast above")
     parser.add_argument("--rtl", type=Path, default=None, metavar="DIR",
                         help="use the Verilog `dcim generate` wrote to DIR instead of generating")
-    parser.add_argument("--out", type=Path, default=Path("build/regress"), metavar="DIR",
+    parser.add_argument("-o", "--out", "--output", dest="out", type=Path,
+                        default=Path("build/regress"), metavar="DIR",
                         help="build and run directories (default build/regress)")
     parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
                         help="JUnit XML path (default OUT/<config>/junit.xml)")
@@ -82,7 +84,7 @@ def config_argv(cfg: CoreConfig) -> list[str]:
     default = CoreConfig()
     out = []
     for name, value in cfg.fields().items():
-        if name == "acc_bits" and value == cfg.min_acc_bits:
+        if value is None:  # automatic (acc_bits): the default
             continue
         if value != getattr(default, name) or name in ("rows", "cols"):
             text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -103,10 +105,9 @@ def _vectors_config(args) -> CoreConfig:
         value = getattr(args, "cfg_" + name)
         if value is not None:
             given[name] = value
-    if given.get("acc_bits") is None:
-        given.pop("acc_bits", None)
-    diff = [f"{k} {v!r} != {given[k]!r}" for k, v in cfg.fields().items()
-            if k in given and given[k] != v]
+    have = {**cfg.fields(), "acc_bits": cfg.acc_width}  # an automatic width matches its value
+    diff = [f"{k} {v!r} != {given[k]!r}" for k, v in have.items()
+            if given.get(k) is not None and given[k] != v]
     if diff:
         raise InputError(f"--vectors {args.vectors} was exported for another core "
                          f"({'; '.join(diff[:3])}); drop the config options or match them")
@@ -174,6 +175,8 @@ class SimSummary:
     build_s: float = 0.0
     runs: list[tuple[int, RunResult]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: The view this one's output digests were compared with, and how many were compared.
+    compared: tuple[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -265,6 +268,7 @@ def _compare_views(summaries: list[SimSummary], say) -> None:
             d, d0 = _digests(r), _digests(r0)
             diff = sorted(k for k in set(d) | set(d0) if d.get(k) != d0.get(k))
             compared += len(d0)
+            s.compared = (ref.view, compared)
             if diff:
                 s.errors.append(f"seed {seed}: the {s.view} array gave other outputs than the "
                                 f"{ref.view} array in {', '.join(diff[:3])}")
@@ -278,17 +282,6 @@ def _compare_views(summaries: list[SimSummary], say) -> None:
 
 def _fmt_int(n: int) -> str:
     return f"{n:,}"
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for j, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))))
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -360,9 +353,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan = load_testplan()
     label = f"{cfg.rows}x{cfg.cols}"
-    header = ["config", "simulator", "array", "tests", "transactions", "MACs verified", "coverage",
-              "seconds", "result"]
-    rows = [header]
+    rows = []
     records = []
     all_hits = []
     for s in summaries:
@@ -377,7 +368,9 @@ def run(args: argparse.Namespace) -> int:
                         "simulator": s.sim, "array": s.view, "seeds": [sd for sd, _ in s.runs],
                         "tests": tests, "transactions": trans, "macs_verified": macs,
                         "coverage_hit": hit, "coverage_bins": total, "seconds": s.seconds,
-                        "result": "pass" if s.ok else "fail", "errors": list(s.errors)})
+                        "result": "pass" if s.ok else "fail", "errors": list(s.errors),
+                        "compared_with": s.compared and s.compared[0],
+                        "outputs_compared": s.compared[1] if s.compared else 0})
     total_hits = merge(all_hits)
     cov_path = root / "coverage.md"
     write_atomic(cov_path, report(plan, cfg.fields(), total_hits,
@@ -387,7 +380,9 @@ def run(args: argparse.Namespace) -> int:
     # the table below, for programs (farms, CI): one record per simulator and view
     summary_path = write_atomic(root / "summary.json", json.dumps(records, indent=1) + "\n")
     print()
-    print(_table(rows))
+    print("\n".join(table(rows, ["config", "simulator", "array", "tests", "transactions",
+                                 "MACs verified", "coverage", "seconds", "result"], "lllrrrrrr",
+                           indent="")))
     hit, total = summary(plan, cfg.fields(), total_hits)
     print(f"\ncoverage {hit}/{total} bins (report: {cov_path}); JUnit: {junit}; "
           f"summary: {summary_path}; wall {wall:.1f} s")

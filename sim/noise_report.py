@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..golden.errors import InputError
+from ..golden.table import table
 
 __all__ = ["add_noise_args", "check_noise_args", "format_noise", "parse_sigmas", "write_plot"]
 
@@ -100,17 +101,14 @@ def format_noise(r: dict[str, Any], method: str) -> str:
     """The what-if table: one row per (sigma, ADC) run, the exact digital result first."""
     cal = "offsets calibrated" if r["calibrated_offsets"] else "offsets not calibrated"
     out = [f"Analog what-if ({method}): weight deviation sigma relative to the weight range "
-           f"({r['weight_range']} codes), seed {r['seed']}, {cal}",
-           f"  {'array':<22}{'sigma':>7}{'top-1':>9}{'agree FP32':>12}{'agree INT8':>12}"
-           f"{'ties':>6}{'logit SQNR':>12}{'codes changed':>15}"]
-    for row in r["rows"]:
-        sqnr = row["logit_sqnr_db"]
-        out.append(f"  {_label(row):<22}{100 * row['sigma']:>6.1f}%"
-                   f"{100 * row['accuracy']:>8.2f}%"
-                   f"{100 * row['top1_agreement_with_fp32']:>11.2f}%"
-                   f"{100 * row['top1_agreement_with_int8']:>11.2f}%{row['ties']:>6}"
-                   + (f"{'exact':>12}" if sqnr == math.inf else f"{sqnr:>9.2f} dB")
-                   + f"{100 * row['logit_codes_changed']:>14.2f}%")
+           f"({r['weight_range']} codes), seed {r['seed']}, {cal}"]
+    rows = [[_label(row), f"{100 * row['sigma']:.1f}%", f"{100 * row['accuracy']:.2f}%",
+             f"{100 * row['top1_agreement_with_fp32']:.2f}%",
+             f"{100 * row['top1_agreement_with_int8']:.2f}%", row["ties"],
+             "exact" if row["logit_sqnr_db"] == math.inf else f"{row['logit_sqnr_db']:.2f} dB",
+             f"{100 * row['logit_codes_changed']:.2f}%"] for row in r["rows"]]
+    out += table(rows, ["array", "sigma", "top-1", "agree FP32", "agree INT8", "ties",
+                        "logit SQNR", "codes changed"], "lrrrrrrr")
     first = r["rows"][0]
     same = first["logit_codes_changed"] == 0.0
     out.append("  the analog model at sigma 0 with exact sums "

@@ -26,7 +26,6 @@ from amaranth.sim import Simulator
 
 from dcim.golden.config import CoreConfig
 from dcim.hdl.core import Core
-from dcim.hdl.regmap import RegMap
 from dcim.verif.beats import pack_beats, unpack_beats
 from dcim.verif.csr import RegMapView
 from dcim.verif.model import CoreModel
@@ -74,8 +73,8 @@ class AmaranthTB:
     def __init__(self, cfg: CoreConfig, dpu_factory=None, seed: int = 0, stall: float = 0.0):
         self.cfg = cfg
         self.dut = Core(cfg, dpu_factory=dpu_factory)
-        self.regs = RegMapView(RegMap(cfg).to_dict())
-        self.model = CoreModel(cfg)
+        self.regs = RegMapView.of(cfg)
+        self.model = CoreModel(cfg, regs=self.regs)
         self.sb = Scoreboard(cfg, self.model)
         self.rng = random.Random(seed)
         self.stall = stall

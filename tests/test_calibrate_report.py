@@ -3,6 +3,7 @@ per-layer clipping, the onnxruntime peer (three calibrators, old opsets, read-on
 its output captured) and labels checked against the model's classes."""
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import onnx
 import pytest
 from onnx import helper
 from onnx_graphs import gemm_model, init, model, ort_run, save
+from tables import read_table, rows_by
 
 from dcim.golden.quant import ort_peer
 from dcim.golden.quant.metrics import LayerStats, flow_metrics, top1
@@ -68,7 +70,8 @@ def test_a_tie_is_never_correct_and_never_agrees():
     assert r["correct"] == 2 and r["accuracy"] == 0.5
     assert r["ties"] == 2 and r["ties_with_label"] == 2
     assert r["top1_agreement_with_fp32"] == 0.5
-    assert r["logit_sqnr_db"] == pytest.approx(sqnr_db(ref, logits))
+    # one logit off by 1 against sum(ref^2) = 9 + 4 + 1 + 25 + 3
+    assert r["logit_sqnr_db"] == pytest.approx(10 * math.log10(42))
 
 
 def test_layer_stats_split_clipped_values():
@@ -180,8 +183,10 @@ def test_int8_ties_count_as_wrong(tmp_path, capsys):
     assert res["accuracy"] == (n - res["ties"]) / n
     assert res["top1_agreement_with_fp32"] == res["accuracy"]
     assert r["best_drop_vs_fp32"] == pytest.approx(res["ties"] / n)
-    row = next(ln for ln in cap.out.splitlines() if "golden integer path, minmax" in ln)
-    assert row.split()[8] == str(res["ties"])
+    flows = rows_by(read_table(cap.out, "flow"), "flow")
+    assert flows["INT8 golden integer path, minmax"]["ties"] == str(res["ties"])
+    assert flows["ORT INT8 QDQ per-channel, MinMax"]["ties"] == str(r["ort_int8"]["minmax"]["ties"])
+    assert flows["FP32 (onnxruntime)"]["ties"] == "0"
     peer = r["ort_int8"]["minmax"]
     assert (f"counted as wrong (of the {res['ties'] + peer['ties']} above, "
             f"{res['ties'] + peer['ties_with_label']} had the label among the tied "
@@ -205,7 +210,12 @@ def test_agreement_and_logit_sqnr_against_fp32(small, tmp_path, capsys):
         assert flow["top1_agreement_with_fp32"] == agree
         assert flow["logit_sqnr_db"] == pytest.approx(sqnr_db(fp, z[f"{key}_logits"]), abs=1e-4)
         assert 15 < flow["logit_sqnr_db"] < 80
-    assert "logit SQNR" in cap.out.splitlines()[2]
+    flows = rows_by(read_table(cap.out, "logit SQNR"), "flow")
+    for name, flow in (("INT8 golden integer path, percentile", r["methods"]["percentile"]),
+                       ("ORT INT8 QDQ per-channel, Percentile", r["ort_int8"]["percentile"])):
+        assert flows[name]["logit SQNR"] == f"{flow['logit_sqnr_db']:.2f} dB"
+        assert flows[name]["agree"] == f"{100 * flow['top1_agreement_with_fp32']:.2f} %"
+    assert flows["FP32 (onnxruntime)"]["logit SQNR"] == ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,11 +239,13 @@ def test_per_layer_clipping_metric(tmp_path, capsys):
     assert pc["sqnr_db"] < mm["sqnr_db"] - 10  # plain SQNR: percentile looks far worse
     assert pc["inrange_sqnr_db"] > mm["inrange_sqnr_db"] + 10  # but the bulk is far better
     assert pc["clip_error_share"] > 0.99
-    header = next(i for i, ln in enumerate(cap.out.splitlines()) if "in-rng" in ln)
-    row = cap.out.splitlines()[header + 1].split()
-    assert row[:2] == ["fc", "matmul"]
-    assert row[4] == "0" and float(row[7]) == pytest.approx(100 * pc["clipped_fraction"],
-                                                              abs=1e-3)
+    (row,) = read_table(cap.out, "in-rng")
+    assert (row["layer"], row["kind"]) == ("fc", "matmul")
+    assert row["minmax clip%"] == "0"
+    assert float(row["percentile clip%"]) == pytest.approx(100 * pc["clipped_fraction"],
+                                                           abs=1e-3)
+    assert float(row["percentile in-rng"]) == pytest.approx(pc["inrange_sqnr_db"], abs=0.005)
+    assert float(row["minmax SQNR"]) == pytest.approx(mm["sqnr_db"], abs=0.005)
 
 
 # ----------------------------------------------------------------------------------------------

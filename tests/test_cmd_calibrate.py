@@ -254,3 +254,45 @@ def test_fixed_batch_dimension(tmp_path, capsys):
     d = _npz(tmp_path, "d10.npz", x=np.zeros((10, 4), dtype=np.float32), y=np.zeros(10, int))
     assert _error(capsys, path, "--calib", d, "--eval", d) == (
         f"{path} has a fixed batch dimension of 4; the data has 10 samples, not a multiple of it")
+
+
+class _Terminal:
+    """A stand-in for stderr that says it is a terminal and keeps what is written."""
+
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_bars_on_a_terminal_only(monkeypatch, tty):
+    """One bar per stage on stderr, redrawn to its count, when stderr is a terminal; nothing
+    when it is not (a log file, a pipe). Leaving the block closes a bar left open (Ctrl-C)."""
+    from dcim.sim import cmd_calibrate
+
+    err = _Terminal(tty)
+    monkeypatch.setattr("sys.stderr", err)
+    with cmd_calibrate._Bar() as bar:
+        for done in range(4):
+            bar("int8 minmax", done, 3)
+        bar("onnxruntime fp32", 0, 2)
+        bar("onnxruntime fp32", 1, 2)
+        assert bar.bar is not None  # interrupted half way
+    assert bar.bar is None
+    if not tty:
+        assert err.text == ""
+        return
+    frames = [f.strip() for f in err.text.replace("\n", "\r").split("\r") if f.strip()]
+    assert [f.split(":")[0] for f in frames[:1] + frames[-1:]] == ["int8 minmax",
+                                                                   "onnxruntime fp32"]
+    assert any("3/3" in f for f in frames if f.startswith("int8 minmax"))
+    assert not any("3/3" in f or "2/2" in f for f in frames if f.startswith("onnxruntime"))
+    assert any("1/2" in f for f in frames if f.startswith("onnxruntime"))

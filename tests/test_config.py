@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dcim.golden.config import CoreConfig, signed_bits_for, value_range
+from dcim.golden.config import CoreConfig, Rounding, signed_bits_for, value_range
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,8 @@ def test_runtime_bits_validation():
 def test_min_acc_bits(rows, ab, wb, asg, wsg, expect):
     cfg = CoreConfig(rows=rows, act_bits=ab, weight_bits=wb, act_signed=asg, weight_signed=wsg)
     assert cfg.min_acc_bits == expect
-    assert cfg.acc_bits == expect
+    assert cfg.acc_width == expect
+    assert cfg.acc_bits is None  # chosen automatically, and recorded as automatic
 
 
 def test_acc_bits_bound_is_tight():
@@ -153,8 +154,33 @@ def test_load_errors(tmp_path):
 
 def test_replace_rederives_acc_bits():
     cfg = CoreConfig(rows=64)
-    assert cfg.replace(rows=4096).acc_bits == 28
-    assert CoreConfig(rows=64, acc_bits=30).replace(rows=128).acc_bits == 30
+    assert cfg.replace(rows=4096).acc_width == 28
+    assert cfg.replace(rows=4096).acc_bits is None
+    explicit = CoreConfig(rows=64, acc_bits=30).replace(rows=128)
+    assert (explicit.acc_bits, explicit.acc_width) == (30, 30)
+    # an explicit width equal to the automatic one stays explicit: it does not follow rows
+    same = CoreConfig(rows=64, acc_bits=22)
+    assert same.acc_width == 22 and same != CoreConfig(rows=64)
+    assert CoreConfig(rows=16).acc_width == 20 and same.replace(rows=16).acc_width == 22
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+@pytest.mark.parametrize("acc_bits", [None, 22, 30])
+def test_acc_bits_round_trips_automatic_or_explicit(tmp_path, suffix, acc_bits):
+    cfg = CoreConfig(rows=64, acc_bits=acc_bits)
+    path = tmp_path / f"core{suffix}"
+    cfg.save(path)
+    back = CoreConfig.load(path)
+    assert back == cfg and back.acc_bits == acc_bits
+    # an automatic width is None in JSON and absent from TOML; both record the width in use
+    text = path.read_text()
+    if suffix == ".json":
+        data = json.loads(text)
+        assert data["acc_bits"] == acc_bits
+        assert data["derived"]["acc_width"] == (22 if acc_bits is None else acc_bits)
+    else:
+        fields = text.split("[derived]")[0]
+        assert ("acc_bits = " in fields) == (acc_bits is not None)
 
 
 def test_latency_figures_by_hand():
@@ -191,3 +217,66 @@ def test_k_passes_and_col_tiles():
         cfg.col_tiles(2.0)
     with pytest.raises(TypeError, match=r"^k must be an int >= 1, got bool True$"):
         cfg.k_passes(True)
+
+
+@pytest.mark.parametrize(("rows", "row_bits"), [(1, 1), (2, 1), (3, 2), (64, 6), (65, 7),
+                                                (4096, 12)])
+def test_row_bits_by_hand(rows, row_bits):
+    # a row index 0..rows-1: 0 needs one bit, 63 six, 64 seven, 4095 twelve
+    assert CoreConfig(rows=rows, cols=4).row_bits == row_bits
+
+
+@pytest.mark.parametrize(("cols", "col_bits"), [(1, 1), (3, 2), (32, 5), (33, 6), (4096, 12)])
+def test_col_bits_by_hand(cols, col_bits):
+    assert CoreConfig(rows=4, cols=cols).col_bits == col_bits
+
+
+@pytest.mark.parametrize(("act_bits", "precision_bits", "shamt_bits"),
+                         [(1, 1, 1), (2, 2, 1), (4, 3, 2), (5, 3, 3), (7, 3, 3), (8, 4, 3)])
+def test_precision_and_shift_widths_by_hand(act_bits, precision_bits, shamt_bits):
+    # the precision 0..act_bits (8 = 0b1000 takes four bits); the slice shift 0..act_bits-1
+    cfg = CoreConfig(act_bits=act_bits)
+    assert (cfg.precision_bits, cfg.shamt_bits) == (precision_bits, shamt_bits)
+
+
+def test_stored_bits_and_macs_per_cycle_by_hand():
+    assert CoreConfig(rows=64, cols=32).stored_bits == 16384
+    assert CoreConfig(rows=3, cols=5, weight_bits=2).stored_bits == 30
+    cfg = CoreConfig(rows=64, cols=32, act_bits=8, serial_bits=2)
+    assert cfg.macs_per_cycle() == 512          # 2048 MACs in 4 cycles
+    assert cfg.macs_per_cycle(3) == 1024        # 3 bits: 2 cycles
+    assert cfg.macs_per_cycle(1) == 2048
+
+
+def test_latency_bound_by_hand():
+    # 64x32, 64-bit streams: 8 activation beats, 16 raw result beats (2 int32 lanes), 4
+    # residual beats; first DPU result 11 + 8 + 7 = 26 cycles after the last activation beat,
+    # then 31 more DPU groups: 28 + 26 + 31 = 85 cycles per vector
+    cfg = CoreConfig(rows=64, cols=32)
+    assert cfg.latency_bound(1) == 85
+    assert cfg.latency_bound(3) == 255
+    assert cfg.latency_bound(0) == 0
+    # up to 20 idle cycles before each of the 28 beats: 28 * 21 + 57
+    assert cfg.latency_bound(2, stall=20) == 2 * (588 + 57)
+    # no residual stage; 4 + 4 beats (32-bit activations, 2 int32 lanes), result latency 16,
+    # one more DPU group of 4 lanes
+    cfg = CoreConfig(rows=16, cols=8, act_bits=4, serial_bits=2, tree_regs=2, dpu_lanes=4,
+                     dpu_residual=False, x_stream_bits=32)
+    assert cfg.result_latency() == 16
+    assert cfg.latency_bound(1) == 8 + 16 + 1
+    assert cfg.latency_bound(1, stall=1) == 16 + 17
+    with pytest.raises(ValueError, match=r"^n_vec must be in \[0, "):
+        cfg.latency_bound(-1)
+    with pytest.raises(TypeError, match=r"^stall must be an int"):
+        cfg.latency_bound(1, stall=1.5)
+
+
+def test_rounding_is_stored_as_its_enum_and_written_as_its_name(tmp_path):
+    cfg = CoreConfig(rounding="double")
+    assert cfg.rounding is Rounding.DOUBLE
+    assert CoreConfig(rounding=Rounding.RNE) == CoreConfig(rounding="rne")
+    assert json.loads(cfg.to_json())["rounding"] == "double"
+    assert 'rounding = "double"' in cfg.to_toml()
+    for suffix in (".json", ".toml"):
+        cfg.save(tmp_path / f"c{suffix}")
+        assert CoreConfig.load(tmp_path / f"c{suffix}").rounding is Rounding.DOUBLE

@@ -8,7 +8,8 @@ import pytest
 from hdl_helpers import doc_decode
 
 from dcim.golden.config import CoreConfig
-from dcim.hdl.regmap import MAGIC, Field, RegMap, embed_markdown
+from dcim.hdl.regmap import MAGIC, Access, Field, RegMap, embed_markdown
+from dcim.verif.csr import RegMapView
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "core.md"
 CONFIGS = [CoreConfig(), CoreConfig(rows=1, cols=1, act_bits=1, weight_bits=1),
@@ -146,3 +147,30 @@ def test_decode_fields_of_the_address():
     assert {rm.region(t.base) for t in rm.tables} == {1, 2, 3}
     selects = {t.select for t in rm.tables} | {rm.no_select}
     assert len(selects) == 4 and max(selects) < 1 << rm.select_bits
+
+
+def test_access_is_an_enum_with_the_documented_names():
+    f = Field("F", 0, 1, "w1c", 0, "")
+    assert f.access is Access.W1C
+    rm = RegMap(CoreConfig())
+    assert rm["CTRL"].field("RAW").access is Access.RW
+    data = json.loads(rm.to_json())
+    ctrl = next(r for r in data["registers"] if r["name"] == "CTRL")
+    assert [f["access"] for f in ctrl["fields"]] == ["rw", "rw", "rw", "w1p"]
+    assert sorted(data["access_types"]) == ["ro", "rw", "w1c", "w1p"]
+
+
+def test_register_view_keeps_legal_ranges_and_reset_values():
+    # 20 rows: W_ROW takes 0..19; act_bits 6: RUN_BITS takes 1..6 and resets to 6
+    view = RegMapView(json.loads(RegMap(CoreConfig(rows=20, act_bits=6)).to_json()))
+    row = view["W_ROW"].field("ROW")
+    assert row.legal == (0, 19) and row.access is Access.RW
+    assert [row.written(v) for v in (0, 19, 20, 33, 1 << 31)] == [0, 19, None, None, None]
+    run = view["CTRL"].field("RUN_BITS")
+    assert run.legal == (1, 6) and run.reset_value == 6
+    # a 4-bit field: 17 puts 0b0001 in its bits (legal), 7 and 0 are outside 1..6
+    assert [run.written(v) for v in (1, 6, 7, 0, 17)] == [1, 6, None, None, 1]
+    act_min = view["ACT_MIN"].field("ACT_MIN")
+    assert act_min.legal is None and act_min.reset_value == -128 and act_min.reset == 0x80
+    assert view["ACT_MAX"].field("ACT_MAX").reset_value == 127
+    assert view["CTRL"].read_only is False and view["MAGIC"].read_only is True

@@ -167,13 +167,8 @@ def test_shipped_lut_mlp_within_half_a_percent_of_fp32():
 
 @pytest.mark.slow
 def test_lut_example_is_what_its_generator_writes(tmp_path):
-    import shutil
-    import subprocess
-    import sys
+    from generators import run_generator
 
-    for f in ("train_digits.py", "train_lut_mlp.py", "digits_eval.npz"):
-        shutil.copy(EXAMPLES / f, tmp_path / f)
-    subprocess.run([sys.executable, str(tmp_path / "train_lut_mlp.py")], check=True,
-                   capture_output=True)
+    run_generator("train_lut_mlp.py", ("train_digits.py", "digits_eval.npz"), tmp_path)
     assert (tmp_path / "digits_lut_mlp.onnx").read_bytes() == (
         EXAMPLES / "digits_lut_mlp.onnx").read_bytes()

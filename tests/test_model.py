@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dcim.golden.config import CoreConfig, value_range
-from dcim.golden.model import (DpuParams, accumulate, dpu, fold_input_zero_point, mvm,
-                               mvm_bitserial, mvm_tiled)
+from dcim.golden.model import (DpuParams, accumulate, dpu, dpu_stages, fold_input_zero_point,
+                               mvm, mvm_bitserial, mvm_tiled)
 
 
 def bigint_mvm(W, X):
@@ -88,7 +88,7 @@ def test_extreme_chains_at_largest_rows(asg, wsg, serial):
         assert mvm_bitserial(cfg, W, X).sums.tolist() == [expect]
     if asg and wsg:  # -128 x -128 chains: 4096 * 16384 = 2^26 needs the full 28 bits
         assert mvm(cfg, W, np.full(4096, -128))[0, 0] == 1 << 26
-        assert cfg.acc_bits == 28
+        assert cfg.acc_width == 28
 
 
 def test_exact_beyond_float32_range():
@@ -287,3 +287,34 @@ def test_folded_zero_point_equals_centered_inputs(zp, seed):
     folded = fold_input_zero_point(W, bias, zp)
     centered = np.array(bigint_mvm(W, Xq - zp)) + bias
     assert (mvm(cfg, W, Xq) + folded).tolist() == centered.tolist()
+
+
+@pytest.mark.parametrize(("rounding", "main"), [("single", [9, -2]), ("rne", [9, -3]),
+                                                ("double", [9, -2])])
+def test_dpu_stages_by_hand(rounding, main):
+    # acc = [15, -7]; M = 2**30 at shift 0 halves it: 7.5 and -3.5, both ties. single rounds
+    # them up (8, -3), rne to even (8, -4), gemmlowp's double high multiply ties up too (its
+    # nudge 1 - 2**30 then truncation gives -3); out_zp 1. The residual [4, 0] at M = 2**30,
+    # shift 1 is kept as is; the clamp [-1, 12] takes 13 to 12.
+    cfg = CoreConfig(rows=4, cols=2, rounding=rounding)
+    p = DpuParams(np.array([5, 0]), np.array([1 << 30, 1 << 30]), np.array([0, 0]), out_zp=1,
+                  act_min=-1, act_max=12, res_multiplier=1 << 30, res_shift=1)
+    sg = dpu_stages(cfg, np.array([[10, -7]]), p, np.array([[4, 0]]))
+    assert sg.biased.tolist() == sg.acc.tolist() == [[15, -7]]
+    assert sg.product.tolist() == [[15 << 30, -7 << 30]]
+    assert sg.tie.tolist() == [[True, True]]
+    assert sg.main.tolist() == [main]
+    assert sg.total.tolist() == [[main[0] + 4, main[1]]]
+    assert sg.out.tolist() == [[12, max(-1, main[1])]]
+    assert dpu(cfg, np.array([[10, -7]]), p, np.array([[4, 0]])).tolist() == sg.out.tolist()
+
+
+def test_dpu_stages_saturate_the_bias_add():
+    cfg = CoreConfig(rows=4, cols=2)
+    p = DpuParams(np.array([20, -20]), np.array([1 << 30, 0]), np.array([0, 0]))
+    sg = dpu_stages(cfg, np.array([(1 << 31) - 10, -(1 << 31) + 10]), p)
+    assert sg.biased.tolist() == [(1 << 31) + 10, -(1 << 31) - 10]
+    assert sg.acc.tolist() == [(1 << 31) - 1, -(1 << 31)]
+    # (2**31 - 1) / 2 = 2**30 - 0.5 rounds up to 2**30; the multiplier 0 gives 0
+    assert sg.main.tolist() == [1 << 30, 0] and sg.out.tolist() == [127, 0]
+    assert sg.tie.tolist() == [True, False]

@@ -12,6 +12,7 @@ from dcim.golden.quant.noise import NoiseSpec, adc_quantize, analog_model, analo
 from dcim.golden.quant.onnx_import import load_model
 from dcim.golden.quant.qmodel import calibration_tensors, plan, quantize_model, run
 from dcim.sim.cli import main
+from tables import read_table
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EVAL = EXAMPLES / "digits_eval.npz"
@@ -157,15 +158,20 @@ def test_cli_table_and_plot(tmp_path, capsys):
     assert code == 0
     lines = out.splitlines()
     head = next(i for i, ln in enumerate(lines) if ln.startswith("Analog what-if (minmax)"))
-    rows = lines[head + 2:head + 10]
-    assert [r.split()[:2] for r in rows] == [["exact", "digital"]] + [["analog,", "exact"]] * 3 \
-        + [["analog,", "10-bit"]] * 4
-    assert [r.split("%")[0].split()[-1] for r in rows] == ["0.0", "2.0", "4.0", "6.0",
-                                                          "0.0", "2.0", "4.0", "6.0"]
-    assert "reproduces the digital logit codes bit for bit" in lines[head + 10]
+    rows = read_table("\n".join(lines[head:]), "codes changed")
+    assert [r["array"] for r in rows] == ["exact digital INT8"] + ["analog, exact sums"] * 3 \
+        + ["analog, 10-bit ADC"] * 4
+    assert [r["sigma"] for r in rows] == ["0.0%", "2.0%", "4.0%", "6.0%",
+                                          "0.0%", "2.0%", "4.0%", "6.0%"]
+    assert rows[0]["codes changed"] == "0.00%"
+    assert "reproduces the digital logit codes bit for bit" in lines[head + 2 + 1 + len(rows)]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".curve.png.*"))  # written atomically, no temp file left
     import json
     r = json.loads((tmp_path / "r.json").read_text())["analog_whatif"]
     assert r["seed"] == 4 and len(r["rows"]) == 8
+    assert [row["top-1"] for row in rows] == [f"{100 * x['accuracy']:.2f}%" for x in r["rows"]]
+    assert [row["ties"] for row in rows] == [str(x["ties"]) for x in r["rows"]]
+    assert [row["logit SQNR"] for row in rows] == [f"{x['logit_sqnr_db']:.2f} dB"
+                                                   for x in r["rows"]]
     assert r["rows"][0]["accuracy"] == r["digital"]["accuracy"]

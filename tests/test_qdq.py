@@ -16,6 +16,7 @@ from dcim.golden.quant.check import (NEAR, check_report, core_codes, input_codes
                                      real_codes)
 from dcim.golden.quant.qdq import is_qdq, load_qdq, quantize_linear
 from dcim.sim.cli import main
+from tables import read_table, rows_by
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 QDQ = EXAMPLES / "digits_cnn_qdq.onnx"
@@ -458,8 +459,19 @@ def test_dcim_check_cli(tmp_path, capsys):
     assert code == 0, cap.err
     lines = cap.out.splitlines()
     assert lines[0] == f"QDQ model {QDQ}: 64 samples of {ev}; the core 64x32, rounding rne"
-    row = next(ln for ln in lines if ln.split()[:2] == ["residual_add", "add"])
-    assert "requantization" not in row  # the host Add rounds the exact sum once
+    rows = rows_by(read_table(cap.out, "causes of the local differences"), "layer")
+    assert rows["residual_add"]["kind"] == "add"
+    # the host Add rounds the exact sum once
+    assert "requantization" not in rows["residual_add"]["causes of the local differences"]
+    r = json.loads(report.read_text())
+    assert list(rows) == [lay["name"] for lay in r["layers"]]
+    assert [(row["elements"], row["differ"]) for row in rows.values()] == [
+        (str(lay["elements"]), str(lay["differ"])) for lay in r["layers"]]
+    acc = rows_by(read_table(cap.out, "top-1 accuracy"), "flow")
+    assert acc["core integer path (the model scales and codes)"]["top-1 accuracy"] == \
+        f"{100 * r['accuracy']['core']:.2f} %"
+    assert acc["onnxruntime optimized (integer kernels, as deployed)"]["top-1 accuracy"] == \
+        f"{100 * r['accuracy']['optimized']:.2f} %"
     assert any(ln.strip().startswith("locally bit-exact: ") and "maxpool" in ln
                for ln in lines)
     r = json.loads(report.read_text())

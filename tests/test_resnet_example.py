@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from onnx_graphs import ort_run
+from tables import read_table, rows_by
 
 from dcim.golden.config import CoreConfig
 from dcim.golden.quant.calibrate import calibrate_range
@@ -101,7 +102,8 @@ def test_calibrate_cli(tmp_path, capsys):
     # 4 channels and 16 calibration images: a coarse INT8 model, far from a broken one (~0 dB)
     assert res["images_per_s"] > 0 and res["logit_sqnr_db"] > 10
     assert "golden integer path on this machine: minmax " in out
-    assert "layer4.1.conv2 conv" in out  # names wider than the default column stay apart
+    mapped = rows_by(read_table(out, "rowT"), "layer")  # long names stay in their column
+    assert mapped["layer4.1.conv2"]["kind"] == "conv"
     assert r["mapping"]["totals"]["clock_mhz"] == 95.5
     assert len([m for m in r["mapping"]["layers"] if m["passes"]]) == 21
 

@@ -323,13 +323,14 @@ def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "plot_sweep", lambda rows, path: None)
     base = ["synth", "--cols", "4", "--serial-bits", "2", "-q", "-o", str(tmp_path)]
     assert main(base + ["--acc-bits", "30", "--sweep", "rows=8,64"]) == 0
-    assert [(c.rows, c.cols, c.serial_bits, c.acc_bits) for c in seen] == [(8, 4, 2, 30),
+    assert [(c.rows, c.cols, c.serial_bits, c.acc_width) for c in seen] == [(8, 4, 2, 30),
                                                                          (64, 4, 2, 30)]
     seen.clear()
     assert main(base + ["--sweep", "rows=8,64"]) == 0
     # the minimum accumulator: the largest sum, rows x (-128)^2 = 2^(14 + log2 rows), takes
     # 16 + log2(rows) signed bits
-    assert [c.acc_bits for c in seen] == [16 + 3, 16 + 6]
+    assert [c.acc_width for c in seen] == [16 + 3, 16 + 6]
+    assert [c.acc_bits for c in seen] == [None, None]  # automatic stays automatic
 
 
 @pytest.mark.parametrize("argv, message", [

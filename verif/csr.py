@@ -1,7 +1,10 @@
 """The register map as the testbench sees it: read from the generated register-map JSON.
 
-Nothing here restates an address or a field: :class:`RegMapView` is built from the JSON that
-``hdl/regmap.py`` writes next to the Verilog, and encodes/decodes register words by field name.
+Nothing here restates an address, a field, a reset value or a legal range: :class:`RegMapView`
+is built from the JSON that ``hdl/regmap.py`` writes next to the Verilog, and encodes/decodes
+register words by field name (:meth:`RegMapView.of` builds the same view from a configuration
+without a file). The access types are :class:`~dcim.hdl.regmap.Access` (``hdl/regmap.py`` is
+plain data: no amaranth).
 """
 
 from __future__ import annotations
@@ -11,19 +14,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..golden.config import CoreConfig
+from ..hdl.regmap import Access, RegMap
+
 __all__ = ["FieldView", "RegMapView", "RegisterView", "TableView"]
 
 
 @dataclass(frozen=True)
 class FieldView:
-    """One field: ``name``, ``lsb``, ``width``, ``access``, ``reset`` (raw bits), ``signed``."""
+    """One field: ``name``, ``lsb``, ``width``, ``access``, ``reset`` (raw bits), ``signed``
+    and ``legal``, the inclusive ``(lo, hi)`` a write may set (a write of any other value
+    leaves the field unchanged) or None for every value."""
 
     name: str
     lsb: int
     width: int
-    access: str
+    access: Access
     reset: int
     signed: bool
+    legal: tuple[int, int] | None = None
+
+    @property
+    def reset_value(self) -> int:
+        """The value after reset (sign-extended if signed)."""
+        return self.decode(self.reset << self.lsb)
+
+    def written(self, value: int) -> int | None:
+        """The value the field takes from a write of ``value`` (its bits in the field, as
+        :meth:`encode` places them), or None if the write leaves the field unchanged (those
+        bits hold a value outside ``legal``)."""
+        v = self.decode(self.encode(value))
+        return v if self.legal is None or self.legal[0] <= v <= self.legal[1] else None
 
     @property
     def mask(self) -> int:
@@ -68,7 +89,7 @@ class RegisterView:
     @property
     def read_only(self) -> bool:
         """Every field is read-only."""
-        return all(f.access == "ro" for f in self.fields)
+        return all(f.access is Access.RO for f in self.fields)
 
 
 @dataclass(frozen=True)
@@ -104,8 +125,10 @@ class RegMapView:
         self.registers = {
             r["name"]: RegisterView(
                 r["name"], int(r["offset"]), int(r["reset"]),
-                tuple(FieldView(f["name"], int(f["lsb"]), int(f["width"]), f["access"],
-                                int(f["reset"]), bool(f.get("signed", False)))
+                tuple(FieldView(f["name"], int(f["lsb"]), int(f["width"]), Access(f["access"]),
+                                int(f["reset"]), bool(f.get("signed", False)),
+                                None if f.get("legal") is None
+                                else (int(f["legal"][0]), int(f["legal"][1])))
                       for f in r["fields"]))
             for r in data["registers"]}
         self.tables = {
@@ -117,6 +140,11 @@ class RegMapView:
     def load(cls, path: str | Path) -> RegMapView:
         """Read the register-map JSON at ``path``."""
         return cls(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def of(cls, cfg: CoreConfig) -> RegMapView:
+        """The register map of ``cfg`` as the generator would write it (no file)."""
+        return cls(RegMap(cfg).to_dict())
 
     def __getitem__(self, name: str) -> RegisterView:
         try:

@@ -22,13 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..golden.arith import INT32_MAX, INT32_MIN, requantize, saturate
+from ..golden.arith import INT32_MAX, INT32_MIN
 from ..golden.config import CoreConfig
-from ..golden.model import DpuParams, accumulate, dpu, mvm
+from ..golden.model import DpuParams, DpuStages, accumulate, dpu_stages, mvm
 from .coverage import Coverage
 from .beats import pack_beats, pack_rows, unpack_beats
+from .csr import RegMapView
 
-__all__ = ["CoreModel", "Expected", "decode_lanes"]
+__all__ = ["SCALARS", "CoreModel", "Expected", "decode_lanes"]
+
+#: The DPU scalar registers (each one field of the register's name) and the model attribute
+#: that keeps each.
+SCALARS = {"OUT_ZP": "out_zp", "ACT_MIN": "act_min", "ACT_MAX": "act_max",
+           "RES_MULT": "res_mult", "RES_SHIFT": "res_shift", "RES_ZP": "res_zp"}
 
 
 def decode_lanes(beats: list[int], lanes: int, count: int, bits: int, signed: bool
@@ -92,11 +98,16 @@ class CoreModel:
     cfg : CoreConfig
     cov : Coverage, optional
         Where to count functional-coverage hits.
+    regs : RegMapView, optional
+        The register map, whose reset values the model's registers take (default: the one of
+        ``cfg``, :meth:`RegMapView.of`).
     """
 
-    def __init__(self, cfg: CoreConfig, cov: Coverage | None = None):
+    def __init__(self, cfg: CoreConfig, cov: Coverage | None = None,
+                 regs: RegMapView | None = None):
         self.cfg = cfg
         self.cov = cov
+        self.regs = RegMapView.of(cfg) if regs is None else regs
         self.W = np.zeros((cfg.rows, cfg.cols), dtype=np.int64)
         self.w_known = np.zeros(cfg.rows, dtype=bool)
         self._w_all_known = False
@@ -119,12 +130,14 @@ class CoreModel:
         """
         cfg = self.cfg
         self.flush()
-        self._w_row = 0
-        self._run_bits = cfg.act_bits
-        self._raw = False
-        self._res_en = False
-        self.out_zp, self.act_min, self.act_max = 0, -128, 127
-        self.res_mult, self.res_shift, self.res_zp = 0, 0, 0
+        regs, ctrl = self.regs, self.regs["CTRL"]
+        self._w_row = regs["W_ROW"].field("ROW").reset_value
+        self._run_bits = ctrl.field("RUN_BITS").reset_value
+        self._raw = bool(ctrl.field("RAW").reset_value)
+        self._res_en = cfg.dpu_residual and bool(ctrl.field("RES_EN").reset_value)
+        for name, attr in SCALARS.items():  # the residual scalars exist only with the stage
+            reg = regs.registers.get(name)
+            setattr(self, attr, 0 if reg is None else reg.field(name).reset_value)
         self._params: DpuParams | None = None
         self._psum = np.zeros(cfg.cols, dtype=np.int64)
         self.passes = 0
@@ -337,42 +350,34 @@ class CoreModel:
             p = group[0].params
             P = np.stack([e.psum for e in group])
             R = np.stack([e.residual for e in group]) if group[0].residual is not None else None
-            out = dpu(cfg, P, p, R)
-            self._sample_dpu(P, p, R, out)
+            st = dpu_stages(cfg, P, p, R)
+            out = st.out
+            self._sample_dpu(st, p, R is not None)
             lanes = cfg.y_lanes(False)
             for e, values, beats in zip(group, out, pack_rows(out, 8, lanes)):
                 e.values = values
                 e.beats = beats
 
-    def _sample_dpu(self, psum, p: DpuParams, residual, out) -> None:
-        """Coverage of a batch of DPU evaluations (``psum`` shape (n, cols))."""
-        n = psum.shape[0]
+    def _sample_dpu(self, st: DpuStages, p: DpuParams, residual: bool) -> None:
+        """Coverage of a batch of DPU evaluations (the stages golden computed them through,
+        arrays of shape (n, cols))."""
+        n = st.out.shape[0]
 
         def rows(cond) -> int:  # how many results have the condition in some column
             return int(np.any(cond, axis=1).sum())
 
-        full = psum + p.bias
-        self._hit("saturation.bias_high", rows(full > INT32_MAX))
-        self._hit("saturation.bias_low", rows(full < INT32_MIN))
-        acc = saturate(full, INT32_MIN, INT32_MAX)
-        y = requantize(acc, p.multiplier, p.shift, self.cfg.rounding) + p.out_zp
-        # A tie: the exact quotient acc * M / 2**(31 - shift) has fraction one half.
-        t = 31 - p.shift
-        prod = acc * p.multiplier
-        rem = prod & ((np.int64(1) << t) - 1)
-        tie = rem == (np.int64(1) << (t - 1))
-        self._hit("rounding.tie_positive", rows(tie & (prod > 0)))
-        self._hit("rounding.tie_negative", rows(tie & (prod < 0)))
+        self._hit("saturation.bias_high", rows(st.biased > INT32_MAX))
+        self._hit("saturation.bias_low", rows(st.biased < INT32_MIN))
+        self._hit("rounding.tie_positive", rows(st.tie & (st.product > 0)))
+        self._hit("rounding.tie_negative", rows(st.tie & (st.product < 0)))
         self._hit("dpu.shift_left", n * int(np.any(p.shift > 0)))
         self._hit("dpu.shift_right", n * int(np.any(p.shift < 0)))
-        if residual is not None:
-            y = y + requantize(residual - p.res_zp, p.res_multiplier, p.res_shift,
-                               self.cfg.rounding)
+        if residual:
             self._hit("dpu.res_zp_min", n * int(p.res_zp == -128))
             self._hit("dpu.res_zp_max", n * int(p.res_zp == 127))
-        self._hit("saturation.clamp_low", rows(y < p.act_min))
-        self._hit("saturation.clamp_high", rows(y > p.act_max))
+        self._hit("saturation.clamp_low", rows(st.total < p.act_min))
+        self._hit("saturation.clamp_high", rows(st.total > p.act_max))
         self._hit("dpu.out_zp_min", n * int(p.out_zp == -128))
         self._hit("dpu.out_zp_max", n * int(p.out_zp == 127))
         self._hit("dpu.relu", n * int(p.act_min == p.out_zp and p.act_min > -128))
-        assert np.all((out >= p.act_min) & (out <= p.act_max))
+        assert np.all((st.out >= p.act_min) & (st.out <= p.act_max))

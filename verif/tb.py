@@ -24,16 +24,19 @@ from ..golden.config import CoreConfig
 from ..golden.model import DpuParams
 from .coverage import Coverage
 from .csr import RegMapView
-from .model import CoreModel
+from .model import SCALARS, CoreModel
 from .sequences import CLOCK_NS
 from .streams import Packet, StreamSink, StreamSource, pack_beats, unpack_beats
 
-__all__ = ["CLOCK_NS", "TB", "Scoreboard", "pauses"]
+__all__ = ["CLOCK_NS", "MAX_PAUSE", "TB", "Scoreboard", "pauses"]
+
+#: Longest pause (cycles) :func:`pauses` puts before a beat.
+MAX_PAUSE = 20
 
 
 def pauses(rng: np.random.Generator, kind: str) -> Iterator[int] | None:
     """A stall pattern: ``none``; ``light`` (a one-cycle pause before ~1 in 4 beats);
-    ``heavy`` (pauses of 1..20 cycles before ~1 in 2 beats)."""
+    ``heavy`` (pauses of 1..:data:`MAX_PAUSE` cycles before ~1 in 2 beats)."""
     if kind == "none":
         return None
 
@@ -42,7 +45,7 @@ def pauses(rng: np.random.Generator, kind: str) -> Iterator[int] | None:
             if kind == "light":
                 yield 1 if rng.random() < 0.25 else 0
             else:
-                yield int(rng.integers(1, 21)) if rng.random() < 0.5 else 0
+                yield int(rng.integers(1, MAX_PAUSE + 1)) if rng.random() < 0.5 else 0
     return gen()
 
 
@@ -171,7 +174,7 @@ class TB:
         self.rng = rng
         self.cov = cov
         self.xcheck = xcheck
-        self.model = CoreModel(cfg, cov)
+        self.model = CoreModel(cfg, cov, regmap)
         self.sb = Scoreboard(cfg, self.model)
         self.checks = 0
         self.python_s = 0.0
@@ -264,21 +267,19 @@ class TB:
         assert resp == 0, f"write of {name} answered {resp}"
         m = self.model
         if name == "CTRL":
-            bits = fields.get("RUN_BITS", 0)
-            if 1 <= bits <= self.cfg.act_bits:
+            bits = reg.field("RUN_BITS").written(fields.get("RUN_BITS", 0))
+            if bits is not None:  # else RUN_BITS keeps its value
                 m.run_bits = bits
             m.raw = bool(fields.get("RAW", 0))
             m.res_en = bool(fields.get("RES_EN", 0)) and self.cfg.dpu_residual
             if fields.get("CLEAR", 0):
                 m.psum[:] = 0
         elif name == "W_ROW":
-            if fields["ROW"] < self.cfg.rows:
-                m.w_row = fields["ROW"]
-        else:
-            attr = {"OUT_ZP": "out_zp", "ACT_MIN": "act_min", "ACT_MAX": "act_max",
-                    "RES_MULT": "res_mult", "RES_SHIFT": "res_shift", "RES_ZP": "res_zp"}
-            if name in attr:
-                m.set_scalar(attr[name], fields[name])
+            row = reg.field("ROW").written(fields["ROW"])
+            if row is not None:  # else W_ROW keeps its value
+                m.w_row = row
+        elif name in SCALARS:
+            m.set_scalar(SCALARS[name], fields[name])
 
     async def set_ctrl(self, run_bits: int | None = None, raw: bool | None = None,
                        res_en: bool | None = None, clear: bool = False) -> None:
@@ -354,13 +355,17 @@ class TB:
         return self.r_src.send_nowait(Packet(data, 0, self._feed(self.model.residual_packet)))
 
     async def drain(self, timeout_cycles: int | None = None) -> None:
-        """Wait until every queued input is accepted and every predicted result has arrived."""
+        """Wait until every queued input is accepted and every predicted result has arrived.
+
+        ``timeout_cycles`` is the limit per outstanding result or queued packet; by default
+        four times what one vector (:meth:`~dcim.golden.config.CoreConfig.latency_bound`) or
+        one weight row may take under the heaviest stalls (:data:`MAX_PAUSE` before each
+        beat), plus 200 cycles for the drivers.
+        """
         cfg = self.cfg
         if timeout_cycles is None:
-            # Per outstanding vector: its beats, its pass, the DPU, and its result beats under
-            # the heaviest backpressure (pauses of up to 20 cycles before each beat).
-            timeout_cycles = 4 * (cfg.x_beats * 21 + cfg.cycles_per_pass() + cfg.tree_regs
-                                  + cfg.cols + 21 * cfg.y_beats(True)) + 200
+            timeout_cycles = 4 * max(cfg.latency_bound(1, stall=MAX_PAUSE),
+                                     cfg.w_beats * (1 + MAX_PAUSE)) + 200
         async def _wait():
             for src in (self.w_src, self.x_src, self.r_src):
                 if src is not None:

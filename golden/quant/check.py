@@ -54,6 +54,7 @@ import numpy as np
 
 from ..config import CoreConfig
 from ..errors import InputError
+from ..table import table
 from .evaluate import BATCH, load_data
 from .matmul import Matmul, to_rows
 from .qdq import QdqModel, load_qdq, quantize_linear
@@ -395,13 +396,11 @@ def format_check(r: dict[str, Any]) -> str:
            f"{cfg['cols']}, rounding {r['rounding']}", ""]
     if "accuracy" in r:
         a = r["accuracy"]
-        out += ["  top-1 accuracy",
-                f"    {'core integer path (the model scales and codes)':<58} "
-                f"{100 * a['core']:6.2f} %",
-                f"    {'onnxruntime reference (no graph optimization)':<58} "
-                f"{100 * a['reference']:6.2f} %",
-                f"    {'onnxruntime optimized (integer kernels, as deployed)':<58} "
-                f"{100 * a['optimized']:6.2f} %"]
+        pct = {k: f"{100 * v:.2f} %" for k, v in a.items()}
+        out += table([["core integer path (the model scales and codes)", pct["core"]],
+                      ["onnxruntime reference (no graph optimization)", pct["reference"]],
+                      ["onnxruntime optimized (integer kernels, as deployed)", pct["optimized"]]],
+                     ["flow", "top-1 accuracy"], "lr")
     same = ref["logits_identical_samples"]
     out += [f"  top-1 agreement with the reference: {100 * ref['top1_agreement']:.2f} % on the "
             f"{r['logits']!r} codes ({same}/{n} samples with identical codes; ties: core "
@@ -414,13 +413,12 @@ def format_check(r: dict[str, Any]) -> str:
     if r["input_code_differences"]:
         out.append(f"  input codes: {r['input_code_differences']} differ from onnxruntime's")
     out += ["", "Per quantized tensor vs the reference: differing codes end to end (max LSB) and "
-                "on onnxruntime's own input codes (local), by cause",
-            f"  {'layer':<14}{'kind':<9}{'elements':>10}{'differ':>9}{'max':>5}{'local':>8}"
-            f"{'max':>5}  causes of the local differences"]
-    for lay in r["layers"]:
-        out.append(f"  {lay['name']:<14}{lay['kind']:<9}{lay['elements']:>10}{lay['differ']:>9}"
-                   f"{lay['max_lsb_diff']:>5}{lay['local_differ']:>8}"
-                   f"{lay['local_max_lsb_diff']:>5}  {_causes(lay['causes'])}")
+                "on onnxruntime's own input codes (local), by cause"]
+    out += table([[lay["name"], lay["kind"], lay["elements"], lay["differ"], lay["max_lsb_diff"],
+                   lay["local_differ"], lay["local_max_lsb_diff"], _causes(lay["causes"])]
+                  for lay in r["layers"]],
+                 ["layer", "kind", "elements", "differ", "max", "local", "max",
+                  "causes of the local differences"], "llrrrrrl")
     if r["bit_exact"]:
         out.append("  bit-exact with onnxruntime's reference in every quantized tensor")
     else:

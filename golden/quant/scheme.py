@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..arith import INT32_MAX, INT32_MIN
+from ..arith import INT32_MAX, INT32_MIN, TIE_RULE, Rounding, Tie
 from ..config import ROUNDING_MODES, CoreConfig
 from ..errors import InputError
 
@@ -192,20 +192,22 @@ def round_like(v: np.ndarray, rounding: str) -> np.ndarray:
     The float counterpart of :func:`dcim.golden.arith.requantize` for fake-quant simulation.
     """
     v = np.asarray(v, dtype=np.float64)
-    if rounding == "single":
+    if rounding not in TIE_RULE:
+        raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
+                         f"got {rounding!r}")
+    tie = TIE_RULE[rounding]
+    if tie is Tie.UP:
         return np.floor(v + 0.5)
-    if rounding == "double":
+    if tie is Tie.AWAY:
         return np.sign(v) * np.floor(np.abs(v) + 0.5)
-    if rounding == "rne":
-        return np.rint(v)
-    raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, got {rounding!r}")
+    return np.rint(v)
 
 
 def fake_round(v: np.ndarray, shift, rounding: str) -> np.ndarray:
     """The float counterpart of one requantization: :func:`round_like`, and for ``double``
     gemmlowp's first rounding too, to ``2**-right`` with ``right = max(-shift, 0)``, before the
     final one (``shift`` broadcastable against ``v``)."""
-    if rounding != "double":
+    if rounding != Rounding.DOUBLE:
         return round_like(v, rounding)
     scale = 2.0 ** np.maximum(-np.asarray(shift, dtype=np.float64), 0.0)
     return round_like(round_like(v * scale, rounding) / scale, rounding)
