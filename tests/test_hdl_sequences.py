@@ -14,6 +14,7 @@ from hdl_helpers import DpuStandin
 
 from dcim.golden.config import CoreConfig
 from dcim.golden.model import accumulate, dpu, mvm, mvm_tiled
+from dcim.hdl.regmap import Access
 from dcim.verif.csr_sweep import csr_sweep
 from dcim.verif.sequences import k_tiled, rand_dpu, rand_weights, random_passes
 
@@ -29,7 +30,7 @@ def test_csr_sweep():
 
     bench.run(main, results=False)
     regs = bench.regs
-    rw = sum(any(f.access == "rw" for f in r.fields) for r in regs.registers.values())
+    rw = sum(any(f.access is Access.RW for f in r.fields) for r in regs.registers.values())
     read_only = sum(r.read_only for r in regs.registers.values())
     unmapped = len(regs.unmapped_addresses())
     assert checks[0] >= len(regs.registers) + read_only + 2 * rw + 2 * unmapped

@@ -83,6 +83,17 @@ def test_random_stimulus_stays_in_range_and_has_its_corners():
         sequences.seed_for(3, "test_y")
 
 
+def test_illegal_values_are_just_outside_the_legal_range():
+    regs = RegMapView(RegMap(CoreConfig(rows=20, cols=4, act_bits=8)).to_dict())
+    run_bits = regs["CTRL"].field("RUN_BITS")  # legal 1..8 in 4 bits
+    assert run_bits.legal == (1, 8) and sequences.illegal_values(run_bits) == [0, 9]
+    assert all(run_bits.written(run_bits.encode(v)) is None
+               for v in sequences.illegal_values(run_bits))
+    assert sequences.illegal_values(regs["OUT_ZP"].field("OUT_ZP")) == []  # every value legal
+    assert {20, 21, 41, 33, 1 << 16, 0xFFFFFFFF} == set(sequences.illegal_w_rows(CoreConfig(
+        rows=20, cols=4)))
+
+
 class _Memory:
     """A bench whose every address is a plain read/write word: it breaks the register map
     (reset values, read-only registers, illegal values, SLVERR)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..hdl.regmap import Access
 from .coverage import Coverage
-from .sequences import csr_rw_word, illegal_run_bits, illegal_w_rows, table_entries
+from .sequences import csr_rw_word, illegal_values, illegal_w_rows, table_entries
 
 __all__ = ["csr_sweep"]
 
@@ -54,7 +55,7 @@ async def csr_sweep(bench, rng: np.random.Generator, cov: Coverage | None = None
             checks += 1
     hit("csr.read_only")
     for reg in regs.registers.values():
-        if not any(f.access == "rw" for f in reg.fields):
+        if not any(f.access is Access.RW for f in reg.fields):
             continue
         for _ in range(2):
             word = csr_rw_word(cfg, reg, rng)
@@ -66,7 +67,7 @@ async def csr_sweep(bench, rng: np.random.Generator, cov: Coverage | None = None
     # Illegal values leave the field unchanged.
     ctrl, row = regs["CTRL"], regs["W_ROW"]
     await bench.write(ctrl.offset, ctrl.encode(RUN_BITS=1))
-    for bad in illegal_run_bits(cfg, ctrl.field("RUN_BITS").width):
+    for bad in illegal_values(ctrl.field("RUN_BITS")):
         await bench.write(ctrl.offset, ctrl.encode(RUN_BITS=bad))
         got = ctrl.field("RUN_BITS").decode(await bench.read_reg("CTRL"))
         assert got == 1, f"CTRL.RUN_BITS = {bad} was accepted (reads {got})"

@@ -26,11 +26,12 @@ from ..golden.arith import INT32_MAX, INT32_MIN, SHIFT_RANGE, quantize_multiplie
 from ..golden.config import CoreConfig
 from ..golden.model import DpuParams
 from ..golden.quant.export import MANIFEST
+from ..hdl.regmap import Access
 from .csr import RegMapView
 from .env import ENV_CONFIG, ENV_REGMAP, ENV_REPLAY, ENV_SIM, ENV_STATS
 
 __all__ = ["CLOCK_NS", "Pass", "Saturation", "RunEnv", "corner_chains", "csr_rw_word",
-           "dpu_corner_sets", "env", "illegal_run_bits", "illegal_w_rows", "k_tiled",
+           "dpu_corner_sets", "env", "illegal_values", "illegal_w_rows", "k_tiled",
            "protocol_error_cases", "psum_saturation", "rand_dpu", "rand_vectors",
            "rand_weights", "random_passes", "replay_timeout_us", "reset_states",
            "saturation_passes", "table_entries", "seed_for", "timeout_us", "vector_cycles"]
@@ -289,15 +290,14 @@ def reset_states(cfg: CoreConfig) -> list[str]:
 # ------------------------------------------------------------------------------------------
 # CSR values
 def csr_rw_word(cfg: CoreConfig, reg, rng: np.random.Generator) -> int:
-    """A word with a random legal value in every rw field of register ``reg`` (others 0)."""
+    """A word with a random legal value (the field's ``legal`` range of the register map; the
+    DPU's shift range for RES_SHIFT) in every rw field of register ``reg`` (others 0)."""
     word = 0
     for f in reg.fields:
-        if f.access != "rw":
+        if f.access is not Access.RW:
             continue
-        if f.name == "RUN_BITS":
-            v = int(rng.integers(1, cfg.act_bits + 1))
-        elif f.name == "ROW":
-            v = int(rng.integers(0, cfg.rows))
+        if f.legal is not None:
+            v = int(rng.integers(f.legal[0], f.legal[1] + 1))
         elif f.name == "RES_SHIFT":
             v = int(rng.integers(SHIFT_RANGE[0], SHIFT_RANGE[1] + 1))
         else:
@@ -306,9 +306,16 @@ def csr_rw_word(cfg: CoreConfig, reg, rng: np.random.Generator) -> int:
     return word
 
 
-def illegal_run_bits(cfg: CoreConfig, width: int) -> list[int]:
-    """CTRL.RUN_BITS values a ``width``-bit field can hold and the core must refuse."""
-    return [b for b in (0, cfg.act_bits + 1) if b < (1 << width)]
+def illegal_values(field) -> list[int]:
+    """The values just outside the ``legal`` range of ``field`` (a
+    :class:`~dcim.verif.csr.FieldView`) that its bits can hold: a write of them must leave the
+    field unchanged."""
+    if field.legal is None:
+        return []
+    lo, hi = field.legal
+    fmin, fmax = ((-(1 << (field.width - 1)), (1 << (field.width - 1)) - 1) if field.signed
+                  else (0, (1 << field.width) - 1))
+    return [v for v in (lo - 1, hi + 1) if fmin <= v <= fmax]
 
 
 def illegal_w_rows(cfg: CoreConfig) -> list[int]:
