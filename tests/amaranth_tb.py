@@ -197,6 +197,15 @@ class AmaranthTB:
             await self.tick()
         raise AssertionError(f"timeout: {len(self.packets)} of {count} result packets")
 
+    async def wait_passes(self, limit: int = 100000) -> None:
+        """Wait until the PASSES counter shows every pass the model has seen (the core then
+        holds no vector; safe to load weights), as :meth:`TB.wait_passes`."""
+        want = self.model.passes & 0xFFFFFFFF
+        for _ in range(limit // 8):
+            if await self.read_reg("PASSES") == want:
+                return
+        raise AssertionError(f"PASSES never reached {want}")
+
     async def reset(self, cycles: int = 1) -> None:
         """Assert the domain's reset for ``cycles`` clocks; unfinished packets are dropped, what
         arrived is compared, the model restarts (as :meth:`TB.reset`)."""

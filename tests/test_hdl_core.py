@@ -1,7 +1,9 @@
 """The whole core in Amaranth's simulator against the golden model (bit-exact).
 
 Every result packet is also compared, beat for beat, with the prediction of the cocotb
-testbench's model (:class:`amaranth_tb.AmaranthTB` feeds it and checks its scoreboard)."""
+testbench's model (:class:`amaranth_tb.AmaranthTB` feeds it and checks its scoreboard). The
+DPU and saturation tests draw their stimulus from the cocotb tests' own sequences
+(:mod:`dcim.verif.sequences`; more of them in ``test_hdl_sequences.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from amaranth_tb import AmaranthTB
 from hdl_helpers import DpuStandin
 
 from dcim.golden.config import CoreConfig
-from dcim.golden.model import accumulate, mvm
+from dcim.golden.model import accumulate, dpu, mvm
+from dcim.verif.sequences import psum_saturation, rand_dpu, rand_weights
 
 FAST_GRID = [
     dict(rows=1, cols=1, act_bits=1, weight_bits=1, dpu_residual=False),
@@ -108,25 +111,15 @@ def test_raw_bit_exact_grid(kw):
 # ------------------------------------------------------------------------------------------
 # DPU results (the real DPU), timing figures, protocol errors, CSRs.
 
-from dcim.golden.arith import quantize_multiplier  # noqa: E402
-from dcim.golden.model import DpuParams, dpu  # noqa: E402
-
-
-def _dpu_params(cfg, rng):
-    mult, shift = zip(*(quantize_multiplier(float(s)) for s in rng.uniform(1e-4, 5e-3, cfg.cols)))
-    return DpuParams(bias=rng.integers(-5000, 5000, cfg.cols), multiplier=np.array(mult),
-                     shift=np.array(shift), out_zp=int(rng.integers(-10, 10)), act_min=-100,
-                     act_max=110, res_multiplier=quantize_multiplier(0.7)[0],
-                     res_shift=quantize_multiplier(0.7)[1], res_zp=3)
-
-
 def run_dpu(kw, seed=0, stall=0.3, count=4):
+    """Corner and random vectors through the real DPU with the cocotb tests' random weights
+    and DPU settings (:func:`dcim.verif.sequences.rand_weights`, ``rand_dpu``)."""
     cfg = CoreConfig(**kw)
     rng = np.random.default_rng(seed)
-    W = corner_weights(cfg, rng)
+    W = rand_weights(cfg, rng)
     X = corner_vectors(cfg, cfg.act_bits, rng, count)
     R = rng.integers(-128, 128, (len(X), cfg.cols))
-    params = _dpu_params(cfg, rng)
+    params = rand_dpu(cfg, rng)
     bench = AmaranthTB(cfg, seed=seed, stall=stall)
 
     async def main(b):
@@ -347,3 +340,27 @@ def test_psum_saturates_and_flags():
         sat.append(int(bool(((exact > phi) | (exact < plo)).any())))
     assert [bench.result(i, raw=True) for i in range(len(X))] == expected
     assert flags == sat and 0 < sum(sat) < len(X)
+
+
+# The cocotb test_psum_saturation's sequence; the others: tests/test_hdl_sequences.py.
+@pytest.mark.parametrize("sign", [1, -1])
+def test_psum_saturation_sequence(sign):
+    """``test_psum_saturation``'s sequence ends at the end of the partial-sum range with
+    STATUS.PSUM_SAT set."""
+    cfg = CoreConfig(rows=4, cols=2, psum_bits=18)
+    seq = psum_saturation(cfg, sign)
+    bench = AmaranthTB(cfg, dpu_factory=DpuStandin)
+    status = []
+
+    async def main(b):
+        await b.set_ctrl(raw=True)
+        await b.load_weights(np.full((cfg.rows, cfg.cols), seq.weight))
+        for i in range(seq.passes):
+            await b.send_vector(np.full(cfg.rows, seq.act), acc=i > 0, emit=i == seq.passes - 1)
+        await b.wait_packets(1)
+        status.append(await b.read_reg("STATUS"))
+
+    bench.run(main)
+    lo, hi = cfg.psum_range
+    assert bench.result(0, raw=True) == [hi if sign > 0 else lo] * cfg.cols
+    assert bench.regs["STATUS"].field("PSUM_SAT").decode(status[0]) == 1

@@ -59,7 +59,6 @@ async def replay(tb: TB, path: str) -> dict:
     # Result packets in arrival order: (tile, vector, pass) of the pass that emitted them.
     slots: collections.deque = collections.deque()
     got: dict = {}
-    original = tb.y_sink.on_packet
 
     def on_packet(beats: list[int]) -> None:
         if slots:
@@ -67,9 +66,8 @@ async def replay(tb: TB, path: str) -> dict:
             bits = 32 if raw else 8
             lanes = cfg.y_lanes(raw)
             got[key] = (unpack_beats(beats, bits, lanes, cfg.cols), _now_ns())
-        original(beats)
 
-    tb.y_sink.on_packet = on_packet
+    tb.add_result_listener(on_packet)
     compared = 0
     for tile in tiles:
         n_vec, passes = tile.X.shape[0], tile.W.shape[0]

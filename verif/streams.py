@@ -69,6 +69,10 @@ class _Port:
         # prediction of the module docstring).
         self._partner_stays = True
 
+    def set_pause(self, pause: Iterator[int] | None) -> None:
+        """Replace the stall pattern (None: none) from the next beat on."""
+        self.pause = pause
+
     def _drive(self, name: str, value: int) -> None:
         """Write ``value`` to the bus signal ``name`` unless it already holds it (each write
         costs a scheduled GPI call; the handshake and framing signals rarely change)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import cocotb
 import numpy as np
@@ -24,11 +25,11 @@ from ..golden.model import DpuParams
 from .coverage import Coverage
 from .csr import RegMapView
 from .model import SCALARS, CoreModel
+from .sequences import CLOCK_NS
 from .streams import Packet, StreamSink, StreamSource, pack_beats, unpack_beats
 
-__all__ = ["MAX_PAUSE", "TB", "Scoreboard", "pauses"]
+__all__ = ["CLOCK_NS", "MAX_PAUSE", "TB", "Scoreboard", "pauses"]
 
-CLOCK_NS = 10
 #: Longest pause (cycles) :func:`pauses` puts before a beat.
 MAX_PAUSE = 20
 
@@ -154,11 +155,19 @@ class TB:
         Backpressure on ``m_axis_y`` (see :func:`pauses`).
     xcheck : bool
         Require every sampled handshake and every result beat to be 0/1 (Icarus).
+    profile : bool
+        Add the time spent in the model's activation monitor and the result monitor to
+        :attr:`python_s` (the testbench's own Python, for benchmarks).
+
+    Attributes
+    ----------
+    python_s : float
+        Seconds spent in the monitors (only with ``profile``).
     """
 
     def __init__(self, dut, cfg: CoreConfig, regmap: RegMapView, rng: np.random.Generator,
                  cov: Coverage, *, idle: str = "none", backpressure: str = "none",
-                 xcheck: bool = False):
+                 xcheck: bool = False, profile: bool = False):
         self.dut = dut
         self.cfg = cfg
         self.regs = regmap
@@ -168,6 +177,9 @@ class TB:
         self.model = CoreModel(cfg, cov, regmap)
         self.sb = Scoreboard(cfg, self.model)
         self.checks = 0
+        self.python_s = 0.0
+        self._profile = profile
+        self._listeners: list[Callable[[list[int]], None]] = []
         clk = dut.clk
         self.clk = clk
         dut.rst.value = 1
@@ -182,7 +194,7 @@ class TB:
         self.r_src = (StreamSource(dut, "s_axis_r_", clk, pause=pauses(rng, idle), xcheck=xcheck)
                       if cfg.dpu_residual else None)
         self.y_sink = StreamSink(dut, "m_axis_y_", clk, pause=pauses(rng, backpressure),
-                                 on_packet=self.sb.on_packet, xcheck=xcheck)
+                                 on_packet=self._timed(self._on_result), xcheck=xcheck)
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), clk, dut.rst)
         for part in (self.axil.write_if, self.axil.read_if):
             part.log.setLevel(logging.WARNING)
@@ -190,6 +202,30 @@ class TB:
             cov.hit("stalls.idle_inputs")
         if backpressure != "none":
             cov.hit(f"stalls.backpressure_{backpressure}")
+
+    # ------------------------------------------------------------------------------------
+    def _timed(self, fn: Callable) -> Callable:
+        """``fn``, timed into :attr:`python_s` when profiling."""
+        if not self._profile:
+            return fn
+
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.python_s += time.perf_counter() - t
+        return wrapper
+
+    def _on_result(self, beats: list[int]) -> None:
+        self.sb.on_packet(beats)
+        for listener in self._listeners:
+            listener(beats)
+
+    def add_result_listener(self, listener: Callable[[list[int]], None]) -> None:
+        """Also call ``listener`` with the beats of every result packet (after the
+        scoreboard has taken it)."""
+        self._listeners.append(listener)
 
     # ------------------------------------------------------------------------------------
     async def reset(self, cycles: int = 3) -> None:
@@ -309,8 +345,8 @@ class TB:
             x = (x & ((1 << b) - 1)) | (self.rng.integers(0, 256, x.shape) & ~((1 << b) - 1))
         data = pack_beats(x, 8, cfg.x_lanes, beats)
         tuser = int(acc) | (int(emit) << 1)
-        return self.x_src.send_nowait(
-            Packet(data, tuser, lambda pkt: self.model.activation_packet(pkt.beats, pkt.tuser)))
+        return self.x_src.send_nowait(Packet(data, tuser, self._timed(
+            lambda pkt: self.model.activation_packet(pkt.beats, pkt.tuser))))
 
     def send_residual(self, r, beats: int | None = None) -> Packet:
         """Queue one int8 residual vector."""

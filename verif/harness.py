@@ -1,0 +1,64 @@
+"""What every cocotb test of :mod:`dcim.verif.test_core` does around its body.
+
+:func:`core_test` is ``cocotb.test`` with the simulated-time limit of
+:func:`dcim.verif.sequences.timeout_us`; :func:`start` builds a reset :class:`~dcim.verif.tb.TB`
+with its own coverage counters and a numpy generator seeded from ``cocotb.RANDOM_SEED`` and the
+test name; :func:`record` adds the test's figures and coverage hits to the stats file of the
+run (:data:`dcim.verif.env.ENV_STATS`), read back and rewritten by each test, so that no state
+is kept between tests in the test module.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cocotb
+import numpy as np
+
+from .coverage import Coverage
+from .sequences import env, seed_for, timeout_us
+from .tb import TB
+
+__all__ = ["core_test", "record", "start"]
+
+
+def core_test(vectors, weight_loads: int = 1, dpu_loads: int = 1, extra_cycles: int = 0, **kw):
+    """``cocotb.test`` with the limit of :func:`~dcim.verif.sequences.timeout_us`; ``vectors``
+    is a number or a function of the :class:`~dcim.verif.sequences.RunEnv`."""
+    e = env()
+    n = vectors(e) if callable(vectors) else vectors
+    return cocotb.test(timeout_time=timeout_us(e.cfg, n, weight_loads, dpu_loads, extra_cycles),
+                       timeout_unit="us", **kw)
+
+
+async def start(dut, name: str, idle: str = "none", backpressure: str = "none",
+          profile: bool = False) -> TB:
+    """A reset testbench with its own coverage counters and a numpy generator seeded for
+    ``name``."""
+    e = env()
+    seed = seed_for(cocotb.RANDOM_SEED, name)
+    cocotb.log.info("test %s: numpy seed %d (from cocotb.RANDOM_SEED=%d; rerun with that seed "
+                    "to reproduce)", name, seed, cocotb.RANDOM_SEED)
+    tb = TB(dut, e.cfg, e.regs, np.random.default_rng(seed), Coverage(), idle=idle,
+            backpressure=backpressure, xcheck=e.xcheck, profile=profile)
+    await tb.reset()
+    return tb
+
+
+def record(name: str, tb: TB, extra: dict | None = None) -> None:
+    """Add test ``name``'s figures and coverage hits to the stats file (if the run has one)."""
+    e = env()
+    if not e.stats:
+        return
+    try:
+        with open(e.stats) as f:
+            stats = json.load(f)
+    except FileNotFoundError:
+        stats = {"config": e.cfg.fields(), "sim": e.sim, "tests": {}, "coverage": {}}
+    stats["tests"][name] = {"compared": tb.sb.compared, "macs": tb.sb.macs,
+                            "checks": tb.checks, "digest": tb.sb.digest.hexdigest(),
+                            **(extra or {})}
+    for key, n in tb.cov.hits.items():
+        stats["coverage"][key] = stats["coverage"].get(key, 0) + n
+    with open(e.stats, "w") as f:
+        json.dump(stats, f, indent=1)
