@@ -18,12 +18,15 @@ from dcim.verif.env import ENV_CONFIG, ENV_REGMAP, ENV_SIM
 
 
 def test_timeout_is_the_documented_sum():
-    # 8x4, defaults: one x and one w beat, 4 int32 sums in two 64-bit result beats
+    # 8x4, defaults: one x, w and residual beat, 4 int32 sums in two 64-bit result beats
     cfg = CoreConfig(rows=8, cols=4)
-    assert (cfg.x_beats, cfg.w_beats, cfg.y_beats(True)) == (1, 1, 2)
-    vec = 1 + cfg.cycles_per_pass() + cfg.tree_regs + 4 + 2 + 40
-    assert sequences.vector_cycles(cfg) == vec
-    cycles = 3 * vec * 25 + 2 * (10 * 8 * 3) * 4 + 1 * (10 * (3 * 4 + 10)) * 4 + 7 + 20000
+    assert (cfg.x_beats, cfg.w_beats, cfg.r_beats, cfg.y_beats(True)) == (1, 1, 1, 2)
+    # one vector alone: 4 beats, each after up to 20 stall cycles; 8 compute cycles + 3 to the
+    # raw result, 4 DPU groups (one lane) for the first int8 beat's 4 columns, 7 DPU stages;
+    # and the bound's 3 further DPU groups
+    one = 4 * 21 + (8 + 3) + 4 + 7 + 3
+    assert cfg.latency_bound(1, stall=sequences.MAX_PAUSE) == one
+    cycles = 4 * 3 * one + 2 * (10 * 8 * 3) * 4 + 1 * (10 * (3 * 4 + 10)) * 4 + 7 + 20000
     assert sequences.timeout_us(cfg, 3, 2, 1, 7) == -(-cycles * 10 // 1000)
 
 

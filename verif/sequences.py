@@ -18,6 +18,7 @@ import functools
 import json
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,8 @@ __all__ = ["CLOCK_NS", "Pass", "Saturation", "RunEnv", "corner_chains", "csr_rw_
            "dpu_corner_sets", "env", "illegal_values", "illegal_w_rows", "k_tiled",
            "protocol_error_cases", "psum_saturation", "rand_dpu", "rand_vectors",
            "rand_weights", "random_passes", "replay_timeout_us", "reset_states",
-           "saturation_passes", "table_entries", "seed_for", "timeout_us", "vector_cycles"]
+           "saturation_passes", "table_entries", "seed_for", "timeout_us", "MAX_PAUSE",
+           "pauses"]
 
 #: Clock period of the cocotb testbench.
 CLOCK_NS = 10
@@ -97,26 +99,39 @@ def seed_for(base: int, name: str) -> int:
 
 # ------------------------------------------------------------------------------------------
 # Simulated-time budgets
-def vector_cycles(cfg: CoreConfig) -> int:
-    """Cycles of one vector through the core, generously, from CoreConfig's latencies: input
-    beats, the pass, the adder tree, the DPU (one column a cycle at worst), the int32 result
-    beats, and 40 cycles of slack. Also the drain budget per pass of a long accumulation."""
-    return (cfg.x_beats + cfg.cycles_per_pass() + cfg.tree_regs + cfg.cols + cfg.y_beats(True)
-            + 40)
+#: Longest pause (cycles) :func:`pauses` puts before a beat.
+MAX_PAUSE = 20
+
+
+def pauses(rng: np.random.Generator, kind: str) -> Iterator[int] | None:
+    """A stall pattern: ``none``; ``light`` (a one-cycle pause before ~1 in 4 beats);
+    ``heavy`` (pauses of 1..:data:`MAX_PAUSE` cycles before ~1 in 2 beats)."""
+    if kind == "none":
+        return None
+
+    def gen():
+        while True:
+            if kind == "light":
+                yield 1 if rng.random() < 0.25 else 0
+            else:
+                yield int(rng.integers(1, MAX_PAUSE + 1)) if rng.random() < 0.5 else 0
+    return gen()
 
 
 def timeout_us(cfg: CoreConfig, vectors: int, weight_loads: int = 1, dpu_loads: int = 1,
                extra_cycles: int = 0) -> float:
     """The simulated-time limit of a test (whole microseconds, exact at 1 ps precision).
 
-    Derived from CoreConfig's latencies: ``vectors`` x :func:`vector_cycles` x 25 (the
-    heaviest stall pattern), ``weight_loads`` whole-array loads (rows x (w_beats + 2) CSR-free
-    stream cycles, x 10 x 4), ``dpu_loads`` DPU set-ups (3 tables of ``cols`` entries plus the
-    scalars, ~10 cycles per AXI-Lite write, x 4), ``extra_cycles`` and 20,000 cycles of slack.
+    Derived from CoreConfig's latencies: four times
+    :meth:`~dcim.golden.config.CoreConfig.latency_bound` of ``vectors`` under the heaviest
+    stall pattern (:data:`MAX_PAUSE` before every beat), ``weight_loads`` whole-array loads
+    (rows x (w_beats + 2) CSR-free stream cycles, x 10 x 4), ``dpu_loads`` DPU set-ups (3
+    tables of ``cols`` entries plus the scalars, ~10 cycles per AXI-Lite write, x 4),
+    ``extra_cycles`` and 20,000 cycles of slack.
     """
     w_cycles = 10 * cfg.rows * (cfg.w_beats + 2)
     dpu_cycles = 10 * (3 * cfg.cols + 10)
-    cycles = (vectors * vector_cycles(cfg) * 25 + weight_loads * w_cycles * 4
+    cycles = (4 * cfg.latency_bound(vectors, stall=MAX_PAUSE) + weight_loads * w_cycles * 4
               + dpu_loads * dpu_cycles * 4 + extra_cycles + 20000)
     return float(-(-cycles * CLOCK_NS // 1000))
 

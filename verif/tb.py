@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import cocotb
 import numpy as np
@@ -25,29 +25,10 @@ from ..golden.model import DpuParams
 from .coverage import Coverage
 from .csr import RegMapView
 from .model import SCALARS, CoreModel
-from .sequences import CLOCK_NS
+from .sequences import CLOCK_NS, MAX_PAUSE, pauses
 from .streams import Packet, StreamSink, StreamSource, pack_beats, unpack_beats
 
-__all__ = ["CLOCK_NS", "MAX_PAUSE", "TB", "Scoreboard", "pauses"]
-
-#: Longest pause (cycles) :func:`pauses` puts before a beat.
-MAX_PAUSE = 20
-
-
-def pauses(rng: np.random.Generator, kind: str) -> Iterator[int] | None:
-    """A stall pattern: ``none``; ``light`` (a one-cycle pause before ~1 in 4 beats);
-    ``heavy`` (pauses of 1..:data:`MAX_PAUSE` cycles before ~1 in 2 beats)."""
-    if kind == "none":
-        return None
-
-    def gen():
-        while True:
-            if kind == "light":
-                yield 1 if rng.random() < 0.25 else 0
-            else:
-                yield int(rng.integers(1, MAX_PAUSE + 1)) if rng.random() < 0.5 else 0
-    return gen()
-
+__all__ = ["TB", "Scoreboard"]
 
 class Scoreboard:
     """Compares result packets with the model's predictions, in order.

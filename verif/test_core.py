@@ -23,10 +23,10 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 from ..golden.model import mvm_tiled
 from .csr_sweep import csr_sweep
 from .replay import replay
-from .sequences import (CLOCK_NS, RunEnv, corner_chains, dpu_corner_sets, env, k_tiled,
-                        protocol_error_cases, psum_saturation, rand_dpu, rand_vectors,
+from .sequences import (CLOCK_NS, MAX_PAUSE, RunEnv, corner_chains, dpu_corner_sets, env,
+                        k_tiled, protocol_error_cases, psum_saturation, rand_dpu, rand_vectors,
                         rand_weights, random_passes, replay_timeout_us, reset_states,
-                        saturation_passes, seed_for, timeout_us, vector_cycles)
+                        saturation_passes, seed_for, timeout_us)
 from .streams import Packet, pack_beats
 from .harness import core_test, record, start
 from .tb import TB
@@ -216,7 +216,7 @@ async def test_psum_saturation(dut):
             tb.send_vector(x, acc=i > 0, emit=i == seq.passes - 1)
             if i % 64 == 63:
                 await tb.x_src.idle.wait()
-        await tb.drain(timeout_cycles=seq.passes * vector_cycles(cfg))
+        await tb.drain(timeout_cycles=cfg.latency_bound(seq.passes, stall=MAX_PAUSE))
         assert sat.decode(await tb.read_reg("STATUS")) == 1, \
             "STATUS.PSUM_SAT not set after saturation"
         await tb.write(tb.regs["STATUS"].offset, sat.encode(1))
@@ -404,7 +404,7 @@ async def test_throughput(dut):
         sending += time.perf_counter() - t
         if i % 256 == 255:
             await tb.x_src.idle.wait()
-    await tb.drain(timeout_cycles=n * vector_cycles(cfg))
+    await tb.drain(timeout_cycles=cfg.latency_bound(n))
     cycles = (cocotb.utils.get_sim_time("ns") - t0) / CLOCK_NS
     tb.finish()
     # CPU seconds of the simulator process (the Verilated model and Python share it): less
