@@ -9,8 +9,9 @@ import itertools
 
 import numpy as np
 import pytest
+from synth_tech import osu018
 
-from dcim.synth import flow, gatesim
+from dcim.synth import gatesim
 from dcim.synth.gatesim import X
 
 LIB = """library(t) {
@@ -106,7 +107,7 @@ def test_liberty_cells_and_three_valued_tables(cells):
 
 
 def test_osu018_every_cell_but_latch_tristate_and_async_flop_is_modelled():
-    lib, _ = flow.tech_files("osu018")
+    lib, _ = osu018()
     c = gatesim.parse_liberty_cells(lib.read_text())
     assert {k for k, m in c.items() if m.unsupported} == {"DFFSR", "LATCH", "TBUFX1", "TBUFX2"}
     # the inverting multiplexer of the OSU library: Y = !(S ? A : B)
