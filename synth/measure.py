@@ -13,6 +13,7 @@ from typing import Any
 
 from ..golden.config import CoreConfig
 from . import activity as act
+from .libcells import parse_liberty_cells
 from .netlist import bit_names, instances, ports as netlist_ports
 from .tech import cell_models
 from .tools import FlowError, Progress, run
@@ -54,7 +55,7 @@ def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
         from . import gatesim
         try:
             t0 = time.monotonic()
-            nl = gatesim.load(netlist, top, gatesim.parse_liberty_cells(lib.read_text()))
+            nl = gatesim.load(netlist, top, parse_liberty_cells(lib.read_text()))
             progress(f"  cycle-based simulator: {nl.cells:,} cells in {len(nl.levels)} logic "
                      f"levels, {nl.n_nets:,} nets (loaded in {time.monotonic() - t0:.1f} s)")
         except gatesim.Unsupported as exc:
