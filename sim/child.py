@@ -34,21 +34,23 @@ def verilator_public_ports(top: str, verilog: Path, build_dir: Path) -> tuple[li
     ``--no-public-flat-rw`` turns it off again, and the control file (a build source) marks just
     the ports, by name. (A pattern such as ``-var "*"`` also marks the top module's internal
     nets; Verilator must then assume VPI may write them at any time and re-evaluates all logic
-    they feed, the array's column sums included, on every evaluation of the design.) If the
-    ports cannot be read from the Verilog header, every variable of ``top`` is marked.
+    they feed, the array's column sums included, on every evaluation of the design.) The ports
+    are read by Yosys (:func:`dcim.synth.netlist.read_ports`, the Verilog's module interfaces);
+    if they cannot be read, every variable of ``top`` is marked.
 
     Returns
     -------
     (list of str, Path)
         The extra build arguments and the control file written to ``build_dir``.
     """
-    from ..synth.activity import parse_ports
+    from ..synth.netlist import read_ports
+    from ..synth.tools import FlowError
 
     build_dir.mkdir(parents=True, exist_ok=True)
     vlt = build_dir / "dcim_public.vlt"
     try:
-        ports = list(parse_ports(verilog.read_text(), top)) or ["*"]
-    except ValueError:  # no such module in the text (the build then says why)
+        ports = list(read_ports(verilog, top)) or ["*"]
+    except (ValueError, FlowError):  # no such module, or Yosys cannot read it (the build says)
         ports = ["*"]
     vlt.write_text("`verilator_config\n" + "".join(
         f'public_flat_rw -module "{top}" -var "{p}"\n' for p in ports))

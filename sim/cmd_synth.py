@@ -161,6 +161,7 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
 def run(args: argparse.Namespace) -> int:
     """Synthesize one configuration or a sweep; print the summary; write JSON/markdown/PNG."""
     from ..synth import flow, report
+    from ..synth.tools import FlowError
 
     base = config_from_args(args)
     if args.workloads.strip().lower() == "none":
@@ -209,5 +210,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'} "
               f"({time.monotonic() - t0:.1f} s)")
         return 0
-    except flow.FlowError as exc:
+    except FlowError as exc:
         raise InputError(str(exc)) from None

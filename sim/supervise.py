@@ -3,18 +3,20 @@ limit, and nothing left running after a timeout or a Ctrl-C.
 
 A simulator run is a tree of processes (``python -m dcim.sim.child``, ``make``, compilers, the
 simulator): killing only the direct child would leave the rest running, so the child is started
-as the leader of a new session and its whole group is killed.
+as the leader of a new session and its whole group is killed (:mod:`dcim.golden.procgroup`,
+shared with the synthesis flow's tools).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from ..golden import procgroup
 
 __all__ = ["report_progress", "run_child", "tail"]
 
@@ -46,30 +48,22 @@ def run_child(cmd: list[str], env: dict[str, str], timeout: float, out_path: Pat
     subprocess.TimeoutExpired
         After ``timeout``; the group has been killed with SIGKILL.
     BaseException
-        Whatever interrupted the wait (KeyboardInterrupt, an exception of ``tick``) is
-        re-raised after the group has been killed.
+        Whatever interrupted the wait (KeyboardInterrupt, a SIGTERM as
+        :class:`dcim.golden.procgroup.Terminated`, an exception of ``tick``) is re-raised after
+        the group has been killed.
     """
     deadline = time.monotonic() + timeout
-    with open(out_path, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise subprocess.TimeoutExpired(cmd, timeout)
-                try:
-                    return proc.wait(timeout=min(poll, left))
-                except subprocess.TimeoutExpired:
-                    if tick is not None:
-                        tick()
-        except BaseException:
+    with open(out_path, "w") as out, procgroup.Group(cmd, env=env, stdout=out,
+                                                     stderr=subprocess.STDOUT) as group:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(cmd, timeout)
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-            raise
+                return group.proc.wait(timeout=min(poll, left))
+            except subprocess.TimeoutExpired:
+                if tick is not None:
+                    tick()
 
 
 def tail(path: Path, lines: int = 15) -> str:

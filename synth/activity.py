@@ -9,8 +9,9 @@ The Debian OpenSTA cannot read VCD or SAIF, so the flow measures toggle rates it
    ``s_axis_w`` and the vectors through ``s_axis_x`` (tuser EMIT) with ``m_axis_y`` always ready,
    and dumps a VCD of the compute window only (after the weights are loaded); :class:`Program`
    is the same testbench for the cycle-based simulator (:mod:`dcim.synth.gatesim`).
-3. :func:`toggle_rates` reads that VCD and returns, per requested signal bit, the toggles per
-   clock cycle and the fraction of time at 1 (the cycle-based simulator counts them itself).
+3. :func:`toggle_rates` reads that VCD (with pyvcd's tokenizer) and returns, per requested
+   signal bit, the toggles per clock cycle and the fraction of time at 1 (the cycle-based
+   simulator counts them itself).
 4. :func:`activity_tcl` turns the rates of cell pins and input ports into OpenSTA commands
    (``sta::set_power_pin_activity`` per pin, ``set_power_activity -input_ports``).
 """
@@ -23,18 +24,16 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from vcd.reader import TokenKind, tokenize
+
 from ..golden.config import CoreConfig
 from ..verif.beats import pack_beats
 
-__all__ = ["WORKLOADS", "BitRate", "Program", "Workload", "activity_tcl", "parse_ports",
+__all__ = ["WORKLOADS", "BitRate", "Program", "Workload", "activity_tcl",
            "toggle_rates", "workload", "write_testbench"]
 
 #: Workload names understood by :func:`workload`.
 WORKLOADS = ("random", "sparse")
-
-_PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[(\d+):(\d+)\]\s+)?"
-                   r"(\\\S+|[A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
-
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
@@ -76,25 +75,6 @@ def workload(cfg: CoreConfig, name: str, n_vectors: int, seed: int = 1) -> Workl
         x = [[max(0, min(ah, round(rng.gauss(-0.25 * sa, sa)))) for _ in range(cfg.rows)]
              for _ in range(n_vectors)]
     return Workload(name, w, x)
-
-
-def parse_ports(verilog: str, top: str) -> dict[str, tuple[str, int]]:
-    """Return ``{port: (direction, width)}`` of module ``top`` in ``verilog`` text.
-
-    Raises
-    ------
-    ValueError
-        Module ``top`` is not in the text.
-    """
-    m = re.search(rf"^module\s+\\?{re.escape(top)}\s*\(", verilog, re.M)
-    if not m:
-        raise ValueError(f"module {top!r} not found in the Verilog")
-    end = verilog.index("endmodule", m.end())
-    ports = {}
-    for p in _PORT.finditer(verilog, m.end(), end):
-        width = int(p.group(2)) - int(p.group(3)) + 1 if p.group(2) else 1
-        ports[p.group(4)] = (p.group(1), width)
-    return ports
 
 
 def _ident(name: str) -> str:
@@ -141,7 +121,7 @@ def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Work
     decl, conn = [], []
     for name, (direction, width) in ports.items():
         rng = f"[{width - 1}:0] " if width > 1 else ""
-        ident = f"{name} " if name.startswith("\\") else name
+        ident = _ident(name)
         kind = "reg" if direction == "input" else "wire"
         init = " = 0" if direction == "input" else ""
         decl.append(f"  {kind} {rng}{ident}{init};")
@@ -275,13 +255,12 @@ class BitRate:
     duty: float
 
 
-def _vcd_name(raw: str) -> str:
-    return raw[1:] if raw.startswith("\\") else raw
-
-
 def toggle_rates(vcd_path: Path, wanted: Iterable[tuple[str, str, int]], cycles: int,
                  ) -> dict[tuple[str, str, int], BitRate]:
-    """Measure toggles of the ``wanted`` bits in a VCD.
+    """Measure toggles of the ``wanted`` bits in a VCD (read with pyvcd's tokenizer).
+
+    A toggle is a change between 0 and 1 (changes from or to X or Z count nothing); the time at
+    1 runs from the first time stamp to the last.
 
     Parameters
     ----------
@@ -297,6 +276,13 @@ def toggle_rates(vcd_path: Path, wanted: Iterable[tuple[str, str, int]], cycles:
     -------
     dict
         A :class:`BitRate` for every wanted bit found in the VCD (missing ones are left out).
+
+    Raises
+    ------
+    ValueError
+        ``cycles`` is below 1.
+    vcd.reader.VCDParseError
+        The file is not a VCD.
     """
     if cycles < 1:
         raise ValueError(f"cycles must be >= 1, got {cycles}")
@@ -305,66 +291,62 @@ def toggle_rates(vcd_path: Path, wanted: Iterable[tuple[str, str, int]], cycles:
         want.setdefault((scope, name), set()).add(bit)
     ids: dict[str, list[tuple[str, str, int, int]]] = {}  # code -> [(scope, name, lsb, width)]
     scopes: list[str] = []
-    with open(vcd_path) as f:
-        for line in f:
-            tok = line.split()
-            if not tok:
-                continue
-            if tok[0] == "$scope":
-                scopes.append(tok[2])
-            elif tok[0] == "$upscope":
-                scopes.pop()
-            elif tok[0] == "$var":
-                width, code, name = int(tok[2]), tok[3], _vcd_name(tok[4])
-                lsb = 0
-                if len(tok) > 6 and tok[5].startswith("["):
-                    rng = tok[5].strip("[]").split(":")
-                    lsb = min(int(r) for r in rng)
-                scope = ".".join(scopes[2:])  # drop the testbench and the core
-                if (scope, name) in want:
-                    ids.setdefault(code, []).append((scope, name, lsb, width))
-            elif tok[0] == "$enddefinitions":
-                break
-        state: dict[str, str] = {}
-        toggles: dict[str, list[int]] = {c: [0] * v[0][3] for c, v in ids.items()}
-        high: dict[str, list[float]] = {c: [0.0] * v[0][3] for c, v in ids.items()}
-        since: dict[str, float] = {}
-        t = 0.0
-        t0 = None
-        for line in f:
-            c = line[0]
-            if c == "#":
-                t = float(line[1:])
+    state: dict[str, str] = {}
+    toggles: dict[str, list[int]] = {}
+    high: dict[str, list[int]] = {}
+    since: dict[str, int] = {}
+    t = 0
+    t0 = None
+    kinds = TokenKind
+    with open(vcd_path, "rb") as f:
+        for tok in tokenize(f):
+            kind = tok.kind
+            if kind is kinds.CHANGE_TIME:
+                t = tok.data
                 if t0 is None:
                     t0 = t
                 continue
-            if c in "01xzXZ":
-                val, code = c, line[1:].strip()
-            elif c in "bB":
-                val, code = line[1:].split()
-            else:
-                continue
-            if code not in ids:
-                continue
-            width = ids[code][0][3]
-            if len(val) < width:
-                pad = val[0] if val[0] in "xzXZ" else "0"
-                val = pad * (width - len(val)) + val
-            old = state.get(code)
-            if old is not None:
-                tg, hi = toggles[code], high[code]
-                dt = t - since[code]
-                for k in range(width):
-                    o, n = old[width - 1 - k], val[width - 1 - k]
-                    if o == "1":
-                        hi[k] += dt
-                    if o != n and o in "01" and n in "01":
-                        tg[k] += 1
-            state[code] = val
-            since[code] = t
-        t_end = t
+            if kind is kinds.CHANGE_SCALAR or kind is kinds.CHANGE_VECTOR:
+                code, val = tok.data
+                entries = ids.get(code)
+                if entries is None:
+                    continue
+                width = entries[0][3]
+                if isinstance(val, int):
+                    val = format(val, f"0{width}b")
+                elif len(val) < width:
+                    pad = val[0] if val[0] in "xzXZ" else "0"
+                    val = pad * (width - len(val)) + val
+                old = state.get(code)
+                if old is not None:
+                    tg, hi = toggles[code], high[code]
+                    dt = t - since[code]
+                    for k in range(width):
+                        o, n = old[width - 1 - k], val[width - 1 - k]
+                        if o == "1":
+                            hi[k] += dt
+                        if o != n and o in "01" and n in "01":
+                            tg[k] += 1
+                state[code] = val
+                since[code] = t
+            elif kind is kinds.SCOPE:
+                scopes.append(tok.data.ident)
+            elif kind is kinds.UPSCOPE:
+                scopes.pop()
+            elif kind is kinds.VAR:
+                var = tok.data
+                index = var.bit_index
+                lsb = 0 if index is None else index if isinstance(index, int) else min(index)
+                scope = ".".join(scopes[2:])  # drop the testbench and the core
+                if (scope, var.reference) in want:
+                    ids.setdefault(var.id_code, []).append(
+                        (scope, var.reference, lsb, var.size))
+            elif kind is kinds.ENDDEFINITIONS:
+                toggles = {c: [0] * v[0][3] for c, v in ids.items()}
+                high = {c: [0] * v[0][3] for c, v in ids.items()}
+    t_end = t
     out: dict[tuple[str, str, int], BitRate] = {}
-    span = max(t_end - (t0 or 0.0), 1e-12)
+    span = max(t_end - (t0 or 0), 1e-12)
     for code, entries in ids.items():
         width = entries[0][3]
         val = state.get(code, "0" * width)

@@ -1,5 +1,6 @@
 """The cycle-based gate-level simulator of the activity flow (dcim.synth.gatesim): liberty
-functions, three-valued tables, flattening, and toggle counts on hand-built netlists.
+functions (dcim.synth.libcells), three-valued tables, flattening, and toggle counts on
+hand-built netlists.
 
 Its agreement with Icarus on a synthesized core is tested in tests/test_synth_flow.py."""
 
@@ -9,9 +10,10 @@ import itertools
 
 import numpy as np
 import pytest
+from synth_tech import osu018
 
-from dcim.synth import flow, gatesim
-from dcim.synth.gatesim import X
+from dcim.synth import gatesim
+from dcim.synth.libcells import X, parse_function, parse_liberty_cells
 
 LIB = """library(t) {
   cell (INV) { pin(A) { direction : input; } pin(Y) { direction : output; function : "(!A)"; } }
@@ -60,7 +62,7 @@ LIB = """library(t) {
 
 @pytest.fixture(scope="module")
 def cells():
-    return gatesim.parse_liberty_cells(LIB)
+    return parse_liberty_cells(LIB)
 
 
 def test_parse_function_precedence_and_forms():
@@ -73,12 +75,12 @@ def test_parse_function_precedence_and_forms():
         "1 & A | 0": lambda a, b, c: a,
     }
     for expr, want in cases.items():
-        fn = gatesim.parse_function(expr)
+        fn = parse_function(expr)
         for a, b, c in itertools.product((False, True), repeat=3):
             assert fn({"A": a, "B": b, "C": c}) == bool(want(a, b, c)), (expr, a, b, c)
     for bad in ("(A", "A +", "A B )"):
         with pytest.raises(ValueError):
-            gatesim.parse_function(bad)
+            parse_function(bad)
 
 
 def test_liberty_cells_and_three_valued_tables(cells):
@@ -106,8 +108,8 @@ def test_liberty_cells_and_three_valued_tables(cells):
 
 
 def test_osu018_every_cell_but_latch_tristate_and_async_flop_is_modelled():
-    lib, _ = flow.tech_files("osu018")
-    c = gatesim.parse_liberty_cells(lib.read_text())
+    lib, _ = osu018()
+    c = parse_liberty_cells(lib.read_text())
     assert {k for k, m in c.items() if m.unsupported} == {"DFFSR", "LATCH", "TBUFX1", "TBUFX2"}
     # the inverting multiplexer of the OSU library: Y = !(S ? A : B)
     mux = c["MUX2X1"].outputs["Y"]

@@ -143,10 +143,16 @@ def test_verilator_marks_only_the_top_ports_public(tmp_path):
     assert args == ["--no-public-flat-rw"] and vlt == tmp_path / "b" / "dcim_public.vlt"
     assert vlt.read_text().splitlines() == ["`verilator_config"] + [
         f'public_flat_rw -module "top" -var "{p}"' for p in ("clk", "d", "q")]
-    # Ports the header parser does not find (ANSI-style declarations): every variable, as before.
-    v.write_text("module top(input clk);\nendmodule\n")
+    # Yosys reads ANSI-style declarations too
+    v.write_text("module top(input clk, output [1:0] y);\nendmodule\n")
     _, vlt = child.verilator_public_ports("top", v, tmp_path / "c")
-    assert vlt.read_text().splitlines()[1:] == ['public_flat_rw -module "top" -var "*"']
+    assert vlt.read_text().splitlines()[1:] == [f'public_flat_rw -module "top" -var "{p}"'
+                                                for p in ("clk", "y")]
+    # no such module, or a file Yosys cannot read (the build then says why): every variable
+    for text, top in (("module other(input a);\nendmodule\n", "top"), ("module top(;\n", "top")):
+        v.write_text(text)
+        _, vlt = child.verilator_public_ports(top, v, tmp_path / "e")
+        assert vlt.read_text().splitlines()[1:] == ['public_flat_rw -module "top" -var "*"']
 
 
 def test_verilator_builds_use_the_object_cache_asked_for(monkeypatch):

@@ -1,5 +1,6 @@
 """The regression's simulator plumbing without running a simulation: the child's cocotb build
-command (public ports only on Verilator), supervision of the child's process group, JUnit."""
+command (public ports only on Verilator), the supervisor's log tail, JUnit (the child's
+process group: tests/test_procgroup.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,51 +57,6 @@ def test_verilator_build_makes_only_the_top_ports_visible(tmp_path, monkeypatch)
     syms = (build_dir / "Vtop__Syms__Slow.cpp").read_text()
     names = set(re.findall(r'varInsert\("([^"]+)"', syms))
     assert names == {"clk", "d", "q"}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"  # a zombie is dead, waiting for init to reap it
-
-
-class _Interrupt:
-    """A progress tick that presses Ctrl-C once the grandchild has started."""
-
-    def __init__(self, pidfile: Path):
-        self.pidfile = pidfile
-
-    def __call__(self) -> None:
-        if self.pidfile.exists():
-            raise KeyboardInterrupt
-
-
-@pytest.mark.parametrize("how", ["timeout", "ctrl-c"])
-def test_child_process_group_dies_with_the_supervisor(tmp_path, how):
-    """On a timeout or a Ctrl-C the child and what it started (a simulator under make) are
-    killed, and the exception reaches the caller."""
-    pidfile = tmp_path / "grandchild.pid"
-    # the child starts a grandchild in its process group, records its pid, then waits
-    script = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
-              f"'import time; time.sleep(60)']); open({str(pidfile)!r}, 'w').write(str(p.pid)); "
-              f"time.sleep(60)")
-    cmd = [sys.executable, "-c", script]
-    if how == "timeout":
-        with pytest.raises(subprocess.TimeoutExpired):
-            supervise.run_child(cmd, sim_env(), 5.0, tmp_path / "out.log")
-    else:
-        t0 = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            supervise.run_child(cmd, sim_env(), 50.0, tmp_path / "out.log",
-                                tick=_Interrupt(pidfile), poll=0.1)
-        assert time.monotonic() - t0 < 30
-    grandchild = int(pidfile.read_text())
-    t0 = time.monotonic()
-    while _alive(grandchild) and time.monotonic() - t0 < 5:
-        time.sleep(0.05)
-    assert not _alive(grandchild), f"the grandchild outlived the {how}"
 
 
 def test_tail_of_a_missing_file_is_empty(tmp_path):

@@ -12,17 +12,21 @@ import shutil
 import subprocess
 
 import pytest
+from synth_tech import needs_osu018, osu018
 
 from dcim.golden.config import CoreConfig
 from dcim.sim.build import verilog_text
 from dcim.sim.cli import main
-from dcim.synth import flow
+from dcim.synth import flow, tools
 from dcim.synth.lef import liberty_areas
+from dcim.synth.measure import measure_activity
+from dcim.synth.netlist import BLOCKS
 
 pytestmark = [
     pytest.mark.synth,
     pytest.mark.skipif(shutil.which("sta") is None or shutil.which("iverilog") is None,
                        reason="needs OpenSTA (sta) and Icarus (iverilog)"),
+    needs_osu018,
 ]
 
 SMALL = dict(dpu_residual=False, act_bits=4, weight_bits=4)
@@ -78,8 +82,8 @@ def test_figures_present_and_positive(base):
 def test_blocks_add_up_to_total(base):
     r, _ = base
     blocks = r["area"]["blocks"]
-    assert set(flow.BLOCKS) <= set(blocks)
-    for b in flow.BLOCKS:
+    assert set(BLOCKS) <= set(blocks)
+    for b in BLOCKS:
         assert blocks[b]["area_um2"] > 0, b
     assert sum(b["area_um2"] for b in blocks.values()) == pytest.approx(r["area"]["total_um2"])
     assert sum(b["cells"] for b in blocks.values()) == r["area"]["cells"]
@@ -91,7 +95,7 @@ def test_lef_correction_applied(base):
     r, d = base
     corrected = {c["cell"] for c in r["area_corrections"]}
     assert {"LATCH", "OAI21X1", "NAND3X1"} <= corrected
-    lib, _ = flow.tech_files("osu018")
+    lib, _ = osu018()
     raw = liberty_areas(lib.read_text())
     counts = r["area"]["cells_by_type"]
     raw_total = sum(raw[c] * n for c, n in counts.items())
@@ -175,8 +179,8 @@ def test_cycle_based_activity_equals_icarus(base, tmp_path):
     for f in ("netlist.v", "netlist.json"):
         shutil.copy(d / f, tmp_path / f)
     netlist = json.loads((d / "netlist.json").read_text())
-    lib, _ = flow.tech_files("osu018")
-    ica = flow.measure_activity(cfg, tmp_path, netlist, cfg.name, lib, ("random", "sparse"), 4,
+    lib, _ = osu018()
+    ica = measure_activity(cfg, tmp_path, netlist, cfg.name, lib, ("random", "sparse"), 4,
                                 lambda m: None, "icarus")
     for w in ("random", "sparse"):
         assert ica[w]["simulator"] == "icarus"
@@ -199,7 +203,7 @@ def test_abc_sweep_runs_yosys_default_scripts(tmp_path):
     (tmp_path / "t.v").write_text("module t(input clk, input [7:0] a, b, c, input s, "
                                   "output reg [9:0] y);\n  always @(posedge clk) "
                                   "y <= s ? a + b + c : a * b;\nendmodule\n")
-    lib, _ = flow.tech_files("osu018")
+    lib, _ = osu018()
     shutil.copy(lib, tmp_path / "cells.lib")
     (tmp_path / "abc.constr").write_text("set_driving_cell BUFX2\nset_load 0.01\n")
     for kind, script in flow.ABC_SCRIPTS.items():
@@ -215,6 +219,6 @@ def test_abc_sweep_runs_yosys_default_scripts(tmp_path):
                   "-constr abc.constr -liberty cells.lib",
     }
     for out, script in scripts.items():
-        subprocess.run(flow._yosys_cmd() + ["-q", "-p", script + tail.format(out)],
+        subprocess.run(tools.yosys_cmd() + ["-q", "-p", script + tail.format(out)],
                        cwd=tmp_path, check=True)
     assert (tmp_path / "default.v").read_text() == (tmp_path / "flow.v").read_text()

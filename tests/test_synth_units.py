@@ -4,14 +4,18 @@ report parsing, block areas and the ``dcim synth`` option checks."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+from synth_tech import osu018
 
 from dcim.golden.config import CoreConfig
 from dcim.sim.cli import main
 from dcim.sim.cmd_synth import parse_sweep
 from dcim.synth import activity as act
-from dcim.synth import flow
+from dcim.synth import flow, netlist, ppa, sta, tech
+from dcim.synth.measure import measure_activity
+from dcim.synth.tools import FlowError
 from dcim.synth.lef import correct_liberty, liberty_areas, parse_lef_sizes, read_corrected
 from dcim.synth.scaling import NODES, bitcell_area_um2, scale
 
@@ -75,7 +79,7 @@ def test_liberty_correction_replaces_only_wrong_areas():
 
 
 def test_osu018_known_errors_are_corrected():
-    lib, lef = flow.tech_files("osu018")
+    lib, lef = osu018()
     if lef is None:
         pytest.skip("no OSU018 LEF")
     _, areas, corr = read_corrected(lib, lef)
@@ -85,9 +89,17 @@ def test_osu018_known_errors_are_corrected():
     assert areas["DFFPOSX1"] == pytest.approx(9.6 * 10.0)
 
 
-def test_tech_files_missing_liberty(tmp_path):
+def test_tech_files_missing_liberty(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"liberty file not found"):
-        flow.tech_files(tmp_path / "none.lib")
+        tech.tech_files(tmp_path / "none.lib")
+    # no OSU018 anywhere: the message says where it looked and how to get it
+    if Path("/usr/share/qflow/tech/osu018/osu018_stdcells.lib").is_file():
+        pytest.skip("Debian's qflow OSU018 is installed")
+    monkeypatch.setenv("DCIM_TECH_DIR", str(tmp_path))
+    monkeypatch.setattr(tech, "_CHECKOUT", tmp_path / "checkout")
+    with pytest.raises(FileNotFoundError, match=rf"OSU018 liberty not found in {tmp_path}, "
+                                                rf"{tmp_path}/checkout/.tech/osu018, .*make setup"):
+        tech.tech_files("osu018")
 
 
 def test_bitcell_area_model():
@@ -161,6 +173,71 @@ def test_toggle_rates_counts_bits_and_duty(tmp_path):
         act.toggle_rates(path, want, cycles=0)
 
 
+# x and z, a vector written short (b1 for 3 bits), two names on one code, a bit range not
+# starting at 0, an escaped name, $dumpvars and $dumpoff, the first time stamp after 0
+VCD_X = """$timescale 1ps $end
+$scope module tb $end
+$scope module dut $end
+$var wire 1 ! \\a.b $end
+$var wire 3 " v [4:2] $end
+$var wire 3 " w [4:2] $end
+$scope module sub $end
+$var wire 2 # s [1:0] $end
+$upscope $end
+$upscope $end
+$upscope $end
+$enddefinitions $end
+#100
+$dumpvars
+x!
+bx "
+b0 #
+$end
+#110
+1!
+b1 "
+#120
+0!
+b101 "
+b1x #
+#140
+1!
+bz10 "
+b11 #
+#145
+b011 "
+#150
+$dumpoff
+x!
+bx "
+bx #
+$end
+#200
+"""
+
+
+def test_toggle_rates_by_hand_with_x_z_aliases_and_ranges(tmp_path):
+    path = tmp_path / "x.vcd"
+    path.write_text(VCD_X)
+    want = [("", "a.b", 0), ("", "v", 2), ("", "v", 3), ("", "v", 4), ("", "w", 2),
+            ("", "v", 5), ("sub", "s", 0), ("sub", "s", 1)]
+    r = act.toggle_rates(path, want, cycles=5)
+    # (toggles, time at 1) counted by hand over the 100 ps from #100 to #200; a change from or
+    # to x or z is no toggle, and x is not 1
+    by_hand = {
+        ("", "a.b", 0): (2, 20),  # x 1 0 1 x: 1->0 at 120, 0->1 at 140; 1 in 110-120, 140-150
+        ("", "v", 2): (2, 35),    # x 1 1 0 1 x: at 140 and 145; 1 in 110-140, 145-150
+        ("", "v", 3): (1, 10),    # x 0 0 1 1 x: at 140; 1 in 140-150
+        ("", "v", 4): (1, 20),    # x 0 1 z 0 x: at 120 (1->z and z->0 are none); 1 in 120-140
+        ("", "w", 2): (2, 35),    # the same code as v
+        ("sub", "s", 0): (0, 10),  # 0 x 1 x: none; 1 in 140-150
+        ("sub", "s", 1): (1, 30),  # 0 1 1 x: at 120; 1 in 120-150
+    }
+    assert set(r) == set(by_hand)  # v[5] is outside [4:2]
+    for key, (toggles, high_ps) in by_hand.items():
+        assert r[key] == act.BitRate(toggles / 5, high_ps / 100), key
+
+
 def test_activity_tcl_uses_pin_api_and_input_ports():
     text = act.activity_tcl({"weights/_1_/Q": act.BitRate(0.25, 0.5),
                              "weights/_2_/Q": act.BitRate(0.25, 0.5)},
@@ -188,13 +265,30 @@ def test_workloads_are_in_range_and_sparse_is_sparse():
         act.workload(cfg, "random", 0)
 
 
-def test_parse_ports():
-    v = ("module other(a);\n input a;\nendmodule\n"
-         "module top(clk, d, q);\n  input clk;\n  input [7:0] d;\n  output [3:0] q;\nendmodule\n")
-    assert act.parse_ports(v, "top") == {"clk": ("input", 1), "d": ("input", 8),
-                                        "q": ("output", 4)}
+def test_ports_from_the_yosys_json_netlist():
+    nl = {"modules": {"other": {"ports": {"a": {"direction": "input", "bits": [2]}}},
+                      "top": {"ports": {"clk": {"direction": "input", "bits": [2]},
+                                        "d": {"direction": "input", "bits": [3, 4, 5, 6]},
+                                        "q": {"direction": "output", "bits": ["0", 7]}}}}}
+    assert netlist.ports(nl, "top") == {"clk": ("input", 1), "d": ("input", 4),
+                                        "q": ("output", 2)}
     with pytest.raises(ValueError, match=r"module 'nope' not found"):
-        act.parse_ports(v, "nope")
+        netlist.ports(nl, "nope")
+
+
+def test_read_ports_through_yosys(tmp_path):
+    v = tmp_path / "two.v"
+    v.write_text("module other(a);\n input a;\nendmodule\n"
+                 "module top(clk, d, q, \\e.x );\n  input clk;\n  input [7:0] d;\n"
+                 "  output reg [3:0] q;\n  input [2:1] \\e.x ;\n"
+                 "  always @(posedge clk) q <= d[3:0];\nendmodule\n")
+    assert netlist.read_ports(v, "top") == {"clk": ("input", 1), "d": ("input", 8),
+                                            "q": ("output", 4), "e.x": ("input", 2)}
+    with pytest.raises(ValueError, match=r"module 'nope' not found"):
+        netlist.read_ports(v, "nope")
+    (tmp_path / "bad.v").write_text("module top(; endmodule\n")
+    with pytest.raises(FlowError, match=r"yosys cannot read .*bad\.v"):
+        netlist.read_ports(tmp_path / "bad.v", "top")
 
 
 STA_OUT = """DCIM_WNS 1.250000
@@ -218,7 +312,7 @@ DCIM_POWER_END random
 
 
 def test_parse_timing_and_power():
-    t = flow.parse_timing(STA_OUT, 10.0)
+    t = sta.parse_timing(STA_OUT, 10.0)
     assert t["min_period_ns"] == pytest.approx(8.75)
     assert t["fmax_mhz"] == pytest.approx(1000 / 8.75)
     assert t["critical_path"] == {"start": "compute/_12_", "end": "accum/_99_",
@@ -226,13 +320,13 @@ def test_parse_timing_and_power():
     assert t["by_endpoint_block"]["weights"] == {"register_inputs": 0}
     assert t["by_endpoint_block"]["accum"]["endpoint"] == "accum/_4734_/D"
     assert t["by_endpoint_block"]["accum"]["fmax_mhz"] == pytest.approx(1000 / (10 - 3.8844))
-    p = flow.parse_power(STA_OUT)
+    p = sta.parse_power(STA_OUT)
     assert p["random"]["total_w"] == pytest.approx(1.20004e-2)
     assert p["random"]["leakage_w"] == pytest.approx(4e-7)
-    with pytest.raises(flow.FlowError, match=r"no constrained path"):
-        flow.parse_timing("DCIM_WNS INF\n", 10.0)
-    with pytest.raises(flow.FlowError, match=r"no worst slack"):
-        flow.parse_timing("", 10.0)
+    with pytest.raises(FlowError, match=r"no constrained path"):
+        sta.parse_timing("DCIM_WNS INF\n", 10.0)
+    with pytest.raises(FlowError, match=r"no worst slack"):
+        sta.parse_timing("", 10.0)
 
 
 def _netlist():
@@ -249,7 +343,7 @@ def _netlist():
 
 def test_block_areas_sum_to_total_and_recurse():
     areas = {"FF": 96.0, "INV": 16.0, "BUF": 24.0}
-    a = flow.block_areas(_netlist(), "top", areas)
+    a = netlist.block_areas(_netlist(), "top", areas)
     assert a["blocks"]["weights"]["area_um2"] == 192.0
     assert a["blocks"]["compute"]["area_um2"] == 16.0 + 16.0 + 24.0
     assert a["blocks"]["glue"]["area_um2"] == 24.0
@@ -257,7 +351,7 @@ def test_block_areas_sum_to_total_and_recurse():
     assert sum(b["area_um2"] for b in a["blocks"].values()) == a["total_um2"]
     assert a["flops"] == 0 and a["cells"] == 6
     with pytest.raises(KeyError, match=r"cell type FF has no area"):
-        flow.block_areas(_netlist(), "top", {"INV": 1.0, "BUF": 1.0})
+        netlist.block_areas(_netlist(), "top", {"INV": 1.0, "BUF": 1.0})
 
 
 def test_small_cols_for_the_estimate():
@@ -275,7 +369,7 @@ def test_derive_figures_by_hand():
          "timing": {"fmax_mhz": 100.0, "clock_ns": 20.0, "min_period_ns": 10.0},
          "power": {"random": {"total_w": 1e-3, "window_cycles": 100, "macs": 40,
                               "vectors": 4}}}
-    d = flow.derive(cfg, r)
+    d = ppa.derive(cfg, r)
     full = d["by_runtime_bits"]["8"]
     # 4*2 MACs per 8 cycles at 100 MHz, 2 ops per MAC
     assert full["tops_at_fmax"] == pytest.approx(2 * 1 * 100e6 / 1e12)
@@ -292,10 +386,29 @@ def test_derive_figures_by_hand():
     assert d["datapath_fmax_mhz"] is None
     # 64 bits of 8T cells: 100 F^2 x 1.3 each at F = 0.18 um
     assert math.isclose(d["bitcell_area_um2"], 64 * 100 * 0.18 ** 2 * 1.3)
-    # more MACs than the array can do in the window (1000 % busy) is a broken measurement
-    r["power"]["random"]["macs"] = 1000
-    with pytest.raises(flow.FlowError, match=r"1000 MACs in 100 cycles is 1000% of the peak 1 "):
-        flow.derive(cfg, r)
+    # exactly the peak: 100 MACs in 100 cycles at 1 MAC per cycle
+    r["power"]["random"]["macs"] = 100
+    assert ppa.derive(cfg, r)["energy"]["random"]["utilization"] == 1.0
+
+
+@pytest.mark.parametrize("macs, window, message", [
+    # more MACs than the array can do in the window (1000 % busy)
+    (1000, 100, r"1000 MACs in 100 cycles is 1000% of the peak 1 MACs/cycle"),
+    (101, 100, r"101 MACs in 100 cycles is 101% of the peak"),
+    (0, 100, r"0 MACs in 100 cycles; the activity window or its MAC count is wrong"),
+    (-40, 100, r"-40 MACs in 100 cycles; the activity"),
+    (40, 0, r"40 MACs in 0 cycles; the activity"),
+])
+def test_derive_rejects_a_utilization_outside_0_to_100_percent(macs, window, message):
+    """The utilization is computed from the measured window: outside (0, 1] it is an internal
+    error (AssertionError, which ``dcim`` reports as such), not a user error or a figure."""
+    cfg = CoreConfig(rows=4, cols=2, act_bits=8, serial_bits=1)
+    r = {"area": {"total_um2": 2000.0, "blocks": {"weights": {"area_um2": 500.0}}},
+         "timing": {"fmax_mhz": 100.0, "clock_ns": 20.0, "min_period_ns": 10.0},
+         "power": {"random": {"total_w": 1e-3, "window_cycles": window, "macs": macs,
+                              "vectors": 4}}}
+    with pytest.raises(AssertionError, match=message):
+        ppa.derive(cfg, r)
 
 
 def test_parse_sweep():
@@ -422,7 +535,7 @@ def test_synthesize_checks_the_activity_simulator_before_any_work(tmp_path):
                         activity_sim="vcs")
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match=r"activity simulator must be one of"):
-        flow.measure_activity(CoreConfig(rows=4, cols=2), tmp_path, {}, "x", tmp_path / "x.lib",
+        measure_activity(CoreConfig(rows=4, cols=2), tmp_path, {}, "x", tmp_path / "x.lib",
                               ("random",), 1, lambda m: None, "vcs")
 
 

@@ -1,0 +1,131 @@
+"""Child processes in their own process group, killed whole: nothing they started outlives a
+timeout, a Ctrl-C or a SIGTERM of ours.
+
+A tool run is often a tree of processes (a simulator under ``make``, Yosys' ABC): killing only
+the direct child would leave the rest running. :class:`Group` starts the child as the leader of
+a new session and kills its whole group with SIGKILL. A new session also takes the child out of
+the terminal's foreground group, so a Ctrl-C reaches only us: the ``KeyboardInterrupt`` kills
+the groups. :func:`guard` turns a SIGTERM into :class:`Terminated` (in the main thread) after
+killing every live group, so the same clean-up runs. Used by ``dcim.sim.supervise`` and
+``dcim.synth.tools`` (no amaranth or cocotb here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+__all__ = ["Group", "Terminated", "guard", "kill_all", "kill_group"]
+
+#: The live groups started by :class:`Group` (leader pid -> its Popen), of every thread.
+_live: dict[int, subprocess.Popen] = {}
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived while :func:`guard` was active (exit code 128 + 15)."""
+
+
+def kill_group(pgid: int) -> None:
+    """Send SIGKILL to process group ``pgid``; nothing if it no longer exists."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def kill_all() -> None:
+    """Kill every live group started by :class:`Group` in this process."""
+    for pgid in tuple(_live):
+        kill_group(pgid)
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    kill_all()
+    raise Terminated(128 + signum)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """While inside: a SIGTERM kills every live group and raises :class:`Terminated` (only when
+    entered in the main thread with SIGTERM's default action; elsewhere that is left alone),
+    and leaving by a ``KeyboardInterrupt`` or ``SystemExit`` kills every live group (those of
+    worker threads too, which a Ctrl-C does not reach)."""
+    install = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if install else None
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        kill_all()
+        raise
+    finally:
+        if install:
+            signal.signal(signal.SIGTERM, old)
+
+
+class Group:
+    """``with Group(cmd, ...) as g:`` runs ``cmd`` as the leader of a new process group.
+
+    Leaving the block by an exception (a timeout of the caller, ``KeyboardInterrupt``,
+    :class:`Terminated`, any error) kills the whole group; in every case the leader is then
+    waited for and its pipes are closed. :func:`guard` is active inside the block.
+
+    Parameters
+    ----------
+    cmd : sequence of str
+        The command.
+    timeout : float, optional
+        Seconds after which a timer kills the whole group (the leader's output then ends);
+        :attr:`timed_out` tells the caller it did.
+    popen
+        Passed on to :class:`subprocess.Popen` (``start_new_session`` is always True).
+
+    Attributes
+    ----------
+    proc : subprocess.Popen
+        The leader.
+    timed_out : bool
+        The timer killed the group.
+    """
+
+    def __init__(self, cmd: Sequence[str], *, timeout: float | None = None,
+                 **popen: Any) -> None:
+        self.cmd, self.timeout, self.popen = list(cmd), timeout, popen
+        self.timed_out = False
+        self._timer: threading.Timer | None = None
+        self._guard = guard()
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        kill_group(self.proc.pid)
+
+    def __enter__(self) -> Group:
+        self._guard.__enter__()
+        try:
+            self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
+        except BaseException as exc:
+            self._guard.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        _live[self.proc.pid] = self.proc
+        if self.timeout is not None:
+            self._timer = threading.Timer(self.timeout, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if self._timer is not None:
+                self._timer.cancel()
+            if exc_type is not None:
+                kill_group(self.proc.pid)
+            self.proc.__exit__(None, None, None)  # close the pipes, wait for the leader
+        finally:
+            _live.pop(self.proc.pid, None)
+            suppressed = self._guard.__exit__(exc_type, exc, tb)
+        return bool(suppressed)
