@@ -90,9 +90,9 @@ def _beats(cfg: CoreConfig, wl: Workload) -> tuple[list[int], list[int]]:
 
 
 def _drain_limit(cfg: CoreConfig, n_vec: int) -> int:
-    """Rising edges the testbench waits at most for the last results."""
-    return 64 + 4 * n_vec * (cfg.cycles_per_pass() + cfg.tree_regs + cfg.x_beats
-                             + cfg.y_beats(False) + 8)
+    """Rising edges the testbench waits at most for the last results: four times
+    :meth:`~dcim.golden.config.CoreConfig.latency_bound` (no stalls), plus 64 for reset."""
+    return 64 + 4 * cfg.latency_bound(n_vec)
 
 
 def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Workload,

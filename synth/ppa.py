@@ -32,13 +32,13 @@ def derive(cfg: CoreConfig, r: dict[str, Any]) -> dict[str, Any]:
     total = r["area"]["total_um2"]
     weights = r["area"]["blocks"].get("weights", {}).get("area_um2", 0.0)
     logic = total - weights
-    stored_bits = cfg.rows * cfg.cols * cfg.weight_bits
+    stored_bits = cfg.stored_bits
     bitcell = bitcell_area_um2(stored_bits)
     fmax = r["timing"]["fmax_mhz"]
     fuser = 1000.0 / r["timing"]["clock_ns"]
     per_bits = {}
     for b in _bits_list(cfg):
-        macs_per_cycle = cfg.rows * cfg.cols / cfg.cycles_per_pass(b)
+        macs_per_cycle = cfg.macs_per_cycle(b)
         tops = 2 * macs_per_cycle * fmax * 1e6 / 1e12
         per_bits[str(b)] = {
             "cycles_per_pass": cfg.cycles_per_pass(b),
