@@ -22,6 +22,7 @@ Requantization computes ``round(x * M / 2**(31 - shift))`` for an int32 ``x``, a
 
 from __future__ import annotations
 
+import functools
 import math
 from enum import StrEnum
 
@@ -40,7 +41,9 @@ __all__ = [
     "Rounding",
     "Tie",
     "check_range",
+    "check_values",
     "divide_round",
+    "int_array",
     "quantize_multiplier",
     "requantize",
     "saturate",
@@ -88,6 +91,28 @@ def check_range(name: str, values: np.ndarray, lo: int, hi: int) -> None:
     if vmin < lo or vmax > hi:
         bad = vmin if vmin < lo else vmax
         raise InputError(f"{name} must be in [{lo}, {hi}], got {bad}")
+
+
+def int_array(name: str, value) -> np.ndarray:
+    """``value`` as a numpy array if its dtype is an integer one (TypeError naming ``name``
+    otherwise); not copied, not converted."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise InputTypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    return arr
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_within(dtype: np.dtype, lo: int, hi: int) -> bool:
+    info = np.iinfo(dtype)
+    return lo <= info.min and info.max <= hi
+
+
+def check_values(name: str, arr: np.ndarray, lo: int, hi: int) -> None:
+    """:func:`check_range`, skipped where ``arr``'s dtype cannot hold a value outside
+    [lo, hi] (an int8 array against [-128, 127])."""
+    if not _dtype_within(arr.dtype, lo, hi):
+        check_range(name, arr, lo, hi)
 
 
 def saturate(x: np.ndarray, lo: int, hi: int) -> np.ndarray:

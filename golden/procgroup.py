@@ -20,14 +20,22 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["Group", "Terminated", "guard", "kill_all", "kill_group"]
+__all__ = ["Group", "Stopped", "Terminated", "guard", "kill_all", "kill_group"]
 
 #: The live groups started by :class:`Group` (leader pid -> its Popen), of every thread.
 _live: dict[int, subprocess.Popen] = {}
+#: Set while a Ctrl-C or SIGTERM stops the run: worker threads start no new group (cleared when
+#: the main thread next enters an outermost :func:`guard`).
+_stopping = threading.Event()
 
 
 class Terminated(SystemExit):
     """SIGTERM arrived while :func:`guard` was active (exit code 128 + 15)."""
+
+
+class Stopped(RuntimeError):
+    """A :class:`Group` was not started because a Ctrl-C or SIGTERM is stopping the run (raised
+    in the worker thread that asked for it, while the main thread unwinds)."""
 
 
 def kill_group(pgid: int) -> None:
@@ -44,8 +52,13 @@ def kill_all() -> None:
         kill_group(pgid)
 
 
-def _on_sigterm(signum: int, _frame: Any) -> None:
+def _stop() -> None:
+    _stopping.set()
     kill_all()
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    _stop()
     raise Terminated(128 + signum)
 
 
@@ -54,14 +67,19 @@ def guard() -> Iterator[None]:
     """While inside: a SIGTERM kills every live group and raises :class:`Terminated` (only when
     entered in the main thread with SIGTERM's default action; elsewhere that is left alone),
     and leaving by a ``KeyboardInterrupt`` or ``SystemExit`` kills every live group (those of
-    worker threads too, which a Ctrl-C does not reach)."""
+    worker threads too, which a Ctrl-C does not reach). After either, no worker thread starts a
+    new group (:class:`Stopped`), so that a thread pool joined after the guard ends promptly:
+    enter the guard *inside* the pool's ``with`` (``with ThreadPoolExecutor() as pool,
+    guard():``), since the pool's exit waits for its threads."""
     install = (threading.current_thread() is threading.main_thread()
                and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+    if install:
+        _stopping.clear()
     old = signal.signal(signal.SIGTERM, _on_sigterm) if install else None
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
-        kill_all()
+        _stop()
         raise
     finally:
         if install:
@@ -107,11 +125,15 @@ class Group:
     def __enter__(self) -> Group:
         self._guard.__enter__()
         try:
+            if _stopping.is_set():
+                raise Stopped(f"not started, the run is stopping: {' '.join(self.cmd)}")
             self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
         except BaseException as exc:
             self._guard.__exit__(type(exc), exc, exc.__traceback__)
             raise
         _live[self.proc.pid] = self.proc
+        if _stopping.is_set():  # the stop's kill_all may have run before the line above
+            kill_group(self.proc.pid)
         if self.timeout is not None:
             self._timer = threading.Timer(self.timeout, self._expire)
             self._timer.daemon = True

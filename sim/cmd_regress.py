@@ -5,8 +5,8 @@ once per simulator in its own build directory, runs every test once per seed, an
 summary table (config, simulator, tests, transactions, MACs verified, coverage, seconds,
 pass/fail). Writes JUnit XML, a functional-coverage report and the table as JSON
 (summary.json). On Verilator each seed also randomizes every uninitialized value, and the first
-seed is rerun with a second initial-value seed: both runs must give identical outputs. On a failure it prints the seed and
-the exact command that reproduces it.
+seed is rerun with a second initial-value seed: both runs must give identical outputs. On a
+failure it prints the seed and the exact command that reproduces it.
 
 With --vectors DIR it replays, on the core the export names, the layer `dcim calibrate
 --export-vectors DIR` wrote (only test_replay runs), every output bit-exact against the export.
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from ..golden import procgroup
 from ..golden.config import CoreConfig
 from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
@@ -344,7 +345,9 @@ def run(args: argparse.Namespace) -> int:
         f"{' and '.join(v for _, _, v in sources)} array, seeds {seeds[0]}..{seeds[-1]} "
         f"(dir {root})")
     t0 = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    # a Ctrl-C or SIGTERM reaches this (main) thread only: the guard kills every simulator of
+    # the workers (inside the pool's block: the pool's exit waits for its threads)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool, procgroup.guard():
         futures = [pool.submit(_run_sim, sim, view, cfg, verilog, regs, core_json, root, seeds,
                                args, say) for verilog, regs, view in sources for sim in sims]
         summaries = [f.result() for f in futures]

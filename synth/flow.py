@@ -284,7 +284,8 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
                           progress=lambda msg: progress(f"[{tag}] {msg}"), **kw)
 
     # a Ctrl-C or SIGTERM reaches this (main) thread only: the guard kills the tools of both
-    with procgroup.guard(), ThreadPoolExecutor(max_workers=jobs) as pool:
+    # (inside the pool's block: the pool's exit waits for its threads)
+    with ThreadPoolExecutor(max_workers=jobs) as pool, procgroup.guard():
         r1, r2 = pool.map(part, (c1, c2))
     k = (cfg.cols - c1) / (c2 - c1)
 

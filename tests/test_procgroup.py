@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,30 @@ def test_run_child_group_dies_with_the_supervisor(tmp_path, how):
                                 tick=_Interrupt(pidfile), poll=0.1)
     assert time.monotonic() - t0 < 30
     _assert_dies(_wait_for(pidfile), how)
+
+
+def test_ctrl_c_in_the_main_thread_stops_a_pool_of_supervisors(tmp_path):
+    """The regression's and the estimate's pattern: worker threads run simulators one after
+    another; a Ctrl-C reaches only the main thread. Inside the pool's block the guard kills the
+    workers' groups, and no worker starts another, so the pool's exit does not wait for them."""
+    env = {"PATH": "/usr/bin:/bin"}
+
+    def worker(i: int) -> None:
+        for j in range(3):  # three "seeds" in a row
+            pidfile = tmp_path / f"pid{i}_{j}"
+            supervise.run_child(_family(pidfile), env, 100.0, tmp_path / f"out{i}_{j}",
+                                poll=0.1)
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with ThreadPoolExecutor(max_workers=2) as pool, procgroup.guard():
+            futures = [pool.submit(worker, i) for i in range(2)]
+            grandchildren = [_wait_for(tmp_path / f"pid{i}_0") for i in range(2)]
+            raise KeyboardInterrupt  # what a Ctrl-C raises in the main thread
+    assert time.monotonic() - t0 < 30
+    for pid in grandchildren:
+        _assert_dies(pid, "Ctrl-C of the main thread")
+    time.sleep(0.5)  # a child started late would have written its pid file by now
+    ran = sorted(f.name for f in tmp_path.glob("pid*"))
+    assert ran == ["pid0_0", "pid1_0"], f"a worker started a simulator after the Ctrl-C: {ran}"
+    assert all(isinstance(f.exception(), procgroup.Stopped) for f in futures)
