@@ -2,9 +2,9 @@
 
 The CSR block (:mod:`dcim.hdl.csr`) builds its storage and its address decoder from this
 description, the DPU (:mod:`dcim.hdl.dpu`) its table selectors and table formats, and so do the
-register map documents (:meth:`RegMap.to_markdown`, :meth:`RegMap.to_json`,
-:meth:`RegMap.to_c_header`). This module imports no amaranth: testbenches and software read it
-as plain data.
+register map documents (:meth:`RegMap.to_json`, and the Markdown and C header of
+:mod:`dcim.hdl.regdoc`). This module imports no amaranth: testbenches and software read it as
+plain data.
 
 Conventions
 -----------
@@ -33,8 +33,7 @@ from ..golden.arith import MULTIPLIER_BITS, MULTIPLIER_RANGE, SHIFT_BITS, SHIFT_
 from ..golden.config import ROUNDING_MODES, CoreConfig
 from ._cfg import check_cfg
 
-__all__ = ["ACCESS", "MAGIC", "VERSION", "Access", "Field", "RegMap", "Register", "Table",
-           "embed_markdown"]
+__all__ = ["ACCESS", "MAGIC", "VERSION", "Access", "Field", "RegMap", "Register", "Table"]
 
 #: Value of the read-only ``MAGIC`` register: ASCII "DCIM".
 MAGIC = 0x4443494D
@@ -277,66 +276,6 @@ class RegMap:
         """The register map as JSON (deterministic)."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
-    def to_markdown(self) -> str:
-        """The register map as a markdown document."""
-        cfg = self.cfg
-        out = [f"# Register map of `{cfg.name}` (version {VERSION[0]}.{VERSION[1]})", "",
-               f"AXI4-Lite, 32-bit data, {self.addr_bits}-bit byte addresses. Generated from "
-               "`hdl/regmap.py`; do not edit.", "",
-               "Access types: " + "; ".join(f"`{k}` {v}" for k, v in ACCESS.items()) + ".", "",
-               "Every write is a full 32-bit write (`wstrb` is ignored); unused bits read 0; "
-               "signed register fields read back zero-extended, signed table entries (BIAS, SHIFT) "
-               "sign-extended to 32 bits. An unmapped address answers `SLVERR` "
-               "(write ignored, read 0).", "",
-               "## Registers", "",
-               "| offset | register | reset | field | bits | access | field reset | "
-               "description |",
-               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for r in self.registers:
-            first = True
-            for f in r.fields:
-                bits = (f"[{f.lsb}]" if f.width == 1
-                        else f"[{f.lsb + f.width - 1}:{f.lsb}]")
-                sign = " (signed)" if f.signed else ""
-                head = (f"| 0x{r.offset:04X} | {r.name} | 0x{r.reset:08X} " if first
-                        else "| | | ")
-                out.append(f"{head}| {f.name} | {bits} | {f.access} | 0x{f.reset:X} | "
-                           f"{f.desc}{sign} |")
-                first = False
-        out += ["", "Register descriptions:", ""]
-        out += [f"- **{r.name}**: {r.desc}" for r in self.registers]
-        out += ["", "## Per-column tables", "",
-                f"Entry `c` (0..{cfg.cols - 1}) at `base + {self.table_stride}*c`; read/write; "
-                "memories, not cleared by reset (power-up 0).", "",
-                "| base | table | bits | description |", "| --- | --- | --- | --- |"]
-        for t in self.tables:
-            sign = " (signed)" if t.signed else ""
-            out.append(f"| 0x{t.base:04X} | {t.name} | [{t.width - 1}:0] | {t.desc}{sign} |")
-        return "\n".join(out) + "\n"
-
-    def to_c_header(self) -> str:
-        """The register map as a C header of ``#define`` constants."""
-        p = self.cfg.name.upper()
-        guard = f"{p}_REGS_H"
-        out = [f"/* Register map of {self.cfg.name}, generated from hdl/regmap.py; do not edit. */",
-               f"#ifndef {guard}", f"#define {guard}", "",
-               f"#define {p}_REGMAP_VERSION_MAJOR {VERSION[0]}u",
-               f"#define {p}_REGMAP_VERSION_MINOR {VERSION[1]}u",
-               f"#define {p}_MAGIC_VALUE 0x{MAGIC:08X}u", ""]
-        for r in self.registers:
-            out.append(f"#define {p}_{r.name} 0x{r.offset:04X}u")
-            out.append(f"#define {p}_{r.name}_RESET 0x{r.reset:08X}u")
-            for f in r.fields:
-                out.append(f"#define {p}_{r.name}_{f.name}_SHIFT {f.lsb}u")
-                out.append(f"#define {p}_{r.name}_{f.name}_MASK 0x{f.mask:08X}u")
-            out.append("")
-        for t in self.tables:
-            out.append(f"#define {p}_{t.name}_BASE 0x{t.base:04X}u")
-            out.append(f"#define {p}_{t.name}(c) ({p}_{t.name}_BASE + {self.table_stride}u * "
-                       "(unsigned)(c))")
-        out += [f"#define {p}_TABLE_ENTRIES {self.cfg.cols}u", "", f"#endif /* {guard} */"]
-        return "\n".join(out) + "\n"
-
 
 def _registers(cfg: CoreConfig) -> list[Register]:
     rounding = ROUNDING_MODES.index(cfg.rounding)
@@ -428,26 +367,3 @@ def _registers(cfg: CoreConfig) -> list[Register]:
                      (Field("RES_ZP", 0, 8, Access.RW, 0, "int8", signed=True),)),
         ]
     return regs
-
-
-_DOC_BEGIN = "<!-- regmap:begin -->"
-_DOC_END = "<!-- regmap:end -->"
-
-
-def embed_markdown(doc: str, regmap: RegMap) -> str:
-    """Return ``doc`` with the text between the ``<!-- regmap:begin -->`` and
-    ``<!-- regmap:end -->`` markers replaced by ``regmap``'s markdown (headings demoted two
-    levels).
-
-    Raises
-    ------
-    ValueError
-        ``doc`` lacks the markers.
-    """
-    head, sep, rest = doc.partition(_DOC_BEGIN)
-    _, sep2, tail = rest.partition(_DOC_END)
-    if not sep or not sep2:
-        raise ValueError(f"document must contain {_DOC_BEGIN} ... {_DOC_END}")
-    md = "\n".join("##" + line if line.startswith("#") else line
-                   for line in regmap.to_markdown().splitlines())
-    return f"{head}{_DOC_BEGIN}\n{md}\n{_DOC_END}{tail}"

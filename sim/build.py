@@ -238,6 +238,7 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     OSError
         ``outdir`` cannot be created or written.
     """
+    from ..hdl import regdoc
     from ..hdl.regmap import RegMap
 
     model = check_array_model(array_model, cfg)
@@ -260,9 +261,9 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     # Each file is written whole or not at all; the Verilog, the long step, comes last.
     write_atomic(paths["config"], json.dumps(info, indent=2) + "\n")
     write_atomic(paths["waivers"], WAIVERS.read_bytes())
-    write_atomic(paths["regs_md"], regmap.to_markdown())
+    write_atomic(paths["regs_md"], regdoc.markdown(regmap))
     write_atomic(paths["regs_json"], regmap.to_json())
-    write_atomic(paths["regs_h"], regmap.to_c_header())
+    write_atomic(paths["regs_h"], regdoc.c_header(regmap))
     write_atomic(paths["verilog"], verilog_text(cfg, progress, dpu_factory, model))
     return paths
 

@@ -8,7 +8,8 @@ import pytest
 from hdl_helpers import doc_decode
 
 from dcim.golden.config import CoreConfig
-from dcim.hdl.regmap import MAGIC, Access, Field, RegMap, embed_markdown
+from dcim.hdl.regdoc import c_header, embed_markdown, markdown
+from dcim.hdl.regmap import MAGIC, Access, Field, RegMap
 from dcim.verif.csr import RegMapView
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "core.md"
@@ -76,7 +77,7 @@ def test_json_and_header():
     for required in ("CTRL", "STATUS", "PASSES", "W_ROW", "OUT_ZP", "ACT_MIN", "ACT_MAX",
                      "RES_MULT", "RES_SHIFT", "RES_ZP"):
         assert required in names
-    header = rm.to_c_header()
+    header = c_header(rm)
     defines = re.findall(r"^#define (\w+)", header, re.M)
     assert len(defines) == len(set(defines))
     assert "#define DCIM_CORE_CTRL 0x0040u" in header
@@ -102,7 +103,7 @@ def test_residual_fields_only_with_a_residual_port(residual):
     """Without dpu_residual no residual register or field appears in any generated document
     (the ID field DPU.RESIDUAL, which reads 0, stays)."""
     rm = RegMap(CoreConfig(rows=8, cols=4, dpu_residual=residual))
-    docs = {"md": rm.to_markdown(), "json": rm.to_json(), "h": rm.to_c_header()}
+    docs = {"md": markdown(rm), "json": rm.to_json(), "h": c_header(rm)}
     for kind, text in docs.items():
         for name in RESIDUAL_NAMES[:-1]:
             assert (name in text) == residual, (kind, name)
