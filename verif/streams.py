@@ -17,6 +17,17 @@ from the test's random generator, which the other drivers and the test share, an
 of draws in one time step follows the order in which the drivers wake; keeping that order
 keeps every stall test's stimulus (and its output digest) what it was.
 
+A driver sets its side of a handshake only after the clock edge of the current time step, so
+that the next edge is the first that can sample it. A source woken from idle by
+:meth:`StreamSource.send_nowait` (and a sink when it starts) may run in a time step whose
+rising edge is still to come: a test resumed by a timer that expires at an edge's time runs
+before cocotb's clock toggles. Which edge then samples its writes depends on the simulator
+(cocotb applies writes made outside ``ReadWrite`` at that phase): on Icarus that edge saw the
+old ``tvalid`` while the driver, woken by it with ``tready`` high, counted the beat as sent
+(a lost beat); on Verilator that edge took the beat while the driver waited for the next
+(a duplicated beat). Such a driver first waits for ``ReadWrite``, which comes after the edge
+of its time step, then drives. The draw from the stall pattern stays before that wait.
+
 Idle and backpressure insertion: ``pause`` is an iterator of ints (cycles to wait before each
 beat for a source, cycles of ``tready`` low before each beat for a sink), or None for none.
 
@@ -31,7 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import cocotb
-from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, Event, ReadOnly, ReadWrite, RisingEdge
 from cocotbext.axi import AxiStreamBus
 
 from .beats import pack_beats, unpack_beats
@@ -170,17 +181,22 @@ class StreamSource(_Port):
 
     async def _run(self) -> None:
         bus = self.bus
+        woken = False  # resumed by send_nowait: perhaps before this time step's clock edge
         while True:
             if not self.queue:
                 self._drive("tvalid", 0)
                 self.idle.set()
                 self._kick.clear()
                 await self._kick.wait()
+                woken = True
                 continue
             pkt = self.queue.popleft()
             last = len(pkt.beats) - 1
             for j, beat in enumerate(pkt.beats):
                 n = next(self.pause, 0) if self.pause is not None else 0
+                if woken:  # see the module docstring: drive after this time step's edge
+                    await ReadWrite()
+                    woken = False
                 if n:
                     self._drive("tvalid", 0)
                     await ClockCycles(self.clock, n)
@@ -231,8 +247,12 @@ class StreamSink(_Port):
 
     async def _run(self) -> None:
         bus = self.bus
+        started = True  # perhaps before this time step's clock edge (module docstring)
         while True:
             n = next(self.pause, 0) if self.pause is not None else 0
+            if started:
+                await ReadWrite()
+                started = False
             while n:
                 self._drive("tready", 0)
                 await ClockCycles(self.clock, n)

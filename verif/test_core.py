@@ -380,6 +380,43 @@ async def test_reset_in_state(dut, state):
     record(name, tb, {"in_state": in_state})
 
 
+# Where a burst is queued, in ns after a rising edge (None: in that edge's time step). A timer
+# that expires at a rising edge's time resumes the test before the clock toggles in that step
+# (as test_throughput's start after its idle timer does); it comes first, while the fresh
+# x source still expects its partner to stay ready (verif/streams.py), and again later.
+BURST_STARTS = (5 * CLOCK_NS, None, 5 * CLOCK_NS + CLOCK_NS // 2, 5 * CLOCK_NS + 3)
+BURST = 16
+
+
+@core_test(2 * len(BURST_STARTS) * BURST, 1, 1)
+async def test_back_to_back(dut):
+    """Bursts of activation vectors back to back (queued at once, no idle cycles, no
+    backpressure), each queued at another point of a clock cycle (:data:`BURST_STARTS`), raw
+    and DPU results: every result compared, and the core's PASSES counter equal to the passes
+    the testbench saw accepted after each burst."""
+    tb = await start(dut, "test_back_to_back")
+    cfg = tb.cfg
+    await _load_random_weights(tb)
+    await tb.set_dpu(rand_dpu(cfg, tb.rng))
+    for raw in (False, True):
+        await tb.set_ctrl(raw=raw)
+        for delay in BURST_STARTS:
+            X = rand_vectors(cfg, tb.rng, BURST, cfg.act_bits)
+            await RisingEdge(tb.clk)
+            if delay is not None:
+                await Timer(delay, "ns")
+            for x in X:
+                tb.send_vector(x)
+            await tb.drain()
+            passes = await tb.read_reg("PASSES")
+            assert passes == tb.model.passes & 0xFFFFFFFF, (
+                f"PASSES reads {passes} after a burst queued {delay} ns after an edge, the "
+                f"testbench saw {tb.model.passes} passes accepted")
+            tb.checks += 1
+    tb.finish()
+    record("test_back_to_back", tb)
+
+
 @cocotb.test(skip=env().bench is None, timeout_time=10, timeout_unit="sec")
 async def test_throughput(dut):
     """Benchmark only (DCIM_BENCH=vectors): back-to-back DPU vectors, no stalls."""
