@@ -397,6 +397,48 @@ class CoreConfig:
         and clamp. Independent of every field."""
         return 7
 
+    def pass_interval(self, bits: int | None = None, raw: bool = False,
+                      emit: bool = True) -> int:
+        """Cycles from one pass to the next in the steady state of back-to-back activation
+        vectors (no idle input cycles, no backpressure, no residual stream).
+
+        Without ``emit`` (passes accumulating into the partial sums) a pass runs every
+        ``max(cycles_per_pass(bits), x_beats)`` cycles. A pass that emits a RAW result waits
+        until its predecessor's result has left: ``max(cycles_per_pass(bits), x_beats,
+        y_beats(raw=True) + 1)``. A pass that emits a DPU result waits until the DPU has
+        finished its predecessor, its pipeline and every group and result beat:
+        ``max(cycles_per_pass(bits), x_beats, dpu_latency + 2 + max(dpu_groups,
+        y_beats(raw=False)))``. The partial sums are not double-buffered, so the DPU's drain
+        does not overlap the next pass. Measured on the RTL in
+        ``tests/test_pass_interval.py``.
+        """
+        cpp = self.cycles_per_pass(bits)
+        if not emit:
+            return max(cpp, self.x_beats)
+        if raw:
+            return max(cpp, self.x_beats, self.y_beats(raw=True) + 1)
+        return max(cpp, self.x_beats,
+                   self.dpu_latency + 2 + max(self.dpu_groups, self.y_beats(raw=False)))
+
+    def array_utilization(self, bits: int | None = None, raw: bool = False,
+                          emit: bool = True) -> float:
+        """The fraction of cycles the array computes with back-to-back vectors:
+        ``cycles_per_pass(bits) / pass_interval(bits, raw, emit)``."""
+        return self.cycles_per_pass(bits) / self.pass_interval(bits, raw, emit)
+
+    def pass_bound(self, bits: int | None = None, raw: bool = False, emit: bool = True) -> str:
+        """What sets :meth:`pass_interval`: ``"array"`` (the compute cycles; the balanced
+        case), ``"activation stream"`` (``x_beats``), ``"result stream"`` (the result beats)
+        or ``"DPU"`` (its pipeline and groups); the first of these in that order on a tie."""
+        cpp, interval = self.cycles_per_pass(bits), self.pass_interval(bits, raw, emit)
+        if interval == cpp:
+            return "array"
+        if interval == self.x_beats:
+            return "activation stream"
+        if raw or self.y_beats(raw=False) > self.dpu_groups:
+            return "result stream"
+        return "DPU"
+
     def macs_per_cycle(self, bits: int | None = None) -> float:
         """MACs per compute cycle of a pass at ``bits`` activation bits (default
         ``act_bits``): ``rows * cols / cycles_per_pass(bits)``."""
@@ -500,6 +542,9 @@ class CoreConfig:
             "tree_depth": self.tree_depth,
             "cycles_per_pass": self.cycles_per_pass(),
             "peak_macs_per_cycle": self.peak_macs_per_cycle,
+            "pass_interval": self.pass_interval(),
+            "array_utilization": round(self.array_utilization(), 4),
+            "pass_bound": self.pass_bound(),
             "weight_bits_stored": self.stored_bits,
             "x_beats": self.x_beats,
             "w_beats": self.w_beats,

@@ -1,11 +1,15 @@
 """Validate a core configuration and print or write it with its derived figures.
 
+Also says on stderr what bounds its throughput with back-to-back vectors (CoreConfig's
+``pass_interval``, ``array_utilization`` and ``pass_bound``), for DPU and RAW results.
+
 Example: dcim config --rows 64 --cols 32 -o core.json
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .cli import add_config_args, config_from_args
@@ -19,12 +23,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "default: print JSON")
 
 
+def throughput_line(cfg) -> str:
+    """One line: the pass interval, array utilization and bound for DPU and RAW results."""
+    parts = []
+    for raw, what in ((False, "DPU results"), (True, "raw results")):
+        parts.append(f"{what}: a pass every {cfg.pass_interval(raw=raw)} cycles, array busy "
+                     f"{100 * cfg.array_utilization(raw=raw):.1f} % (bound: "
+                     f"{cfg.pass_bound(raw=raw)})")
+    return (f"throughput with back-to-back vectors ({cfg.cycles_per_pass()} compute cycles "
+            f"per pass): " + "; ".join(parts))
+
+
 def run(args: argparse.Namespace) -> int:
-    """Build the configuration, then write or print it."""
+    """Build the configuration, then write or print it; the throughput line goes to stderr."""
     cfg = config_from_args(args)
     if args.output is None:
         print(cfg.to_json(), end="")
     else:
         cfg.save(args.output)
         print(f"wrote {args.output}")
+    print(throughput_line(cfg), file=sys.stderr)
     return 0

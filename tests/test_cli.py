@@ -257,3 +257,13 @@ def test_ctrl_c_is_exit_130(monkeypatch, capsys):
     code, out, err = run_cli(capsys, "config")
     assert code == 130
     assert err == "dcim: interrupted\n"
+
+
+def test_config_says_what_bounds_throughput(capsys):
+    code, out, err = run_cli(capsys, "config", "--rows", "16", "--cols", "8")
+    assert code == 0 and json.loads(out)["rows"] == 16
+    # 8 compute cycles; DPU: 7 + 2 + 8 groups; raw: 4 int32 beats + 1 < 8
+    assert err.strip() == (
+        "throughput with back-to-back vectors (8 compute cycles per pass): DPU results: a pass "
+        "every 17 cycles, array busy 47.1 % (bound: DPU); raw results: a pass every 8 cycles, "
+        "array busy 100.0 % (bound: array)")

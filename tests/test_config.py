@@ -280,3 +280,18 @@ def test_rounding_is_stored_as_its_enum_and_written_as_its_name(tmp_path):
     for suffix in (".json", ".toml"):
         cfg.save(tmp_path / f"c{suffix}")
         assert CoreConfig.load(tmp_path / f"c{suffix}").rounding is Rounding.DOUBLE
+
+
+def test_pass_interval_by_hand():
+    cfg = CoreConfig()  # 64x32, 8 compute cycles, 8 x beats, 32 DPU groups, 4 int8 / 16 int32 beats
+    assert cfg.pass_interval(emit=False) == 8
+    assert cfg.pass_interval(raw=True) == 16 + 1
+    assert cfg.pass_interval() == 7 + 2 + 32
+    assert cfg.array_utilization() == 8 / 41 and cfg.pass_bound() == "DPU"
+    wide = CoreConfig(rows=256, cols=4, x_stream_bits=64)  # 32 activation beats
+    assert wide.pass_interval() == 32 and wide.pass_bound() == "activation stream"
+    fast = CoreConfig(rows=8, cols=8, serial_bits=8, dpu_lanes=8, y_stream_bits=32)
+    assert fast.pass_interval(raw=True) == 8 + 1 and fast.pass_bound(raw=True) == "result stream"
+    assert fast.pass_interval() == 9 + 2 and fast.pass_bound() == "result stream"
+    d = cfg.derived()
+    assert (d["pass_interval"], d["pass_bound"]) == (41, "DPU")
