@@ -2,8 +2,9 @@
 
 A :class:`CoreConfig` is built once (from keyword arguments, a dict, JSON or TOML) and passed to
 the generator, the golden model, the testbenches and synthesis. Everything that follows from the
-fields (widths of every stage, cycles per pass, peak throughput) is a property, never a stored
-copy. This module imports neither amaranth nor cocotb.
+fields (widths of every stage here; cycles, latencies and beats in :mod:`dcim.golden.schedule`,
+a base class) is a property, never a stored copy. This module imports neither amaranth nor
+cocotb.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import re
 import tomllib
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import Any
 import tomli_w
 
 from .arith import Rounding
+from .checks import check_bool, check_int, type_name
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
+from .schedule import Schedule
 
 __all__ = [
     "ROUNDING_MODES",
@@ -85,42 +87,15 @@ def signed_bits_for(lo: int, hi: int) -> int:
     return bits
 
 
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputTypeError(f"{name} must be an int in [{lo}, {hi}], "
-                             f"got {_type_name(value)} {value!r}")
-    if not lo <= value <= hi:
-        raise InputError(f"{name} must be in [{lo}, {hi}], got {value}")
-
-
-def _positive(name: str, value: Any) -> int:
-    """``value`` as an int if it is an integer >= 1 (a numpy integer is fine, a bool is not)."""
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
-        raise InputTypeError(f"{name} must be an int >= 1, got {_type_name(value)} {value!r}")
-    if value < 1:
-        raise InputError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise InputTypeError(f"{name} must be a bool (true or false), "
-                             f"got {_type_name(value)} {value!r}")
-
-
 def _check_stream_bits(name: str, value: Any, multiple: int) -> None:
-    _check_int(name, value, multiple, 4096)
+    check_int(name, value, multiple, 4096)
     if value % multiple:
         raise InputError(f"{name} must be a multiple of {multiple} in [{multiple}, 4096], "
                          f"got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
-class CoreConfig:
+class CoreConfig(Schedule):
     """Parameters of one D-IMC core, validated on construction.
 
     Parameters
@@ -189,42 +164,42 @@ class CoreConfig:
     name: str = "dcim_core"
 
     def __post_init__(self) -> None:
-        _check_int("rows", self.rows, 1, 4096)
-        _check_int("cols", self.cols, 1, 4096)
-        _check_int("act_bits", self.act_bits, 1, 8)
-        _check_int("weight_bits", self.weight_bits, 1, 8)
-        _check_bool("act_signed", self.act_signed)
-        _check_bool("weight_signed", self.weight_signed)
+        check_int("rows", self.rows, 1, 4096)
+        check_int("cols", self.cols, 1, 4096)
+        check_int("act_bits", self.act_bits, 1, 8)
+        check_int("weight_bits", self.weight_bits, 1, 8)
+        check_bool("act_signed", self.act_signed)
+        check_bool("weight_signed", self.weight_signed)
         if isinstance(self.serial_bits, bool) or not isinstance(self.serial_bits, int):
             raise InputTypeError(f"serial_bits must be an int, one of {SERIAL_BITS_CHOICES}, "
-                                 f"got {_type_name(self.serial_bits)} {self.serial_bits!r}")
+                                 f"got {type_name(self.serial_bits)} {self.serial_bits!r}")
         if self.serial_bits not in SERIAL_BITS_CHOICES:
             raise InputError(f"serial_bits must be one of {SERIAL_BITS_CHOICES}, "
                              f"got {self.serial_bits}")
         if self.act_bits % self.serial_bits:
             raise InputError(f"serial_bits must divide act_bits ({self.act_bits}), "
                              f"got {self.serial_bits}")
-        _check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
+        check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
         if self.acc_bits is not None:
-            _check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
-        _check_int("dpu_lanes", self.dpu_lanes, 1, self.cols)
+            check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
+        check_int("dpu_lanes", self.dpu_lanes, 1, self.cols)
         if self.cols % self.dpu_lanes:
             raise InputError(f"dpu_lanes must divide cols ({self.cols}), got {self.dpu_lanes}")
-        _check_bool("dpu_residual", self.dpu_residual)
+        check_bool("dpu_residual", self.dpu_residual)
         if not isinstance(self.rounding, str):
             raise InputTypeError(f"rounding must be a str, one of {', '.join(ROUNDING_MODES)}, "
-                                 f"got {_type_name(self.rounding)} {self.rounding!r}")
+                                 f"got {type_name(self.rounding)} {self.rounding!r}")
         if self.rounding not in ROUNDING_MODES:
             raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
                              f"got {self.rounding!r}")
         object.__setattr__(self, "rounding", Rounding(self.rounding))
-        _check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
+        check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
         _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
         _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)
         _check_stream_bits("y_stream_bits", self.y_stream_bits, 32)
         if not isinstance(self.name, str):
             raise InputTypeError(f"name must be a str (a Verilog identifier), "
-                                 f"got {_type_name(self.name)} {self.name!r}")
+                                 f"got {type_name(self.name)} {self.name!r}")
         if not _IDENT.match(self.name) or self.name in VERILOG_KEYWORDS:
             raise InputError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
                              f"reserved word), got {self.name!r}")
@@ -254,7 +229,7 @@ class CoreConfig:
         TypeError, ValueError
             ``bits`` is not an int in [1, act_bits].
         """
-        _check_int("act_bits (runtime)", bits, 1, self.act_bits)
+        check_int("act_bits (runtime)", bits, 1, self.act_bits)
         return bits
 
     # ----------------------------------------------------------------------------------------
@@ -338,189 +313,6 @@ class CoreConfig:
         return max(1, (self.act_bits - 1).bit_length())
 
     # ----------------------------------------------------------------------------------------
-    # Schedule and throughput
-    def cycles_per_pass(self, bits: int | None = None) -> int:
-        """Compute cycles of one pass at ``bits`` activation bits (default ``act_bits``)."""
-        bits = self.act_bits if bits is None else self.check_runtime_bits(bits)
-        return -(-bits // self.serial_bits)
-
-    def k_passes(self, k: int) -> int:
-        """Passes (row tiles of ``rows``, accumulated in the partial sums) that a reduction of
-        depth ``k`` takes.
-
-        Raises
-        ------
-        TypeError
-            ``k`` is not an integer (a bool is not).
-        ValueError
-            ``k`` is below 1.
-        """
-        return -(-_positive("k", k) // self.rows)
-
-    def col_tiles(self, n: int) -> int:
-        """Column tiles of ``cols`` that ``n`` output channels take.
-
-        Raises
-        ------
-        TypeError
-            ``n`` is not an integer (a bool is not).
-        ValueError
-            ``n`` is below 1.
-        """
-        return -(-_positive("n", n) // self.cols)
-
-    def pass_latency(self, bits: int | None = None) -> int:
-        """Cycles from the handshake of the last beat of an activation packet (idle core) to
-        the first ``tvalid`` of its raw (CTRL.RAW) result: the pass's compute cycles, the
-        adder-tree registers, and one cycle each for the vector buffer, the accumulate stage
-        and the partial-sum commit."""
-        return self.cycles_per_pass(bits) + self.tree_regs + 3
-
-    def result_latency(self, bits: int | None = None) -> int:
-        """As :meth:`pass_latency`, for a DPU (int8) result: plus one cycle per DPU group
-        of the first result beat and the DPU pipeline (:attr:`dpu_latency`)."""
-        first_beat = min(self.y_lanes(raw=False), self.cols)
-        return self.pass_latency(bits) + -(-first_beat // self.dpu_lanes) + self.dpu_latency
-
-    @property
-    def dpu_groups(self) -> int:
-        """DPU cycles (groups of ``dpu_lanes`` columns) per result vector; also the entries of
-        each per-lane DPU table."""
-        return self.cols // self.dpu_lanes
-
-    @property
-    def dpu_latency(self) -> int:
-        """Cycles from the DPU accepting a group of ``dpu_lanes`` partial sums to its result
-        being valid on the DPU output, when the output is not stalled. The DPU pipeline has one
-        register stage each for: input and table read, bias add, the multiply's partial
-        products, their sum, the rounding shift(s), the main + residual sum, and the zero point
-        and clamp. Independent of every field."""
-        return 7
-
-    def pass_interval(self, bits: int | None = None, raw: bool = False,
-                      emit: bool = True) -> int:
-        """Cycles from one pass to the next in the steady state of back-to-back activation
-        vectors (no idle input cycles, no backpressure, no residual stream).
-
-        Without ``emit`` (passes accumulating into the partial sums) a pass runs every
-        ``max(cycles_per_pass(bits), x_beats)`` cycles. A pass that emits a RAW result waits
-        until its predecessor's result has left: ``max(cycles_per_pass(bits), x_beats,
-        y_beats(raw=True) + 1)``. A pass that emits a DPU result waits until the DPU has
-        finished its predecessor, its pipeline and every group and result beat:
-        ``max(cycles_per_pass(bits), x_beats, dpu_latency + 2 + max(dpu_groups,
-        y_beats(raw=False)))``. The partial sums are not double-buffered, so the DPU's drain
-        does not overlap the next pass. Measured on the RTL in
-        ``tests/test_pass_interval.py``.
-        """
-        cpp = self.cycles_per_pass(bits)
-        if not emit:
-            return max(cpp, self.x_beats)
-        if raw:
-            return max(cpp, self.x_beats, self.y_beats(raw=True) + 1)
-        return max(cpp, self.x_beats,
-                   self.dpu_latency + 2 + max(self.dpu_groups, self.y_beats(raw=False)))
-
-    def array_utilization(self, bits: int | None = None, raw: bool = False,
-                          emit: bool = True) -> float:
-        """The fraction of cycles the array computes with back-to-back vectors:
-        ``cycles_per_pass(bits) / pass_interval(bits, raw, emit)``."""
-        return self.cycles_per_pass(bits) / self.pass_interval(bits, raw, emit)
-
-    def pass_bound(self, bits: int | None = None, raw: bool = False, emit: bool = True) -> str:
-        """What sets :meth:`pass_interval`: ``"array"`` (the compute cycles; the balanced
-        case), ``"activation stream"`` (``x_beats``), ``"result stream"`` (the result beats)
-        or ``"DPU"`` (its pipeline and groups); the first of these in that order on a tie."""
-        cpp, interval = self.cycles_per_pass(bits), self.pass_interval(bits, raw, emit)
-        if interval == cpp:
-            return "array"
-        if interval == self.x_beats:
-            return "activation stream"
-        if raw or self.y_beats(raw=False) > self.dpu_groups:
-            return "result stream"
-        return "DPU"
-
-    def macs_per_cycle(self, bits: int | None = None) -> float:
-        """MACs per compute cycle of a pass at ``bits`` activation bits (default
-        ``act_bits``): ``rows * cols / cycles_per_pass(bits)``."""
-        return self.rows * self.cols / self.cycles_per_pass(bits)
-
-    @property
-    def peak_macs_per_cycle(self) -> float:
-        """MACs per compute cycle at full activation precision."""
-        return self.macs_per_cycle()
-
-    @property
-    def stored_bits(self) -> int:
-        """Weight bits the array stores: ``rows * cols * weight_bits``."""
-        return self.rows * self.cols * self.weight_bits
-
-    def latency_bound(self, n_vec: int, stall: int = 0) -> int:
-        """Cycles within which the results of ``n_vec`` activation vectors sent back to back
-        to an idle core (weights and CSRs loaded) have all left ``m_axis_y``: the one source
-        of every testbench timeout and drain limit.
-
-        Each vector is counted as if it went through the core alone, from its first
-        activation beat to its last result beat: its ``x_beats``, its residual's ``r_beats``
-        (with the residual stage), :meth:`result_latency` to the first result beat, one cycle
-        per further DPU group and the ``y_beats(raw=True)`` beats of the longer (raw) result
-        packet; every beat may be preceded by up to ``stall`` idle or backpressure cycles.
-        Vectors overlap inside the core, so ``n_vec`` of them take at most ``n_vec`` times
-        that. An upper bound, not the exact figure: it holds for raw and DPU results, at
-        any runtime precision.
-
-        Parameters
-        ----------
-        n_vec : int
-            Vectors, >= 0.
-        stall : int
-            Most idle cycles before any input beat or backpressure cycles before any result
-            beat, >= 0.
-
-        Raises
-        ------
-        TypeError, ValueError
-            ``n_vec`` or ``stall`` is not an int >= 0.
-        """
-        _check_int("n_vec", n_vec, 0, 1 << 62)
-        _check_int("stall", stall, 0, 1 << 62)
-        beats = self.x_beats + self.y_beats(raw=True) + (self.r_beats if self.dpu_residual else 0)
-        one = beats * (1 + stall) + self.result_latency() + self.dpu_groups - 1
-        return n_vec * one
-
-    @property
-    def x_lanes(self) -> int:
-        """Activations carried by one beat of the activation stream."""
-        return self.x_stream_bits // 8
-
-    @property
-    def w_lanes(self) -> int:
-        """Weights carried by one beat of the weight stream."""
-        return self.w_stream_bits // 8
-
-    @property
-    def x_beats(self) -> int:
-        """Beats in one activation vector packet (``rows`` activations)."""
-        return math.ceil(self.rows / self.x_lanes)
-
-    @property
-    def w_beats(self) -> int:
-        """Beats in one weight-row packet (``cols`` weights)."""
-        return math.ceil(self.cols / self.w_lanes)
-
-    @property
-    def r_beats(self) -> int:
-        """Beats in one residual packet (``cols`` int8 values, activation-stream width)."""
-        return math.ceil(self.cols / self.x_lanes)
-
-    def y_lanes(self, raw: bool) -> int:
-        """Results per beat of the result stream: int32 lanes if ``raw``, else int8 lanes."""
-        return self.y_stream_bits // (32 if raw else 8)
-
-    def y_beats(self, raw: bool) -> int:
-        """Beats in one result packet (``cols`` results)."""
-        return math.ceil(self.cols / self.y_lanes(raw))
-
-    # ----------------------------------------------------------------------------------------
     # Serialization
     def replace(self, **changes: Any) -> CoreConfig:
         """Return a validated copy with ``changes`` applied (an automatic ``acc_bits`` stays
@@ -569,7 +361,7 @@ class CoreConfig:
             field is out of range.
         """
         if not isinstance(data, dict):
-            raise InputTypeError(f"config must be a mapping of fields, got {_type_name(data)}")
+            raise InputTypeError(f"config must be a mapping of fields, got {type_name(data)}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names - {"derived"})
         if unknown:
