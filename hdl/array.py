@@ -147,9 +147,13 @@ class Column(CfgChecked, wiring.Component):
     """One column, synthesizable: weight cells, AND with the activation slice, adder tree.
 
     The cells are the submodule ``cells`` (the part a bit-cell array replaces); the AND of each
-    weight with each slice bit and the balanced adder tree over the rows, with
+    weight with each slice bit and the balanced adder trees over the rows, with
     ``tree_regs`` pipeline stages (:func:`tree_register_levels`) that load when ``en``, are the
-    column's own logic. Ports: :class:`ColumnSignature`.
+    column's own logic. With signed activations the top bit plane has a tree of its own
+    (registers ``top_l<level>_n<i>``, beside ``lo_...`` for the other planes) whose sum is
+    negated once, at the root, when ``neg`` (delayed with the trees: ``neg_l<level>``): one
+    negation per column instead of one per row (a 64-row INT8 column: 5,627 -> 3,922 Yosys
+    generic cells). Ports: :class:`ColumnSignature`.
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
@@ -163,22 +167,39 @@ class Column(CfgChecked, wiring.Component):
         cells = m.submodules.cells = _Cells(cfg)
         m.d.comb += [cells.wl.eq(self.wl), cells.wdata.eq(self.wdata)]
 
-        lo, hi = cfg.slice_psum_range
-        lo1, hi1 = lo // rows, hi // rows  # one row's product range
-        nodes = []
         words = [Signal(wb, name=f"w{k}") for k in range(rows)]
         m.d.comb += [w.eq(cells.q[k * wb:(k + 1) * wb]) for k, w in enumerate(words)]
-        for k in range(rows):
-            w = words[k].as_signed() if cfg.weight_signed else words[k]
-            prod = 0
-            for i in range(s):
-                term = Mux(self.x[i * rows + k], w, 0)  # the AND of a weight with one bit
-                if i == s - 1 and cfg.act_signed:
-                    term = Mux(self.neg, -term, term)
-                prod = prod + (term << i)
-            nodes.append((prod, 1))
+        signed_w = [w.as_signed() if cfg.weight_signed else w for w in words]
+        # The planes whose bits weigh +2**i are summed per row, then by one tree; the top plane
+        # of a signed activation (weight -2**(s-1) when ``neg``) by a tree of its own, and its
+        # sign is applied once, at the root, instead of once per row.
+        plain = s - 1 if cfg.act_signed else s
+        wlo, whi = cfg.weight_range
+        regs = set(tree_register_levels(cfg.tree_depth, cfg.tree_regs))
+        y = 0
+        if plain:
+            low = [sum((Mux(self.x[i * rows + k], w, 0) << i for i in range(plain)), 0)
+                   for k, w in enumerate(signed_w)]
+            top_x = (1 << plain) - 1  # the largest plain part of a slice
+            y = self._tree(m, low, min(wlo * top_x, 0), max(whi * top_x, 0), regs, "lo")
+        if cfg.act_signed:
+            top = [Mux(self.x[(s - 1) * rows + k], w, 0) for k, w in enumerate(signed_w)]
+            t = self._tree(m, top, min(wlo, 0), max(whi, 0), regs, "top")
+            neg = self.neg
+            for level in sorted(regs):  # ``neg`` through as many enabled stages as the trees
+                d = Signal(name=f"neg_l{level}", reset_less=True)
+                with m.If(self.en):
+                    m.d.sync += d.eq(neg)
+                neg = d
+            y = y + (Mux(neg, -t, t) << (s - 1))
+        m.d.comb += self.y.eq(y)
+        return m
 
-        reg_levels = set(tree_register_levels(cfg.tree_depth, cfg.tree_regs))
+    def _tree(self, m: Module, leaves: list, lo1: int, hi1: int, reg_levels: set[int],
+              tag: str):
+        """The balanced adder tree over ``leaves`` (each in [lo1, hi1]), with a register stage
+        after each level in ``reg_levels`` that loads when ``en``; returns the root."""
+        nodes = [(v, 1) for v in leaves]
         level = 0
         while len(nodes) > 1:
             level += 1
@@ -192,14 +213,13 @@ class Column(CfgChecked, wiring.Component):
                 regd = []
                 for idx, (v, c) in enumerate(nxt):
                     r = Signal(signed(signed_bits_for(c * lo1, c * hi1)), reset_less=True,
-                               name=f"l{level}_n{idx}")
+                               name=f"{tag}_l{level}_n{idx}")
                     with m.If(self.en):
                         m.d.sync += r.eq(v)
                     regd.append((r, c))
                 nxt = regd
             nodes = nxt
-        m.d.comb += self.y.eq(nodes[0][0])
-        return m
+        return nodes[0][0]
 
 
 class FastColumn(CfgChecked, wiring.Component):

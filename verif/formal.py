@@ -160,33 +160,54 @@ def _tree_registers(cfg: CoreConfig) -> list[list[tuple[int, int, int]]]:
     return [[(level, idx, c) for idx, c in regs] for level, regs in stages]
 
 
+def _trees(cfg: CoreConfig) -> dict[str, tuple[int, int]]:
+    """The gold column's adder trees (:class:`dcim.hdl.array.Column`) and the range of one of
+    their leaves: ``lo`` sums the planes that weigh +2**i (all of them for unsigned
+    activations), ``top`` the top plane of a signed activation, whose sign the column applies
+    at the root."""
+    wlo, whi = cfg.weight_range
+    plain = cfg.serial_bits - 1 if cfg.act_signed else cfg.serial_bits
+    trees = {}
+    if plain:
+        top_x = (1 << plain) - 1
+        trees["lo"] = (min(wlo * top_x, 0), max(whi * top_x, 0))
+    if cfg.act_signed:
+        trees["top"] = (min(wlo, 0), max(whi, 0))
+    return trees
+
+
 def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]]:
     """The formal top ``equiv_top``: both views on the same inputs and the invariant.
 
     ``cut`` False: the storage invariant (gold word ``k`` bit ``j`` == gate plane bit
     ``j*rows+k``). ``cut`` True: the gate's planes are driven by the gold words and the
-    invariant is the datapath one (per pipeline stage, the sum of the gold tree registers of
-    that stage == the gate's delay-line stage, each gold register within its range; y equal).
+    invariant is the datapath one (per pipeline stage, the sum of the gold registers of that
+    stage, the top tree's with its delayed sign, == the gate's delay-line stage, each gold
+    register within its range; y equal).
     Returns the Verilog text and the gold wires to expose.
     """
     rows, wb, sb, ybits = cfg.rows, cfg.weight_bits, cfg.serial_bits, cfg.slice_psum_bits
-    lo, hi = cfg.slice_psum_range
-    lo1, hi1 = lo // rows, hi // rows
     stages = _tree_registers(cfg)
-    widths = {(int(lv), int(i)): int(w) + 1 for w, lv, i in
-              re.findall(r"(?:wire|reg) \[(\d+):0\] l(\d+)_n(\d+)\b", gold_text)}
+    trees = _trees(cfg)
+    widths = {(tag, int(lv), int(i)): int(w) + 1 for w, tag, lv, i in
+              re.findall(r"(?:wire|reg) \[(\d+):0\] (lo|top)_l(\d+)_n(\d+)\b", gold_text)}
     regs = [(lv, i, c) for stage in stages for lv, i, c in stage]
-    for lv, i, _ in regs:
-        if (lv, i) not in widths:
-            raise FormalError(f"tree register l{lv}_n{i} not found in the gold Verilog")
-    gold_wires = [f"w{k}" for k in range(rows)] + [f"l{lv}_n{i}" for lv, i, _ in regs]
+    for tag in trees:
+        for lv, i, _ in regs:
+            if (tag, lv, i) not in widths:
+                raise FormalError(f"tree register {tag}_l{lv}_n{i} not found in the gold Verilog")
+    negs = [f"neg_l{stage[0][0]}" for stage in stages] if "top" in trees else []
+    gold_wires = ([f"w{k}" for k in range(rows)]
+                  + [f"{tag}_l{lv}_n{i}" for tag in trees for lv, i, _ in regs] + negs)
     v = [f"module equiv_top(input clk, input rst, input [{rows - 1}:0] wl,",
          f"                  input [{wb - 1}:0] wdata, input [{rows * sb - 1}:0] x, input neg,",
          "                  input en);",
          f"  wire [{ybits - 1}:0] yg, yt;",
          f"  wire [{wb * rows - 1}:0] planes;"]
     v += [f"  wire [{wb - 1}:0] g_w{k};" for k in range(rows)]
-    v += [f"  wire [{widths[lv, i] - 1}:0] g_l{lv}_n{i};" for lv, i, _ in regs]
+    v += [f"  wire [{widths[tag, lv, i] - 1}:0] g_{tag}_l{lv}_n{i};"
+          for tag in trees for lv, i, _ in regs]
+    v += [f"  wire g_{n};" for n in negs]
     ports = ".clk(clk), .rst(rst), .wl(wl), .wdata(wdata), .x(x), .neg(neg), .en(en)"
     v.append(f"  gold g({ports}, .y(yg)" + "".join(f", .{n}(g_{n})" for n in gold_wires) + ");")
     dl = ""
@@ -200,8 +221,13 @@ def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]
         # a signed sum in its own wire: inside an unsigned expression the operands would be
         # zero-extended
         for r, stage in enumerate(stages):
-            terms = " + ".join(f"$signed(g_l{lv}_n{i})" for lv, i, _ in stage)
-            v.append(f"  wire signed [63:0] sum{r} = {terms};")
+            part = {tag: " + ".join(f"$signed(g_{tag}_l{lv}_n{i})" for lv, i, _ in stage)
+                    for tag in trees}
+            terms = [f"({part['lo']})"] if "lo" in trees else []
+            if "top" in trees:  # the top plane's sign, applied at the root (hdl.array.Column)
+                v.append(f"  wire signed [63:0] top{r} = {part['top']};")
+                terms.append(f"((g_{negs[r]} ? -top{r} : top{r}) <<< {sb - 1})")
+            v.append(f"  wire signed [63:0] sum{r} = {' + '.join(terms)};")
     v.append("  always @* begin")
     if not cut:
         for k in range(rows):
@@ -210,9 +236,10 @@ def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]
     else:
         for r, stage in enumerate(stages):
             v.append(f"    assert (sum{r}[{ybits - 1}:0] == dl[{r * ybits} +: {ybits}]);")
-            for lv, i, c in stage:
-                v.append(f"    assert ($signed(g_l{lv}_n{i}) >= {c * lo1} && "
-                         f"$signed(g_l{lv}_n{i}) <= {c * hi1});")
+            for tag, (lo1, hi1) in trees.items():
+                for lv, i, c in stage:
+                    v.append(f"    assert ($signed(g_{tag}_l{lv}_n{i}) >= {c * lo1} && "
+                             f"$signed(g_{tag}_l{lv}_n{i}) <= {c * hi1});")
         v.append("    assert (yg == yt);")
     v += ["  end", "endmodule", ""]
     return "\n".join(v), gold_wires
