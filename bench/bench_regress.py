@@ -11,8 +11,11 @@ the testbench's model, scoreboard and packing), simulated cycles/s and verified
 MAC/s. The split is meaningful for Verilator (it evaluates the whole design every cycle,
 busy or idle); Icarus is event-driven and runs idle cycles far faster than busy ones.
 The physical floor printed beside it is rows x cols one-bit adds per compute cycle: the
-work one core does per simulated cycle. Goals (issue 10): >= 1e7 verified MAC/s at 64x64 and
->= 3e7 at 256x256 on Verilator (1e8 the aim); build of 256x256 <= 5 min, 512x512 <= 15 min.
+work one core does per simulated cycle. Beside the MAC/s it prints the array utilization the
+core itself measured over the streamed vectors: the differences of its ``BUSY_CYCLES`` and
+``CYCLES`` counters (docs/core.md, "Performance counters"). Goals (issue 10): >= 1e7
+verified MAC/s at 64x64 and >= 3e7 at 256x256 on Verilator (1e8 the aim); build of 256x256
+<= 5 min, 512x512 <= 15 min.
 
 Usage: python bench/bench_regress.py [--sizes 64x64,256x256] [--sims verilator,icarus]
        [--views rtl,fast] [--vectors N] [--x-stream-bits B]
@@ -61,7 +64,9 @@ def bench_one(cfg: CoreConfig, view: str, sim: str, vectors: int, out: Path) -> 
             "vectors": vectors, "cycles": cycles,
             "cycles_per_s": cycles / wall, "macs": t["macs"], "mac_per_s": t["macs"] / wall,
             "cpu_s": t["cpu"], "mac_per_cpu_s": t["macs"] / t["cpu"],
-            "idle_cycles_per_cpu_s": t["idle_cycles_per_cpu_s"]}
+            "idle_cycles_per_cpu_s": t["idle_cycles_per_cpu_s"],
+            "busy_cycles": t["busy_cycles"], "csr_cycles": t["csr_cycles"],
+            "utilization": t["utilization"]}
 
 
 def _keep_pace_lanes(cfg: CoreConfig) -> int:
@@ -106,7 +111,10 @@ def main(argv=None) -> int:
                       f"Python {res['python_s']:6.1f} s; testbench model/scoreboard/packing "
                       f"{res['testbench_s']:5.2f} s)  {res['cycles_per_s']:9.0f} cycles/s "
                       f"(simulator alone {res['idle_cycles_per_s']:9.0f}; {floor:.2e} bit-adds/s)"
-                      f"  {res['mac_per_s']:10.3e} verified MAC/s ({res['mac_per_cpu_s']:.3e} "
+                      f"  {res['mac_per_s']:10.3e} verified MAC/s (array utilization "
+                      f"{100 * res['utilization']:.1f} % from the CSRs: BUSY_CYCLES "
+                      f"{res['busy_cycles']} / CYCLES {res['csr_cycles']}; "
+                      f"{res['mac_per_cpu_s']:.3e} "
                       f"per CPU-second of the simulator process; simulator alone "
                       f"{res['idle_cycles_per_cpu_s']:.0f} cycles per CPU-second)", flush=True)
     print(json.dumps(results, indent=1))

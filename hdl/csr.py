@@ -23,8 +23,11 @@ from .sequencer import SequencerCsrSignature
 
 __all__ = ["CsrBlock"]
 
-#: Read-only fields the core counts in a register of their own.
-_COUNTERS = ("PASSES.COUNT",)
+#: Read-only fields the core counts in a register of their own (see ``CsrBlock.elaborate``
+#: for what each counts).
+_COUNTERS = ("PASSES.COUNT", "CYCLES.COUNT", "BUSY_CYCLES.COUNT")
+#: The counters ``PERF.CLEAR`` zeroes.
+_PERF = ("CYCLES.COUNT", "BUSY_CYCLES.COUNT")
 #: The DPU scalar each register field drives.
 _DPU_PARAMS = {"out_zp": "OUT_ZP.OUT_ZP", "act_min": "ACT_MIN.ACT_MIN",
                "act_max": "ACT_MAX.ACT_MAX", "res_multiplier": "RES_MULT.RES_MULT",
@@ -59,11 +62,13 @@ class CsrBlock(CfgComponent):
     r_rx : In(rx_status_signature()), only if ``cfg.dpu_residual``
     seq : In(SequencerCsrSignature(cfg))
         ``W_ROW`` for the sequencer; it advances on ``seq.written`` (a bus write in the same
-        cycle wins).
+        cycle wins). ``BUSY_CYCLES`` counts ``seq.compute``.
     out : In(PackerCsrSignature(cfg))
         ``CTRL.RAW`` and ``CTRL.RES_EN`` sampled for each loaded result.
     accum : In(AccumStatusSignature(cfg))
-        ``CTRL.CLEAR``; ``PASSES`` counts ``accum.done``; ``STATUS.PSUM_SAT``.
+        ``CTRL.CLEAR``; ``PASSES`` counts ``accum.done``; ``STATUS.PSUM_SAT``. ``CYCLES``
+        counts every cycle; ``PERF.CLEAR`` zeroes it and ``BUSY_CYCLES`` (the clear wins over
+        that cycle's count).
     tables : Out(TableBusSignature(cfg))
     dpu : Out(DpuParamsSignature(cfg))
         The DPU scalar registers, and ``res_en``: the sampled ``CTRL.RES_EN`` of the result
@@ -120,9 +125,16 @@ class CsrBlock(CfgComponent):
               "STATUS.PSUM_SAT": self.accum.sat}
         if cfg.dpu_residual:
             hw["STATUS.ERR_R_LEN"] = self.r_rx.err
-        passes = csr["PASSES.COUNT"]
-        with m.If(self.accum.done):
-            m.d.sync += passes.eq(passes + 1)
+        counts = {"PASSES.COUNT": self.accum.done, "CYCLES.COUNT": Const(1, 1),
+                  "BUSY_CYCLES.COUNT": self.seq.compute}
+        assert set(counts) == set(_COUNTERS)
+        for key, event in counts.items():
+            count = csr[key]
+            with m.If(event):
+                m.d.sync += count.eq(count + 1)
+            if key in _PERF:
+                with m.If(csr["PERF.CLEAR"]):  # the later assignment wins
+                    m.d.sync += count.eq(0)
         row = csr["W_ROW.ROW"]
         with m.If(self.seq.written):
             m.d.sync += row.eq(Mux(row == cfg.rows - 1, 0, row + 1))

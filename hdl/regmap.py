@@ -18,6 +18,12 @@ Conventions
   signed table entries (``BIAS``, ``SHIFT``) read back sign-extended to 32 bits.
 * A read or write to an address that is neither a register nor a table entry of an existing
   column gets ``SLVERR``; the write has no effect, the read returns 0.
+* Counters (``PASSES``, ``CYCLES``, ``BUSY_CYCLES``) are 32-bit, read-only, cleared by reset
+  and wrap at ``2**32``. ``CYCLES`` counts every clock cycle: it is the one *volatile* field
+  (:attr:`Field.volatile`), which changes with no traffic at all. ``PERF.CLEAR`` zeroes
+  ``CYCLES`` and ``BUSY_CYCLES`` (not ``PASSES``): array utilization over a window is
+  ``BUSY_CYCLES / CYCLES`` read after it, or the ratio of the differences of two reads of each,
+  taken modulo ``2**32``.
 * Per-column tables ``BIAS``, ``MULT``, ``SHIFT`` have ``cols`` entries with a 4-byte stride.
   They are memories: not cleared by reset (power-up value 0).
 """
@@ -38,7 +44,7 @@ __all__ = ["ACCESS", "MAGIC", "VERSION", "Access", "Field", "RegMap", "Register"
 #: Value of the read-only ``MAGIC`` register: ASCII "DCIM".
 MAGIC = 0x4443494D
 #: Register-map version (major, minor), read from ``VERSION``.
-VERSION = (1, 0)
+VERSION = (1, 1)
 
 class Access(StrEnum):
     """The access type of a register field; its value is the name the register-map documents
@@ -89,6 +95,10 @@ class Field:
         Inclusive range of values a write may set (``rw`` fields): a write whose bits of the
         field hold any other value leaves the field unchanged (the core stores only the bits
         the range needs). ``None``: every value.
+    volatile : bool
+        The core changes the field in every cycle, with no bus or stream traffic (the
+        free-running ``CYCLES``, ``ro`` only): a read after a reset returns the cycles since,
+        not the reset value.
     """
 
     name: str
@@ -99,11 +109,14 @@ class Field:
     desc: str
     signed: bool = False
     legal: tuple[int, int] | None = None
+    volatile: bool = False
 
     def __post_init__(self) -> None:
         if self.access not in ACCESS:
             raise ValueError(f"access must be one of {', '.join(ACCESS)}, got {self.access!r}")
         object.__setattr__(self, "access", Access(self.access))
+        if self.volatile and self.access is not Access.RO:
+            raise ValueError(f"volatile field {self.name} must be ro, got {self.access}")
         if not (0 <= self.lsb and 1 <= self.width and self.lsb + self.width <= 32):
             raise ValueError(f"field {self.name} must fit bits [0, 31], got lsb {self.lsb} "
                              f"width {self.width}")
@@ -263,7 +276,7 @@ class RegMap:
                  "fields": [{"name": f.name, "lsb": f.lsb, "width": f.width,
                              "access": f.access, "reset": f.reset, "signed": f.signed,
                              "legal": None if f.legal is None else list(f.legal),
-                             "desc": f.desc} for f in r.fields]}
+                             "volatile": f.volatile, "desc": f.desc} for f in r.fields]}
                 for r in self.registers],
             "tables": [
                 {"name": t.name, "base": t.base, "stride": self.table_stride,
@@ -350,6 +363,18 @@ def _registers(cfg: CoreConfig) -> list[Register]:
                         f"row 0..{cfg.rows - 1}; a write of a larger value (any 32-bit word "
                         f">= {cfg.rows}) is ignored: W_ROW keeps its value",
                         legal=(0, cfg.rows - 1)),)),
+        Register("PERF", 0x50, "Performance counters' control.",
+                 (Field("CLEAR", 0, 1, Access.W1P, 0,
+                        "zero CYCLES and BUSY_CYCLES (they count again from the next cycle)"),)),
+        Register("CYCLES", 0x54,
+                 "Clock cycles since reset or PERF.CLEAR (wraps): the denominator of the "
+                 "array utilization BUSY_CYCLES / CYCLES.",
+                 (Field("COUNT", 0, 32, Access.RO, 0, "cycles", volatile=True),)),
+        Register("BUSY_CYCLES", 0x58,
+                 "Compute cycles since reset or PERF.CLEAR (wraps): cycles in which a slice of "
+                 "a pass enters the array (not held by the result path), "
+                 "cycles_per_pass(RUN_BITS) per pass.",
+                 (Field("COUNT", 0, 32, Access.RO, 0, "compute cycles"),)),
         Register("OUT_ZP", 0x60, "DPU output zero point.",
                  (Field("OUT_ZP", 0, 8, Access.RW, 0, "int8", signed=True),)),
         Register("ACT_MIN", 0x64, "DPU clamp minimum (ReLU: out_zp).",

@@ -30,11 +30,14 @@ class SequencerCsrSignature(CfgSignature):
         A row is written this cycle (``W_ROW`` advances, wrapping at ``rows``).
     busy : Out(1)
         A pass is in its compute cycles.
+    compute : Out(1)
+        A compute cycle: a slice of a pass is in the array and the pipeline is not held
+        (``cycles_per_pass(b)`` of them per pass; ``BUSY_CYCLES`` counts them).
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
         super().__init__(cfg, {"row": In(cfg.row_bits), "written": Out(1),
-                               "busy": Out(1)})
+                               "busy": Out(1), "compute": Out(1)})
 
 
 class PassSequencer(CfgComponent):
@@ -112,6 +115,7 @@ class PassSequencer(CfgComponent):
         m.d.comb += [
             self.compute.x.eq(xsr[:s * rows]), self.compute.neg.eq(j == nlast),
             self.compute.en.eq(~hold),
+            self.csr.compute.eq(run & ~hold),
             ctl.valid.eq(run), ctl.first.eq(j == 0), ctl.last.eq(j == nlast),
             ctl.shamt.eq(j << log_s), ctl.acc.eq(t_acc), ctl.emit.eq(t_emit),
         ]

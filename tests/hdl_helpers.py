@@ -54,8 +54,8 @@ class DpuStandin(wiring.Component):
 # or past cols and every other address unmapped.
 DOC_REGISTERS = {0x00: "MAGIC", 0x04: "VERSION", 0x08: "ROWS", 0x0C: "COLS", 0x10: "PREC",
                  0x14: "DPU", 0x18: "WIDTHS", 0x1C: "STREAMS", 0x40: "CTRL", 0x44: "STATUS",
-                 0x48: "PASSES", 0x4C: "W_ROW", 0x60: "OUT_ZP", 0x64: "ACT_MIN",
-                 0x68: "ACT_MAX"}
+                 0x48: "PASSES", 0x4C: "W_ROW", 0x50: "PERF", 0x54: "CYCLES",
+                 0x58: "BUSY_CYCLES", 0x60: "OUT_ZP", 0x64: "ACT_MIN", 0x68: "ACT_MAX"}
 DOC_RESIDUAL_REGISTERS = {0x6C: "RES_MULT", 0x70: "RES_SHIFT", 0x74: "RES_ZP"}
 DOC_TABLES = {"BIAS": 0x4000, "MULT": 0x8000, "SHIFT": 0xC000}
 

@@ -212,7 +212,7 @@ def test_protocol_errors_and_csrs():
 
     async def main(b):
         for r in regs.registers.values():
-            if r.read_only and r.name not in ("STATUS", "PASSES"):
+            if r.read_only and not r.volatile and r.name not in ("STATUS", "PASSES"):
                 seen[r.name] = await b.read(r.offset)
         await b.write_reg("CTRL", RUN_BITS=0, RAW=1)   # RUN_BITS 0 is illegal: unchanged, RAW set
         seen["ctrl"] = await b.read(ctrl)
@@ -299,14 +299,18 @@ def test_reset_in_any_state_restores_registers():
         await b.tick(30)
         await b.reset(1)
         b.block = False
+        t_reset = b.now
         for r in regs.registers.values():
             after[r.name] = (await b.read(r.offset))[0]
+        after["since_reset"] = b.now - t_reset
         await b.set_ctrl(run_bits=8, raw=True)
         await b.send_vector(x)   # weights are memory: kept through reset
         await b.wait_packets(1)
 
     bench.run(main)
-    assert after == {r.name: r.reset for r in regs.registers.values()}
+    # CYCLES counts from the reset: it reads below the cycles the reads took.
+    assert 0 < after.pop("CYCLES") < after.pop("since_reset")
+    assert after == {r.name: r.reset for r in regs.registers.values() if not r.volatile}
     assert len(bench.packets) == 1
     assert bench.result(0, raw=True) == mvm(cfg, W, x)[0].tolist()
 
@@ -364,3 +368,62 @@ def test_psum_saturation_sequence(sign):
     lo, hi = cfg.psum_range
     assert bench.result(0, raw=True) == [hi if sign > 0 else lo] * cfg.cols
     assert bench.regs["STATUS"].field("PSUM_SAT").decode(status[0]) == 1
+
+
+@pytest.mark.parametrize("kw", [dict(rows=8, cols=4, serial_bits=2, tree_regs=1),
+                                dict(rows=5, cols=6, act_bits=5, serial_bits=1, tree_regs=2,
+                                     dpu_lanes=2, x_stream_bits=16)], ids=_cfg_id)
+def test_perf_counters(kw):
+    """BUSY_CYCLES equals the model's sum of cycles_per_pass over the passes (several runtime
+    precisions, stalled inputs and result backpressure, so that the pipeline holds during
+    passes); CYCLES grows by exactly the cycles between two reads and is >= BUSY_CYCLES;
+    PERF.CLEAR and a reset zero both; PASSES is not cleared by PERF.CLEAR."""
+    cfg = CoreConfig(**kw)
+    rng = np.random.default_rng(7)
+    W = corner_weights(cfg, rng)
+    bench = AmaranthTB(cfg, dpu_factory=DpuStandin, seed=3, stall=0.3)
+    seen = []
+
+    async def counters(b, label):
+        t0 = b.now
+        cycles0 = await b.read_reg("CYCLES")
+        busy = await b.read_reg("BUSY_CYCLES")
+        span = b.now - t0  # from the start of the first CYCLES read to that of the second
+        cycles1 = await b.read_reg("CYCLES")
+        seen.append((label, busy, b.model.busy_cycles, cycles0, cycles1 - cycles0, span))
+
+    async def burst(b, n):
+        for bits in range(1, cfg.act_bits + 1):
+            await b.set_ctrl(run_bits=bits, raw=True)
+            for x in corner_vectors(cfg, bits, rng, 1)[:n]:
+                await b.send_vector(x)
+            await b.wait_passes()
+        await b.wait_packets(len(b.x_last))
+
+    async def main(b):
+        await b.load_weights(W)
+        await counters(b, "idle")
+        await burst(b, 3)
+        await counters(b, "burst")
+        passes = await b.read_reg("PASSES")
+        await b.write_reg("PERF", CLEAR=1)
+        t_clear = b.now
+        cleared = await b.read_reg("BUSY_CYCLES"), await b.read_reg("CYCLES"), b.now - t_clear
+        seen.append(("cleared", *cleared, passes, await b.read_reg("PASSES")))
+        await burst(b, 2)
+        await counters(b, "after clear")
+        await b.reset(2)
+        await counters(b, "reset")
+
+    bench.run(main)
+    assert [s[0] for s in seen] == ["idle", "burst", "cleared", "after clear", "reset"]
+    for label, busy, model, cycles0, dcycles, span in (s for s in seen if s[0] != "cleared"):
+        assert busy == model, f"{label}: BUSY_CYCLES {busy}, model {model}"
+        # Every read takes as long: the two CYCLES reads sample it exactly span cycles apart.
+        assert dcycles == span, f"{label}: CYCLES grew by {dcycles} in {span} cycles"
+        assert busy <= cycles0
+    assert seen[1][1] == sum(3 * cfg.cycles_per_pass(b) for b in range(1, cfg.act_bits + 1))
+    _, busy, cycles, since, passes, passes_after = seen[2]
+    assert busy == 0 and 0 < cycles < since and passes == passes_after > 0
+    assert seen[3][1] == sum(2 * cfg.cycles_per_pass(b) for b in range(1, cfg.act_bits + 1))
+    assert seen[4][1] == 0 and seen[4][3] < seen[3][3]

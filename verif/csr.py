@@ -22,9 +22,10 @@ __all__ = ["FieldView", "RegMapView", "RegisterView", "TableView"]
 
 @dataclass(frozen=True)
 class FieldView:
-    """One field: ``name``, ``lsb``, ``width``, ``access``, ``reset`` (raw bits), ``signed``
-    and ``legal``, the inclusive ``(lo, hi)`` a write may set (a write of any other value
-    leaves the field unchanged) or None for every value."""
+    """One field: ``name``, ``lsb``, ``width``, ``access``, ``reset`` (raw bits), ``signed``,
+    ``legal``, the inclusive ``(lo, hi)`` a write may set (a write of any other value
+    leaves the field unchanged) or None for every value, and ``volatile``: the core changes it
+    every cycle (a free-running counter; :attr:`dcim.hdl.regmap.Field.volatile`)."""
 
     name: str
     lsb: int
@@ -33,6 +34,7 @@ class FieldView:
     reset: int
     signed: bool
     legal: tuple[int, int] | None = None
+    volatile: bool = False
 
     @property
     def reset_value(self) -> int:
@@ -91,6 +93,11 @@ class RegisterView:
         """Every field is read-only."""
         return all(f.access is Access.RO for f in self.fields)
 
+    @property
+    def volatile(self) -> bool:
+        """Some field changes every cycle on its own: reads differ from the reset value."""
+        return any(f.volatile for f in self.fields)
+
 
 @dataclass(frozen=True)
 class TableView:
@@ -128,7 +135,8 @@ class RegMapView:
                 tuple(FieldView(f["name"], int(f["lsb"]), int(f["width"]), Access(f["access"]),
                                 int(f["reset"]), bool(f.get("signed", False)),
                                 None if f.get("legal") is None
-                                else (int(f["legal"][0]), int(f["legal"][1])))
+                                else (int(f["legal"][0]), int(f["legal"][1])),
+                                bool(f.get("volatile", False)))
                       for f in r["fields"]))
             for r in data["registers"]}
         self.tables = {

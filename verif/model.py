@@ -142,6 +142,10 @@ class CoreModel:
         self._psum = np.zeros(cfg.cols, dtype=np.int64)
         self.passes = 0
         self.pending_passes = 0  # passes since the last emit (for the MAC count)
+        # BUSY_CYCLES once every accepted pass has computed (modulo 2**32): the compute
+        # cycles, cycles_per_pass(RUN_BITS), of the passes accepted since the reset or the last
+        # PERF.CLEAR.
+        self.busy_cycles = 0
         self._expected.clear()
         self.waiting_residual.clear()
         self.residuals: collections.deque[np.ndarray] = collections.deque()
@@ -182,6 +186,10 @@ class CoreModel:
 
     # ------------------------------------------------------------------------------------
     # CSR side
+    def clear_perf(self) -> None:
+        """A write of ``PERF.CLEAR`` (with no pass computing: the counters restart at 0)."""
+        self.busy_cycles = 0
+
     def set_table(self, name: str, index: int, value: int) -> None:
         """A write of ``value`` to ``name[index]`` (BIAS, MULT or SHIFT)."""
         self.flush()
@@ -258,6 +266,7 @@ class CoreModel:
                                  f"{np.flatnonzero(~self.w_known)[:8].tolist()}...")
         acc, emit = bool(tuser & 1), bool(tuser & 2)
         self.passes += 1
+        self.busy_cycles += cfg.cycles_per_pass(self._run_bits)
         self.pending_passes += 1
         exp = None
         if emit:

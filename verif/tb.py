@@ -259,6 +259,9 @@ class TB:
             row = reg.field("ROW").written(fields["ROW"])
             if row is not None:  # else W_ROW keeps its value
                 m.w_row = row
+        elif name == "PERF":
+            if fields.get("CLEAR", 0):
+                m.clear_perf()
         elif name in SCALARS:
             m.set_scalar(SCALARS[name], fields[name])
 

@@ -417,6 +417,89 @@ async def test_back_to_back(dut):
     record("test_back_to_back", tb)
 
 
+async def read_perf(tb: TB) -> tuple[int, int]:
+    """``(BUSY_CYCLES, CYCLES)``, read in that order."""
+    return await tb.read_reg("BUSY_CYCLES"), await tb.read_reg("CYCLES")
+
+
+def utilization(before: tuple[int, int], after: tuple[int, int]) -> tuple[int, int, float]:
+    """Compute cycles, cycles and array utilization between two :func:`read_perf` (the
+    counters wrap at 2**32)."""
+    busy, cycles = ((a - b) % (1 << 32) for a, b in zip(after, before))
+    return busy, cycles, busy / max(cycles, 1)
+
+
+#: Vectors per runtime precision of test_perf_counters, then the back-to-back burst.
+PERF_VECTORS, PERF_BURST = 4, 32
+#: Cycles by which two reads of CYCLES may differ from the simulated time between them (the
+#: AXI4-Lite master's response handshake may take a cycle more or less).
+CYCLES_SLACK = 2
+
+
+@core_test(lambda e: PERF_VECTORS * e.cfg.act_bits + PERF_BURST, 1, 1)
+async def test_perf_counters(dut):
+    """BUSY_CYCLES equals the model's compute cycles (cycles_per_pass of each pass at its
+    RUN_BITS) after passes at every runtime precision under input stalls and result
+    backpressure; CYCLES grows by the simulated cycles between two reads (within
+    :data:`CYCLES_SLACK`) and is never below BUSY_CYCLES; PERF.CLEAR zeroes both (not PASSES);
+    then a burst of :data:`PERF_BURST` vectors back to back, no stalls, whose utilization
+    BUSY_CYCLES / CYCLES is logged and recorded."""
+    tb = await start(dut, "test_perf_counters", idle="light", backpressure="light")
+    cfg = tb.cfg
+    await _load_random_weights(tb)
+    await tb.set_dpu(rand_dpu(cfg, tb.rng))
+
+    async def check(label: str) -> None:
+        busy = await tb.read_reg("BUSY_CYCLES")
+        assert busy == tb.model.busy_cycles & 0xFFFFFFFF, (
+            f"{label}: BUSY_CYCLES reads {busy}, the model predicts {tb.model.busy_cycles}")
+        t0 = get_sim_time("ns")
+        c0 = await tb.read_reg("CYCLES")
+        c1 = await tb.read_reg("CYCLES")
+        dt = (get_sim_time("ns") - t0) / CLOCK_NS
+        assert busy <= c0, f"{label}: BUSY_CYCLES {busy} above CYCLES {c0}"
+        assert abs((c1 - c0) - dt / 2) <= CYCLES_SLACK, (
+            f"{label}: CYCLES grew by {c1 - c0} between two reads, {dt / 2} cycles apart")
+        tb.checks += 3
+
+    await check("after the weights")
+    for bits in range(1, cfg.act_bits + 1):
+        await tb.set_ctrl(run_bits=bits, raw=bits % 2 == 1)
+        for x in rand_vectors(cfg, tb.rng, PERF_VECTORS, bits):
+            tb.send_vector(x)
+        await tb.drain()
+        await tb.wait_passes()
+        await check(f"RUN_BITS {bits}")
+    passes = await tb.read_reg("PASSES")
+    t0 = get_sim_time("ns")
+    await tb.write_reg("PERF", CLEAR=1)
+    busy, cycles = await read_perf(tb)
+    since = (get_sim_time("ns") - t0) / CLOCK_NS
+    assert busy == 0 and 0 < cycles < since, (
+        f"after PERF.CLEAR: BUSY_CYCLES {busy}, CYCLES {cycles} ({since} cycles since the write)")
+    assert await tb.read_reg("PASSES") == passes, "PERF.CLEAR changed PASSES"
+    tb.checks += 2
+    await check("after PERF.CLEAR")
+    # Back to back, no stalls, DPU results: the array utilization of the configuration.
+    for port in (tb.w_src, tb.x_src, tb.y_sink):
+        port.set_pause(None)
+    await tb.set_ctrl(run_bits=cfg.act_bits, raw=False)
+    X = rand_vectors(cfg, tb.rng, PERF_BURST, cfg.act_bits)
+    before = await read_perf(tb)
+    for x in X:
+        tb.send_vector(x)
+    await tb.drain()
+    await tb.wait_passes()
+    busy, cycles, util = utilization(before, await read_perf(tb))
+    assert busy == PERF_BURST * cfg.cycles_per_pass()
+    cocotb.log.info("array utilization of %d vectors back to back: BUSY_CYCLES %d / CYCLES %d "
+                    "= %.1f %%", PERF_BURST, busy, cycles, 100 * util)
+    await check("after the burst")
+    tb.finish()
+    record("test_perf_counters", tb, {"busy_cycles": busy, "csr_cycles": cycles,
+                                      "utilization": util})
+
+
 @cocotb.test(skip=env().bench is None, timeout_time=10, timeout_unit="sec")
 async def test_throughput(dut):
     """Benchmark only (DCIM_BENCH=vectors): back-to-back DPU vectors, no stalls."""
@@ -431,6 +514,7 @@ async def test_throughput(dut):
     w0, c0 = time.perf_counter(), time.process_time()
     await Timer(idle * CLOCK_NS, "ns")
     idle_wall, idle_cpu = time.perf_counter() - w0, time.process_time() - c0
+    perf0 = await read_perf(tb)
     python0 = tb.python_s  # the testbench's own Python (model, scoreboard, packing) from here
     sending = 0.0
     t0 = cocotb.utils.get_sim_time("ns")
@@ -443,6 +527,9 @@ async def test_throughput(dut):
             await tb.x_src.idle.wait()
     await tb.drain(timeout_cycles=cfg.latency_bound(n))
     cycles = (cocotb.utils.get_sim_time("ns") - t0) / CLOCK_NS
+    busy, csr_cycles, util = utilization(perf0, await read_perf(tb))
+    cocotb.log.info("array utilization from the CSRs: BUSY_CYCLES %d / CYCLES %d = %.1f %%",
+                    busy, csr_cycles, 100 * util)
     tb.finish()
     # CPU seconds of the simulator process (the Verilated model and Python share it): less
     # sensitive than wall time to other jobs on the machine
@@ -450,7 +537,9 @@ async def test_throughput(dut):
                                      "cpu": time.process_time() - c0,
                                      "idle_cycles_per_s": idle / idle_wall,
                                      "idle_cycles_per_cpu_s": idle / max(idle_cpu, 1e-9),
-                                     "testbench_s": tb.python_s - python0 + sending})
+                                     "testbench_s": tb.python_s - python0 + sending,
+                                     "busy_cycles": busy, "csr_cycles": csr_cycles,
+                                     "utilization": util})
 
 
 @cocotb.test(skip=env().replay is None, timeout_time=replay_timeout_us(env().cfg, env().replay),
