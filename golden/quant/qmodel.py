@@ -145,8 +145,8 @@ def plan(graph: FloatGraph, residual_in_dpu: bool = True,
     input is computed earlier and has the same shape (where inference knows both; the DPU adds
     one residual value per output), if ``residual_in_dpu``; then an activation with a DPU
     lookup-table mode (Sigmoid, Tanh, HardSigmoid, HardSwish, SiLU, GELU) that is the only
-    consumer, as the DPU's LUT (no clamp is fused after it), if ``lut_in_dpu``; else a Relu/Clip that is the only
-    consumer. Every other layer with its own output scale absorbs a following Relu/Clip the
+    consumer, as the DPU's LUT (no clamp is fused after it), if ``lut_in_dpu``; else a
+    Relu/Clip that is the only consumer. Every other layer with its own output scale absorbs a following Relu/Clip the
     same way. Nothing is absorbed across a tensor of ``boundaries`` (the tensors a
     pre-quantized model quantizes: each stays a layer output with its own codes).
     """
