@@ -461,6 +461,7 @@ async def test_perf_counters(dut):
         assert abs((c1 - c0) - dt / 2) <= CYCLES_SLACK, (
             f"{label}: CYCLES grew by {c1 - c0} between two reads, {dt / 2} cycles apart")
         tb.checks += 3
+        tb.cov.hit("csr.busy_exact")
 
     await check("after the weights")
     for bits in range(1, cfg.act_bits + 1):
@@ -479,6 +480,7 @@ async def test_perf_counters(dut):
         f"after PERF.CLEAR: BUSY_CYCLES {busy}, CYCLES {cycles} ({since} cycles since the write)")
     assert await tb.read_reg("PASSES") == passes, "PERF.CLEAR changed PASSES"
     tb.checks += 2
+    tb.cov.hit("csr.perf_clear")
     await check("after PERF.CLEAR")
     # Back to back, no stalls, DPU results: the array utilization of the configuration.
     for port in (tb.w_src, tb.x_src, tb.y_sink):
@@ -492,6 +494,12 @@ async def test_perf_counters(dut):
     await tb.wait_passes()
     busy, cycles, util = utilization(before, await read_perf(tb))
     assert busy == PERF_BURST * cfg.cycles_per_pass()
+    # the burst runs at CoreConfig's pass interval: at least PERF_BURST intervals, and at most
+    # that plus one vector's latency bound (filling and draining) and the counter reads
+    interval = cfg.pass_interval()
+    assert PERF_BURST * interval <= cycles <= PERF_BURST * interval + cfg.latency_bound(1) + 64, (
+        f"{PERF_BURST} vectors took {cycles} cycles, pass interval {interval}")
+    tb.checks += 1
     cocotb.log.info("array utilization of %d vectors back to back: BUSY_CYCLES %d / CYCLES %d "
                     "= %.1f %%", PERF_BURST, busy, cycles, 100 * util)
     await check("after the burst")
