@@ -15,10 +15,10 @@ from pathlib import Path
 from .build import SIM_ARGS, WAIVERS
 from .simulators import SIMULATORS
 
-__all__ = ["TEST_MODULE", "TIMESCALE", "main", "verilator_public_ports"]
+__all__ = ["TEST_MODULES", "TIMESCALE", "main", "verilator_public_ports"]
 
-#: The cocotb test module.
-TEST_MODULE = "dcim.verif.test_core"
+#: The cocotb test modules, run in this order.
+TEST_MODULES = ("dcim.verif.test_core", "dcim.verif.test_perf")
 #: Timescale of every build: Amaranth's Verilog has none, and cocotb's clock needs ps precision.
 TIMESCALE = ("1ns", "1ps")
 
@@ -96,7 +96,7 @@ def _test(ns: argparse.Namespace) -> int:
     if ns.sim == "verilator" and ns.init_seed is not None:
         plusargs = [f"+verilator+seed+{ns.init_seed}", "+verilator+rand+reset+2"]
     get_runner(ns.sim).test(
-        test_module=TEST_MODULE, hdl_toplevel=ns.top, hdl_toplevel_lang="verilog",
+        test_module=list(TEST_MODULES), hdl_toplevel=ns.top, hdl_toplevel_lang="verilog",
         build_dir=ns.build_dir, test_dir=ns.test_dir, seed=ns.seed, test_filter=ns.tests,
         waves=ns.waves, plusargs=plusargs, results_xml=str(ns.results), log_file=ns.log,
         timescale=TIMESCALE)

@@ -16,10 +16,10 @@ import cocotb
 import numpy as np
 
 from .coverage import Coverage
-from .sequences import env, seed_for, timeout_us
+from .sequences import env, rand_weights, seed_for, timeout_us
 from .tb import TB
 
-__all__ = ["core_test", "record", "start"]
+__all__ = ["core_test", "load_random_weights", "record", "start"]
 
 
 def core_test(vectors, weight_loads: int = 1, dpu_loads: int = 1, extra_cycles: int = 0, **kw):
@@ -62,3 +62,11 @@ def record(name: str, tb: TB, extra: dict | None = None) -> None:
         stats["coverage"][key] = stats["coverage"].get(key, 0) + n
     with open(e.stats, "w") as f:
         json.dump(stats, f, indent=1)
+
+
+async def load_random_weights(tb: TB) -> np.ndarray:
+    """Load random weights (:func:`~dcim.verif.sequences.rand_weights` from the test's
+    generator) into every row and return them."""
+    W = rand_weights(tb.cfg, tb.rng)
+    await tb.load_weights(W)
+    return W
