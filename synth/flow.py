@@ -38,9 +38,9 @@ from ..golden.fileio import write_atomic
 from . import activity as act
 from .lef import read_corrected
 from .measure import ACTIVITY_SIMS, measure_activity
-from .netlist import ARRAY_INSTANCE, BLOCKS, block_areas, block_paths_tcl
+from .netlist import BLOCKS, block_areas, block_of, block_paths_tcl
 from .ppa import derive
-from .sta import parse_power, parse_timing
+from .sta import parse_instance_power, parse_power, parse_timing
 from .tech import tech_files
 from .tools import FlowError, Progress, quiet, run, template, yosys_cmd
 
@@ -174,8 +174,8 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
         progress("opensta: power at Fmax")
         t0 = time.monotonic()
         sources = "\n".join(
-            template("power.tcl", workload=w, activity_file=f"activity_{w}.tcl",
-                      blocks=" ".join([ARRAY_INSTANCE, *BLOCKS[2:]])) for w in workloads)
+            template("power.tcl", workload=w, activity_file=f"activity_{w}.tcl")
+            for w in workloads)
         (outdir / "sta_power.tcl").write_text(template(
             "sta.tcl", liberty="cells.lib", netlist="netlist.v", top=cfg.name,
             period=f"{timing['min_period_ns']:.4f}", blocks="", activity=sources))
@@ -186,7 +186,12 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
             if w not in pw:
                 raise FlowError(f"OpenSTA printed no power for workload {w}; "
                                 f"log: {outdir / 'sta_power.log'}")
-            power[w] = {**pw[w], **acts[w]}
+            cells = parse_instance_power(
+                (outdir / f"power_instances_{w}.txt").read_text(errors="replace"))
+            blocks_w = {b: 0.0 for b in (*BLOCKS, "glue")}
+            for name, watts in cells.items():
+                blocks_w[block_of(name)] += watts
+            power[w] = {**pw[w], **acts[w], "blocks_w": blocks_w}
 
     result = {
         "config": cfg.to_dict(),
@@ -312,9 +317,12 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
         # linear in the columns (with one DPU lane the results take cols cycles each)
         e_cycle = lin(p1["total_w"] * t1["min_period_ns"], p2["total_w"] * t2["min_period_ns"])
         window = max(1, round(lin(p1["window_cycles"], p2["window_cycles"])))
+        blocks_w = {b: lin(p1["blocks_w"][b] * t1["min_period_ns"],
+                           p2["blocks_w"][b] * t2["min_period_ns"]) / timing["min_period_ns"]
+                    for b in p2.get("blocks_w", {})}
         power[w] = {"total_w": e_cycle / timing["min_period_ns"], "window_cycles": window,
                     "vectors": p2["vectors"], "macs": p2["macs"] * cfg.cols // c2,
-                    "simulator": p2.get("simulator", "icarus")}
+                    "simulator": p2.get("simulator", "icarus"), "blocks_w": blocks_w}
     result = {
         "config": cfg.to_dict(),
         "method": f"estimate: linear in cols from flat runs at {cfg.rows}x{c1} and "

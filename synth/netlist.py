@@ -3,6 +3,7 @@ net names and the top module's ports."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from .tools import FlowError, yosys_cmd
 
 __all__ = ["ARRAY_INSTANCE", "BLOCKS", "BLOCK_PATHS", "CELLS_INSTANCE", "bit_names",
-           "block_areas", "block_paths_tcl", "instances", "ports", "read_ports"]
+           "block_areas", "block_of", "block_paths_tcl", "instances", "ports", "read_ports"]
 
 #: The core's submodules reported on their own (the contract's names), then the top's glue.
 BLOCKS = ("weights", "compute", "accum", "dpu", "ctrl")
@@ -23,6 +24,18 @@ ARRAY_INSTANCE, CELLS_INSTANCE = "array", "cells"
 BLOCK_PATHS = {"weights": (f"{ARRAY_INSTANCE}/*/{CELLS_INSTANCE}/*", "-"),
                "compute": (f"{ARRAY_INSTANCE}/*", f"{ARRAY_INSTANCE}/*/{CELLS_INSTANCE}/*"),
                "accum": ("accum/*", "-"), "dpu": ("dpu/*", "-"), "ctrl": ("ctrl/*", "-")}
+
+
+def block_of(instance: str) -> str:
+    """The block (:data:`BLOCKS`) of the leaf cell at OpenSTA path ``instance`` by
+    :data:`BLOCK_PATHS` (the patterns ``sta.tcl`` matches with Tcl's ``string match``);
+    ``glue`` when none matches."""
+    for b in BLOCKS:
+        inc, exc = BLOCK_PATHS[b]
+        if fnmatch.fnmatchcase(instance, inc) and (exc == "-" or
+                                                   not fnmatch.fnmatchcase(instance, exc)):
+            return b
+    return "glue"
 
 
 def block_paths_tcl() -> str:

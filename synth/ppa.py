@@ -65,6 +65,10 @@ def derive(cfg: CoreConfig, r: dict[str, Any]) -> dict[str, Any]:
         energy[w] = {
             "power_mw_at_fmax": p["total_w"] * 1e3,
             "energy_per_mac_pj": e_mac * 1e12,
+            # each block's share of the energy per MAC (its leaf cells' power, same window)
+            "energy_per_mac_pj_by_block": {
+                b: watts * p["window_cycles"] * period_s / p["macs"] * 1e12
+                for b, watts in p.get("blocks_w", {}).items()},
             "tops_per_w": 2 / e_mac / 1e12,
             # how busy the array was: MACs per cycle over the window against the peak
             "utilization": busy,

@@ -51,6 +51,9 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
         lines.append(f"energy/MAC ({w} workload): {e['energy_per_mac_pj']:.4g} pJ, "
                      f"{e['power_mw_at_fmax']:.4g} mW at Fmax, {e['tops_per_w']:.4g} TOPS/W "
                      f"(array busy {100 * e['utilization']:.0f} % of the window)")
+        if e.get("energy_per_mac_pj_by_block"):
+            lines.append(f"  by block ({w}): " + ", ".join(
+                f"{b} {pj:.4g} pJ" for b, pj in e["energy_per_mac_pj_by_block"].items()))
     total = d["area_um2_total"]
     lines.append("blocks: " + ", ".join(
         f"{name} {b['area_um2']:,.0f} um2 ({100 * b['area_um2'] / total:.1f} %)"
@@ -103,6 +106,14 @@ def markdown(r: dict[str, Any]) -> str:
             out.append(f"| {w} | {_f(e['power_mw_at_fmax'], 4)} | "
                        f"{_f(e['energy_per_mac_pj'], 4)} | {_f(e['tops_per_w'], 4)} | "
                        f"{100 * e['utilization']:.0f} % | {e['activity']} |")
+        by_block = {w: e.get("energy_per_mac_pj_by_block") or {} for w, e in d["energy"].items()}
+        names = list(next(iter(by_block.values())))
+        if names:
+            out += ["", "Energy per MAC by block (pJ; each block's leaf cells, same window):", "",
+                    "| workload | " + " | ".join(names) + " |",
+                    "| --- |" + " ---: |" * len(names)]
+            out += [f"| {w} | " + " | ".join(_f(v[b], 4) for b in names) + " |"
+                    for w, v in by_block.items()]
     out += ["", "## Scaled estimates (first-order generalized scaling, NOT measured)", "",
             "| node | area logic+bit-cells (um2) | Fmax (MHz) | TOPS | TOPS/mm2 | "
             + " | ".join(f"TOPS/W {w}" for w in d["energy"]) + " |",

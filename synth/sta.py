@@ -9,7 +9,7 @@ from typing import Any
 
 from .tools import FlowError
 
-__all__ = ["parse_power", "parse_timing"]
+__all__ = ["parse_instance_power", "parse_power", "parse_timing"]
 
 _WNS = re.compile(r"DCIM_WNS\s+(\S+)")
 _START = re.compile(r"^Startpoint:\s*(\S+)", re.M)
@@ -75,3 +75,17 @@ def parse_power(text: str) -> dict[str, dict[str, float]]:
                                        vals))
     return out
 
+
+def parse_instance_power(text: str) -> dict[str, float]:
+    """Total power (W) per leaf cell from ``report_power -instances`` output
+    (``internal switching leakage total name`` rows; the header lines are skipped)."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 5:
+            continue
+        try:
+            out[parts[4]] = float(parts[3])
+        except ValueError:
+            continue
+    return out

@@ -545,3 +545,23 @@ def test_abc_scripts_are_the_defaults_without_the_sweep():
         full = script.replace("strash; ", "strash; " + flow.ABC_SWEEP, 1)
         assert full.startswith("strash; &get -n; &fraig -x; &put; scorr; dc2; dretime; ")
     assert flow.ABC_SCRIPTS["liberty"].endswith("buffer; upsize {D}; dnsize {D}; stime -p")
+
+
+def test_instance_power_rows_and_blocks():
+    from dcim.synth.netlist import block_of
+    from dcim.synth.sta import parse_instance_power
+
+    text = """        Internal       Switching         Leakage           Total
+           Power           Power           Power           Power
+----------------------------------------------------------------
+ 2.4e-05 2.7e-05 1.6e-10 5.1e-05 ctrl/seq/_3881_
+ 1.0e-06 0.0e+00 1.0e-10 1.0e-06 array/col3/cells/_12_
+ 2.0e-06 1.0e-06 1.0e-10 3.0e-06 array/col3/_7_
+ 4.0e-06 0.0e+00 0.0e+00 4.0e-06 _5_
+"""
+    cells = parse_instance_power(text)
+    assert cells == {"ctrl/seq/_3881_": 5.1e-05, "array/col3/cells/_12_": 1.0e-06,
+                     "array/col3/_7_": 3.0e-06, "_5_": 4.0e-06}
+    assert [block_of(n) for n in cells] == ["ctrl", "weights", "compute", "glue"]
+    assert block_of("accum/_1_") == "accum" and block_of("dpu/lane0/_2_") == "dpu"
+
