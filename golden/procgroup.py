@@ -27,6 +27,8 @@ _live: dict[int, subprocess.Popen] = {}
 #: Set while a Ctrl-C or SIGTERM stops the run: worker threads start no new group (cleared when
 #: the main thread next enters an outermost :func:`guard`).
 _stopping = threading.Event()
+#: How many :func:`guard` blocks the main thread is inside.
+_main_depth = 0
 
 
 class Terminated(SystemExit):
@@ -71,10 +73,13 @@ def guard() -> Iterator[None]:
     new group (:class:`Stopped`), so that a thread pool joined after the guard ends promptly:
     enter the guard *inside* the pool's ``with`` (``with ThreadPoolExecutor() as pool,
     guard():``), since the pool's exit waits for its threads."""
-    install = (threading.current_thread() is threading.main_thread()
-               and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
-    if install:
-        _stopping.clear()
+    global _main_depth
+    main = threading.current_thread() is threading.main_thread()
+    install = main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    if main:
+        if _main_depth == 0:  # a new run (whatever SIGTERM's action): groups may start again
+            _stopping.clear()
+        _main_depth += 1
     old = signal.signal(signal.SIGTERM, _on_sigterm) if install else None
     try:
         yield
@@ -82,6 +87,8 @@ def guard() -> Iterator[None]:
         _stop()
         raise
     finally:
+        if main:
+            _main_depth -= 1
         if install:
             signal.signal(signal.SIGTERM, old)
 

@@ -188,3 +188,17 @@ def test_ctrl_c_in_the_main_thread_stops_a_pool_of_supervisors(tmp_path):
     ran = sorted(f.name for f in tmp_path.glob("pid*"))
     assert ran == ["pid0_0", "pid1_0"], f"a worker started a simulator after the Ctrl-C: {ran}"
     assert all(isinstance(f.exception(), procgroup.Stopped) for f in futures)
+
+
+def test_a_new_run_after_a_stop_starts_groups_again(tmp_path, monkeypatch):
+    """After a stop, the next outermost guard of the main thread lets groups start again,
+    even where SIGTERM already has a handler (the guard then installs none)."""
+    monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_IGN)
+    with pytest.raises(KeyboardInterrupt):
+        with procgroup.guard():
+            raise KeyboardInterrupt
+    assert procgroup._stopping.is_set()
+    with procgroup.guard():
+        with procgroup.Group(["true"]) as g:
+            assert g.proc.wait(timeout=10) == 0
+
