@@ -33,7 +33,8 @@ from ._cfg import CfgChecked, check_cfg
 from ._base import CfgSignature
 
 __all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "ColumnSumsSignature",
-           "FastColumn", "RowWriteSignature", "SliceSignature", "tree_register_levels"]
+           "FastColumn", "RowWriteSignature", "SliceSignature", "column_trees",
+           "tree_register_levels"]
 
 #: Module name of the behavioural column model (``hdl/dcim_column_fast.v``).
 FAST_COLUMN_MODULE = "dcim_column_fast"
@@ -43,6 +44,22 @@ def tree_register_levels(depth: int, regs: int) -> list[int]:
     """Adder-tree levels (1 = first adder level, ``depth`` = root) after which the ``regs``
     pipeline registers sit, evenly spaced and the last one at the root."""
     return sorted(depth - (i * depth) // regs for i in range(regs))
+
+
+def column_trees(cfg: CoreConfig) -> dict[str, tuple[int, int]]:
+    """The adder trees of a :class:`Column` and the range of one of their leaves (one row's
+    term): ``lo`` sums the slice planes that weigh +2**i (every plane for unsigned
+    activations), ``top`` the top plane of a signed activation, whose sum the column negates
+    at the root when ``neg``."""
+    wlo, whi = cfg.weight_range
+    plain = cfg.serial_bits - 1 if cfg.act_signed else cfg.serial_bits
+    trees = {}
+    if plain:
+        top_x = (1 << plain) - 1  # the largest plain part of a slice
+        trees["lo"] = (min(wlo * top_x, 0), max(whi * top_x, 0))
+    if cfg.act_signed:
+        trees["top"] = (min(wlo, 0), max(whi, 0))
+    return trees
 
 
 class ColumnSignature(CfgSignature):
@@ -173,18 +190,17 @@ class Column(CfgChecked, wiring.Component):
         # The planes whose bits weigh +2**i are summed per row, then by one tree; the top plane
         # of a signed activation (weight -2**(s-1) when ``neg``) by a tree of its own, and its
         # sign is applied once, at the root, instead of once per row.
+        trees = column_trees(cfg)
         plain = s - 1 if cfg.act_signed else s
-        wlo, whi = cfg.weight_range
         regs = set(tree_register_levels(cfg.tree_depth, cfg.tree_regs))
         y = 0
-        if plain:
+        if "lo" in trees:
             low = [sum((Mux(self.x[i * rows + k], w, 0) << i for i in range(plain)), 0)
                    for k, w in enumerate(signed_w)]
-            top_x = (1 << plain) - 1  # the largest plain part of a slice
-            y = self._tree(m, low, min(wlo * top_x, 0), max(whi * top_x, 0), regs, "lo")
-        if cfg.act_signed:
+            y = self._tree(m, low, *trees["lo"], regs, "lo")
+        if "top" in trees:
             top = [Mux(self.x[(s - 1) * rows + k], w, 0) for k, w in enumerate(signed_w)]
-            t = self._tree(m, top, min(wlo, 0), max(whi, 0), regs, "top")
+            t = self._tree(m, top, *trees["top"], regs, "top")
             neg = self.neg
             for level in sorted(regs):  # ``neg`` through as many enabled stages as the trees
                 d = Signal(name=f"neg_l{level}", reset_less=True)

@@ -160,22 +160,6 @@ def _tree_registers(cfg: CoreConfig) -> list[list[tuple[int, int, int]]]:
     return [[(level, idx, c) for idx, c in regs] for level, regs in stages]
 
 
-def _trees(cfg: CoreConfig) -> dict[str, tuple[int, int]]:
-    """The gold column's adder trees (:class:`dcim.hdl.array.Column`) and the range of one of
-    their leaves: ``lo`` sums the planes that weigh +2**i (all of them for unsigned
-    activations), ``top`` the top plane of a signed activation, whose sign the column applies
-    at the root."""
-    wlo, whi = cfg.weight_range
-    plain = cfg.serial_bits - 1 if cfg.act_signed else cfg.serial_bits
-    trees = {}
-    if plain:
-        top_x = (1 << plain) - 1
-        trees["lo"] = (min(wlo * top_x, 0), max(whi * top_x, 0))
-    if cfg.act_signed:
-        trees["top"] = (min(wlo, 0), max(whi, 0))
-    return trees
-
-
 def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]]:
     """The formal top ``equiv_top``: both views on the same inputs and the invariant.
 
@@ -188,7 +172,9 @@ def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]
     """
     rows, wb, sb, ybits = cfg.rows, cfg.weight_bits, cfg.serial_bits, cfg.slice_psum_bits
     stages = _tree_registers(cfg)
-    trees = _trees(cfg)
+    from ..hdl.array import column_trees
+
+    trees = column_trees(cfg)
     widths = {(tag, int(lv), int(i)): int(w) + 1 for w, tag, lv, i in
               re.findall(r"(?:wire|reg) \[(\d+):0\] (lo|top)_l(\d+)_n(\d+)\b", gold_text)}
     regs = [(lv, i, c) for stage in stages for lv, i, c in stage]
