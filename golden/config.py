@@ -24,13 +24,16 @@ from .checks import check_bool, check_int, type_name
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 from .schedule import Schedule
+from .tree import TREE_STYLES, TreeStyle, tree_depth, tree_register_levels
 
 __all__ = [
     "ROUNDING_MODES",
     "SERIAL_BITS_CHOICES",
+    "TREE_STYLES",
     "VERILOG_KEYWORDS",
     "CoreConfig",
     "Rounding",
+    "TreeStyle",
     "signed_bits_for",
     "value_range",
 ]
@@ -94,6 +97,18 @@ def _check_stream_bits(name: str, value: Any, multiple: int) -> None:
                          f"got {value}")
 
 
+def _named(name: str, value: Any, enum: type) -> Any:
+    """``value`` (a member of the str enum ``enum``, or its name) as the member; the message
+    of a wrong one names the field, the choices and the value."""
+    choices = ", ".join(enum)
+    if not isinstance(value, str):
+        raise InputTypeError(f"{name} must be a str, one of {choices}, "
+                             f"got {type_name(value)} {value!r}")
+    if value not in tuple(enum):
+        raise InputError(f"{name} must be one of {choices}, got {value!r}")
+    return enum(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class CoreConfig(Schedule):
     """Parameters of one D-IMC core, validated on construction.
@@ -128,7 +143,13 @@ class CoreConfig(Schedule):
         Requantization rounding mode, one of :data:`ROUNDING_MODES`; a name (``"single"``, as
         a file holds it) is stored as its :class:`~dcim.golden.arith.Rounding`.
     tree_regs : int
-        Pipeline register stages inside each column adder tree, 0..:attr:`tree_depth`.
+        Pipeline register stages inside each column adder tree, 0..:attr:`tree_depth` (which
+        depends on ``tree_style``).
+    tree_style : TreeStyle or str
+        How the column adder trees are built, one of :data:`TREE_STYLES`
+        (:mod:`dcim.golden.tree`): ``ripple``, two-input adders, or ``csa``, a carry-save
+        compressor tree and one final adder; a name is stored as its
+        :class:`~dcim.golden.tree.TreeStyle`.
     w_stream_bits, x_stream_bits : int
         Data widths of the weight and activation AXI4-Stream slaves, multiples of 8 (one byte
         lane per element).
@@ -158,6 +179,7 @@ class CoreConfig(Schedule):
     dpu_residual: bool = True
     rounding: Rounding = Rounding.SINGLE
     tree_regs: int = 0
+    tree_style: TreeStyle = TreeStyle.RIPPLE
     w_stream_bits: int = 64
     x_stream_bits: int = 64
     y_stream_bits: int = 64
@@ -186,14 +208,8 @@ class CoreConfig(Schedule):
         if self.cols % self.dpu_lanes:
             raise InputError(f"dpu_lanes must divide cols ({self.cols}), got {self.dpu_lanes}")
         check_bool("dpu_residual", self.dpu_residual)
-        if not isinstance(self.rounding, str):
-            raise InputTypeError(f"rounding must be a str, one of {', '.join(ROUNDING_MODES)}, "
-                                 f"got {type_name(self.rounding)} {self.rounding!r}")
-        if self.rounding not in ROUNDING_MODES:
-            raise InputError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, "
-                             f"got {self.rounding!r}")
-        object.__setattr__(self, "rounding", Rounding(self.rounding))
-        check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
+        object.__setattr__(self, "rounding", _named("rounding", self.rounding, Rounding))
+        object.__setattr__(self, "tree_style", _named("tree_style", self.tree_style, TreeStyle))
         _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
         _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)
         _check_stream_bits("y_stream_bits", self.y_stream_bits, 32)
@@ -203,6 +219,25 @@ class CoreConfig(Schedule):
         if not _IDENT.match(self.name) or self.name in VERILOG_KEYWORDS:
             raise InputError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
                              f"reserved word), got {self.name!r}")
+        self._check_tree_regs()  # last: its message builds a copy with another style
+
+    def _check_tree_regs(self) -> None:
+        """``tree_regs`` within the levels of the chosen tree style; the message names both
+        values (and the style that would place them)."""
+        depth = self.tree_depth
+        if isinstance(self.tree_regs, bool) or not isinstance(self.tree_regs, int):
+            raise InputTypeError(f"tree_regs must be an int in [0, {depth}], "
+                                 f"got {type_name(self.tree_regs)} {self.tree_regs!r}")
+        if 0 <= self.tree_regs <= depth:
+            return
+        msg = (f"tree_regs must be in [0, {depth}] with tree_style {self.tree_style} "
+               f"({depth} tree levels at {self.rows} rows), got {self.tree_regs}")
+        for other in TREE_STYLES:
+            if other != self.tree_style and self.tree_regs >= 0:
+                fits = self.replace(tree_style=other, tree_regs=0).tree_depth
+                if self.tree_regs <= fits:
+                    msg += f" (tree_style {other} places up to {fits})"
+        raise InputError(msg)
 
     # ----------------------------------------------------------------------------------------
     # Operand ranges
@@ -284,10 +319,18 @@ class CoreConfig(Schedule):
         """Inclusive range of the saturating K-tiled partial-sum accumulator."""
         return value_range(self.psum_bits, True)
 
-    @property
+    @functools.cached_property
     def tree_depth(self) -> int:
-        """Levels of two-input adders in one column adder tree (ceil(log2(rows)))."""
-        return (self.rows - 1).bit_length()
+        """Levels of one column adder tree in the chosen ``tree_style``
+        (:func:`dcim.golden.tree.tree_depth`): ``ceil(log2(rows))`` for ``ripple``; the
+        compressor levels plus the final adder for ``csa``."""
+        return tree_depth(self)
+
+    @property
+    def tree_register_levels(self) -> list[int]:
+        """The tree levels (1..:attr:`tree_depth`) after which the ``tree_regs`` pipeline
+        registers sit (:func:`dcim.golden.tree.tree_register_levels`)."""
+        return tree_register_levels(self.tree_depth, self.tree_regs)
 
     # ----------------------------------------------------------------------------------------
     # Index and count widths of the control path

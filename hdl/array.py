@@ -28,9 +28,11 @@ from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, S
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.config import CoreConfig, signed_bits_for
+from ..golden.config import CoreConfig
+from ..golden.tree import column_trees, tree_register_levels
 from ._cfg import CfgChecked, check_cfg
 from ._base import CfgSignature
+from .tree import column_tree
 
 __all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "ColumnSumsSignature",
            "FastColumn", "RowWriteSignature", "SliceSignature", "column_trees",
@@ -38,28 +40,6 @@ __all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "ColumnSu
 
 #: Module name of the behavioural column model (``hdl/dcim_column_fast.v``).
 FAST_COLUMN_MODULE = "dcim_column_fast"
-
-
-def tree_register_levels(depth: int, regs: int) -> list[int]:
-    """Adder-tree levels (1 = first adder level, ``depth`` = root) after which the ``regs``
-    pipeline registers sit, evenly spaced and the last one at the root."""
-    return sorted(depth - (i * depth) // regs for i in range(regs))
-
-
-def column_trees(cfg: CoreConfig) -> dict[str, tuple[int, int]]:
-    """The adder trees of a :class:`Column` and the range of one of their leaves (one row's
-    term): ``lo`` sums the slice planes that weigh +2**i (every plane for unsigned
-    activations), ``top`` the top plane of a signed activation, whose sum the column negates
-    at the root when ``neg``."""
-    wlo, whi = cfg.weight_range
-    plain = cfg.serial_bits - 1 if cfg.act_signed else cfg.serial_bits
-    trees = {}
-    if plain:
-        top_x = (1 << plain) - 1  # the largest plain part of a slice
-        trees["lo"] = (min(wlo * top_x, 0), max(whi * top_x, 0))
-    if cfg.act_signed:
-        trees["top"] = (min(wlo, 0), max(whi, 0))
-    return trees
 
 
 class ColumnSignature(CfgSignature):
@@ -187,20 +167,16 @@ class Column(CfgChecked, wiring.Component):
         words = [Signal(wb, name=f"w{k}") for k in range(rows)]
         m.d.comb += [w.eq(cells.q[k * wb:(k + 1) * wb]) for k, w in enumerate(words)]
         signed_w = [w.as_signed() if cfg.weight_signed else w for w in words]
-        # The planes whose bits weigh +2**i are summed per row, then by one tree; the top plane
-        # of a signed activation (weight -2**(s-1) when ``neg``) by a tree of its own, and its
-        # sign is applied once, at the root, instead of once per row.
+        # The planes whose bits weigh +2**i are summed by one tree; the top plane of a signed
+        # activation (weight -2**(s-1) when ``neg``) by a tree of its own, and its sign is
+        # applied once, at the root, instead of once per row (hdl/tree.py builds the trees).
         trees = column_trees(cfg)
-        plain = s - 1 if cfg.act_signed else s
-        regs = set(tree_register_levels(cfg.tree_depth, cfg.tree_regs))
+        regs = set(cfg.tree_register_levels)
         y = 0
         if "lo" in trees:
-            low = [sum((Mux(self.x[i * rows + k], w, 0) << i for i in range(plain)), 0)
-                   for k, w in enumerate(signed_w)]
-            y = self._tree(m, low, *trees["lo"], regs, "lo")
+            y = column_tree(m, cfg, "lo", signed_w, self.x, regs, self.en)
         if "top" in trees:
-            top = [Mux(self.x[(s - 1) * rows + k], w, 0) for k, w in enumerate(signed_w)]
-            t = self._tree(m, top, *trees["top"], regs, "top")
+            t = column_tree(m, cfg, "top", signed_w, self.x, regs, self.en)
             neg = self.neg
             for level in sorted(regs):  # ``neg`` through as many enabled stages as the trees
                 d = Signal(name=f"neg_l{level}", reset_less=True)
@@ -210,32 +186,6 @@ class Column(CfgChecked, wiring.Component):
             y = y + (Mux(neg, -t, t) << (s - 1))
         m.d.comb += self.y.eq(y)
         return m
-
-    def _tree(self, m: Module, leaves: list, lo1: int, hi1: int, reg_levels: set[int],
-              tag: str):
-        """The balanced adder tree over ``leaves`` (each in [lo1, hi1]), with a register stage
-        after each level in ``reg_levels`` that loads when ``en``; returns the root."""
-        nodes = [(v, 1) for v in leaves]
-        level = 0
-        while len(nodes) > 1:
-            level += 1
-            nxt = []
-            for a in range(0, len(nodes) - 1, 2):
-                (va, ca), (vb, cb) = nodes[a], nodes[a + 1]
-                nxt.append((va + vb, ca + cb))
-            if len(nodes) % 2:
-                nxt.append(nodes[-1])
-            if level in reg_levels:
-                regd = []
-                for idx, (v, c) in enumerate(nxt):
-                    r = Signal(signed(signed_bits_for(c * lo1, c * hi1)), reset_less=True,
-                               name=f"{tag}_l{level}_n{idx}")
-                    with m.If(self.en):
-                        m.d.sync += r.eq(v)
-                    regd.append((r, c))
-                nxt = regd
-            nodes = nxt
-        return nodes[0][0]
 
 
 class FastColumn(CfgChecked, wiring.Component):

@@ -321,7 +321,7 @@ def _registers(cfg: CoreConfig) -> list[Register]:
         Register("WIDTHS", 0x18, "Accumulator widths and adder-tree pipelining.",
                  (Field("ACC_BITS", 0, 6, Access.RO, cfg.acc_width, "pass accumulator bits"),
                   Field("PSUM_BITS", 8, 6, Access.RO, cfg.psum_bits, "partial-sum bits"),
-                  Field("TREE_REGS", 16, 4, Access.RO, cfg.tree_regs,
+                  Field("TREE_REGS", 16, 5, Access.RO, cfg.tree_regs,
                         "adder-tree register stages"))),
         Register("STREAMS", 0x1C, "Stream widths in lanes.",
                  (Field("W_LANES", 0, 10, Access.RO, cfg.w_lanes, "weight bytes per beat"),

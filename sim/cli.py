@@ -28,7 +28,8 @@ from typing import Any, NoReturn
 # CNN with two threads and 3.3-4.6k with one, at load average 6.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from ..golden.config import ROUNDING_MODES, SERIAL_BITS_CHOICES, CoreConfig  # noqa: E402
+from ..golden.config import (ROUNDING_MODES, SERIAL_BITS_CHOICES, TREE_STYLES,  # noqa: E402
+                             CoreConfig)
 from ..golden.errors import InputError  # noqa: E402
 
 __all__ = ["SUBCOMMANDS", "add_config_args", "config_from_args", "main"]
@@ -50,7 +51,10 @@ _HELP = {
     "dpu_lanes": "DPU lanes (divides cols)",
     "dpu_residual": "include the DPU residual-add stage (true/false)",
     "rounding": f"requantization rounding mode ({', '.join(ROUNDING_MODES)})",
-    "tree_regs": "pipeline register stages in each adder tree",
+    "tree_regs": "pipeline register stages in each adder tree (up to its levels in the "
+                 "tree style)",
+    "tree_style": f"column adder trees ({', '.join(TREE_STYLES)}: two-input adders, or a "
+                  "carry-save compressor tree and one adder)",
     "w_stream_bits": "weight stream width (multiple of 8)",
     "x_stream_bits": "activation stream width (multiple of 8)",
     "y_stream_bits": "result stream width (multiple of 32)",

@@ -67,24 +67,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
 
-def parse_sweep(items: list[str]) -> list[dict[str, int]]:
-    """Turn ``["rows=32,64", "cols=16"]`` into the list of field combinations.
+#: Configuration fields a sweep may vary by name rather than by integer.
+_NAMED_SWEEP = ("tree_style",)
+
+
+def parse_sweep(items: list[str]) -> list[dict[str, int | str]]:
+    """Turn ``["rows=32,64", "cols=16", "tree_style=ripple,csa"]`` into the list of field
+    combinations.
 
     Raises
     ------
     InputError
-        An item is not ``FIELD=V1,V2,...`` with integer values of a known integer field.
+        An item is not ``FIELD=V1,V2,...`` with integer values of a known integer field or
+        names of a field of :data:`_NAMED_SWEEP` (checked by :class:`CoreConfig` later).
     """
     ints = {f.name for f in dataclasses.fields(CoreConfig) if f.type in ("int", int)}
-    axes: dict[str, list[int]] = {}
+    axes: dict[str, list] = {}
     for item in items:
         field, sep, values = item.partition("=")
         field = field.strip().replace("-", "_")
         if not sep or not values:
             raise InputError(f"--sweep item must be FIELD=V1,V2,..., got {item!r}")
+        if field in _NAMED_SWEEP:
+            axes[field] = [v.strip() for v in values.split(",")]
+            continue
         if field not in ints:
-            raise InputError(f"--sweep field must be one of {', '.join(sorted(ints))}, "
-                             f"got {field!r}")
+            raise InputError(f"--sweep field must be one of "
+                             f"{', '.join(sorted(ints | set(_NAMED_SWEEP)))}, got {field!r}")
         try:
             axes[field] = [int(v) for v in values.split(",")]
         except ValueError:

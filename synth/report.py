@@ -34,7 +34,8 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
     full = d["by_runtime_bits"][str(cfg["act_bits"])]
     lines = [
         f"core {cfg['rows']}x{cfg['cols']} (act {cfg['act_bits']}b, weight "
-        f"{cfg['weight_bits']}b, serial {cfg['serial_bits']}b, tree_regs {cfg['tree_regs']}); "
+        f"{cfg['weight_bits']}b, serial {cfg['serial_bits']}b, "
+        f"tree {cfg.get('tree_style', 'ripple')} with {cfg['tree_regs']} regs); "
         f"method: {r['method']}",
         f"area: {d['area_um2_total']:,.0f} um2 total ({r['area']['cells']:,} cells, "
         f"{r['area']['flops']:,} flops); logic without weight flops "
@@ -135,7 +136,7 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-_SWEEP_COLS = ("rows", "cols", "method", "area_um2", "logic_um2", "fmax_mhz", "tops",
+_SWEEP_COLS = ("rows", "cols", "tree", "method", "area_um2", "logic_um2", "fmax_mhz", "tops",
                "tops_mm2", "tops_mm2_bitcell", "pj_mac_random", "pj_mac_sparse",
                "tops_w_12nm", "tops_mm2_12nm", "wall_s")
 
@@ -148,6 +149,7 @@ def sweep_row(r: dict[str, Any]) -> dict[str, Any]:
     s12 = d["scaled"]["12nm"]
     return {
         "rows": cfg["rows"], "cols": cfg["cols"],
+        "tree": f"{cfg.get('tree_style', 'ripple')}, {cfg['tree_regs']} regs",
         "method": "flat" if r["method"] == "flat" else "estimate",
         "area_um2": d["area_um2_total"], "logic_um2": d["area_um2_logic"],
         "fmax_mhz": d["fmax_mhz"], "tops": full["tops_at_fmax"],
@@ -162,7 +164,7 @@ def sweep_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def sweep_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table of :func:`sweep_row` entries, with the Axelera D-SRAM reference."""
-    head = ["rows", "cols", "method", "area (um2)", "logic (um2)", "Fmax (MHz)", "TOPS",
+    head = ["rows", "cols", "tree", "method", "area (um2)", "logic (um2)", "Fmax (MHz)", "TOPS",
             "TOPS/mm2", "TOPS/mm2 logic+bit-cells", "pJ/MAC random", "pJ/MAC sparse",
             "TOPS/W @12nm (est.)", "TOPS/mm2 @12nm (est.)", "wall (s)"]
     out = ["| " + " | ".join(head) + " |", "|" + " ---: |" * len(head)]
@@ -170,8 +172,8 @@ def sweep_markdown(rows: Sequence[dict[str, Any]]) -> str:
         out.append("| " + " | ".join(_f(row[k], 4) if not isinstance(row[k], str) else row[k]
                                      for k in _SWEEP_COLS) + " |")
     a = AXELERA_DSRAM
-    out.append(f"| Axelera D-SRAM | (seed 000) | silicon, {a['node']} | - | - | - | {a['tops']} "
-               f"| - | - | - | - | {a['tops_per_w']} | {a['tops_per_mm2']} | - |")
+    out.append(f"| Axelera D-SRAM | (seed 000) | - | silicon, {a['node']} | - | - | - | "
+               f"{a['tops']} | - | - | - | - | {a['tops_per_w']} | {a['tops_per_mm2']} | - |")
     return "\n".join(out) + "\n"
 
 

@@ -267,3 +267,15 @@ def test_config_says_what_bounds_throughput(capsys):
         "throughput with back-to-back vectors (8 compute cycles per pass): DPU results: a pass "
         "every 17 cycles, array busy 47.1 % (bound: DPU); raw results: a pass every 8 cycles, "
         "array busy 100.0 % (bound: array)")
+
+
+def test_tree_style_with_tree_regs_it_cannot_place(capsys):
+    """Both values in one line, exit 2, before any work (no output directory)."""
+    code, out, err = run_cli(capsys, "config", "--rows", "64", "--tree-style", "ripple",
+                             "--tree-regs", "8")
+    assert code == 2 and out == ""
+    assert err == ("dcim: error: tree_regs must be in [0, 6] with tree_style ripple (6 tree "
+                   "levels at 64 rows), got 8 (tree_style csa places up to 11)\n")
+    code, out, err = run_cli(capsys, "config", "--rows", "64", "--tree-style", "csa",
+                             "--tree-regs", "8")
+    assert code == 0 and '"tree_style": "csa"' in out

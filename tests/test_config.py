@@ -39,7 +39,15 @@ from dcim.golden.config import CoreConfig, Rounding, signed_bits_for, value_rang
          r"^rounding must be one of single, double, rne, got 'floor'$"),
         ({"rounding": 1}, TypeError,
          r"^rounding must be a str, one of single, double, rne, got int"),
-        ({"rows": 64, "tree_regs": 7}, ValueError, r"^tree_regs must be in \[0, 6\], got 7$"),
+        ({"rows": 64, "tree_regs": 7}, ValueError,
+         r"^tree_regs must be in \[0, 6\] with tree_style ripple \(6 tree levels at 64 rows\), "
+         r"got 7 \(tree_style csa places up to 11\)$"),
+        ({"rows": 64, "tree_regs": 12, "tree_style": "csa"}, ValueError,
+         r"^tree_regs must be in \[0, 11\] with tree_style csa \(11 tree levels at 64 rows\), "
+         r"got 12$"),
+        ({"tree_style": "wallace"}, ValueError, r"^tree_style must be one of ripple, csa, "
+         r"got 'wallace'$"),
+        ({"tree_style": 1}, TypeError, r"^tree_style must be a str, one of ripple, csa, got int"),
         ({"x_stream_bits": 12}, ValueError,
          r"^x_stream_bits must be a multiple of 8 in \[8, 4096\], got 12$"),
         ({"w_stream_bits": 0}, ValueError, r"^w_stream_bits must be in \[8, 4096\], got 0$"),

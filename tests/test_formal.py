@@ -26,6 +26,17 @@ FAST = [
     (1, 4, 8, 0, True, True),
     (1, 4, 8, 0, False, False),
 ]
+# the csa style (hdl/tree.py): every serial_bits, signed and unsigned, registers between
+# compressor levels and after the final adder
+CSA = [
+    (3, 1, 8, 0, True, True),
+    (4, 1, 8, 3, True, True),
+    (4, 2, 8, 2, False, True),
+    (3, 2, 4, 2, True, False),
+    (1, 4, 8, 2, True, True),
+    (1, 4, 8, 0, False, False),
+    (1, 8, 4, 1, True, True),
+]
 SLOW = [  # measured ~20-70 s, ~35 s and ~90 s on a loaded 2-core machine
     (1, 8, 8, 0, True, True),
     (2, 8, 3, 0, True, True),
@@ -48,6 +59,16 @@ def test_column_views_equivalent(case, tmp_path):
     r = column_equivalence(_cfg(*case), tmp_path, timeout=120)
     assert r.passed, (r.failed_step, r.log)
     assert r.method == "induction" and r.trace is None
+
+
+@pytest.mark.parametrize("case", CSA, ids=_id)
+def test_csa_column_views_equivalent(case, tmp_path):
+    rows, sb, wb, tr, ws, acts = case
+    cfg = CoreConfig(rows=rows, cols=1, serial_bits=sb, weight_bits=wb, tree_regs=tr,
+                     weight_signed=ws, act_signed=acts, tree_style="csa")
+    r = column_equivalence(cfg, tmp_path, timeout=120)
+    assert r.passed, (r.failed_step, r.log)
+    assert r.method == "induction"
 
 
 @pytest.mark.slow

@@ -61,8 +61,13 @@ def test_id_block_dpu_widths_streams_by_hand():
     # LANES 3, ROUNDING [17:16] 2 (rne), RESIDUAL [20] 0
     assert rm["DPU"].reset == 3 | 2 << 16
     # ACC_BITS: 48 x 128^2 = 786,432 < 2^20 takes 21 signed bits; PSUM_BITS [13:8] 32;
-    # TREE_REGS [19:16] 2
+    # TREE_REGS [20:16] 2
     assert rm["WIDTHS"].reset == 21 | 32 << 8 | 2 << 16
+    # a csa tree of 4096 rows of 8-bit weights x 8 unsigned slice bits has 26 levels: the
+    # field holds 20 stages (5 bits)
+    deep = CoreConfig(rows=4096, cols=4, serial_bits=8, act_signed=False, tree_style="csa",
+                      tree_regs=20)
+    assert RegMap(deep)["WIDTHS"].field("TREE_REGS").reset == 20
     # 64-bit weight beats: 8 int8 lanes; 32-bit activation beats: 4 lanes; 128-bit results:
     # 4 words of 32 bits
     assert rm["STREAMS"].reset == 8 | 4 << 10 | 4 << 20

@@ -33,8 +33,23 @@ TREE_GRID = [
 ]
 
 
-@pytest.mark.parametrize("kw", TREE_GRID, ids=lambda kw: "-".join(f"{k}{v}" for k, v in
-                                                                   kw.items()))
+# the csa style's own cases: registers between compressor levels, more stages than a ripple
+# tree of the size has levels
+CSA_GRID = [
+    dict(rows=1, act_bits=1, weight_bits=1, tree_regs=1),
+    dict(rows=7, serial_bits=1, tree_regs=4),
+    dict(rows=6, act_bits=4, serial_bits=4, act_signed=False, weight_signed=False, tree_regs=2),
+    dict(rows=9, act_bits=8, serial_bits=2, weight_bits=3, tree_regs=6),
+]
+
+
+def _grid_id(kw):
+    return "-".join(f"{k}{v}" for k, v in kw.items())
+
+
+@pytest.mark.parametrize("kw", [dict(kw, tree_style=s) for s in ("ripple", "csa")
+                                for kw in TREE_GRID]
+                         + [dict(kw, tree_style="csa") for kw in CSA_GRID], ids=_grid_id)
 def test_column_matches_golden_partials(kw):
     cfg = CoreConfig(cols=1, **kw)
     rng = np.random.default_rng(7)

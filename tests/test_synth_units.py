@@ -421,6 +421,8 @@ def test_parse_sweep():
         parse_sweep(["name=a"])
     with pytest.raises(InputError, match=r"--sweep values of rows must be integers, got 'x'"):
         parse_sweep(["rows=x"])
+    assert parse_sweep(["tree_style=ripple,csa"]) == [{"tree_style": "ripple"},
+                                                       {"tree_style": "csa"}]
 
 
 def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):

@@ -142,10 +142,8 @@ def _tool(name: str) -> str:
 
 def _tree_registers(cfg: CoreConfig) -> list[list[tuple[int, int, int]]]:
     """Per pipeline stage (first to last), the gold registers ``(level, index, rows covered)``
-    of that stage's tree level, mirroring :class:`dcim.hdl.array.Column`."""
-    from ..hdl.array import tree_register_levels
-
-    levels = set(tree_register_levels(cfg.tree_depth, cfg.tree_regs)) if cfg.tree_regs else set()
+    of that stage's level of a ``ripple`` tree, mirroring :func:`dcim.hdl.tree.ripple_tree`."""
+    levels = set(cfg.tree_register_levels)
     counts = [1] * cfg.rows
     stages = []
     level = 0
@@ -160,39 +158,92 @@ def _tree_registers(cfg: CoreConfig) -> list[list[tuple[int, int, int]]]:
     return [[(level, idx, c) for idx, c in regs] for level, regs in stages]
 
 
+_GOLD_REG = re.compile(r"(?:wire|reg) (?:\[(\d+):0\] )?(lo|top)_l(\d+)_([nc])(\d+)\b")
+
+
+def _stage_parts(cfg: CoreConfig, gold_text: str) -> tuple[list[dict], list[str], list[str]]:
+    """The gold side of the datapath invariant, per pipeline stage.
+
+    Returns, per stage, ``{tree: (wires, value, asserts)}``: the Verilog declarations of the
+    stage's sum of that tree (``value``, a signed 64-bit expression) and its range assertions;
+    the gold register names to expose; the declarations of their copies (``g_<name>``).
+    ``ripple``: the registers of the stage's level (each within its rows' range) sum to the
+    tree's value. ``csa``: after a compressor level, the heap's columns (bit ``i`` of
+    ``<tree>_l<l>_c<c>`` weighs ``2**c``) sum to it modulo ``2**heap_width``, read as signed;
+    after the final adder, the root register holds it (its width is the heap's, so no range
+    is needed: from an arbitrary heap it may hold any value).
+    """
+    from ..golden.tree import TreeStyle, column_trees, heap_width
+
+    trees = column_trees(cfg)
+    widths = {(tag, int(lv), kind, int(i)): int(w or 0) + 1
+              for w, tag, lv, kind, i in _GOLD_REG.findall(gold_text)}
+    levels = sorted(cfg.tree_register_levels)
+    ripple = _tree_registers(cfg) if cfg.tree_style == TreeStyle.RIPPLE else None
+    stages, names = [], []
+    for r, lv in enumerate(levels):
+        parts = {}
+        for tag, (lo1, hi1) in trees.items():
+            if ripple is not None:
+                regs = [(f"{tag}_l{lv}_n{i}", c) for _, i, c in ripple[r]]
+            elif lv == cfg.tree_depth:
+                regs = [(f"{tag}_l{lv}_n0", cfg.rows)]
+            else:
+                regs = []
+            wires, asserts = [], []
+            for name, c in regs if ripple is not None else ():  # a csa root: every value
+                asserts.append(f"$signed(g_{name}) >= {c * lo1} && "
+                               f"$signed(g_{name}) <= {c * hi1}")
+            if regs:
+                value = " + ".join(f"$signed(g_{name})" for name, _ in regs)
+            else:  # a csa heap
+                cols = [(int(i), f"{tag}_l{lv}_c{i}", w) for (t, lv2, kind, i), w
+                        in sorted(widths.items()) if (t, lv2, kind) == (tag, lv, "c")]
+                regs = [(name, None) for _, name, _ in cols]
+                hw = heap_width(cfg, tag)
+                terms = " + ".join(f"((64'd0{''.join(f' + g_{name}[{b}]' for b in range(w))})"
+                                   f" << {c})" for c, name, w in cols) or "64'd0"
+                wires += [f"  wire [63:0] h_{tag}{r} = {terms};",
+                          f"  wire signed [{hw - 1}:0] hw_{tag}{r} = h_{tag}{r}[{hw - 1}:0];"]
+                value = f"hw_{tag}{r}"
+            names += [name for name, _ in regs if name not in names]
+            parts[tag] = (wires, value, asserts)
+        stages.append(parts)
+    decls = []
+    for name in names:
+        tag, lvs, idx = name.rsplit("_", 2)
+        key = (tag, int(lvs[1:]), idx[0], int(idx[1:]))
+        if key not in widths:
+            raise FormalError(f"tree register {name} not found in the gold Verilog")
+        decls.append(f"  wire [{widths[key] - 1}:0] g_{name};")
+    return stages, names, decls
+
+
 def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]]:
     """The formal top ``equiv_top``: both views on the same inputs and the invariant.
 
     ``cut`` False: the storage invariant (gold word ``k`` bit ``j`` == gate plane bit
     ``j*rows+k``). ``cut`` True: the gate's planes are driven by the gold words and the
-    invariant is the datapath one (per pipeline stage, the sum of the gold registers of that
-    stage, the top tree's with its delayed sign, == the gate's delay-line stage, each gold
-    register within its range; y equal).
+    invariant is the datapath one (per pipeline stage, the gold trees' values at that stage
+    (:func:`_stage_parts`), the top tree's with its delayed sign, sum to the gate's delay-line
+    stage; y equal).
     Returns the Verilog text and the gold wires to expose.
     """
-    rows, wb, sb, ybits = cfg.rows, cfg.weight_bits, cfg.serial_bits, cfg.slice_psum_bits
-    stages = _tree_registers(cfg)
-    from ..hdl.array import column_trees
+    from ..golden.tree import column_trees
 
+    rows, wb, sb, ybits = cfg.rows, cfg.weight_bits, cfg.serial_bits, cfg.slice_psum_bits
     trees = column_trees(cfg)
-    widths = {(tag, int(lv), int(i)): int(w) + 1 for w, tag, lv, i in
-              re.findall(r"(?:wire|reg) \[(\d+):0\] (lo|top)_l(\d+)_n(\d+)\b", gold_text)}
-    regs = [(lv, i, c) for stage in stages for lv, i, c in stage]
-    for tag in trees:
-        for lv, i, _ in regs:
-            if (tag, lv, i) not in widths:
-                raise FormalError(f"tree register {tag}_l{lv}_n{i} not found in the gold Verilog")
-    negs = [f"neg_l{stage[0][0]}" for stage in stages] if "top" in trees else []
-    gold_wires = ([f"w{k}" for k in range(rows)]
-                  + [f"{tag}_l{lv}_n{i}" for tag in trees for lv, i, _ in regs] + negs)
+    stages, regs, decls = _stage_parts(cfg, gold_text)
+    levels = sorted(cfg.tree_register_levels)
+    negs = [f"neg_l{lv}" for lv in levels] if "top" in trees else []
+    gold_wires = [f"w{k}" for k in range(rows)] + regs + negs
     v = [f"module equiv_top(input clk, input rst, input [{rows - 1}:0] wl,",
          f"                  input [{wb - 1}:0] wdata, input [{rows * sb - 1}:0] x, input neg,",
          "                  input en);",
          f"  wire [{ybits - 1}:0] yg, yt;",
          f"  wire [{wb * rows - 1}:0] planes;"]
     v += [f"  wire [{wb - 1}:0] g_w{k};" for k in range(rows)]
-    v += [f"  wire [{widths[tag, lv, i] - 1}:0] g_{tag}_l{lv}_n{i};"
-          for tag in trees for lv, i, _ in regs]
+    v += decls
     v += [f"  wire g_{n};" for n in negs]
     ports = ".clk(clk), .rst(rst), .wl(wl), .wdata(wdata), .x(x), .neg(neg), .en(en)"
     v.append(f"  gold g({ports}, .y(yg)" + "".join(f", .{n}(g_{n})" for n in gold_wires) + ");")
@@ -206,13 +257,13 @@ def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]
               for k in range(rows) for j in range(wb)]
         # a signed sum in its own wire: inside an unsigned expression the operands would be
         # zero-extended
-        for r, stage in enumerate(stages):
-            part = {tag: " + ".join(f"$signed(g_{tag}_l{lv}_n{i})" for lv, i, _ in stage)
-                    for tag in trees}
-            terms = [f"({part['lo']})"] if "lo" in trees else []
+        for r, parts in enumerate(stages):
+            for tag, (wires, value, _) in parts.items():
+                v += wires
+                v.append(f"  wire signed [63:0] p_{tag}{r} = {value};")
+            terms = [f"p_lo{r}"] if "lo" in trees else []
             if "top" in trees:  # the top plane's sign, applied at the root (hdl.array.Column)
-                v.append(f"  wire signed [63:0] top{r} = {part['top']};")
-                terms.append(f"((g_{negs[r]} ? -top{r} : top{r}) <<< {sb - 1})")
+                terms.append(f"((g_{negs[r]} ? -p_top{r} : p_top{r}) <<< {sb - 1})")
             v.append(f"  wire signed [63:0] sum{r} = {' + '.join(terms)};")
     v.append("  always @* begin")
     if not cut:
@@ -220,12 +271,9 @@ def _wrapper(cfg: CoreConfig, gold_text: str, cut: bool) -> tuple[str, list[str]
             bits = ", ".join(f"planes[{j * rows + k}]" for j in reversed(range(wb)))
             v.append(f"    assert (g_w{k} == {{{bits}}});")
     else:
-        for r, stage in enumerate(stages):
+        for r, parts in enumerate(stages):
             v.append(f"    assert (sum{r}[{ybits - 1}:0] == dl[{r * ybits} +: {ybits}]);")
-            for tag, (lo1, hi1) in trees.items():
-                for lv, i, c in stage:
-                    v.append(f"    assert ($signed(g_{tag}_l{lv}_n{i}) >= {c * lo1} && "
-                             f"$signed(g_{tag}_l{lv}_n{i}) <= {c * hi1});")
+            v += [f"    assert ({a});" for _, _, asserts in parts.values() for a in asserts]
         v.append("    assert (yg == yt);")
     v += ["  end", "endmodule", ""]
     return "\n".join(v), gold_wires
