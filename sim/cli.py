@@ -47,13 +47,16 @@ _HELP = {
                    "divides act_bits)",
     "acc_bits": "pass accumulator width (default: the minimum that never overflows)",
     "psum_bits": "K-tiled partial-sum width (up to 32)",
-    "dpu_lanes": "DPU lanes (divides cols)",
+    "dpu_lanes": "DPU lanes (divides cols; default: automatic, the fewest that keep up with "
+                 "the array)",
     "dpu_residual": "include the DPU residual-add stage (true/false)",
     "rounding": f"requantization rounding mode ({', '.join(ROUNDING_MODES)})",
     "tree_regs": "pipeline register stages in each adder tree",
     "w_stream_bits": "weight stream width (multiple of 8)",
-    "x_stream_bits": "activation stream width (multiple of 8)",
-    "y_stream_bits": "result stream width (multiple of 32)",
+    "x_stream_bits": "activation stream width (multiple of 8; default: automatic, the smallest "
+                     "power of two >= 64 that keeps up with the array)",
+    "y_stream_bits": "result stream width (multiple of 32; default: automatic, the smallest "
+                     "power of two >= 64 that keeps up with the array)",
     "name": "top module name (a Verilog identifier)",
 }
 
@@ -82,7 +85,8 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
             kind = int
         group.add_argument(flag, dest="cfg_" + field.name, type=kind, default=None,
                            metavar=field.name.upper(),
-                           help=f"{_HELP[field.name]}; default {field.default}")
+                           help=_HELP[field.name] if field.default is None
+                           else f"{_HELP[field.name]}; default {field.default}")
 
 
 def config_from_args(args: argparse.Namespace) -> CoreConfig:
