@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_file("-o", args.output)
     W = load_npy("weights", args.weights)
     X = load_npy("inputs", args.inputs)
+    if X.size == 0:
+        raise InputError(f"inputs file {args.inputs} is empty (shape {X.shape}); it must hold at "
+                         "least one activation vector")
     sums = mvm_tiled(cfg, W, X, args.run_bits)
     if np.asarray(X).ndim == 1:
         sums = sums[0]

@@ -441,6 +441,17 @@ def test_golden_corrupt_npz(golden_inputs, capsys):
     assert one_error(err).startswith(f"DPU file {d / 'P.npz'} is not a readable .npz archive (")
 
 
+@pytest.mark.parametrize("shape", [(0, 8), (0,)])
+def test_golden_empty_inputs(golden_inputs, capsys, shape):
+    d = golden_inputs
+    np.save(d / "X.npy", np.zeros(shape, dtype=np.int8))
+    code, _, err = _golden(capsys, d)
+    assert code == 2
+    assert one_error(err) == (f"inputs file {d / 'X.npy'} is empty (shape {shape}); it must "
+                              "hold at least one activation vector")
+    assert not (d / "Y.npy").exists()
+
+
 def test_golden_writes_the_path_it_reports(golden_inputs, capsys):
     d = golden_inputs
     code, out, _ = run_cli(capsys, "golden", "--rows", "8", "--cols", "4", "--weights",
