@@ -38,7 +38,8 @@ from ..golden.errors import InputError
 from ..golden.fileio import write_atomic, write_dir_atomic
 
 __all__ = ["ARRAY_MODELS", "SIM_ARGS", "WAIVERS", "check_array_model", "check_generated",
-           "convert", "default_array_model", "figures", "generate", "lint", "tool_commands", "verilog_text"]
+           "convert", "default_array_model", "figures", "generate", "lint", "tool_commands",
+           "verilog_text"]
 
 #: Reviewed Verilator lint waivers for the generated Verilog.
 WAIVERS = Path(str(resources.files("dcim.hdl").joinpath("verilator.vlt")))

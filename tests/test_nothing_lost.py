@@ -491,6 +491,10 @@ def _vectors(d: Path, tiles: int = 1) -> Path:
     (lambda d: (d / "manifest.json").write_text(
         (d / "manifest.json").read_text().replace('"tiles": [', '"tiles": [], "x": [')),
      "{d}/manifest.json: the manifest lists no tiles (nothing to replay)"),
+    (lambda d: (d / "manifest.json").write_text((d / "manifest.json").read_text().replace(
+        '"col1": 4}', '"col1": 4, "sha256": {"W.npy": "%s"}}' % hashlib.sha256(b"x").hexdigest())),
+     "{d}/tile0/W.npy does not match {d}/manifest.json (files of different exports: an "
+     "interrupted or mixed one); export again"),
 ])
 def test_regress_vectors_malformed_files(tmp_path, capsys, spoil, message):
     d = _vectors(tmp_path / "vec")
