@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,16 @@ import tomli_w
 
 from .arith import Rounding
 from .checks import check_bool, check_int, type_name
+from .configfile import read_config_data
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 from .schedule import Schedule
 
 __all__ = [
+    "MAX_NAME_CHARS",
     "ROUNDING_MODES",
     "SERIAL_BITS_CHOICES",
+    "SV_BUILTIN_NAMES",
     "VERILOG_KEYWORDS",
     "CoreConfig",
     "Rounding",
@@ -68,6 +70,13 @@ VERILOG_KEYWORDS = frozenset(
     with within wor xnor xor
     """.split()
 )
+
+#: Names SystemVerilog gives its built-ins (the ``std`` package every compilation unit
+#: imports), which a top module must not take either.
+SV_BUILTIN_NAMES = frozenset({"std"})
+#: Longest top module name: the simulators' files and classes add to it (Verilator's
+#: ``V<name>___024root__DepSet_...`` sources) and a file name holds at most 255 bytes.
+MAX_NAME_CHARS = 64
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -147,7 +156,9 @@ class CoreConfig(Schedule):
     values are what every consumer reads and what :meth:`fields` and the saved files hold.
     :meth:`replace` derives them again from the new fields unless they are given.
     name : str
-        Top module name: a legal Verilog identifier that is not a reserved word.
+        Top module name: a legal Verilog identifier of at most :data:`MAX_NAME_CHARS`
+        characters that is neither a reserved word nor a SystemVerilog built-in
+        (:data:`SV_BUILTIN_NAMES`).
 
     Raises
     ------
@@ -213,9 +224,15 @@ class CoreConfig(Schedule):
         if not isinstance(self.name, str):
             raise InputTypeError(f"name must be a str (a Verilog identifier), "
                                  f"got {type_name(self.name)} {self.name!r}")
+        if len(self.name) > MAX_NAME_CHARS:
+            raise InputError(f"name must be at most {MAX_NAME_CHARS} characters, got "
+                             f"{len(self.name)} ({self.name[:20]!r}...)")
         if not _IDENT.match(self.name) or self.name in VERILOG_KEYWORDS:
             raise InputError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
                              f"reserved word), got {self.name!r}")
+        if self.name in SV_BUILTIN_NAMES:
+            raise InputError(f"name must not be a SystemVerilog built-in "
+                             f"({', '.join(sorted(SV_BUILTIN_NAMES))}), got {self.name!r}")
 
     #: Fields that ``None`` makes automatic, resolved on construction (``acc_bits`` is
     #: automatic too, but stays ``None``: :attr:`acc_width`).
@@ -423,7 +440,8 @@ class CoreConfig(Schedule):
 
     @classmethod
     def load(cls, path: str | Path) -> CoreConfig:
-        """Read a config from a ``.json`` or ``.toml`` file.
+        """Read a config from a ``.json`` or ``.toml`` file, ``-`` (standard input) or the
+        ``<name>.json`` of ``dcim generate`` (:func:`dcim.golden.configfile.read_config_data`).
 
         Raises
         ------
@@ -432,21 +450,7 @@ class CoreConfig(Schedule):
         OSError
             The file cannot be read.
         """
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: not valid JSON ({exc})") from None
-        elif path.suffix == ".toml":
-            try:
-                data = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as exc:
-                raise InputError(f"{path}: not valid TOML ({exc})") from None
-        else:
-            raise InputError(f"config file must end in .json or .toml, got {path.name!r}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_data(path))
 
     def save(self, path: str | Path) -> None:
         """Write the config to a ``.json`` or ``.toml`` file (chosen by suffix)."""

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..golden.fileio import check_output_file
 from .cli import add_config_args, config_from_args
 
 
@@ -43,6 +44,7 @@ def throughput_line(cfg) -> str:
 def run(args: argparse.Namespace) -> int:
     """Build the configuration, then write or print it; the throughput line goes to stderr."""
     cfg = config_from_args(args)
+    check_output_file("-o", args.output)
     if args.output is None:
         print(cfg.to_json(), end="")
     else:
