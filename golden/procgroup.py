@@ -29,6 +29,12 @@ _live: dict[int, subprocess.Popen] = {}
 _stopping = threading.Event()
 #: How many :func:`guard` blocks the main thread is inside.
 _main_depth = 0
+#: The main thread is between starting a group's leader and registering it in ``_live``: a
+#: SIGTERM then only stops the run, and :class:`Group` raises :class:`Terminated` once the
+#: group is registered (and killed), so that no leader escapes unregistered.
+_starting = False
+#: The SIGTERM that arrived while ``_starting``, if any.
+_deferred: list[int] = []
 
 
 class Terminated(SystemExit):
@@ -67,6 +73,9 @@ def _stop() -> None:
 
 def _on_sigterm(signum: int, _frame: Any) -> None:
     _stop()
+    if _starting:
+        _deferred.append(signum)
+        return
     raise Terminated(128 + signum)
 
 
@@ -136,17 +145,31 @@ class Group:
         kill_group(self.proc.pid)
 
     def __enter__(self) -> Group:
+        global _starting
         self._guard.__enter__()
+        main = threading.current_thread() is threading.main_thread()
         try:
             if _stopping.is_set():
                 raise Stopped(f"not started, the run is stopping: {' '.join(self.cmd)}")
-            self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
+            if main:  # a SIGTERM inside Popen must not leave the new leader unregistered
+                _starting = True
+            try:
+                self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
+                _live[self.proc.pid] = self.proc
+            finally:
+                if main:
+                    _starting = False
         except BaseException as exc:
             self._guard.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        _live[self.proc.pid] = self.proc
-        if _stopping.is_set():  # the stop's kill_all may have run before the line above
+        if _stopping.is_set():  # the stop's kill_all may have run before the registration
             kill_group(self.proc.pid)
+        if _deferred:
+            signum = _deferred.pop()
+            _deferred.clear()
+            exc = Terminated(128 + signum)
+            self.__exit__(type(exc), exc, None)
+            raise exc
         if self.timeout is not None:
             self._timer = threading.Timer(self.timeout, self._expire)
             self._timer.daemon = True

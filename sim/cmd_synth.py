@@ -80,7 +80,8 @@ def parse_sweep(items: list[str]) -> list[dict[str, int]]:
     InputError
         An item is not ``FIELD=V1,V2,...`` with integer values of a known integer field.
     """
-    ints = {f.name for f in dataclasses.fields(CoreConfig) if f.type in ("int", int)}
+    ints = {f.name for f in dataclasses.fields(CoreConfig)
+            if f.type in ("int", int, "int | None")}  # automatic fields too
     axes: dict[str, list[int]] = {}
     for item in items:
         field, sep, values = item.partition("=")
