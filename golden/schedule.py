@@ -168,6 +168,12 @@ class Schedule:
         return n_vec * one
 
     @property
+    def x_user_bits(self) -> int:
+        """Bits of the activation stream's ``tuser``: ACC (bit 0), EMIT (bit 1) and, with two
+        weight sets, SWAP (bit 2: make the shadow weight set active before this pass)."""
+        return 3 if self.weight_sets == 2 else 2
+
+    @property
     def x_lanes(self) -> int:
         """Activations carried by one beat of the activation stream."""
         return self.x_stream_bits // 8
