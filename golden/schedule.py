@@ -130,9 +130,15 @@ class Schedule:
         return self.macs_per_cycle()
 
     @property
+    def stored_words(self) -> int:
+        """Weight words the array stores: ``weight_sets * rows * cols`` (both sets with
+        double-buffered weights)."""
+        return self.weight_sets * self.rows * self.cols
+
+    @property
     def stored_bits(self) -> int:
-        """Weight bits the array stores: ``rows * cols * weight_bits``."""
-        return self.rows * self.cols * self.weight_bits
+        """Weight bits the array stores: ``stored_words * weight_bits``."""
+        return self.stored_words * self.weight_bits
 
     def latency_bound(self, n_vec: int, stall: int = 0) -> int:
         """Cycles within which the results of ``n_vec`` activation vectors sent back to back

@@ -245,6 +245,8 @@ def test_precision_and_shift_widths_by_hand(act_bits, precision_bits, shamt_bits
 def test_stored_bits_and_macs_per_cycle_by_hand():
     assert CoreConfig(rows=64, cols=32).stored_bits == 16384
     assert CoreConfig(rows=3, cols=5, weight_bits=2).stored_bits == 30
+    assert CoreConfig(rows=3, cols=5, weight_bits=2, weight_sets=2).stored_bits == 60
+    assert CoreConfig(rows=64, cols=32, weight_sets=2).stored_words == 4096
     cfg = CoreConfig(rows=64, cols=32, act_bits=8, serial_bits=2)
     assert cfg.macs_per_cycle() == 512          # 2048 MACs in 4 cycles
     assert cfg.macs_per_cycle(3) == 1024        # 3 bits: 2 cycles
