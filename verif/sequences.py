@@ -35,8 +35,8 @@ __all__ = ["CLOCK_NS", "Pass", "Saturation", "RunEnv", "corner_chains", "csr_rw_
            "dpu_corner_sets", "env", "illegal_values", "illegal_w_rows", "k_tiled",
            "protocol_error_cases", "psum_saturation", "rand_dpu", "rand_vectors",
            "rand_weights", "random_passes", "replay_timeout_us", "reset_states",
-           "saturation_passes", "swap_tiles", "table_entries", "seed_for", "timeout_us", "MAX_PAUSE",
-           "pauses"]
+           "saturation_passes", "swap_tiles", "table_entries", "seed_for", "timeout_us",
+           "MAX_PAUSE", "pauses"]
 
 #: Clock period of the cocotb testbench.
 CLOCK_NS = 10
