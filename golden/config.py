@@ -140,6 +140,12 @@ class CoreConfig(Schedule):
         a file holds it) is stored as its :class:`~dcim.golden.arith.Rounding`.
     tree_regs : int
         Pipeline register stages inside each column adder tree, 0..:attr:`tree_depth`.
+    weight_sets : int
+        Weight sets per column, 1 or 2. With 2 (double-buffered weights) each column holds a
+        shadow set beside the active one: weight rows are written into the shadow while passes
+        compute on the active set, and an activation vector whose ``tuser`` SWAP bit is set
+        makes the shadow active before its pass (docs/core.md, "Double-buffered weights").
+        The default 1 has one set, and weight rows wait until no pass computes.
     w_stream_bits, x_stream_bits : int
         Data widths of the weight and activation AXI4-Stream slaves, multiples of 8 (one byte
         lane per element), at most 4096. ``x_stream_bits`` ``None`` (automatic) selects the
@@ -181,6 +187,7 @@ class CoreConfig(Schedule):
     dpu_residual: bool = True
     rounding: Rounding = Rounding.SINGLE
     tree_regs: int = 0
+    weight_sets: int = 1
     w_stream_bits: int = 64
     x_stream_bits: int | None = None
     y_stream_bits: int | None = None
@@ -218,6 +225,7 @@ class CoreConfig(Schedule):
                              f"got {self.rounding!r}")
         object.__setattr__(self, "rounding", Rounding(self.rounding))
         check_int("tree_regs", self.tree_regs, 0, self.tree_depth)
+        check_int("weight_sets", self.weight_sets, 1, 2)
         _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
         _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)
         _check_stream_bits("y_stream_bits", self.y_stream_bits, 32)

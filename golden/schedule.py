@@ -147,9 +147,15 @@ class Schedule:
         return self.macs_per_cycle()
 
     @property
+    def stored_words(self) -> int:
+        """Weight words the array stores: ``weight_sets * rows * cols`` (both sets with
+        double-buffered weights)."""
+        return self.weight_sets * self.rows * self.cols
+
+    @property
     def stored_bits(self) -> int:
-        """Weight bits the array stores: ``rows * cols * weight_bits``."""
-        return self.rows * self.cols * self.weight_bits
+        """Weight bits the array stores: ``stored_words * weight_bits``."""
+        return self.stored_words * self.weight_bits
 
     def latency_bound(self, n_vec: int, stall: int = 0) -> int:
         """Cycles within which the results of ``n_vec`` activation vectors sent back to back
@@ -183,6 +189,12 @@ class Schedule:
         beats = self.x_beats + self.y_beats(raw=True) + (self.r_beats if self.dpu_residual else 0)
         one = beats * (1 + stall) + self.result_latency() + self.dpu_groups - 1
         return n_vec * one
+
+    @property
+    def x_user_bits(self) -> int:
+        """Bits of the activation stream's ``tuser``: ACC (bit 0), EMIT (bit 1) and, with two
+        weight sets, SWAP (bit 2: make the shadow weight set active before this pass)."""
+        return 3 if self.weight_sets == 2 else 2
 
     @property
     def x_lanes(self) -> int:

@@ -53,10 +53,11 @@ RTL_DEFAULT_MAX_CELLS = 64 * 32
 
 
 def default_array_model(cfg: CoreConfig) -> str:
-    """The view used when none is chosen: ``rtl`` up to :data:`RTL_DEFAULT_MAX_CELLS` weights
-    (the default 64x32 core), ``fast`` above, where the flip-flop array would make simulation
-    builds and runs too slow (docs/benchmarks.md)."""
-    return "rtl" if cfg.rows * cfg.cols <= RTL_DEFAULT_MAX_CELLS else "fast"
+    """The view used when none is chosen: ``rtl`` up to :data:`RTL_DEFAULT_MAX_CELLS` stored
+    weight words (the default 64x32 core; both sets count with ``weight_sets`` 2), ``fast``
+    above, where the flip-flop array would make simulation builds and runs too slow
+    (docs/benchmarks.md)."""
+    return "rtl" if cfg.stored_words <= RTL_DEFAULT_MAX_CELLS else "fast"
 
 
 def check_array_model(model: str | None, cfg: CoreConfig) -> str:

@@ -52,6 +52,7 @@ _HELP = {
     "dpu_residual": "include the DPU residual-add stage (true/false)",
     "rounding": f"requantization rounding mode ({', '.join(ROUNDING_MODES)})",
     "tree_regs": "pipeline register stages in each adder tree",
+    "weight_sets": "weight sets per column: 1, or 2 for a shadow set (double-buffered weights)",
     "w_stream_bits": "weight stream width (multiple of 8)",
     "x_stream_bits": "activation stream width (multiple of 8; default: automatic, the smallest "
                      "power of two >= 64 that keeps up with the array)",

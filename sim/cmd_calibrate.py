@@ -202,20 +202,29 @@ def format_report(r: dict[str, Any]) -> str:
                    "rounding tie differ, and a difference propagates to later layers")
     out += format_raised_scales(r)
     t = r["mapping"]["totals"]
+    dbuf = cfg.get("weight_sets", 1) == 2
     out += ["", f"Mapping onto the {cfg['rows']}x{cfg['cols']} array (serial_bits "
-                f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}), "
+                f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}"
+                + (", two weight sets" if dbuf else "") + "), "
                 + ("per inference" if t["batch"] == 1 else f"per batch of {t['batch']} "
                    "inferences (one weight load each)")]
-    rows = [[m["name"], m["kind"], *[""] * 9, "(off the array)"] if m["passes"] == 0 else
-            [m["name"], m["kind"], m["K"], m["N"], m["vectors"], m["row_tiles"], m["col_tiles"],
-             m["passes"], m["macs"], m["cycles"], f"{100 * m['utilization']:.1f}%",
-             m["schedule"], m["bound"]] for m in r["mapping"]["layers"]]
-    rows.append(["total", "", "", "", "", "", "", t["passes"], t["macs"], t["cycles"],
+    # With two weight sets a column of the load cycles hidden under compute, after "cycles".
+    hid = (lambda d: [d.get("overlapped_cycles", 0)]) if dbuf else (lambda d: [])
+    rows = [[m["name"], m["kind"], *[""] * (9 + dbuf), "(off the array)"] if m["passes"] == 0
+            else [m["name"], m["kind"], m["K"], m["N"], m["vectors"], m["row_tiles"],
+                  m["col_tiles"], m["passes"], m["macs"], m["cycles"], *hid(m),
+                  f"{100 * m['utilization']:.1f}%", m["schedule"], m["bound"]]
+            for m in r["mapping"]["layers"]]
+    rows.append(["total", "", "", "", "", "", "", t["passes"], t["macs"], t["cycles"], *hid(t),
                  f"{100 * t['utilization']:.1f}%"])
     out += table(rows, ["layer", "kind", "K", "N", "vec", "rowT", "colT", "passes", "MACs",
-                        "cycles", "util", "schedule", "bound"], "llrrrrrrrrrll")
-    out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles of "
-               f"{t['cycles']}; at {t['clock_mhz']:g} MHz: {t['inferences_per_s']:,.0f} "
+                        "cycles", *(["overlap"] if dbuf else []), "util", "schedule", "bound"],
+                 "llrrrrrrrr" + "r" * dbuf + "rll")
+    overlap = (f" ({t.get('overlapped_cycles', 0)} of them overlapped with compute)"
+               if dbuf else "")
+    out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles"
+               f"{overlap} of {t['cycles']}; at {t['clock_mhz']:g} MHz: "
+               f"{t['inferences_per_s']:,.0f} "
                f"inferences/s, effective {t['effective_tops']:.4f} TOPS vs peak "
                f"{t['peak_tops']:.4f} TOPS ({100 * t['effective_tops'] / t['peak_tops']:.1f} %)")
     return "\n".join(out)

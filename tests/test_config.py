@@ -40,6 +40,9 @@ from dcim.golden.config import CoreConfig, Rounding, signed_bits_for, value_rang
         ({"rounding": 1}, TypeError,
          r"^rounding must be a str, one of single, double, rne, got int"),
         ({"rows": 64, "tree_regs": 7}, ValueError, r"^tree_regs must be in \[0, 6\], got 7$"),
+        ({"weight_sets": 3}, ValueError, r"^weight_sets must be in \[1, 2\], got 3$"),
+        ({"weight_sets": 0}, ValueError, r"^weight_sets must be in \[1, 2\], got 0$"),
+        ({"weight_sets": True}, TypeError, r"^weight_sets must be an int in \[1, 2\], got bool"),
         ({"x_stream_bits": 12}, ValueError,
          r"^x_stream_bits must be a multiple of 8 in \[8, 4096\], got 12$"),
         ({"w_stream_bits": 0}, ValueError, r"^w_stream_bits must be in \[8, 4096\], got 0$"),
@@ -243,6 +246,8 @@ def test_precision_and_shift_widths_by_hand(act_bits, precision_bits, shamt_bits
 def test_stored_bits_and_macs_per_cycle_by_hand():
     assert CoreConfig(rows=64, cols=32).stored_bits == 16384
     assert CoreConfig(rows=3, cols=5, weight_bits=2).stored_bits == 30
+    assert CoreConfig(rows=3, cols=5, weight_bits=2, weight_sets=2).stored_bits == 60
+    assert CoreConfig(rows=64, cols=32, weight_sets=2).stored_words == 4096
     cfg = CoreConfig(rows=64, cols=32, act_bits=8, serial_bits=2)
     assert cfg.macs_per_cycle() == 512          # 2048 MACs in 4 cycles
     assert cfg.macs_per_cycle(3) == 1024        # 3 bits: 2 cycles

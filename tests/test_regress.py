@@ -26,6 +26,7 @@ CONFIGS = {
     "serial4": ["--rows", "16", "--cols", "8", "--serial-bits", "4"],
     "unsigned": ["--rows", "16", "--cols", "8", "--act-signed", "false",
                  "--weight-signed", "false", "--serial-bits", "2", "--rounding", "rne"],
+    "dbuf": ["--rows", "8", "--cols", "4", "--weight-sets", "2", "--tree-regs", "1"],
 }
 
 
@@ -52,8 +53,10 @@ VIEW_CONFIGS = {
     "16x8-unsigned-serial4": ["--rows", "16", "--cols", "8", "--act-signed", "false",
                               "--weight-signed", "false", "--serial-bits", "4", "--tree-regs",
                               "2"],
+    "8x4-dbuf-tree1": ["--rows", "8", "--cols", "4", "--weight-sets", "2", "--tree-regs", "1"],
 }
-VIEW_TESTS = "test_random|test_precisions|test_k_tiled|test_weight_reload|test_corners"
+VIEW_TESTS = ("test_random|test_precisions|test_k_tiled|test_weight_reload|test_corners"
+              "|test_weight_swaps")
 
 
 @pytest.mark.parametrize("name", list(VIEW_CONFIGS))
