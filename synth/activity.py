@@ -6,7 +6,8 @@ The Debian OpenSTA cannot read VCD or SAIF, so the flow measures toggle rates it
    configured ranges; ``sparse``: ReLU-like activations, about 60 % zeros and small positive
    values, and Gaussian-like weights).
 2. :func:`write_testbench` writes a Verilog testbench that streams the weights through
-   ``s_axis_w`` and the vectors through ``s_axis_x`` (tuser EMIT) with ``m_axis_y`` always ready,
+   ``s_axis_w`` and the vectors through ``s_axis_x`` (tuser EMIT, or ACC and EMIT for a K-tiled
+   workload; idle cycles between vectors if asked) with ``m_axis_y`` always ready,
    and dumps a VCD of the compute window only (after the weights are loaded); :class:`Program`
    is the same testbench for the cycle-based simulator (:mod:`dcim.synth.gatesim`).
 3. :func:`toggle_rates` reads that VCD (with pyvcd's tokenizer) and returns, per requested
@@ -131,9 +132,11 @@ def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Work
     and activation streams, ``m_axis_y__tready`` = 1 and 0 on every other input. Inputs change
     at the falling clock edge; a quarter period later, when the logic has settled, the
     testbench samples ``tready`` (a beat is taken at the next rising edge when it is 1) and
-    counts result packets (``tvalid`` and ``tlast``). It samples nothing at a rising edge, so
+    counts result packets (``tvalid`` and ``tlast``). Each vector's first beat carries its
+    ``tuser`` (:meth:`Workload.user`) and its last beat is followed by ``wl.gap`` idle cycles
+    (``tvalid`` 0). It samples nothing at a rising edge, so
     no result depends on the order in which the simulator runs the processes of one instant;
-    :func:`program` is the same testbench for :mod:`dcim.synth.gatesim`. The VCD holds
+    :class:`Program` is the same testbench for :mod:`dcim.synth.gatesim`. The VCD holds
     the nets (not the cells' insides) of each module instance in ``scopes`` (dotted paths
     below the core, ``""`` for the core itself) over the compute window, from a falling edge
     after the weights are loaded to the falling edge after the last result. It prints
