@@ -69,13 +69,6 @@ def bench_one(cfg: CoreConfig, view: str, sim: str, vectors: int, out: Path) -> 
             "utilization": t["utilization"]}
 
 
-def _keep_pace_lanes(cfg: CoreConfig) -> int:
-    """The fewest DPU lanes (a divisor of cols) that process a result vector in at most one
-    pass's cycles, so that the DPU is not the bottleneck of back-to-back vectors."""
-    need = -(-cfg.cols // cfg.cycles_per_pass())
-    return min(d for d in range(need, cfg.cols + 1) if cfg.cols % d == 0)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64x64,256x256")
@@ -86,18 +79,17 @@ def main(argv=None) -> int:
     ap.add_argument("--x-stream-bits", type=int, default=None,
                     help="activation stream width (default: one beat per vector)")
     ap.add_argument("--dpu-lanes", type=int, default=None,
-                    help="DPU lanes (default: the fewest that keep up with one pass per "
-                         "cycles_per_pass cycles, cols / cycles_per_pass rounded up to a "
-                         "divisor of cols)")
+                    help="DPU lanes (default: CoreConfig's automatic value, the fewest that "
+                         "keep up with one pass per cycles_per_pass cycles)")
     ap.add_argument("--out", type=Path, default=Path("build/bench_regress"))
     ns = ap.parse_args(argv)
     results = []
     for size in ns.sizes.split(","):
         rows, cols = (int(v) for v in size.split("x"))
         xbits = ns.x_stream_bits or min(4096, 8 * rows)
-        lanes = ns.dpu_lanes or _keep_pace_lanes(CoreConfig(rows=rows, cols=cols))
-        cfg = CoreConfig(rows=rows, cols=cols, x_stream_bits=xbits, dpu_lanes=lanes,
+        cfg = CoreConfig(rows=rows, cols=cols, x_stream_bits=xbits, dpu_lanes=ns.dpu_lanes,
                          w_stream_bits=min(4096, 8 * cols), y_stream_bits=min(4096, 8 * cols))
+        lanes = cfg.dpu_lanes
         for view in ns.views.split(","):
             for sim in ns.sims.split(","):
                 n = ns.icarus_vectors if sim == "icarus" else ns.vectors

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,16 @@ import tomli_w
 
 from .arith import Rounding
 from .checks import check_bool, check_int, type_name
+from .configfile import read_config_data
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 from .schedule import Schedule
 
 __all__ = [
+    "MAX_NAME_CHARS",
     "ROUNDING_MODES",
     "SERIAL_BITS_CHOICES",
+    "SV_BUILTIN_NAMES",
     "VERILOG_KEYWORDS",
     "CoreConfig",
     "Rounding",
@@ -68,6 +70,13 @@ VERILOG_KEYWORDS = frozenset(
     with within wor xnor xor
     """.split()
 )
+
+#: Names SystemVerilog gives its built-ins (the ``std`` package every compilation unit
+#: imports), which a top module must not take either.
+SV_BUILTIN_NAMES = frozenset({"std"})
+#: Longest top module name: the simulators' files and classes add to it (Verilator's
+#: ``V<name>___024root__DepSet_...`` sources) and a file name holds at most 255 bytes.
+MAX_NAME_CHARS = 64
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -120,8 +129,10 @@ class CoreConfig(Schedule):
     psum_bits : int
         Width of the K-tiled partial-sum accumulator that feeds the DPU, ``acc_bits``..32.
         Accumulation over passes saturates at this width.
-    dpu_lanes : int
-        Columns the DPU processes per cycle, 1..cols; must divide ``cols``.
+    dpu_lanes : int or None
+        Columns the DPU processes per cycle, 1..cols; must divide ``cols``. ``None``
+        (automatic) selects the fewest lanes with which DPU results keep up with the array
+        (:meth:`~dcim.golden.schedule.Schedule.balanced`).
     dpu_residual : bool
         Whether the DPU has the element-wise residual-add stage.
     rounding : Rounding or str
@@ -131,11 +142,23 @@ class CoreConfig(Schedule):
         Pipeline register stages inside each column adder tree, 0..:attr:`tree_depth`.
     w_stream_bits, x_stream_bits : int
         Data widths of the weight and activation AXI4-Stream slaves, multiples of 8 (one byte
-        lane per element).
-    y_stream_bits : int
-        Data width of the result AXI4-Stream master, a multiple of 32 (int8 or int32 lanes).
+        lane per element), at most 4096. ``x_stream_bits`` ``None`` (automatic) selects the
+        smallest power of two >= 64 with which an activation vector arrives within a pass's
+        compute cycles.
+    y_stream_bits : int or None
+        Data width of the result AXI4-Stream master, a multiple of 32 (int8 or int32 lanes),
+        at most 4096. ``None`` (automatic) selects the smallest power of two >= 64 with which
+        an int8 result leaves within a pass's compute cycles.
+
+    The automatic fields (``None``) are resolved on construction to the values
+    :meth:`~dcim.golden.schedule.Schedule.balanced` gives, so that the default
+    configuration's array computes in every cycle with back-to-back vectors; the resolved
+    values are what every consumer reads and what :meth:`fields` and the saved files hold.
+    :meth:`replace` derives them again from the new fields unless they are given.
     name : str
-        Top module name: a legal Verilog identifier that is not a reserved word.
+        Top module name: a legal Verilog identifier of at most :data:`MAX_NAME_CHARS`
+        characters that is neither a reserved word nor a SystemVerilog built-in
+        (:data:`SV_BUILTIN_NAMES`).
 
     Raises
     ------
@@ -154,13 +177,13 @@ class CoreConfig(Schedule):
     serial_bits: int = 1
     acc_bits: int | None = None
     psum_bits: int = 32
-    dpu_lanes: int = 1
+    dpu_lanes: int | None = None
     dpu_residual: bool = True
     rounding: Rounding = Rounding.SINGLE
     tree_regs: int = 0
     w_stream_bits: int = 64
-    x_stream_bits: int = 64
-    y_stream_bits: int = 64
+    x_stream_bits: int | None = None
+    y_stream_bits: int | None = None
     name: str = "dcim_core"
 
     def __post_init__(self) -> None:
@@ -179,6 +202,7 @@ class CoreConfig(Schedule):
         if self.act_bits % self.serial_bits:
             raise InputError(f"serial_bits must divide act_bits ({self.act_bits}), "
                              f"got {self.serial_bits}")
+        self._resolve_automatic()
         check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
         if self.acc_bits is not None:
             check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
@@ -200,9 +224,42 @@ class CoreConfig(Schedule):
         if not isinstance(self.name, str):
             raise InputTypeError(f"name must be a str (a Verilog identifier), "
                                  f"got {type_name(self.name)} {self.name!r}")
+        if len(self.name) > MAX_NAME_CHARS:
+            raise InputError(f"name must be at most {MAX_NAME_CHARS} characters, got "
+                             f"{len(self.name)} ({self.name[:20]!r}...)")
         if not _IDENT.match(self.name) or self.name in VERILOG_KEYWORDS:
             raise InputError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
                              f"reserved word), got {self.name!r}")
+        if self.name in SV_BUILTIN_NAMES:
+            raise InputError(f"name must not be a SystemVerilog built-in "
+                             f"({', '.join(sorted(SV_BUILTIN_NAMES))}), got {self.name!r}")
+
+    #: Fields that ``None`` makes automatic, resolved on construction (``acc_bits`` is
+    #: automatic too, but stays ``None``: :attr:`acc_width`).
+    AUTOMATIC = ("dpu_lanes", "x_stream_bits", "y_stream_bits")
+
+    def _resolve_automatic(self) -> None:
+        """Replace the automatic fields that are ``None`` by their balanced values and
+        remember which they were (for :meth:`replace`)."""
+        auto = frozenset(name for name in self.AUTOMATIC if getattr(self, name) is None)
+        object.__setattr__(self, "_automatic", auto)
+        if not auto:
+            return
+        # The balanced figures read these fields: a provisional 1 / 64 stands in for the
+        # automatic ones, and every resolved value is at least that.
+        for name in auto:
+            object.__setattr__(self, name, 1 if name == "dpu_lanes" else 64)
+        balanced = self.balanced()
+        for name in auto:
+            value = balanced[name]
+            if name != "dpu_lanes":
+                value = min(4096, 1 << (value - 1).bit_length())
+            object.__setattr__(self, name, value)
+
+    @property
+    def automatic(self) -> frozenset[str]:
+        """The fields of :data:`AUTOMATIC` that were ``None`` (resolved on construction)."""
+        return self._automatic
 
     # ----------------------------------------------------------------------------------------
     # Operand ranges
@@ -315,9 +372,11 @@ class CoreConfig(Schedule):
     # ----------------------------------------------------------------------------------------
     # Serialization
     def replace(self, **changes: Any) -> CoreConfig:
-        """Return a validated copy with ``changes`` applied (an automatic ``acc_bits`` stays
-        automatic, so it follows the new fields)."""
-        return dataclasses.replace(self, **changes)
+        """Return a validated copy with ``changes`` applied; automatic fields not in
+        ``changes`` (``acc_bits`` None and those in :attr:`automatic`) are derived again, so
+        they follow the new fields."""
+        again = {name: None for name in self.automatic if name not in changes}
+        return dataclasses.replace(self, **again, **changes)
 
     def fields(self) -> dict[str, Any]:
         """Return the fields as a plain dict (what :meth:`from_dict` accepts)."""
@@ -381,7 +440,8 @@ class CoreConfig(Schedule):
 
     @classmethod
     def load(cls, path: str | Path) -> CoreConfig:
-        """Read a config from a ``.json`` or ``.toml`` file.
+        """Read a config from a ``.json`` or ``.toml`` file, ``-`` (standard input) or the
+        ``<name>.json`` of ``dcim generate`` (:func:`dcim.golden.configfile.read_config_data`).
 
         Raises
         ------
@@ -390,21 +450,7 @@ class CoreConfig(Schedule):
         OSError
             The file cannot be read.
         """
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: not valid JSON ({exc})") from None
-        elif path.suffix == ".toml":
-            try:
-                data = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as exc:
-                raise InputError(f"{path}: not valid TOML ({exc})") from None
-        else:
-            raise InputError(f"config file must end in .json or .toml, got {path.name!r}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_data(path))
 
     def save(self, path: str | Path) -> None:
         """Write the config to a ``.json`` or ``.toml`` file (chosen by suffix)."""

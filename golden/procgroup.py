@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["Group", "Stopped", "Terminated", "guard", "kill_all", "kill_group"]
+__all__ = ["Group", "Stopped", "Terminated", "guard", "kill_all", "kill_group", "stopping"]
 
 #: The live groups started by :class:`Group` (leader pid -> its Popen), of every thread.
 _live: dict[int, subprocess.Popen] = {}
@@ -52,6 +52,12 @@ def kill_all() -> None:
     """Kill every live group started by :class:`Group` in this process."""
     for pgid in tuple(_live):
         kill_group(pgid)
+
+
+def stopping() -> bool:
+    """Whether a Ctrl-C or SIGTERM is stopping the run (set by :func:`guard`): a worker whose
+    child just ended tells by this that it was killed, not that it failed."""
+    return _stopping.is_set()
 
 
 def _stop() -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..golden.errors import InputError
-from ..golden.fileio import write_atomic
+from ..golden.fileio import check_output_dir, check_output_file, write_atomic
 from ..golden.quant.calibrate import METHODS
 from ..golden.quant.evaluate import calibrate_report, load_data
 from ..golden.quant.export import export_vectors, weighted_layers
@@ -247,17 +246,18 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _check_output(option: str, path: Path | None) -> None:
-    """Fail before the long work if an output file cannot be written where asked."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise InputError(f"{option} must name a file, got the directory {path}")
-    parent = path.parent
-    if not parent.is_dir():
-        raise InputError(f"{option}: directory {parent} does not exist (for {path})")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{option}: directory {parent} is not writable (for {path})")
+def _check_export_layer(args: argparse.Namespace, cfg) -> None:
+    """Fail before the long work if --export-layer names no weighted layer of the model."""
+    from ..golden.quant.onnx_import import load_model
+    from ..golden.quant.qmodel import plan
+
+    if args.export_layer is None or not args.model.is_file():
+        return  # calibrate_report names the missing model
+    layers = plan(load_model(args.model), residual_in_dpu=cfg.dpu_residual)
+    names = [lay.name for lay in layers if lay.op.on_array]
+    if args.export_layer not in names:
+        raise InputError(f"--export-layer must name a weighted layer ({', '.join(names)}), "
+                         f"got {args.export_layer!r}")
 
 
 def _refuse_qdq(model: Path) -> None:
@@ -303,12 +303,20 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--clock-mhz must be a positive frequency, got {args.clock_mhz}")
     if args.export_count < 1:
         raise InputError(f"--export-count must be an int >= 1, got {args.export_count}")
-    _check_output("--json", args.json)
-    _check_output("--save-logits", args.save_logits)
-    _check_output("--plot", args.plot)
+    if args.batch < 1:
+        raise InputError(f"--batch must be an int >= 1, got {args.batch}")
+    if args.max_drop is not None and not (math.isfinite(args.max_drop) and args.max_drop >= 0):
+        raise InputError(f"--max-drop must be a finite percentage >= 0, got {args.max_drop}")
+    if args.export_layer is not None and args.export_vectors is None:
+        raise InputError("--export-layer needs --export-vectors DIR")
+    check_output_file("--json", args.json)
+    check_output_file("--save-logits", args.save_logits)
+    check_output_file("--plot", args.plot)
+    check_output_dir("--export-vectors", args.export_vectors)
     sigmas = check_noise_args(args)
     methods = METHODS if args.method == "all" else (args.method,)
     _refuse_qdq(args.model)
+    _check_export_layer(args, cfg)
     models: dict = {}
     logits: dict | None = {} if args.save_logits is not None or sigmas is not None else None
     with _Bar() as bar:

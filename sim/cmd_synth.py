@@ -21,16 +21,21 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 from ..golden.config import CoreConfig
 from ..golden.errors import InputError
-from ..golden.fileio import write_atomic
+from ..golden.fileio import check_output_dir, lock_dir, write_atomic
 from .cli import add_config_args, config_from_args
 
 __all__ = ["configure", "parse_sweep", "run"]
+
+
+#: The result files of a run in its directory (and in each sweep point's).
+RESULTS = ("synth.json", "synth.md", "sweep.json", "sweep.md", "sweep.png")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -193,7 +198,7 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
 
 def run(args: argparse.Namespace) -> int:
     """Synthesize one configuration or a sweep; print the summary; write JSON/markdown/PNG."""
-    from ..synth import flow, report
+    from ..synth.tech import tech_files
     from ..synth.tools import FlowError
 
     base = config_from_args(args)
@@ -212,6 +217,12 @@ def run(args: argparse.Namespace) -> int:
                          f"got {args.emit_every}")
     if args.flat_limit < 1:
         raise InputError(f"--flat-limit must be >= 1, got {args.flat_limit}")
+    if not (math.isfinite(args.clock_ns) and 0.1 <= args.clock_ns <= 1e6):
+        raise InputError(f"--clock-ns must be in [0.1, 1e6] ns, got {args.clock_ns}")
+    if args.sweep and args.verilog is not None:
+        raise InputError("--sweep generates every size and cannot use --verilog")
+    tech_files(args.liberty)  # found, and a liberty file
+    check_output_dir("-o", args.output)
     t0 = time.monotonic()
 
     def progress(msg: str) -> None:
@@ -221,31 +232,52 @@ def run(args: argparse.Namespace) -> int:
     generate = _generator()
     out: Path = args.output
     points = parse_sweep(args.sweep) if args.sweep else []
-    for cfg in [base.replace(**p) for p in points] or [base]:
+    for cfg in [_sweep_config(base, p) for p in points] or [base]:
         _check_memory(cfg, args)
+    with lock_dir(out, "-o"):
+        try:
+            return _run(args, base, points, out, generate, workloads, progress, t0)
+        except FlowError as exc:  # a tool failed on a valid input: a failed run, not bad input
+            print(f"dcim: synthesis failed: {exc}", file=sys.stderr)
+            return 1
+
+
+def _sweep_config(base: CoreConfig, point: dict[str, int]) -> CoreConfig:
+    """The configuration of one sweep point; an invalid one names the point."""
     try:
-        if not args.sweep:
-            result = _one(base, args, out, generate, workloads, progress)
-            print("\n".join(report.summary_lines(result)))
-            print(f"wrote {out / 'synth.json'} and {out / 'synth.md'} "
-                  f"({time.monotonic() - t0:.1f} s)")
-            return 0
-        if args.verilog is not None:
-            raise InputError("--sweep generates every size and cannot use --verilog")
-        rows = []
-        for i, point in enumerate(points, 1):
-            cfg = base.replace(**point)
-            tag = "_".join(f"{k}{v}" for k, v in point.items())
-            progress(f"sweep {i}/{len(points)}: {tag}")
-            result = _one(cfg, args, out / tag, generate, workloads, progress)
-            rows.append(report.sweep_row(result))
-            write_atomic(out / "sweep.json", json.dumps(rows, indent=2) + "\n")
-        table = report.sweep_markdown(rows)
-        write_atomic(out / "sweep.md", table)
-        report.plot_sweep(rows, out / "sweep.png")
-        print(table, end="")
-        print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'} "
+        return base.replace(**point)
+    except InputError as exc:
+        tag = " ".join(f"{k}={v}" for k, v in point.items())
+        raise InputError(f"--sweep point {tag}: {exc}") from None
+
+
+def _run(args, base: CoreConfig, points: list[dict[str, int]], out: Path, generate, workloads,
+         progress, t0: float) -> int:
+    from ..synth import report
+
+    # the tools work in the directory (their logs stay there on a failure): a result of an
+    # earlier run goes first, so that none is ever left beside this run's files
+    for stale in [out / n for n in RESULTS] + [out / "_".join(f"{k}{v}" for k, v in p.items())
+                                                / n for p in points for n in RESULTS]:
+        stale.unlink(missing_ok=True)
+    if not args.sweep:
+        result = _one(base, args, out, generate, workloads, progress)
+        print("\n".join(report.summary_lines(result)))
+        print(f"wrote {out / 'synth.json'} and {out / 'synth.md'} "
               f"({time.monotonic() - t0:.1f} s)")
         return 0
-    except FlowError as exc:
-        raise InputError(str(exc)) from None
+    rows = []
+    for i, point in enumerate(points, 1):
+        cfg = _sweep_config(base, point)
+        tag = "_".join(f"{k}{v}" for k, v in point.items())
+        progress(f"sweep {i}/{len(points)}: {tag}")
+        result = _one(cfg, args, out / tag, generate, workloads, progress)
+        rows.append(report.sweep_row(result))
+        write_atomic(out / "sweep.json", json.dumps(rows, indent=2) + "\n")
+    table = report.sweep_markdown(rows)
+    write_atomic(out / "sweep.md", table)
+    report.plot_sweep(rows, out / "sweep.png")
+    print(table, end="")
+    print(f"wrote {out / 'sweep.json'}, {out / 'sweep.md'}, {out / 'sweep.png'} "
+          f"({time.monotonic() - t0:.1f} s)")
+    return 0

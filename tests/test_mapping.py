@@ -28,8 +28,9 @@ def _conv16():
 def test_conv_on_default_core():
     # rows 64, cols 32, 8 cycles per pass, 8 activation beats, DPU 32 cycles (1 lane),
     # 4 result beats, 4 beats per weight row.
-    conv, pool = _mapped(_conv16(), (16, 8, 8), CoreConfig())
-    small = _mapped(_conv16(), (16, 8, 8), CoreConfig(rows=256, x_stream_bits=128))[0]
+    conv, pool = _mapped(_conv16(), (16, 8, 8), CoreConfig(dpu_lanes=1))
+    small = _mapped(_conv16(), (16, 8, 8), CoreConfig(rows=256, x_stream_bits=128,
+                                                      dpu_lanes=1))[0]
     assert (small.row_tiles, small.schedule, small.bound) == (1, "stationary", "dpu")
     assert small.cycles == 256 * 4 + 64 * 32  # one tile load, then DPU-bound emitting passes
     assert (conv.K, conv.N, conv.vectors) == (144, 16, 64)
@@ -46,7 +47,8 @@ def test_conv_on_default_core():
 
 
 def test_gemm_stream_bound_and_batch():
-    cfg = CoreConfig(serial_bits=8, dpu_lanes=32)  # 1 compute cycle; 8 activation beats
+    # 1 compute cycle; 8 activation beats, 16 int32 result beats
+    cfg = CoreConfig(serial_bits=8, dpu_lanes=32, x_stream_bits=64, y_stream_bits=64)
     (fc,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), cfg)
     assert (fc.row_tiles, fc.col_tiles, fc.passes, fc.macs) == (2, 3, 6, 7000)
     # One vector: reloading the two row tiles per column tile (3 * (2 * 256 + 8 + 8) = 1584)

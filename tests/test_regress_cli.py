@@ -263,7 +263,7 @@ def test_testplan_rejects_duplicate_bins(tmp_path):
 
 
 def test_failure_headline_is_the_exception_line():
-    from dcim.sim.cmd_regress import _headline
+    from dcim.sim.regress_report import _headline
 
     tb = ("Traceback (most recent call last):\n  File \"x.py\", line 3, in t\n"
           "    await tb.drain()\n"

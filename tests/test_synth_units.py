@@ -459,7 +459,7 @@ def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):
     (["--sweep", "rows=8", "--verilog", "x.v"], r"--sweep generates every size"),
     (["--method", "estimate", "--verilog", __file__],
      r"--method estimate generates smaller arrays and cannot use --verilog$"),
-    (["--clock-ns", "0", "--verilog", __file__], r"clock_ns must be in \[0.1, 1e6\] ns, got 0.0$"),
+    (["--clock-ns", "0", "--verilog", __file__], r"--clock-ns must be in \[0.1, 1e6\] ns, got 0.0$"),
     (["--liberty", "/nonexistent.lib", "--verilog", __file__],
      r"liberty file not found: /nonexistent.lib"),
     # before any work: a flat run of 256x256 cannot fit (the later --rows wins over --rows 4)
