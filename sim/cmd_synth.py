@@ -7,7 +7,8 @@ Figures are reported per block (weights, compute, accum, dpu, ctrl, glue), with 
 also modelled as 8T SRAM bit-cells, and scaled to 22 nm and 12 nm as labelled estimates.
 Arrays above --flat-limit MACs are estimated from two smaller flat runs (docs/synth.md).
 
-Writes DIR/synth.json (every figure) and DIR/synth.md; with --sweep, one subdirectory per size
+Writes DIR/synth.json (every figure), DIR/synth.md and DIR/utilization.png (the TOPS/W curve);
+with --sweep, one subdirectory per size
 and DIR/sweep.json, DIR/sweep.md and DIR/sweep.png.
 
 Examples:
@@ -35,7 +36,7 @@ __all__ = ["configure", "parse_sweep", "run"]
 
 
 #: The result files of a run in its directory (and in each sweep point's).
-RESULTS = ("synth.json", "synth.md", "sweep.json", "sweep.md", "sweep.png")
+RESULTS = ("synth.json", "synth.md", "utilization.png", "sweep.json", "sweep.md", "sweep.png")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -241,8 +241,9 @@ def test_derive_adds_the_clock_and_the_gated_weights():
 
 
 def test_curve_workloads_and_gaps():
-    # 8 cycles per pass, 8 beats of a 64-bit stream per 64-row vector, DPU-bound pass interval
-    cfg = CoreConfig(rows=64, cols=32)
+    # 8 cycles per pass, 8 beats of a 64-bit stream per 64-row vector, one DPU lane: a
+    # DPU-bound pass interval (32 cycles)
+    cfg = CoreConfig(rows=64, cols=32, dpu_lanes=1, x_stream_bits=64, y_stream_bits=64)
     u0 = crv.back_to_back_utilization(cfg)
     assert u0 == pytest.approx(8 / cfg.pass_interval())
     assert crv.curve_gap(cfg, 100) == 0  # stands for the highest reached

@@ -132,11 +132,15 @@ def test_clock_block_gating_and_utilization_curve(base):
             e["energy_per_mac_pj_opensta"] + ungated["clock"], rel=1e-4)
     curve = dv["curve"]
     assert curve[0]["target_percent"] == 100 and curve[0]["gap"] == 0
+    busy = [p["utilization"] for p in curve]
+    assert busy == sorted(busy, reverse=True) and len(set(busy)) == len(busy)
     for p in curve:
         assert r["power"][p["workload"]]["results_seen"] == \
             r["power"][p["workload"]]["results_expected"]
         if p["target_percent"] < 100:
-            assert p["utilization"] == pytest.approx(p["target_percent"] / 100, abs=0.03), p
+            # 4 vectors: the window's fill and drain weigh, the measured figure is lower
+            assert 0.5 * p["target_percent"] / 100 < p["utilization"] \
+                <= p["target_percent"] / 100 + 0.03, p
             assert p["relative"] < 1 and p["relative_gated"] < 1
             assert p["energy_per_mac_pj_by_block"]["compute"] == pytest.approx(
                 curve[0]["energy_per_mac_pj_by_block"]["compute"], rel=0.05)
