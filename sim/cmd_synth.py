@@ -7,7 +7,8 @@ Figures are reported per block (weights, compute, accum, dpu, ctrl, glue), with 
 also modelled as 8T SRAM bit-cells, and scaled to 22 nm and 12 nm as labelled estimates.
 Arrays above --flat-limit MACs are estimated from two smaller flat runs (docs/synth.md).
 
-Writes DIR/synth.json (every figure) and DIR/synth.md; with --sweep, one subdirectory per size
+Writes DIR/synth.json (every figure), DIR/synth.md and DIR/utilization.png (the TOPS/W curve);
+with --sweep, one subdirectory per size
 and DIR/sweep.json, DIR/sweep.md and DIR/sweep.png.
 
 Examples:
@@ -35,7 +36,7 @@ __all__ = ["configure", "parse_sweep", "run"]
 
 
 #: The result files of a run in its directory (and in each sweep point's).
-RESULTS = ("synth.json", "synth.md", "sweep.json", "sweep.md", "sweep.png")
+RESULTS = ("synth.json", "synth.md", "utilization.png", "sweep.json", "sweep.md", "sweep.png")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +64,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(default random,sparse)")
     g.add_argument("--vectors", type=int, default=16, metavar="N",
                    help="activation vectors per workload (default 16)")
+    g.add_argument("--utilization", default="100,50,25,10", metavar="LIST",
+                   help="target array utilizations (percent) of the TOPS/W curve, or none "
+                        "(default 100,50,25,10; 100 stands for the highest the configuration "
+                        "reaches with back-to-back vectors)")
+    g.add_argument("--emit-every", type=int, default=1, metavar="K",
+                   help="the curve's passes emit a result every K vectors and accumulate "
+                        "otherwise, a K-tiled layer (default 1; must divide --vectors)")
     g.add_argument("--activity-sim", choices=("auto", "cycle", "icarus"), default="auto",
                    help="gate-level simulator of the switching activity: cycle (zero-delay, "
                         "cycle-based, in Python), icarus (event-driven, through a VCD), or auto: "
@@ -98,6 +106,29 @@ def parse_sweep(items: list[str]) -> list[dict[str, int]]:
                              ) from None
     names = list(axes)
     return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+
+
+def _utilization(text: str) -> tuple[int, ...]:
+    """``--utilization`` as percents (``none``: no curve).
+
+    Raises
+    ------
+    InputError
+        An item is not an integer in [1, 100].
+    """
+    if text.strip().lower() == "none":
+        return ()
+    out = []
+    for item in text.split(","):
+        try:
+            v = int(item)
+        except ValueError:
+            v = None
+        if v is None or not 1 <= v <= 100:
+            raise InputError(f"--utilization must list integers in [1, 100] (percent) or be "
+                             f"none, got {item.strip()!r}")
+        out.append(v)
+    return tuple(out)
 
 
 def _generator():
@@ -146,7 +177,8 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
 
     method = _method(cfg, args)
     kw = dict(liberty=args.liberty, clock_ns=args.clock_ns, workloads=workloads,
-              vectors=args.vectors, progress=progress, activity_sim=args.activity_sim)
+              vectors=args.vectors, progress=progress, activity_sim=args.activity_sim,
+              utilization=args.utilization_points, emit_every=args.emit_every)
     if method == "flat":
         outdir.mkdir(parents=True, exist_ok=True)
         if args.verilog is not None:
@@ -161,6 +193,8 @@ def _one(cfg: CoreConfig, args: argparse.Namespace, outdir: Path, generate, work
             raise InputError("--method estimate generates smaller arrays and cannot use --verilog")
         result = flow.estimate(cfg, generate, outdir, jobs=args.jobs, **kw)
     write_atomic(outdir / "synth.md", report.markdown(result))
+    if report.plot_curve(result["derived"], outdir / "utilization.png"):
+        progress(f"wrote {outdir / 'utilization.png'}")
     return result
 
 
@@ -179,6 +213,10 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"--workloads must list random, sparse or be none, got {w!r}")
     if not 1 <= args.vectors <= 10000:
         raise InputError(f"--vectors must be in [1, 10000], got {args.vectors}")
+    args.utilization_points = _utilization(args.utilization)
+    if args.emit_every < 1 or args.vectors % args.emit_every:
+        raise InputError(f"--emit-every must be >= 1 and divide --vectors ({args.vectors}), "
+                         f"got {args.emit_every}")
     if args.flat_limit < 1:
         raise InputError(f"--flat-limit must be >= 1, got {args.flat_limit}")
     if not (math.isfinite(args.clock_ns) and 0.1 <= args.clock_ns <= 1e6):
