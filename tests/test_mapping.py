@@ -108,7 +108,8 @@ def test_two_weight_sets_overlap_the_next_tile_load():
     # k-reload of one vector (fc: 2 row tiles x 3 column tiles, 8-cycle passes, 8 x-beats):
     # 6 tiles in a chain, 5 overlapped, each by the pass before it (8 cycles: 3 accumulating,
     # 2 emitting ones, whose 8 beats bound them too).
-    fast = CoreConfig(serial_bits=8, dpu_lanes=32, weight_sets=2)
+    fast = CoreConfig(serial_bits=8, dpu_lanes=32, weight_sets=2, x_stream_bits=64,
+                      y_stream_bits=64)
     (fc,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), fast)
     assert (fc.schedule, fc.overlapped_cycles) == ("k-reload", 5 * 8)
     assert fc.cycles == 3 * (2 * 256 + 8 + 8) - 40
