@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,6 +36,12 @@ _main_depth = 0
 _starting = False
 #: The SIGTERM that arrived while ``_starting``, if any.
 _deferred: list[int] = []
+#: Idents of the threads between deciding to start a leader and registering it in ``_live``:
+#: a stop waits for them (:data:`START_WAIT`), so that its kill reaches a leader that another
+#: thread was starting at the time, before the caller goes on (and perhaps exits).
+_in_start: set[int] = set()
+#: Longest wait (seconds) of a stop for the groups other threads are starting.
+START_WAIT = 5.0
 
 
 class Terminated(SystemExit):
@@ -67,7 +74,11 @@ def stopping() -> bool:
 
 
 def _stop() -> None:
-    _stopping.set()
+    _stopping.set()  # before the wait: a thread not yet in ``_in_start`` starts nothing now
+    me = threading.get_ident()
+    deadline = time.monotonic() + START_WAIT
+    while _in_start - {me} and time.monotonic() < deadline:
+        time.sleep(0.002)
     kill_all()
 
 
@@ -148,17 +159,22 @@ class Group:
         global _starting
         self._guard.__enter__()
         main = threading.current_thread() is threading.main_thread()
+        me = threading.get_ident()
         try:
-            if _stopping.is_set():
-                raise Stopped(f"not started, the run is stopping: {' '.join(self.cmd)}")
-            if main:  # a SIGTERM inside Popen must not leave the new leader unregistered
-                _starting = True
+            _in_start.add(me)  # before the check: a stop either is seen or waits for us
             try:
-                self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
-                _live[self.proc.pid] = self.proc
+                if _stopping.is_set():
+                    raise Stopped(f"not started, the run is stopping: {' '.join(self.cmd)}")
+                if main:  # a SIGTERM inside Popen must not leave the new leader unregistered
+                    _starting = True
+                try:
+                    self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
+                    _live[self.proc.pid] = self.proc
+                finally:
+                    if main:
+                        _starting = False
             finally:
-                if main:
-                    _starting = False
+                _in_start.discard(me)
         except BaseException as exc:
             self._guard.__exit__(type(exc), exc, exc.__traceback__)
             raise

@@ -16,7 +16,7 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge, Timer
 
-from .harness import core_test, load_random_weights, record, start
+from .harness import core_test, load_random_weights, not_applicable, record, start
 from .sequences import CLOCK_NS, env, rand_dpu, rand_vectors, swap_tiles, timeout_us
 from .tb import TB
 
@@ -150,6 +150,7 @@ async def test_perf_counters(dut):
 
 
 @cocotb.test(skip=env().bench is None, timeout_time=10, timeout_unit="sec")
+@not_applicable(env().bench is None, "benchmark only (DCIM_BENCH)")
 async def test_throughput(dut):
     """Benchmark only (DCIM_BENCH=vectors): back-to-back DPU vectors, no stalls."""
     n = env().bench
@@ -200,6 +201,7 @@ K_LAYER_TILES = (4, 2)
                                      * max(1, env().bench or 1), 2 * K_LAYER_TILES[0]
                                      * K_LAYER_TILES[1]),
              timeout_unit="us")
+@not_applicable(env().bench is None, "benchmark only (DCIM_BENCH)")
 async def test_k_layer(dut):
     """Benchmark only (DCIM_BENCH=vectors per tile): a layer of ``K_LAYER_TILES`` weight tiles
     (k-raw: each tile loaded once, then every vector's pass emits raw sums), the array

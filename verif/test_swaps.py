@@ -45,7 +45,8 @@ async def _check_w_set(tb) -> None:
     tb.checks += 1
 
 
-@core_test(lambda e: 16 * 4 * 3, 20, 1, skip=env().cfg.weight_sets != 2)
+@core_test(lambda e: 16 * 4 * 3, 20, 1, skip=env().cfg.weight_sets != 2,
+           reason="one weight set (weight_sets 1)")
 async def test_weight_swaps(dut):
     """Double-buffered weights under input stalls and heavy backpressure: K-tile groups whose
     rows load into the shadow set while the previous tile computes, each swapped in by its
