@@ -115,7 +115,7 @@ def main() -> None:
 
     for rows, cols in (_sizes(args.validate) if args.validate else []):
         cfg = CoreConfig(rows=rows, cols=cols)
-        kw = dict(clock_ns=args.clock_ns, vectors=args.vectors)
+        kw = dict(clock_ns=args.clock_ns, vectors=args.vectors, utilization=())
         d = base / f"val_flat_{rows}x{cols}"
         d.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
@@ -155,7 +155,8 @@ def main() -> None:
         for name, extra in runs.items():
             t0 = time.monotonic()
             r = flow.estimate(cfg, _generate, base / f"est_{name}_{rows}x{cols}",
-                              clock_ns=args.clock_ns, vectors=args.vectors, **extra)
+                              clock_ns=args.clock_ns, vectors=args.vectors, utilization=(),
+                              **extra)
             wall = time.monotonic() - t0
             got[name] = r
             print(f"\n{rows}x{cols} ({r['method']}, {name} flow): {wall:.0f} s wall")

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,17 @@ import tomli_w
 
 from .arith import Rounding
 from .checks import check_bool, check_int, type_name
+from .configfile import read_config_data
 from .errors import InputError, InputTypeError
 from .fileio import write_atomic
 from .schedule import Schedule
 from .tree import TREE_STYLES, TreeStyle, tree_depth, tree_register_levels
 
 __all__ = [
+    "MAX_NAME_CHARS",
     "ROUNDING_MODES",
     "SERIAL_BITS_CHOICES",
+    "SV_BUILTIN_NAMES",
     "TREE_STYLES",
     "VERILOG_KEYWORDS",
     "CoreConfig",
@@ -71,6 +73,13 @@ VERILOG_KEYWORDS = frozenset(
     with within wor xnor xor
     """.split()
 )
+
+#: Names SystemVerilog gives its built-ins (the ``std`` package every compilation unit
+#: imports), which a top module must not take either.
+SV_BUILTIN_NAMES = frozenset({"std"})
+#: Longest top module name: the simulators' files and classes add to it (Verilator's
+#: ``V<name>___024root__DepSet_...`` sources) and a file name holds at most 255 bytes.
+MAX_NAME_CHARS = 64
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -135,8 +144,10 @@ class CoreConfig(Schedule):
     psum_bits : int
         Width of the K-tiled partial-sum accumulator that feeds the DPU, ``acc_bits``..32.
         Accumulation over passes saturates at this width.
-    dpu_lanes : int
-        Columns the DPU processes per cycle, 1..cols; must divide ``cols``.
+    dpu_lanes : int or None
+        Columns the DPU processes per cycle, 1..cols; must divide ``cols``. ``None``
+        (automatic) selects the fewest lanes with which DPU results keep up with the array
+        (:meth:`~dcim.golden.schedule.Schedule.balanced`).
     dpu_residual : bool
         Whether the DPU has the element-wise residual-add stage.
     rounding : Rounding or str
@@ -150,13 +161,31 @@ class CoreConfig(Schedule):
         (:mod:`dcim.golden.tree`): ``ripple``, two-input adders, or ``csa``, a carry-save
         compressor tree and one final adder; a name is stored as its
         :class:`~dcim.golden.tree.TreeStyle`.
+    weight_sets : int
+        Weight sets per column, 1 or 2. With 2 (double-buffered weights) each column holds a
+        shadow set beside the active one: weight rows are written into the shadow while passes
+        compute on the active set, and an activation vector whose ``tuser`` SWAP bit is set
+        makes the shadow active before its pass (docs/core.md, "Double-buffered weights").
+        The default 1 has one set, and weight rows wait until no pass computes.
     w_stream_bits, x_stream_bits : int
         Data widths of the weight and activation AXI4-Stream slaves, multiples of 8 (one byte
-        lane per element).
-    y_stream_bits : int
-        Data width of the result AXI4-Stream master, a multiple of 32 (int8 or int32 lanes).
+        lane per element), at most 4096. ``x_stream_bits`` ``None`` (automatic) selects the
+        smallest power of two >= 64 with which an activation vector arrives within a pass's
+        compute cycles.
+    y_stream_bits : int or None
+        Data width of the result AXI4-Stream master, a multiple of 32 (int8 or int32 lanes),
+        at most 4096. ``None`` (automatic) selects the smallest power of two >= 64 with which
+        an int8 result leaves within a pass's compute cycles.
+
+    The automatic fields (``None``) are resolved on construction to the values
+    :meth:`~dcim.golden.schedule.Schedule.balanced` gives, so that the default
+    configuration's array computes in every cycle with back-to-back vectors; the resolved
+    values are what every consumer reads and what :meth:`fields` and the saved files hold.
+    :meth:`replace` derives them again from the new fields unless they are given.
     name : str
-        Top module name: a legal Verilog identifier that is not a reserved word.
+        Top module name: a legal Verilog identifier of at most :data:`MAX_NAME_CHARS`
+        characters that is neither a reserved word nor a SystemVerilog built-in
+        (:data:`SV_BUILTIN_NAMES`).
 
     Raises
     ------
@@ -175,14 +204,15 @@ class CoreConfig(Schedule):
     serial_bits: int = 1
     acc_bits: int | None = None
     psum_bits: int = 32
-    dpu_lanes: int = 1
+    dpu_lanes: int | None = None
     dpu_residual: bool = True
     rounding: Rounding = Rounding.SINGLE
     tree_regs: int = 0
     tree_style: TreeStyle = TreeStyle.RIPPLE
+    weight_sets: int = 1
     w_stream_bits: int = 64
-    x_stream_bits: int = 64
-    y_stream_bits: int = 64
+    x_stream_bits: int | None = None
+    y_stream_bits: int | None = None
     name: str = "dcim_core"
 
     def __post_init__(self) -> None:
@@ -201,6 +231,7 @@ class CoreConfig(Schedule):
         if self.act_bits % self.serial_bits:
             raise InputError(f"serial_bits must divide act_bits ({self.act_bits}), "
                              f"got {self.serial_bits}")
+        self._resolve_automatic()
         check_int("psum_bits", self.psum_bits, self.min_acc_bits, 32)
         if self.acc_bits is not None:
             check_int("acc_bits", self.acc_bits, self.min_acc_bits, self.psum_bits)
@@ -210,15 +241,22 @@ class CoreConfig(Schedule):
         check_bool("dpu_residual", self.dpu_residual)
         object.__setattr__(self, "rounding", _named("rounding", self.rounding, Rounding))
         object.__setattr__(self, "tree_style", _named("tree_style", self.tree_style, TreeStyle))
+        check_int("weight_sets", self.weight_sets, 1, 2)
         _check_stream_bits("w_stream_bits", self.w_stream_bits, 8)
         _check_stream_bits("x_stream_bits", self.x_stream_bits, 8)
         _check_stream_bits("y_stream_bits", self.y_stream_bits, 32)
         if not isinstance(self.name, str):
             raise InputTypeError(f"name must be a str (a Verilog identifier), "
                                  f"got {type_name(self.name)} {self.name!r}")
+        if len(self.name) > MAX_NAME_CHARS:
+            raise InputError(f"name must be at most {MAX_NAME_CHARS} characters, got "
+                             f"{len(self.name)} ({self.name[:20]!r}...)")
         if not _IDENT.match(self.name) or self.name in VERILOG_KEYWORDS:
             raise InputError("name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*, not a "
                              f"reserved word), got {self.name!r}")
+        if self.name in SV_BUILTIN_NAMES:
+            raise InputError(f"name must not be a SystemVerilog built-in "
+                             f"({', '.join(sorted(SV_BUILTIN_NAMES))}), got {self.name!r}")
         self._check_tree_regs()  # last: its message builds a copy with another style
 
     def _check_tree_regs(self) -> None:
@@ -238,6 +276,33 @@ class CoreConfig(Schedule):
                 if self.tree_regs <= fits:
                     msg += f" (tree_style {other} places up to {fits})"
         raise InputError(msg)
+
+    #: Fields that ``None`` makes automatic, resolved on construction (``acc_bits`` is
+    #: automatic too, but stays ``None``: :attr:`acc_width`).
+    AUTOMATIC = ("dpu_lanes", "x_stream_bits", "y_stream_bits")
+
+    def _resolve_automatic(self) -> None:
+        """Replace the automatic fields that are ``None`` by their balanced values and
+        remember which they were (for :meth:`replace`)."""
+        auto = frozenset(name for name in self.AUTOMATIC if getattr(self, name) is None)
+        object.__setattr__(self, "_automatic", auto)
+        if not auto:
+            return
+        # The balanced figures read these fields: a provisional 1 / 64 stands in for the
+        # automatic ones, and every resolved value is at least that.
+        for name in auto:
+            object.__setattr__(self, name, 1 if name == "dpu_lanes" else 64)
+        balanced = self.balanced()
+        for name in auto:
+            value = balanced[name]
+            if name != "dpu_lanes":
+                value = min(4096, 1 << (value - 1).bit_length())
+            object.__setattr__(self, name, value)
+
+    @property
+    def automatic(self) -> frozenset[str]:
+        """The fields of :data:`AUTOMATIC` that were ``None`` (resolved on construction)."""
+        return self._automatic
 
     # ----------------------------------------------------------------------------------------
     # Operand ranges
@@ -358,9 +423,11 @@ class CoreConfig(Schedule):
     # ----------------------------------------------------------------------------------------
     # Serialization
     def replace(self, **changes: Any) -> CoreConfig:
-        """Return a validated copy with ``changes`` applied (an automatic ``acc_bits`` stays
-        automatic, so it follows the new fields)."""
-        return dataclasses.replace(self, **changes)
+        """Return a validated copy with ``changes`` applied; automatic fields not in
+        ``changes`` (``acc_bits`` None and those in :attr:`automatic`) are derived again, so
+        they follow the new fields."""
+        again = {name: None for name in self.automatic if name not in changes}
+        return dataclasses.replace(self, **again, **changes)
 
     def fields(self) -> dict[str, Any]:
         """Return the fields as a plain dict (what :meth:`from_dict` accepts)."""
@@ -424,7 +491,8 @@ class CoreConfig(Schedule):
 
     @classmethod
     def load(cls, path: str | Path) -> CoreConfig:
-        """Read a config from a ``.json`` or ``.toml`` file.
+        """Read a config from a ``.json`` or ``.toml`` file, ``-`` (standard input) or the
+        ``<name>.json`` of ``dcim generate`` (:func:`dcim.golden.configfile.read_config_data`).
 
         Raises
         ------
@@ -433,21 +501,7 @@ class CoreConfig(Schedule):
         OSError
             The file cannot be read.
         """
-        path = Path(path)
-        text = path.read_text()
-        if path.suffix == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: not valid JSON ({exc})") from None
-        elif path.suffix == ".toml":
-            try:
-                data = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as exc:
-                raise InputError(f"{path}: not valid TOML ({exc})") from None
-        else:
-            raise InputError(f"config file must end in .json or .toml, got {path.name!r}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_data(path))
 
     def save(self, path: str | Path) -> None:
         """Write the config to a ``.json`` or ``.toml`` file (chosen by suffix)."""

@@ -17,10 +17,11 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["Group", "Stopped", "Terminated", "guard", "kill_all", "kill_group"]
+__all__ = ["Group", "Stopped", "Terminated", "guard", "kill_all", "kill_group", "stopping"]
 
 #: The live groups started by :class:`Group` (leader pid -> its Popen), of every thread.
 _live: dict[int, subprocess.Popen] = {}
@@ -29,6 +30,18 @@ _live: dict[int, subprocess.Popen] = {}
 _stopping = threading.Event()
 #: How many :func:`guard` blocks the main thread is inside.
 _main_depth = 0
+#: The main thread is between starting a group's leader and registering it in ``_live``: a
+#: SIGTERM then only stops the run, and :class:`Group` raises :class:`Terminated` once the
+#: group is registered (and killed), so that no leader escapes unregistered.
+_starting = False
+#: The SIGTERM that arrived while ``_starting``, if any.
+_deferred: list[int] = []
+#: Idents of the threads between deciding to start a leader and registering it in ``_live``:
+#: a stop waits for them (:data:`START_WAIT`), so that its kill reaches a leader that another
+#: thread was starting at the time, before the caller goes on (and perhaps exits).
+_in_start: set[int] = set()
+#: Longest wait (seconds) of a stop for the groups other threads are starting.
+START_WAIT = 5.0
 
 
 class Terminated(SystemExit):
@@ -54,13 +67,26 @@ def kill_all() -> None:
         kill_group(pgid)
 
 
+def stopping() -> bool:
+    """Whether a Ctrl-C or SIGTERM is stopping the run (set by :func:`guard`): a worker whose
+    child just ended tells by this that it was killed, not that it failed."""
+    return _stopping.is_set()
+
+
 def _stop() -> None:
-    _stopping.set()
+    _stopping.set()  # before the wait: a thread not yet in ``_in_start`` starts nothing now
+    me = threading.get_ident()
+    deadline = time.monotonic() + START_WAIT
+    while _in_start - {me} and time.monotonic() < deadline:
+        time.sleep(0.002)
     kill_all()
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:
     _stop()
+    if _starting:
+        _deferred.append(signum)
+        return
     raise Terminated(128 + signum)
 
 
@@ -130,17 +156,36 @@ class Group:
         kill_group(self.proc.pid)
 
     def __enter__(self) -> Group:
+        global _starting
         self._guard.__enter__()
+        main = threading.current_thread() is threading.main_thread()
+        me = threading.get_ident()
         try:
-            if _stopping.is_set():
-                raise Stopped(f"not started, the run is stopping: {' '.join(self.cmd)}")
-            self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
+            _in_start.add(me)  # before the check: a stop either is seen or waits for us
+            try:
+                if _stopping.is_set():
+                    raise Stopped(f"not started, the run is stopping: {' '.join(self.cmd)}")
+                if main:  # a SIGTERM inside Popen must not leave the new leader unregistered
+                    _starting = True
+                try:
+                    self.proc = subprocess.Popen(self.cmd, start_new_session=True, **self.popen)
+                    _live[self.proc.pid] = self.proc
+                finally:
+                    if main:
+                        _starting = False
+            finally:
+                _in_start.discard(me)
         except BaseException as exc:
             self._guard.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        _live[self.proc.pid] = self.proc
-        if _stopping.is_set():  # the stop's kill_all may have run before the line above
+        if _stopping.is_set():  # the stop's kill_all may have run before the registration
             kill_group(self.proc.pid)
+        if _deferred:
+            signum = _deferred.pop()
+            _deferred.clear()
+            exc = Terminated(128 + signum)
+            self.__exit__(type(exc), exc, None)
+            raise exc
         if self.timeout is not None:
             self._timer = threading.Timer(self.timeout, self._expire)
             self._timer.daemon = True

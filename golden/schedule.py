@@ -82,23 +82,22 @@ class Schedule:
         """Cycles from one pass to the next in the steady state of back-to-back activation
         vectors (no idle input cycles, no backpressure, no residual stream).
 
-        Without ``emit`` (passes accumulating into the partial sums) a pass runs every
-        ``max(cycles_per_pass(bits), x_beats)`` cycles. A pass that emits a RAW result waits
-        until its predecessor's result has left: ``max(cycles_per_pass(bits), x_beats,
-        y_beats(raw=True) + 1)``. A pass that emits a DPU result waits until the DPU has
-        finished its predecessor, its pipeline and every group and result beat:
-        ``max(cycles_per_pass(bits), x_beats, dpu_latency + 2 + max(dpu_groups,
-        y_beats(raw=False)))``. The partial sums are not double-buffered, so the DPU's drain
-        does not overlap the next pass. Measured on the RTL in
-        ``tests/test_pass_interval.py``.
+        Every stage a pass goes through is pipelined, so the interval is the longest time one
+        pass occupies a stage. Without ``emit`` (passes accumulating into the partial sums) a
+        pass runs every ``max(cycles_per_pass(bits), x_beats)`` cycles. A pass that emits a RAW
+        result holds the output buffer until its last beat has left: ``max(cycles_per_pass(bits),
+        x_beats, y_beats(raw=True) + 1)``. A pass that emits a DPU result holds the output
+        buffer while its ``dpu_groups`` groups are fed to the DPU, and the result stream for
+        its ``y_beats(raw=False)`` beats; the DPU's pipeline and the two result banks overlap
+        it with the passes before and after: ``max(cycles_per_pass(bits), x_beats, dpu_groups,
+        y_beats(raw=False))``. Measured on the RTL in ``tests/test_pass_interval.py``.
         """
         cpp = self.cycles_per_pass(bits)
         if not emit:
             return max(cpp, self.x_beats)
         if raw:
             return max(cpp, self.x_beats, self.y_beats(raw=True) + 1)
-        return max(cpp, self.x_beats,
-                   self.dpu_latency + 2 + max(self.dpu_groups, self.y_beats(raw=False)))
+        return max(cpp, self.x_beats, self.dpu_groups, self.y_beats(raw=False))
 
     def array_utilization(self, bits: int | None = None, raw: bool = False,
                           emit: bool = True) -> float:
@@ -108,16 +107,34 @@ class Schedule:
 
     def pass_bound(self, bits: int | None = None, raw: bool = False, emit: bool = True) -> str:
         """What sets :meth:`pass_interval`: ``"array"`` (the compute cycles; the balanced
-        case), ``"activation stream"`` (``x_beats``), ``"result stream"`` (the result beats)
-        or ``"DPU"`` (its pipeline and groups); the first of these in that order on a tie."""
+        case), ``"activation stream"`` (``x_beats``), ``"DPU"`` (its groups; DPU results only)
+        or ``"result stream"`` (the result beats); the first of these in that order on a
+        tie."""
         cpp, interval = self.cycles_per_pass(bits), self.pass_interval(bits, raw, emit)
         if interval == cpp:
             return "array"
         if interval == self.x_beats:
             return "activation stream"
-        if raw or self.y_beats(raw=False) > self.dpu_groups:
-            return "result stream"
-        return "DPU"
+        if not raw and interval == self.dpu_groups:
+            return "DPU"
+        return "result stream"
+
+    def balanced(self, bits: int | None = None) -> dict[str, int]:
+        """The fewest DPU lanes and the narrowest streams with which DPU results of passes at
+        ``bits`` activation bits (default ``act_bits``) are array-bound
+        (:meth:`pass_bound` is ``"array"``): ``dpu_lanes`` (the smallest divisor of ``cols``
+        with ``dpu_groups <= cycles_per_pass``), ``x_stream_bits`` (8 bits per activation
+        lane, ``x_beats <= cycles_per_pass``) and ``y_stream_bits`` (a multiple of 32,
+        ``y_beats(raw=False) <= cycles_per_pass``), each at most its field's limit of 4096
+        bits. Fields already wide enough are returned as they are."""
+        cpp = self.cycles_per_pass(bits)
+        lanes = next(d for d in range(1, self.cols + 1)
+                     if self.cols % d == 0 and self.cols // d <= cpp)
+        x_bits = min(4096, 8 * -(-self.rows // cpp))
+        y_bits = min(4096, 32 * -(-self.cols // (4 * cpp)))
+        return {"dpu_lanes": max(self.dpu_lanes, lanes),
+                "x_stream_bits": max(self.x_stream_bits, x_bits),
+                "y_stream_bits": max(self.y_stream_bits, y_bits)}
 
     def macs_per_cycle(self, bits: int | None = None) -> float:
         """MACs per compute cycle of a pass at ``bits`` activation bits (default
@@ -130,9 +147,15 @@ class Schedule:
         return self.macs_per_cycle()
 
     @property
+    def stored_words(self) -> int:
+        """Weight words the array stores: ``weight_sets * rows * cols`` (both sets with
+        double-buffered weights)."""
+        return self.weight_sets * self.rows * self.cols
+
+    @property
     def stored_bits(self) -> int:
-        """Weight bits the array stores: ``rows * cols * weight_bits``."""
-        return self.rows * self.cols * self.weight_bits
+        """Weight bits the array stores: ``stored_words * weight_bits``."""
+        return self.stored_words * self.weight_bits
 
     def latency_bound(self, n_vec: int, stall: int = 0) -> int:
         """Cycles within which the results of ``n_vec`` activation vectors sent back to back
@@ -166,6 +189,12 @@ class Schedule:
         beats = self.x_beats + self.y_beats(raw=True) + (self.r_beats if self.dpu_residual else 0)
         one = beats * (1 + stall) + self.result_latency() + self.dpu_groups - 1
         return n_vec * one
+
+    @property
+    def x_user_bits(self) -> int:
+        """Bits of the activation stream's ``tuser``: ACC (bit 0), EMIT (bit 1) and, with two
+        weight sets, SWAP (bit 2: make the shadow weight set active before this pass)."""
+        return 3 if self.weight_sets == 2 else 2
 
     @property
     def x_lanes(self) -> int:

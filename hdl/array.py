@@ -42,6 +42,11 @@ __all__ = ["FAST_COLUMN_MODULE", "Array", "Column", "ColumnSignature", "ColumnSu
 FAST_COLUMN_MODULE = "dcim_column_fast"
 
 
+def _sel(cfg: CoreConfig, direction) -> dict:
+    """The ``sel`` member (the active weight set) of a configuration with two weight sets."""
+    return {"sel": direction(1)} if cfg.weight_sets == 2 else {}
+
+
 class ColumnSignature(CfgSignature):
     """The ports of one column of ``cfg`` (the seam of docs/core.md, "The column").
 
@@ -62,12 +67,15 @@ class ColumnSignature(CfgSignature):
         ``sum_k w_k * slice_k``, ``tree_regs`` enabled clock edges after ``x`` and ``neg``
         (combinational when ``tree_regs`` is 0), from the words before any write at the edge
         that samples ``x``.
+    sel : In(1), only with ``weight_sets`` 2
+        The active weight set: ``y`` sums set ``sel`` (sampled with ``x``), and a write goes
+        to the word of set ``1 - sel``.
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
         super().__init__(cfg, {"wl": In(cfg.rows), "wdata": In(cfg.weight_bits),
                                "x": In(cfg.rows * cfg.serial_bits), "neg": In(1), "en": In(1),
-                               "y": Out(signed(cfg.slice_psum_bits))})
+                               **_sel(cfg, In), "y": Out(signed(cfg.slice_psum_bits))})
 
 
 class RowWriteSignature(CfgSignature):
@@ -99,11 +107,13 @@ class SliceSignature(CfgSignature):
         ``x`` is the top slice of a signed activation.
     en : Out(1)
         The adder-tree pipeline registers advance.
+    sel : Out(1), only with ``weight_sets`` 2
+        The weight set the columns compute with (row writes go to the other one).
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
         super().__init__(cfg, {"x": Out(cfg.rows * cfg.serial_bits), "neg": Out(1),
-                               "en": Out(1)})
+                               "en": Out(1), **_sel(cfg, Out)})
 
 
 class ColumnSumsSignature(CfgSignature):
@@ -122,21 +132,33 @@ class ColumnSumsSignature(CfgSignature):
 class _Cells(CfgChecked, wiring.Component):
     """The weight cells of one column: ``rows`` words of ``weight_bits`` flip-flops written
     through one-hot word lines, all readable every cycle on ``q`` (row ``r`` at bits
-    ``[r*weight_bits, +weight_bits)``). Not reset (a memory; initial value 0)."""
+    ``[r*weight_bits, +weight_bits)``). Not reset (a memory; initial value 0).
+
+    With ``weight_sets`` 2, two such sets (words ``w<r>`` of set 0, ``s<r>`` of set 1): ``q``
+    reads set ``sel`` and a word line writes the word of set ``1 - sel``."""
 
     def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = check_cfg(cfg)
-        super().__init__({"wl": In(cfg.rows), "wdata": In(cfg.weight_bits),
+        super().__init__({"wl": In(cfg.rows), "wdata": In(cfg.weight_bits), **_sel(cfg, In),
                           "q": Out(cfg.rows * cfg.weight_bits)})
 
     def elaborate(self, platform):
         m = Module()
         wb = self.cfg.weight_bits
         words = [Signal(wb, reset_less=True, name=f"w{r}") for r in range(self.cfg.rows)]
-        for r, word in enumerate(words):
-            with m.If(self.wl[r]):
+        if self.cfg.weight_sets == 1:
+            for r, word in enumerate(words):
+                with m.If(self.wl[r]):
+                    m.d.sync += word.eq(self.wdata)
+            m.d.comb += self.q.eq(Cat(words))
+            return m
+        shadow = [Signal(wb, reset_less=True, name=f"s{r}") for r in range(self.cfg.rows)]
+        for r, (word, other) in enumerate(zip(words, shadow)):
+            with m.If(self.wl[r] & self.sel):
                 m.d.sync += word.eq(self.wdata)
-        m.d.comb += self.q.eq(Cat(words))
+            with m.If(self.wl[r] & ~self.sel):
+                m.d.sync += other.eq(self.wdata)
+        m.d.comb += self.q.eq(Mux(self.sel, Cat(shadow), Cat(words)))
         return m
 
 
@@ -163,6 +185,8 @@ class Column(CfgChecked, wiring.Component):
         rows, wb, s = cfg.rows, cfg.weight_bits, cfg.serial_bits
         cells = m.submodules.cells = _Cells(cfg)
         m.d.comb += [cells.wl.eq(self.wl), cells.wdata.eq(self.wdata)]
+        if cfg.weight_sets == 2:
+            m.d.comb += cells.sel.eq(self.sel)
 
         words = [Signal(wb, name=f"w{k}") for k in range(rows)]
         m.d.comb += [w.eq(cells.q[k * wb:(k + 1) * wb]) for k, w in enumerate(words)]
@@ -204,22 +228,44 @@ class FastColumn(CfgChecked, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        m.submodules.model = Instance(
+        if cfg.weight_sets == 1:
+            m.submodules.model = self._model(self.wl, self.x, self.neg, self.y)
+            return m
+        # Two weight sets: one model per set (``model`` set 0, ``shadow`` set 1). The active
+        # one sees the slice, the other the word lines; ``y`` is the model that was active
+        # when the slice now at the output entered (``sel`` delayed like the pipeline).
+        ys = [Signal(signed(cfg.slice_psum_bits), name=f"y{k}") for k in range(2)]
+        for k, name in enumerate(("model", "shadow")):
+            on = self.sel if k else ~self.sel
+            m.submodules[name] = self._model(Mux(on, 0, self.wl), Mux(on, self.x, 0),
+                                             self.neg & on, ys[k])
+        sel = self.sel
+        for i in range(cfg.tree_regs):
+            d = Signal(name=f"sel_d{i}", reset_less=True)
+            with m.If(self.en):
+                m.d.sync += d.eq(sel)
+            sel = d
+        m.d.comb += self.y.eq(Mux(sel, ys[1], ys[0]))
+        return m
+
+    def _model(self, wl, x, neg, y) -> Instance:
+        cfg = self.cfg
+        return Instance(
             FAST_COLUMN_MODULE,
             p_ROWS=cfg.rows, p_WB=cfg.weight_bits, p_SB=cfg.serial_bits,
             p_WSIGNED=int(cfg.weight_signed), p_ASIGNED=int(cfg.act_signed),
             p_REGS=cfg.tree_regs, p_YBITS=cfg.slice_psum_bits,
-            i_clk=ClockSignal(), i_rst=ResetSignal(), i_wl=self.wl, i_wdata=self.wdata,
-            i_x=self.x, i_neg=self.neg, i_en=self.en, o_y=self.y)
-        return m
+            i_clk=ClockSignal(), i_rst=ResetSignal(), i_wl=wl, i_wdata=self.wdata,
+            i_x=x, i_neg=neg, i_en=self.en, o_y=y)
 
 
 class Array(CfgChecked, wiring.Component):
     """The array: the row decoder and ``cols`` columns sharing the word lines and the slice.
 
     When ``write.we`` is set, row ``write.row`` (``< rows``) of every column takes its word of
-    ``write.wdata`` at the clock edge. ``sums.y[c]`` is column ``c``'s output for the slice
-    ``compute`` (:class:`ColumnSignature`).
+    ``write.wdata`` at the clock edge (with two weight sets, in the set ``compute.sel`` does
+    not select). ``sums.y[c]`` is column ``c``'s output for the slice ``compute``
+    (:class:`ColumnSignature`).
 
     Parameters
     ----------
@@ -257,8 +303,11 @@ class Array(CfgChecked, wiring.Component):
                 col = m.submodules[f"col{c}"] = Column(cfg)
                 m.d.comb += [col.wl.eq(wl), col.wdata.eq(wdata), col.x.eq(sl.x),
                              col.neg.eq(sl.neg), col.en.eq(sl.en), y.eq(col.y)]
+                if cfg.weight_sets == 2:
+                    m.d.comb += col.sel.eq(sl.sel)
             else:
+                sel = {"i_sel": sl.sel} if cfg.weight_sets == 2 else {}
                 m.submodules[f"col{c}"] = Instance(
                     self.column, i_clk=ClockSignal(), i_rst=ResetSignal(), i_wl=wl,
-                    i_wdata=wdata, i_x=sl.x, i_neg=sl.neg, i_en=sl.en, o_y=y)
+                    i_wdata=wdata, i_x=sl.x, i_neg=sl.neg, i_en=sl.en, **sel, o_y=y)
         return m

@@ -38,7 +38,7 @@ class Core(CfgChecked, wiring.Component):
     Members
     -------
     s_axis_w : In(AXI4-Stream, w_stream_bits)
-    s_axis_x : In(AXI4-Stream, x_stream_bits, tuser 2 bits)
+    s_axis_x : In(AXI4-Stream, x_stream_bits, tuser x_user_bits)
     s_axis_r : In(AXI4-Stream, x_stream_bits), only if ``cfg.dpu_residual``
     m_axis_y : Out(AXI4-Stream, y_stream_bits)
     s_axil : In(AXI4-Lite, 16-bit addresses, 32-bit data)

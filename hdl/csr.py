@@ -62,7 +62,8 @@ class CsrBlock(CfgComponent):
     r_rx : In(rx_status_signature()), only if ``cfg.dpu_residual``
     seq : In(SequencerCsrSignature(cfg))
         ``W_ROW`` for the sequencer; it advances on ``seq.written`` (a bus write in the same
-        cycle wins). ``BUSY_CYCLES`` counts ``seq.compute``.
+        cycle wins). ``BUSY_CYCLES`` counts ``seq.compute``; ``STATUS.W_SET`` reads
+        ``seq.wset`` (two weight sets).
     out : In(PackerCsrSignature(cfg))
         ``CTRL.RAW`` and ``CTRL.RES_EN`` sampled for each loaded result.
     accum : In(AccumStatusSignature(cfg))
@@ -125,6 +126,8 @@ class CsrBlock(CfgComponent):
               "STATUS.PSUM_SAT": self.accum.sat}
         if cfg.dpu_residual:
             hw["STATUS.ERR_R_LEN"] = self.r_rx.err
+        if cfg.weight_sets == 2:
+            hw["STATUS.W_SET"] = self.seq.wset
         counts = {"PASSES.COUNT": self.accum.done, "CYCLES.COUNT": Const(1, 1),
                   "BUSY_CYCLES.COUNT": self.seq.compute}
         assert set(counts) == set(_COUNTERS)

@@ -31,7 +31,7 @@ from .csr import CsrBlock
 from .dpu import DpuParamsSignature, TableBusSignature, input_layout, output_layout
 from .packer import OutputPacker
 from .regmap import RegMap
-from .rx import X_USER, ActivationReceiver, StreamReceiver
+from .rx import ActivationReceiver, StreamReceiver
 from .sequencer import PassSequencer
 
 __all__ = ["Ctrl"]
@@ -81,7 +81,7 @@ class Ctrl(CfgComponent):
         """The core's external ports (docs/core.md, "Ports"), as signature members."""
         members = {
             "s_axis_w": In(axi_stream_signature(cfg.w_stream_bits)),
-            "s_axis_x": In(axi_stream_signature(cfg.x_stream_bits, user_bits=X_USER.size)),
+            "s_axis_x": In(axi_stream_signature(cfg.x_stream_bits, user_bits=cfg.x_user_bits)),
         }
         if cfg.dpu_residual:
             members["s_axis_r"] = In(axi_stream_signature(cfg.x_stream_bits))

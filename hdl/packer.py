@@ -46,14 +46,19 @@ class PackerCsrSignature(CfgSignature):
 
 
 class OutputPacker(CfgComponent):
-    """The output buffer and result stream.
+    """The output buffer, the DPU feed and the result stream.
 
     When an EMIT pass commits (``result.update`` and ``result.emit``), its partial sums are
-    loaded and ``result.busy`` holds the next EMIT commit until the last ``y`` beat. A RAW
-    result goes out directly; otherwise the packer feeds the DPU one group of ``dpu_lanes``
-    columns per accepted ``dpu_i`` transfer (with the buffered residuals if ``csr.res``, after
-    a residual packet is buffered, which it then takes), collects ``dpu_o`` and sends each
-    beat as soon as its columns are back.
+    loaded into the output buffer; ``result.busy`` holds the next EMIT commit while the buffer
+    is taken. A RAW result goes out of the buffer directly and frees it after its last ``y``
+    beat. A DPU result is fed to the DPU one group of ``dpu_lanes`` columns per accepted
+    ``dpu_i`` transfer (with the buffered residuals if ``csr.res``, after a residual packet is
+    buffered, which it then takes), and the buffer is free again in the cycle its last group is
+    fed: the next commit may load it in that cycle. The DPU's outputs are collected into one of
+    two result banks (the result of the next pass collects into the other while this one is
+    sent), and each beat goes out as soon as its columns are back. Feeding a result starts only
+    when a bank is free; results leave in commit order (a RAW result waits for the DPU results
+    before it).
 
     Parameters
     ----------
@@ -69,6 +74,9 @@ class OutputPacker(CfgComponent):
     dpu_o : In(stream.Signature(dpu.output_layout(cfg)))
     y : Out(axi_stream_signature(y_stream_bits))
     """
+
+    #: Result banks the DPU's outputs are collected into.
+    BANKS = 2
 
     def _members(self, cfg: CoreConfig) -> dict:
         members = {"result": In(PassResultSignature(cfg))}
@@ -97,26 +105,20 @@ class OutputPacker(CfgComponent):
         else:
             rbuf, rbuf_full = [Const(0, LANE_BITS)] * cols, Const(0, 1)
 
+        L, groups = cfg.dpu_lanes, cfg.dpu_groups
+        raw_beats, dpu_beats = cfg.y_beats(raw=True), cfg.y_beats(raw=False)
         obuf = [Signal(pb, reset_less=True, name=f"obuf{c}") for c in range(cols)]
         obuf_busy = Signal()
-        load = Signal()
+        # DPU results in the banks (their first group is back) and not yet sent: at most BANKS.
+        pending = Signal(range(self.BANKS + 1))
+        ob, rb = Signal(), Signal()  # the bank the DPU writes, the bank being sent
+        load, fed_last, y_hs = Signal(), Signal(), Signal()
         m.d.comb += [load.eq(res_in.update & res_in.emit), self.csr.load.eq(load),
-                     res_in.busy.eq(obuf_busy), self.csr.busy.eq(obuf_busy)]
-        y_hs = Signal()
-        m.d.comb += y_hs.eq(y.tvalid & y.tready)
-        raw_beats, dpu_beats = cfg.y_beats(raw=True), cfg.y_beats(raw=False)
+                     res_in.busy.eq(obuf_busy & ~fed_last),
+                     self.csr.busy.eq(obuf_busy | (pending != 0)),
+                     y_hs.eq(y.tvalid & y.tready)]
         yb = Signal(range(max(2, raw_beats, dpu_beats)))
-        L = cfg.dpu_lanes
-        groups = cfg.dpu_groups
         g = Signal(range(max(2, groups)))
-        fed_all = Signal()
-        ocnt = Signal(range(cols + 1))
-        ygroups = [Signal(L * LANE_BITS, reset_less=True, name=f"ybuf{gi}")
-                   for gi in range(groups)]
-        ybytes = [ygroups[c // L][(c % L) * LANE_BITS:(c % L + 1) * LANE_BITS]
-                  for c in range(cols)]
-        with m.If(load):
-            m.d.sync += [*(o.eq(p) for o, p in zip(obuf, res_in.psum)), obuf_busy.eq(1)]
 
         # RAW beats: int32 lanes, sign-extended partial sums.
         y32 = cfg.y_lanes(raw=True)
@@ -132,50 +134,91 @@ class OutputPacker(CfgComponent):
                 else:
                     lanes.append(Const(0, _RAW_BITS))
             raw_words.append(Cat(lanes))
+
         # DPU feeder.
         ip = self.dpu_i
+        feed_hs = Signal()
         m.d.comb += [
-            ip.valid.eq(obuf_busy & ~raw_q & ~fed_all & (~res_q | rbuf_full)),
+            ip.valid.eq(obuf_busy & ~raw_q & (~res_q | rbuf_full)),
             ip.payload.psum.eq(Array(Cat(obuf[gi * L:(gi + 1) * L])
                                      for gi in range(groups))[g]),
             ip.payload.res.eq(Array(Cat(rbuf[gi * L:(gi + 1) * L])
                                     for gi in range(groups))[g]),
             ip.payload.col.eq(g * L), ip.payload.last.eq(g == groups - 1),
-            res_done.eq(ip.valid & ip.ready & ip.payload.last & res_q),
+            feed_hs.eq(ip.valid & ip.ready),
+            fed_last.eq(feed_hs & ip.payload.last),
+            res_done.eq(fed_last & res_q),
         ]
-        with m.If(ip.valid & ip.ready):
-            with m.If(g == groups - 1):
-                m.d.sync += [fed_all.eq(1), g.eq(0)]
-            with m.Else():
-                m.d.sync += g.eq(g + 1)
-        # DPU results into the result buffer.
+        with m.If(feed_hs):
+            m.d.sync += g.eq(Mux(g == groups - 1, 0, g + 1))
+        with m.If(fed_last):
+            m.d.sync += obuf_busy.eq(0)
+        with m.If(load):
+            m.d.sync += [*(o.eq(p) for o, p in zip(obuf, res_in.psum)), obuf_busy.eq(1)]
+
+        # DPU results into the bank ``ob``.
         op = self.dpu_o
         og = Signal(range(max(2, groups)))
-        m.d.comb += op.ready.eq(1)
-        with m.If(op.valid):
-            for gi, grp in enumerate(ygroups):
-                with m.If(og == gi):
-                    m.d.sync += grp.eq(op.payload.y)
-            m.d.sync += [og.eq(Mux(og == groups - 1, 0, og + 1)), ocnt.eq(ocnt + L)]
+        banks = [[Signal(L * LANE_BITS, reset_less=True, name=f"ybuf{b}_{gi}")
+                  for gi in range(groups)] for b in range(self.BANKS)]
+        ocnt = [Signal(range(cols + 1), name=f"ocnt{b}") for b in range(self.BANKS)]
+        # The DPU stalls (without loss) while its next result would start a bank none is free.
+        out_hs, claim = Signal(), Signal()
+        m.d.comb += [op.ready.eq((og != 0) | (pending != self.BANKS)),
+                     out_hs.eq(op.valid & op.ready), claim.eq(out_hs & (og == 0))]
+        with m.If(out_hs):
+            for b, bank in enumerate(banks):
+                for gi, grp in enumerate(bank):
+                    with m.If((ob == b) & (og == gi)):
+                        m.d.sync += grp.eq(op.payload.y)
+                with m.If(ob == b):
+                    m.d.sync += ocnt[b].eq(ocnt[b] + L)
+            m.d.sync += og.eq(Mux(og == groups - 1, 0, og + 1))
+            with m.If(og == groups - 1):
+                m.d.sync += ob.eq(~ob)
+
+        # The result stream: the oldest DPU result (bank ``rb``) if any, else a RAW result.
         y8 = cfg.y_lanes(raw=False)
-        dpu_words = []
-        for bi in range(dpu_beats):
-            hi = min(cols, (bi + 1) * y8)
-            pad = ((bi + 1) * y8 - hi) * LANE_BITS
-            dpu_words.append(Cat(*ybytes[bi * y8:hi], Const(0, pad)) if pad
+        bank_words = []
+        for bank in banks:
+            ybytes = [bank[c // L][(c % L) * LANE_BITS:(c % L + 1) * LANE_BITS]
+                      for c in range(cols)]
+            words = []
+            for bi in range(dpu_beats):
+                hi = min(cols, (bi + 1) * y8)
+                pad = ((bi + 1) * y8 - hi) * LANE_BITS
+                words.append(Cat(*ybytes[bi * y8:hi], Const(0, pad)) if pad
                              else Cat(ybytes[bi * y8:hi]))
+            bank_words.append(words)
         need = Array(Const(min(cols, (bi + 1) * y8), range(cols + 1))
                      for bi in range(dpu_beats))[yb]
         ybits = cfg.y_stream_bits
+        dpu_y = Signal()
         m.d.comb += [
-            y.tvalid.eq(obuf_busy & (raw_q | (ocnt >= need))),
-            y.tdata.eq(Mux(raw_q, Array(w[:ybits] for w in raw_words)[yb],
-                           Array(w[:ybits] for w in dpu_words)[yb])),
-            y.tlast.eq(Mux(raw_q, yb == raw_beats - 1, yb == dpu_beats - 1)),
+            dpu_y.eq(pending != 0),
+            y.tvalid.eq(Mux(dpu_y, Mux(rb, ocnt[1], ocnt[0]) >= need, obuf_busy & raw_q)),
+            y.tdata.eq(Mux(dpu_y,
+                           Mux(rb, Array(w[:ybits] for w in bank_words[1])[yb],
+                               Array(w[:ybits] for w in bank_words[0])[yb]),
+                           Array(w[:ybits] for w in raw_words)[yb])),
+            y.tlast.eq(Mux(dpu_y, yb == dpu_beats - 1, yb == raw_beats - 1)),
         ]
+        sent = Signal()
+        m.d.comb += sent.eq(y_hs & y.tlast & dpu_y)
+        with m.If(claim & ~sent):
+            m.d.sync += pending.eq(pending + 1)
+        with m.If(sent & ~claim):
+            m.d.sync += pending.eq(pending - 1)
         with m.If(y_hs):
             with m.If(y.tlast):
-                m.d.sync += [obuf_busy.eq(0), yb.eq(0), fed_all.eq(0), ocnt.eq(0), og.eq(0)]
+                m.d.sync += yb.eq(0)
+                with m.If(dpu_y):
+                    m.d.sync += rb.eq(~rb)
+                    for b in range(self.BANKS):
+                        with m.If(rb == b):
+                            m.d.sync += ocnt[b].eq(0)
+                with m.Else():
+                    m.d.sync += obuf_busy.eq(0)
             with m.Else():
                 m.d.sync += yb.eq(yb + 1)
         return m

@@ -293,6 +293,7 @@ class RegMap:
 def _registers(cfg: CoreConfig) -> list[Register]:
     rounding = ROUNDING_MODES.index(cfg.rounding)
     residual = cfg.dpu_residual
+    dbuf = cfg.weight_sets == 2
     regs = [
         Register("MAGIC", 0x00, "Identifies the core: ASCII \"DCIM\".",
                  (Field("MAGIC", 0, 32, Access.RO, MAGIC, "0x4443494D"),)),
@@ -300,7 +301,10 @@ def _registers(cfg: CoreConfig) -> list[Register]:
                  (Field("MINOR", 0, 16, Access.RO, VERSION[1], "minor version"),
                   Field("MAJOR", 16, 16, Access.RO, VERSION[0], "major version"))),
         Register("ROWS", 0x08, "Rows of the array (reduction length of one pass).",
-                 (Field("ROWS", 0, 13, Access.RO, cfg.rows, "rows"),)),
+                 (Field("ROWS", 0, 13, Access.RO, cfg.rows, "rows"),
+                  *([Field("DBUF", 16, 1, Access.RO, 1,
+                           "two weight sets per column (double-buffered weights)")]
+                    if dbuf else []))),
         Register("COLS", 0x0C, "Columns of the array (output channels).",
                  (Field("COLS", 0, 13, Access.RO, cfg.cols, "cols"),)),
         Register("PREC", 0x10, "Operand precisions and signedness.",
@@ -344,6 +348,9 @@ def _registers(cfg: CoreConfig) -> list[Register]:
         Register("STATUS", 0x44, "Status and sticky error flags.",
                  (Field("BUSY", 0, 1, Access.RO, 0,
                         "a packet, pass or result is in progress or waiting"),
+                  *([Field("W_SET", 1, 1, Access.RO, 0,
+                           "the active weight set (weight rows write the other one)")]
+                    if dbuf else []),
                   Field("ERR_W_LEN", 8, 1, Access.W1C, 0,
                         f"a weight packet had a beat count other than {cfg.w_beats} (dropped)"),
                   Field("ERR_X_LEN", 9, 1, Access.W1C, 0,

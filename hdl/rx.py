@@ -17,11 +17,17 @@ from ..golden.config import CoreConfig
 from ._cfg import CfgChecked, check_cfg
 from .axi import LANE_BITS, axi_stream_signature
 
-__all__ = ["X_USER", "ActivationReceiver", "StreamReceiver", "buffer_signature",
-           "rx_status_signature"]
+__all__ = ["ActivationReceiver", "StreamReceiver", "buffer_signature",
+           "rx_status_signature", "x_user"]
 
-#: ``tuser`` of the activation stream (docs/core.md): bit 0 ACC, bit 1 EMIT.
-X_USER = data.StructLayout({"acc": 1, "emit": 1})
+
+def x_user(cfg: CoreConfig) -> data.StructLayout:
+    """``tuser`` of the activation stream (docs/core.md): bit 0 ACC, bit 1 EMIT and, with
+    ``weight_sets`` 2, bit 2 SWAP (``cfg.x_user_bits`` bits)."""
+    fields = {"acc": 1, "emit": 1} | ({"swap": 1} if cfg.weight_sets == 2 else {})
+    layout = data.StructLayout(fields)
+    assert layout.size == cfg.x_user_bits
+    return layout
 
 
 def buffer_signature(count: int, width: int, *, user=None, bits=None) -> wiring.Signature:
@@ -173,14 +179,14 @@ class ActivationReceiver(CfgChecked, StreamReceiver):
     """The activation receiver: ``rows`` activations, each the low ``b`` bits of its byte lane
     sign-extended (if ``act_signed``) or zero-extended to ``act_bits``, where ``b`` is
     ``status.run_bits`` (``CTRL.RUN_BITS``) when the packet's first beat arrives; ``buf.bits``
-    is that ``b`` and ``buf.user`` the packet's ``tuser`` (:data:`X_USER`). The buffer may be
+    is that ``b`` and ``buf.user`` the packet's ``tuser`` (:func:`x_user`). The buffer may be
     refilled in the cycle it is taken.
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
         self.cfg = check_cfg(cfg)
         super().__init__(stream_bits=cfg.x_stream_bits, beats=cfg.x_beats, lanes=cfg.x_lanes,
-                         count=cfg.rows, width=cfg.act_bits, user=X_USER, overlap=True,
+                         count=cfg.rows, width=cfg.act_bits, user=x_user(cfg), overlap=True,
                          precision=cfg.precision_bits)
 
     def _lanes(self, m: Module, start, first) -> list:

@@ -1,5 +1,6 @@
 """The pass sequencer (``seq`` in ``ctrl``): owns the array's ports, writes waiting weight rows
-between passes and shifts each activation vector through the array one slice per cycle.
+(between passes, or with two weight sets into the shadow set while passes compute), swaps the
+weight sets and shifts each activation vector through the array one slice per cycle.
 
 The rules are those of docs/core.md ("Passes, and when to write weights, tables and scalars").
 """
@@ -14,7 +15,7 @@ from ..golden.config import CoreConfig
 from ._base import CfgComponent, CfgSignature
 from .accum import PassControlSignature
 from .array import RowWriteSignature, SliceSignature
-from .rx import X_USER, buffer_signature
+from .rx import buffer_signature, x_user
 
 __all__ = ["PassSequencer", "SequencerCsrSignature"]
 
@@ -33,21 +34,36 @@ class SequencerCsrSignature(CfgSignature):
     compute : Out(1)
         A compute cycle: a slice of a pass is in the array and the pipeline is not held
         (``cycles_per_pass(b)`` of them per pass; ``BUSY_CYCLES`` counts them).
+    wset : Out(1), only with ``weight_sets`` 2
+        The active weight set (``STATUS.W_SET``).
     """
 
     def __init__(self, cfg: CoreConfig) -> None:
-        super().__init__(cfg, {"row": In(cfg.row_bits), "written": Out(1),
-                               "busy": Out(1), "compute": Out(1)})
+        members = {"row": In(cfg.row_bits), "written": Out(1), "busy": Out(1),
+                   "compute": Out(1)}
+        if cfg.weight_sets == 2:
+            members["wset"] = Out(1)
+        super().__init__(cfg, members)
 
 
 class PassSequencer(CfgComponent):
     """Sequencer of the passes and the weight-row writes.
 
-    A waiting weight row (``w.full``) is written in the first cycle no pass computes. A pass
-    starts (``x.take``) when a vector waits, no weight row waits, the accumulators do not hold
-    and the previous pass is in its last compute cycle or done; it copies the vector into a
-    plane-major shifter and runs ``ceil(b / serial_bits)`` compute cycles (``b`` = ``x.bits``),
-    the last one with ``neg`` (the top slice). ``accum.hold`` freezes everything.
+    One weight set: a waiting weight row (``w.full``) is written in the first cycle no pass
+    computes. A pass starts (``x.take``) when a vector waits, no weight row waits, the
+    accumulators do not hold and the previous pass is in its last compute cycle or done; it
+    copies the vector into a plane-major shifter and runs ``ceil(b / serial_bits)`` compute
+    cycles (``b`` = ``x.bits``), the last one with ``neg`` (the top slice). ``accum.hold``
+    freezes everything.
+
+    Two weight sets: the array computes with set ``compute.sel`` (0 after reset) and a waiting
+    row is written at once into the other (shadow) set, whether passes run or not. A vector
+    with ``user.swap`` toggles ``compute.sel`` in the cycle its pass starts (its first slice is
+    the first on the new set; the slices before it, in flight in the adder trees, were summed
+    on the old one). A swap pass does not start while a row accepted no later than its vector
+    waits (that row goes into the set the swap activates); a row accepted after the swap
+    vector waits until the swap pass has started (it goes into the new shadow). Other passes
+    do not wait for rows.
 
     Parameters
     ----------
@@ -57,8 +73,9 @@ class PassSequencer(CfgComponent):
     -------
     w : In(buffer_signature(cols, weight_bits))
         The weight row buffer.
-    x : In(buffer_signature(rows, act_bits, user=X_USER, bits=precision_bits))
-        The activation vector buffer (``user``: ACC, EMIT; ``bits``: its precision).
+    x : In(buffer_signature(rows, act_bits, user=x_user(cfg), bits=precision_bits))
+        The activation vector buffer (``user``: ACC, EMIT, with two sets SWAP; ``bits``: its
+        precision).
     csr : Out(SequencerCsrSignature(cfg))
     write : Out(RowWriteSignature(cfg))
     compute : Out(SliceSignature(cfg))
@@ -68,7 +85,7 @@ class PassSequencer(CfgComponent):
     def _members(self, cfg: CoreConfig) -> dict:
         return {
             "w": In(buffer_signature(cfg.cols, cfg.weight_bits)),
-            "x": In(buffer_signature(cfg.rows, cfg.act_bits, user=X_USER,
+            "x": In(buffer_signature(cfg.rows, cfg.act_bits, user=x_user(cfg),
                                      bits=cfg.precision_bits)),
             "csr": Out(SequencerCsrSignature(cfg)),
             "write": Out(RowWriteSignature(cfg)),
@@ -83,10 +100,14 @@ class PassSequencer(CfgComponent):
         w, x, ctl = self.w, self.x, self.accum
         hold = ctl.hold
 
-        # Weight rows: written while no pass computes.
+        # Weight rows: with one set written while no pass computes; with two at once into the
+        # shadow, except a row accepted after a waiting swap vector (``after``), which waits
+        # until the swap pass has started.
+        two = cfg.weight_sets == 2
         run = Signal()
         commit = Signal()
-        m.d.comb += [commit.eq(w.full & ~run), w.take.eq(commit),
+        after = Signal()
+        m.d.comb += [commit.eq(w.full & ~after if two else w.full & ~run), w.take.eq(commit),
                      self.write.we.eq(commit), self.write.row.eq(self.csr.row),
                      self.write.wdata.eq(w.data),
                      self.csr.written.eq(commit), self.csr.busy.eq(run)]
@@ -99,8 +120,21 @@ class PassSequencer(CfgComponent):
         t_emit = Signal()
         xsr = Signal(rows * ab, reset_less=True)  # plane-major: bit p of row k at p*rows + k
         start = Signal()
-        m.d.comb += [start.eq(x.full & ~w.full & ~hold & (~run | (j == nlast))),
-                     x.take.eq(start)]
+        if two:
+            sel = Signal()  # the active weight set
+            swap = x.full & x.user.swap
+            m.d.comb += [start.eq(x.full & ~(swap & w.full & ~after) & ~hold
+                                  & (~run | (j == nlast))),
+                         self.compute.sel.eq(sel), self.csr.wset.eq(sel)]
+            with m.If(start):
+                m.d.sync += after.eq(0)
+                with m.If(x.user.swap):
+                    m.d.sync += sel.eq(~sel)
+            with m.Elif(swap & ~w.full):
+                m.d.sync += after.eq(1)
+        else:
+            m.d.comb += start.eq(x.full & ~w.full & ~hold & (~run | (j == nlast)))
+        m.d.comb += x.take.eq(start)
         log_s = exact_log2(s)
         with m.If(start):
             m.d.sync += [

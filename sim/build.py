@@ -11,7 +11,8 @@
 ``<name>.json``
     The configuration, its derived figures, the timing figures and every stream count of
     docs/core.md (:func:`figures`), the tool command lines (:func:`tool_commands`) and the array
-    view (``array_model``).
+    view (``array_model``) and the SHA-256 of every other file (``sha256``:
+    :func:`check_generated` tells a whole directory from a mixed one).
 ``<name>.vlt``
     The Verilator waivers the Verilog needs (a copy of ``hdl/verilator.vlt``).
 ``<name>_regs.md``, ``<name>_regs.json``, ``<name>_regs.h``
@@ -23,6 +24,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -33,10 +35,11 @@ from pathlib import Path
 
 from ..golden.config import CoreConfig
 from ..golden.errors import InputError
-from ..golden.fileio import write_atomic
+from ..golden.fileio import write_atomic, write_dir_atomic
 
-__all__ = ["ARRAY_MODELS", "SIM_ARGS", "WAIVERS", "check_array_model", "convert",
-           "default_array_model", "figures", "generate", "lint", "tool_commands", "verilog_text"]
+__all__ = ["ARRAY_MODELS", "SIM_ARGS", "WAIVERS", "check_array_model", "check_generated",
+           "convert", "default_array_model", "figures", "generate", "lint", "tool_commands",
+           "verilog_text"]
 
 #: Reviewed Verilator lint waivers for the generated Verilog.
 WAIVERS = Path(str(resources.files("dcim.hdl").joinpath("verilator.vlt")))
@@ -50,10 +53,11 @@ RTL_DEFAULT_MAX_CELLS = 64 * 32
 
 
 def default_array_model(cfg: CoreConfig) -> str:
-    """The view used when none is chosen: ``rtl`` up to :data:`RTL_DEFAULT_MAX_CELLS` weights
-    (the default 64x32 core), ``fast`` above, where the flip-flop array would make simulation
-    builds and runs too slow (docs/benchmarks.md)."""
-    return "rtl" if cfg.rows * cfg.cols <= RTL_DEFAULT_MAX_CELLS else "fast"
+    """The view used when none is chosen: ``rtl`` up to :data:`RTL_DEFAULT_MAX_CELLS` stored
+    weight words (the default 64x32 core; both sets count with ``weight_sets`` 2), ``fast``
+    above, where the flip-flop array would make simulation builds and runs too slow
+    (docs/benchmarks.md)."""
+    return "rtl" if cfg.stored_words <= RTL_DEFAULT_MAX_CELLS else "fast"
 
 
 def check_array_model(model: str | None, cfg: CoreConfig) -> str:
@@ -225,7 +229,9 @@ def generate(cfg: CoreConfig, outdir: str | Path,
     ``cfg`` to ``outdir`` (the files of the module docstring).
 
     ``array_model`` chooses the view of the array (:func:`verilog_text`); ``<name>.json``
-    records it as ``array_model``.
+    records it as ``array_model``. Every file is made before any is written, then they replace
+    ``outdir`` as one directory (:func:`dcim.golden.fileio.write_dir_atomic`, ``<name>.json``
+    last): an interrupted run leaves ``outdir`` as it was.
 
     Returns
     -------
@@ -243,29 +249,83 @@ def generate(cfg: CoreConfig, outdir: str | Path,
 
     model = check_array_model(array_model, cfg)
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     regmap = RegMap(cfg)
-    paths = {
-        "verilog": outdir / f"{cfg.name}.v",
-        "config": outdir / f"{cfg.name}.json",
-        "waivers": outdir / f"{cfg.name}.vlt",
-        "regs_md": outdir / f"{cfg.name}_regs.md",
-        "regs_json": outdir / f"{cfg.name}_regs.json",
-        "regs_h": outdir / f"{cfg.name}_regs.h",
+    names = {
+        "verilog": f"{cfg.name}.v",
+        "config": f"{cfg.name}.json",
+        "waivers": f"{cfg.name}.vlt",
+        "regs_md": f"{cfg.name}_regs.md",
+        "regs_json": f"{cfg.name}_regs.json",
+        "regs_h": f"{cfg.name}_regs.h",
+    }
+    # Everything is made in memory first (the Verilog, the long step, too), then written as
+    # one directory: an interruption leaves outdir as it was (dcim.golden.fileio).
+    texts = {
+        "waivers": WAIVERS.read_bytes(),
+        "regs_md": regdoc.markdown(regmap).encode(),
+        "regs_json": regmap.to_json().encode(),
+        "regs_h": regdoc.c_header(regmap).encode(),
+        "verilog": verilog_text(cfg, progress, dpu_factory, model).encode(),
     }
     info = cfg.to_dict()
     info["figures"] = figures(cfg)
     info["array_model"] = model
-    info["files"] = {k: p.name for k, p in paths.items()}
+    info["files"] = dict(names)
+    info["sha256"] = {names[k]: hashlib.sha256(t).hexdigest() for k, t in texts.items()}
     info["tools"] = tool_commands(cfg)
-    # Each file is written whole or not at all; the Verilog, the long step, comes last.
-    write_atomic(paths["config"], json.dumps(info, indent=2) + "\n")
-    write_atomic(paths["waivers"], WAIVERS.read_bytes())
-    write_atomic(paths["regs_md"], regdoc.markdown(regmap))
-    write_atomic(paths["regs_json"], regmap.to_json())
-    write_atomic(paths["regs_h"], regdoc.c_header(regmap))
-    write_atomic(paths["verilog"], verilog_text(cfg, progress, dpu_factory, model))
-    return paths
+    texts["config"] = (json.dumps(info, indent=2) + "\n").encode()
+    with write_dir_atomic(outdir, last=(names["config"],)) as tmp:
+        for key, text in texts.items():
+            write_atomic(tmp / names[key], text)
+    return {k: outdir / n for k, n in names.items()}
+
+
+def check_generated(rtl: str | Path, cfg: CoreConfig, digests: bool = True) -> dict:
+    """Check that the directory ``dcim generate`` wrote for ``cfg`` is whole: ``<name>.json``
+    is a JSON object with the fields of ``cfg`` and ``sha256`` digests that match every file it
+    lists (not checked unless ``digests``: files edited on purpose); return that object.
+
+    Raises
+    ------
+    InputError
+        A file is missing, the JSON is not an object, is for another configuration or holds no
+        digests (an older dcim wrote it), or a file's digest differs (its files come from
+        different runs).
+    """
+    name = cfg.name
+    rtl = Path(rtl)
+    info_path = rtl / f"{name}.json"
+    if not info_path.is_file():
+        raise InputError(f"--rtl {rtl}: {info_path.name} not found (run dcim generate -o {rtl} "
+                         "with the same configuration)")
+    try:
+        info = json.loads(info_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{info_path}: not valid JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{info_path}: must be a JSON object, got {type(info).__name__}")
+    diff = [f"{k} {info.get(k)!r} != {v!r}" for k, v in cfg.fields().items()
+            if info.get(k) != v]
+    if diff:
+        raise InputError(f"stale Verilog: {rtl / (name + '.v')} was generated for another "
+                         f"configuration ({'; '.join(diff[:3])}); rerun dcim generate")
+    if not digests:
+        return info
+    digests = info.get("sha256")
+    if not isinstance(digests, dict) or not digests:
+        raise InputError(f"{info_path}: no file digests (sha256; written by an older dcim "
+                         f"generate); rerun dcim generate -o {rtl}")
+    for fname, want in digests.items():
+        f = rtl / str(fname)
+        if not f.is_file():
+            raise InputError(f"--rtl {rtl}: {fname} not found (run dcim generate -o {rtl} with "
+                             "the same configuration)")
+        if hashlib.sha256(f.read_bytes()).hexdigest() != want:
+            raise InputError(f"--rtl {rtl}: {fname} does not match {info_path.name} (their "
+                             f"files come from different runs, an interrupted or mixed "
+                             f"output); rerun dcim generate -o {rtl}, or add --rtl-edited "
+                             "for a file you edited on purpose")
+    return info
 
 
 def lint(verilog: str | Path, top: str) -> subprocess.CompletedProcess:

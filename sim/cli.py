@@ -48,17 +48,21 @@ _HELP = {
                    "divides act_bits)",
     "acc_bits": "pass accumulator width (default: the minimum that never overflows)",
     "psum_bits": "K-tiled partial-sum width (up to 32)",
-    "dpu_lanes": "DPU lanes (divides cols)",
+    "dpu_lanes": "DPU lanes (divides cols; default: automatic, the fewest that keep up with "
+                 "the array)",
     "dpu_residual": "include the DPU residual-add stage (true/false)",
     "rounding": f"requantization rounding mode ({', '.join(ROUNDING_MODES)})",
     "tree_regs": "pipeline register stages in each adder tree (up to its levels in the "
                  "tree style)",
     "tree_style": f"column adder trees ({', '.join(TREE_STYLES)}: two-input adders, or a "
                   "carry-save compressor tree and one adder)",
+    "weight_sets": "weight sets per column: 1, or 2 for a shadow set (double-buffered weights)",
     "w_stream_bits": "weight stream width (multiple of 8)",
-    "x_stream_bits": "activation stream width (multiple of 8)",
-    "y_stream_bits": "result stream width (multiple of 32)",
-    "name": "top module name (a Verilog identifier)",
+    "x_stream_bits": "activation stream width (multiple of 8; default: automatic, the smallest "
+                     "power of two >= 64 that keeps up with the array)",
+    "y_stream_bits": "result stream width (multiple of 32; default: automatic, the smallest "
+                     "power of two >= 64 that keeps up with the array)",
+    "name": "top module name (a Verilog identifier of at most 64 characters, not std)",
 }
 
 
@@ -75,7 +79,8 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--config FILE`` and one option per configuration field to ``parser``."""
     group = parser.add_argument_group("core configuration (over --config values)")
     group.add_argument("--config", type=Path, metavar="FILE",
-                       help="configuration file (.json or .toml, as `dcim config` writes)")
+                       help="configuration file (.json or .toml, as `dcim config` writes, or "
+                            "the <name>.json of `dcim generate`); - reads standard input")
     for field in dataclasses.fields(CoreConfig):
         flag = "--" + field.name.replace("_", "-")
         if isinstance(field.default, bool):
@@ -86,7 +91,8 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
             kind = int
         group.add_argument(flag, dest="cfg_" + field.name, type=kind, default=None,
                            metavar=field.name.upper(),
-                           help=f"{_HELP[field.name]}; default {field.default}")
+                           help=_HELP[field.name] if field.default is None
+                           else f"{_HELP[field.name]}; default {field.default}")
 
 
 def config_from_args(args: argparse.Namespace) -> CoreConfig:
@@ -124,12 +130,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _version() -> str:
+    """The installed distribution's version ("unknown" when run from an uninstalled tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("dcim")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered subcommand."""
     parser = _Parser(
         prog="dcim",
         description="RTL generator and verification environment for a digital SRAM "
                     "in-memory-compute core.")
+    parser.add_argument("--version", action="version", version=f"dcim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in _commands():
         summary = (module.__doc__ or "").strip().splitlines()[0]

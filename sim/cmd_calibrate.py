@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..golden.errors import InputError
-from ..golden.fileio import write_atomic
+from ..golden.fileio import check_output_dir, check_output_file, write_atomic
 from ..golden.quant.calibrate import METHODS
 from ..golden.quant.evaluate import calibrate_report, load_data
 from ..golden.quant.export import export_vectors, weighted_layers
@@ -203,20 +202,29 @@ def format_report(r: dict[str, Any]) -> str:
                    "rounding tie differ, and a difference propagates to later layers")
     out += format_raised_scales(r)
     t = r["mapping"]["totals"]
+    dbuf = cfg.get("weight_sets", 1) == 2
     out += ["", f"Mapping onto the {cfg['rows']}x{cfg['cols']} array (serial_bits "
-                f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}), "
+                f"{cfg['serial_bits']}, dpu_lanes {cfg['dpu_lanes']}"
+                + (", two weight sets" if dbuf else "") + "), "
                 + ("per inference" if t["batch"] == 1 else f"per batch of {t['batch']} "
                    "inferences (one weight load each)")]
-    rows = [[m["name"], m["kind"], *[""] * 9, "(off the array)"] if m["passes"] == 0 else
-            [m["name"], m["kind"], m["K"], m["N"], m["vectors"], m["row_tiles"], m["col_tiles"],
-             m["passes"], m["macs"], m["cycles"], f"{100 * m['utilization']:.1f}%",
-             m["schedule"], m["bound"]] for m in r["mapping"]["layers"]]
-    rows.append(["total", "", "", "", "", "", "", t["passes"], t["macs"], t["cycles"],
+    # With two weight sets a column of the load cycles hidden under compute, after "cycles".
+    hid = (lambda d: [d.get("overlapped_cycles", 0)]) if dbuf else (lambda d: [])
+    rows = [[m["name"], m["kind"], *[""] * (9 + dbuf), "(off the array)"] if m["passes"] == 0
+            else [m["name"], m["kind"], m["K"], m["N"], m["vectors"], m["row_tiles"],
+                  m["col_tiles"], m["passes"], m["macs"], m["cycles"], *hid(m),
+                  f"{100 * m['utilization']:.1f}%", m["schedule"], m["bound"]]
+            for m in r["mapping"]["layers"]]
+    rows.append(["total", "", "", "", "", "", "", t["passes"], t["macs"], t["cycles"], *hid(t),
                  f"{100 * t['utilization']:.1f}%"])
     out += table(rows, ["layer", "kind", "K", "N", "vec", "rowT", "colT", "passes", "MACs",
-                        "cycles", "util", "schedule", "bound"], "llrrrrrrrrrll")
-    out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles of "
-               f"{t['cycles']}; at {t['clock_mhz']:g} MHz: {t['inferences_per_s']:,.0f} "
+                        "cycles", *(["overlap"] if dbuf else []), "util", "schedule", "bound"],
+                 "llrrrrrrrr" + "r" * dbuf + "rll")
+    overlap = (f" ({t.get('overlapped_cycles', 0)} of them overlapped with compute)"
+               if dbuf else "")
+    out.append(f"  {t['compute_cycles']} compute + {t['load_cycles']} weight-load cycles"
+               f"{overlap} of {t['cycles']}; at {t['clock_mhz']:g} MHz: "
+               f"{t['inferences_per_s']:,.0f} "
                f"inferences/s, effective {t['effective_tops']:.4f} TOPS vs peak "
                f"{t['peak_tops']:.4f} TOPS ({100 * t['effective_tops'] / t['peak_tops']:.1f} %)")
     return "\n".join(out)
@@ -247,17 +255,18 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _check_output(option: str, path: Path | None) -> None:
-    """Fail before the long work if an output file cannot be written where asked."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise InputError(f"{option} must name a file, got the directory {path}")
-    parent = path.parent
-    if not parent.is_dir():
-        raise InputError(f"{option}: directory {parent} does not exist (for {path})")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{option}: directory {parent} is not writable (for {path})")
+def _check_export_layer(args: argparse.Namespace, cfg) -> None:
+    """Fail before the long work if --export-layer names no weighted layer of the model."""
+    from ..golden.quant.onnx_import import load_model
+    from ..golden.quant.qmodel import plan
+
+    if args.export_layer is None or not args.model.is_file():
+        return  # calibrate_report names the missing model
+    layers = plan(load_model(args.model), residual_in_dpu=cfg.dpu_residual)
+    names = [lay.name for lay in layers if lay.op.on_array]
+    if args.export_layer not in names:
+        raise InputError(f"--export-layer must name a weighted layer ({', '.join(names)}), "
+                         f"got {args.export_layer!r}")
 
 
 def _refuse_qdq(model: Path) -> None:
@@ -303,12 +312,20 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--clock-mhz must be a positive frequency, got {args.clock_mhz}")
     if args.export_count < 1:
         raise InputError(f"--export-count must be an int >= 1, got {args.export_count}")
-    _check_output("--json", args.json)
-    _check_output("--save-logits", args.save_logits)
-    _check_output("--plot", args.plot)
+    if args.batch < 1:
+        raise InputError(f"--batch must be an int >= 1, got {args.batch}")
+    if args.max_drop is not None and not (math.isfinite(args.max_drop) and args.max_drop >= 0):
+        raise InputError(f"--max-drop must be a finite percentage >= 0, got {args.max_drop}")
+    if args.export_layer is not None and args.export_vectors is None:
+        raise InputError("--export-layer needs --export-vectors DIR")
+    check_output_file("--json", args.json)
+    check_output_file("--save-logits", args.save_logits)
+    check_output_file("--plot", args.plot)
+    check_output_dir("--export-vectors", args.export_vectors)
     sigmas = check_noise_args(args)
     methods = METHODS if args.method == "all" else (args.method,)
     _refuse_qdq(args.model)
+    _check_export_layer(args, cfg)
     models: dict = {}
     logits: dict | None = {} if args.save_logits is not None or sigmas is not None else None
     with _Bar() as bar:

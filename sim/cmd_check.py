@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-from ..golden.fileio import write_atomic
+from ..golden.errors import InputError
+from ..golden.fileio import check_output_file, write_atomic
 from ..golden.quant.check import check_report, format_check
 from .cli import add_config_args, config_from_args
 from .cmd_calibrate import _jsonable
@@ -42,6 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check and print the report."""
     cfg = config_from_args(args)
+    if args.min_agreement is not None and not math.isfinite(args.min_agreement):
+        raise InputError(f"--min-agreement must be a finite percentage, got "
+                         f"{args.min_agreement}")
+    check_output_file("--json", args.json)
     report = check_report(args.model, args.eval, cfg)
     for w in report["warnings"]:
         print(f"dcim: warning: {w}", file=sys.stderr)

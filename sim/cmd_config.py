@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..golden.fileio import check_output_file
 from .cli import add_config_args, config_from_args
 
 
@@ -24,19 +25,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def throughput_line(cfg) -> str:
-    """One line: the pass interval, array utilization and bound for DPU and RAW results."""
+    """One line: the pass interval, array utilization and bound for DPU and RAW results, and,
+    when DPU results do not keep up with the array, the fields that would balance it."""
     parts = []
     for raw, what in ((False, "DPU results"), (True, "raw results")):
         parts.append(f"{what}: a pass every {cfg.pass_interval(raw=raw)} cycles, array busy "
                      f"{100 * cfg.array_utilization(raw=raw):.1f} % (bound: "
                      f"{cfg.pass_bound(raw=raw)})")
-    return (f"throughput with back-to-back vectors ({cfg.cycles_per_pass()} compute cycles "
+    line = (f"throughput with back-to-back vectors ({cfg.cycles_per_pass()} compute cycles "
             f"per pass): " + "; ".join(parts))
+    if cfg.pass_bound() != "array":
+        fix = {k: v for k, v in cfg.balanced().items() if getattr(cfg, k) != v}
+        line += ("; output-bound: balanced with " + ", ".join(f"{k}={v}" for k, v in fix.items())
+                 if fix else "; bound by the activation stream's field limit")
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the configuration, then write or print it; the throughput line goes to stderr."""
     cfg = config_from_args(args)
+    check_output_file("-o", args.output)
     if args.output is None:
         print(cfg.to_json(), end="")
     else:

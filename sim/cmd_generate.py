@@ -5,7 +5,10 @@ Writes DIR/<name>.v (byte-identical for equal configurations, lint-clean under
 (configuration, derived widths, cycles per pass, latencies, peak MACs/cycle, every stream
 count, the Icarus/Verilator/lint command lines, the array view) and DIR/<name>_regs.{md,json,h}.
 The array view (--array-model) is rtl, the synthesizable columns, or fast, the behavioural
-column model for simulation; the default is rtl up to 64x32 and fast above.
+column model for simulation; the default is rtl up to 64x32 and fast above. Every file is
+made before any is written, then they replace DIR's as one directory: an interrupted run leaves
+DIR as it was, and DIR/<name>.json records the SHA-256 of every other file, which
+`dcim regress --rtl DIR` checks.
 
 Example: dcim generate --rows 64 --cols 32 -o out
          dcim generate --rows 256 --cols 256 --array-model rtl -o out256
@@ -18,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..golden.fileio import check_output_dir
 from .build import ARRAY_MODELS, check_array_model, generate
 from .cli import add_config_args, config_from_args
 
@@ -26,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``dcim generate``."""
     add_config_args(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
-                        help="output directory (created if missing)")
+                        help="output directory (created if missing; written whole or not at all)")
     parser.add_argument("--array-model", default=None, metavar="VIEW",
                         help=f"view of the array: {' or '.join(ARRAY_MODELS)} (default: rtl up "
                              "to 64x32 bit-cell words, fast above)")
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the configuration and write the generated files."""
     cfg = config_from_args(args)
     view = check_array_model(args.array_model, cfg)
-    args.output.mkdir(parents=True, exist_ok=True)
+    check_output_dir("-o", args.output)
     t0 = time.monotonic()
 
     def progress(msg: str) -> None:

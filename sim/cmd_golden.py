@@ -11,12 +11,13 @@ Example: dcim golden --config core.json --weights W.npy --inputs X.npy -o Y.npy
 from __future__ import annotations
 
 import argparse
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..golden.errors import InputError
+from ..golden.fileio import check_output_file, write_atomic
+from ..golden.npyfile import load_npy, load_npz
 from ..golden.model import DpuParams, dpu, mvm_tiled
 from .cli import add_config_args, config_from_args
 
@@ -34,49 +35,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--act-bits-run", dest="run_bits", type=int, metavar="B",
                         help="runtime activation precision of the passes (default: act_bits)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="Y.npy",
-                        help="where to write the int32 sums or int8 outputs")
+                        help="where to write the int32 sums or int8 outputs (this exact path; "
+                             "an .npy file)")
 
 
-def _load_npy(what: str, path: Path) -> np.ndarray:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"{what} file not found: {path}") from None
-    except ValueError:  # numpy's guess for a file without its magic is "pickled data"
-        raise InputError(f"{what} file {path} is not a readable .npy array (not a NumPy file)"
-                         ) from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{what} file {path} is not a readable .npy array ({exc})") from None
-    if not isinstance(data, np.ndarray):
-        data.close()
-        raise InputError(f"{what} file {path} is not a readable .npy array (it is an .npz archive)")
-    return data
-
-
-def _load_npz(path: Path) -> DpuParams:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"DPU file not found: {path}") from None
-    except ValueError:  # numpy's guess for a file without its magic is "pickled data"
-        raise InputError(f"DPU file {path} is not a readable .npz archive (not a NumPy file)"
-                         ) from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise InputError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise InputError(f"DPU file {path} is not a readable .npz archive (it holds one array)")
-    with data:
-        try:
-            return DpuParams.from_npz(data)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise InputError(f"DPU file {path} is not a readable .npz archive ({exc})") from None
+def _load_dpu(path: Path) -> DpuParams:
+    return DpuParams.from_npz(load_npz("DPU", path))
 
 
 def run(args: argparse.Namespace) -> int:
     """Compute the expected outputs and save them."""
     cfg = config_from_args(args)
-    W = _load_npy("weights", args.weights)
-    X = _load_npy("inputs", args.inputs)
+    check_output_file("-o", args.output)
+    W = load_npy("weights", args.weights)
+    X = load_npy("inputs", args.inputs)
+    if X.size == 0:
+        raise InputError(f"inputs file {args.inputs} is empty (shape {X.shape}); it must hold at "
+                         "least one activation vector")
     sums = mvm_tiled(cfg, W, X, args.run_bits)
     if np.asarray(X).ndim == 1:
         sums = sums[0]
@@ -85,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--residual needs --dpu")
         out = sums.astype(np.int32)
     else:
-        residual = None if args.residual is None else _load_npy("residual", args.residual)
-        out = dpu(cfg, sums, _load_npz(args.dpu), residual).astype(np.int8)
-    np.save(args.output, out)
+        residual = None if args.residual is None else load_npy("residual", args.residual)
+        out = dpu(cfg, sums, _load_dpu(args.dpu), residual).astype(np.int8)
+    # to the path given (np.save to a path would append .npy to a name without it)
+    write_atomic(args.output, lambda fh: np.save(fh, out))
     print(f"wrote {args.output}: {out.dtype} {list(out.shape)}")
     return 0

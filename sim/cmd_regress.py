@@ -21,10 +21,9 @@ import argparse
 import concurrent.futures
 import hashlib
 import json
+import math
 import random
 import re
-import shlex
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,11 +33,10 @@ from pathlib import Path
 from ..golden import procgroup
 from ..golden.config import CoreConfig
 from ..golden.errors import InputError
-from ..golden.fileio import write_atomic
-from ..golden.table import table
+from ..golden.fileio import check_output_dir, check_output_file, lock_dir
+from .build import ARRAY_MODELS, check_array_model, check_generated
 from .cli import add_config_args, config_from_args
-from .junit import write_junit
-from .build import ARRAY_MODELS, check_array_model
+from .regress_report import print_failures, write_reports
 from .resources import check_memory
 from .runner import RunResult, build, run_tests
 from .simulators import SIMULATORS, SimulatorError, check_simulator
@@ -67,6 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "fast above")
     parser.add_argument("--rtl", type=Path, default=None, metavar="DIR",
                         help="use the Verilog `dcim generate` wrote to DIR instead of generating")
+    parser.add_argument("--rtl-edited", action="store_true",
+                        help="accept files of --rtl DIR that differ from the digests its "
+                             "<name>.json records (Verilog edited on purpose, a mutant)")
     parser.add_argument("-o", "--out", "--output", dest="out", type=Path,
                         default=Path("build/regress"), metavar="DIR",
                         help="build and run directories (default build/regress)")
@@ -125,30 +126,27 @@ def _tag(cfg: CoreConfig) -> str:
     return f"{cfg.name}_{cfg.rows}x{cfg.cols}_{h.hexdigest()[:10]}"
 
 
-def _check_rtl(cfg: CoreConfig, rtl: Path) -> tuple[Path, Path, str]:
+def _check_rtl(cfg: CoreConfig, rtl: Path, edited: bool = False) -> tuple[Path, Path, str]:
+    """The Verilog, register map and array view of a ``dcim generate`` directory for ``cfg``.
+
+    Raises
+    ------
+    InputError
+        A file is missing, the directory's files do not match (an interrupted or mixed
+        output: :func:`dcim.sim.build.check_generated`; not checked if ``edited``), or they
+        are for another configuration.
+    """
     verilog = rtl / f"{cfg.name}.v"
-    info = rtl / f"{cfg.name}.json"
     regs = rtl / f"{cfg.name}_regs.json"
-    for p in (verilog, info, regs):
+    for p in (verilog, regs):
         if not p.is_file():
             raise InputError(f"--rtl {rtl}: {p.name} not found (run dcim generate -o {rtl} with "
                              "the same configuration)")
-    try:
-        data = json.loads(info.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{info}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{info}: not a JSON object")
-    fields = {k: v for k, v in data.items() if k in cfg.fields()}
+    data = check_generated(rtl, cfg, digests=not edited)
     view = data.get("array_model", "rtl")
-    if view not in ARRAY_MODELS:
-        raise InputError(f"{info}: array_model must be one of {', '.join(ARRAY_MODELS)}, "
-                         f"got {view!r}")
-    diff = [f"{k} {fields.get(k)!r} != {v!r}" for k, v in cfg.fields().items()
-            if fields.get(k) != v]
-    if diff:
-        raise InputError(f"stale Verilog: {verilog} was generated for another configuration "
-                         f"({'; '.join(diff[:3])}); rerun dcim generate")
+    if not isinstance(view, str) or view not in ARRAY_MODELS:
+        raise InputError(f"{rtl / (cfg.name + '.json')}: array_model must be one of "
+                         f"{', '.join(ARRAY_MODELS)}, got {view!r}")
     return verilog, regs, view
 
 
@@ -156,13 +154,14 @@ def _generate(cfg: CoreConfig, root: Path, say, view: str) -> tuple[Path, Path, 
     from .build import generate
 
     rtl = root / view / "rtl"
-    stamp = rtl / "done"
-    if not stamp.exists():
-        say(f"generating Verilog for {cfg.name} {cfg.rows}x{cfg.cols} ({view} array) ...")
-        t0 = time.perf_counter()
-        generate(cfg, rtl, array_model=view)
-        stamp.write_text("ok\n")
-        say(f"generated in {time.perf_counter() - t0:.1f} s")
+    try:
+        return _check_rtl(cfg, rtl)
+    except InputError:  # none yet, or an interrupted one: generate it (whole or not at all)
+        pass
+    say(f"generating Verilog for {cfg.name} {cfg.rows}x{cfg.cols} ({view} array) ...")
+    t0 = time.perf_counter()
+    generate(cfg, rtl, array_model=view)
+    say(f"generated in {time.perf_counter() - t0:.1f} s")
     return _check_rtl(cfg, rtl)
 
 
@@ -178,10 +177,21 @@ class SimSummary:
     errors: list[str] = field(default_factory=list)
     #: The view this one's output digests were compared with, and how many were compared.
     compared: tuple[str, int] | None = None
+    #: A Ctrl-C or SIGTERM stopped it: ``runs`` holds the seeds that finished.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.errors and bool(self.runs) and all(r.ok for _, r in self.runs)
+        return (not self.errors and not self.interrupted and bool(self.runs)
+                and all(r.ok for _, r in self.runs))
+
+    @property
+    def result(self) -> str:
+        """``pass``, ``fail`` or ``interrupted`` (stopped with no failure among its runs)."""
+        if self.ok:
+            return "pass"
+        failed = self.errors or any(not r.ok for _, r in self.runs)
+        return "fail" if failed or not self.interrupted else "interrupted"
 
     @property
     def seconds(self) -> float:
@@ -201,16 +211,31 @@ def _digests(r: RunResult) -> dict[str, str]:
     return {k: v["digest"] for k, v in r.stats.get("tests", {}).items()}
 
 
-def _run_sim(sim: str, view: str, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path,
+def _run_sim(summ: SimSummary, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path,
              root: Path, seeds: list[int], args, say) -> SimSummary:
-    summ = SimSummary(sim, view)
+    """Build and run every seed of one simulator and view into ``summ`` (filled as the runs
+    finish, so that what finished is there when a Ctrl-C or SIGTERM stops the run: then the
+    run that was killed is left out and ``summ.interrupted`` set)."""
+    try:
+        return _run_seeds(summ, cfg, verilog, regs, core_json, root, seeds, args, say)
+    except procgroup.Stopped:  # a Ctrl-C or SIGTERM: no new simulator starts
+        summ.interrupted = True
+        return summ
+
+
+def _run_seeds(summ: SimSummary, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path,
+               root: Path, seeds: list[int], args, say) -> SimSummary:
+    sim, view = summ.sim, summ.view
     bdir = root / view / (sim + ("_waves" if args.waves else ""))
     tag = f"{sim}/{view}"
     try:
         summ.build_s = build(sim, verilog, cfg.name, bdir / "build", waves=args.waves,
                              timeout=args.timeout)
     except SimulatorError as exc:
-        summ.errors.append(str(exc))
+        if procgroup.stopping():
+            summ.interrupted = True
+        else:
+            summ.errors.append(str(exc))
         return summ
     say(f"[{tag}] built in {summ.build_s:.1f} s")
     for i, seed in enumerate(seeds):
@@ -220,6 +245,9 @@ def _run_sim(sim: str, view: str, cfg: CoreConfig, verilog: Path, regs: Path, co
                       waves=args.waves, init_seed=init, timeout=args.timeout,
                       progress=lambda msg, s=seed: say(f"[{tag}] seed {s}: {msg}"),
                       replay=args.vectors)
+        if not r.ok and procgroup.stopping():  # killed by the stop, not a failure
+            summ.interrupted = True
+            return summ
         summ.runs.append((seed, r))
         state = "ok" if r.ok else "FAILED"
         say(f"[{tag}] seed {seed} ({i + 1}/{len(seeds)}): {r.tests} tests, {r.failed} failed, "
@@ -234,6 +262,9 @@ def _run_sim(sim: str, view: str, cfg: CoreConfig, verilog: Path, regs: Path, co
                            config_json=core_json, regmap_json=regs, seed=seed,
                            tests=args.tests, init_seed=init + 1, timeout=args.timeout,
                            replay=args.vectors)
+            if not r2.ok and procgroup.stopping():
+                summ.interrupted = True
+                return summ
             d1, d2 = _digests(r), _digests(r2)
             diff = sorted(k for k in d1 if d2.get(k) != d1[k])
             if not r2.ok or diff:
@@ -281,14 +312,8 @@ def _compare_views(summaries: list[SimSummary], say) -> None:
                 "test run(s)")
 
 
-def _fmt_int(n: int) -> str:
-    return f"{n:,}"
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the regression; 0 when everything passed, 1 on a failure."""
-    from ..verif.coverage import load_testplan, merge, report, summary
-
+def _check_args(args) -> tuple[CoreConfig, list[str], list[str]]:
+    """Every option checked before any work: ``(cfg, simulators, views)``."""
     if args.vectors is not None:
         if args.tests is not None:
             raise InputError("--tests cannot be combined with --vectors (only test_replay runs)")
@@ -302,6 +327,8 @@ def run(args: argparse.Namespace) -> int:
         sims = [args.sim]
     else:
         raise InputError(f"--sim must be one of {', '.join(SIMULATORS)} or all, got {args.sim!r}")
+    if args.rtl_edited and args.rtl is None:
+        raise InputError("--rtl-edited needs --rtl DIR")
     if args.rtl is not None and args.array_model is not None:
         raise InputError("--array-model cannot be combined with --rtl (the view is the one "
                          "dcim generate wrote to DIR)")
@@ -310,13 +337,28 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--seeds must be in [1, 1000], got {args.seeds}")
     if not 1 <= args.jobs <= 64:
         raise InputError(f"--jobs must be in [1, 64], got {args.jobs}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise InputError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
     if args.tests is not None:
         try:
             re.compile(args.tests)
         except re.error as exc:
             raise InputError(f"--tests is not a valid regular expression: {exc}") from None
+    check_output_dir("--out", args.out)
+    check_output_file("--junit", args.junit, parents=True)
     for sim in sims:
         check_simulator(sim)
+    return cfg, sims, views
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the regression; 0 when everything passed, 1 on a failure.
+
+    A Ctrl-C or SIGTERM kills every simulator, writes the reports of the runs that finished
+    (marked interrupted), then ends the run (exit 130, or 143 for SIGTERM). Two regressions
+    into one ``--out`` are refused (:func:`dcim.golden.fileio.lock_dir`).
+    """
+    cfg, sims, views = _check_args(args)
     base = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 1 << 30)
     seeds = [base + i for i in range(args.seeds)]
     lock = threading.Lock()
@@ -325,7 +367,8 @@ def run(args: argparse.Namespace) -> int:
         with lock:
             print(msg, flush=True)
 
-    rtl_source = _check_rtl(cfg, args.rtl.resolve()) if args.rtl is not None else None
+    rtl_source = (_check_rtl(cfg, args.rtl.resolve(), args.rtl_edited)
+                  if args.rtl is not None else None)
     for view in [rtl_source[2]] if rtl_source else views:
         for sim in sims:
             try:
@@ -333,112 +376,44 @@ def run(args: argparse.Namespace) -> int:
                              else "choose a smaller array")
             except MemoryError as exc:
                 raise InputError(str(exc)) from None
-    root = args.out.resolve() / _tag(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    if rtl_source is not None:
-        sources = [rtl_source]
-    else:
-        sources = [_generate(cfg, root, say, view) for view in views]
-    core_json = root / "core.json"
-    cfg.save(core_json)
-    say(f"regression of {cfg.name} {cfg.rows}x{cfg.cols} on {', '.join(sims)}, "
-        f"{' and '.join(v for _, _, v in sources)} array, seeds {seeds[0]}..{seeds[-1]} "
-        f"(dir {root})")
-    t0 = time.perf_counter()
-    # a Ctrl-C or SIGTERM reaches this (main) thread only: the guard kills every simulator of
-    # the workers (inside the pool's block: the pool's exit waits for its threads)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool, procgroup.guard():
-        futures = [pool.submit(_run_sim, sim, view, cfg, verilog, regs, core_json, root, seeds,
-                               args, say) for verilog, regs, view in sources for sim in sims]
-        summaries = [f.result() for f in futures]
-    wall = time.perf_counter() - t0
-    _compare_views(summaries, say)
-
-    plan = load_testplan()
-    label = f"{cfg.rows}x{cfg.cols}"
-    rows = []
-    records = []
-    all_hits = []
-    for s in summaries:
-        hits = merge(r.stats.get("coverage", {}) for _, r in s.runs)
-        all_hits.append(hits)
-        hit, total = summary(plan, cfg.fields(), hits)
-        tests, trans, macs = s.totals()
-        rows.append([f"{cfg.name} {label}", s.sim, s.view, str(tests), _fmt_int(trans),
-                     _fmt_int(macs), f"{hit}/{total}", f"{s.seconds:.1f}",
-                     "pass" if s.ok else "FAIL"])
-        records.append({"config": cfg.name, "rows": cfg.rows, "cols": cfg.cols,
-                        "simulator": s.sim, "array": s.view, "seeds": [sd for sd, _ in s.runs],
-                        "tests": tests, "transactions": trans, "macs_verified": macs,
-                        "coverage_hit": hit, "coverage_bins": total, "seconds": s.seconds,
-                        "result": "pass" if s.ok else "fail", "errors": list(s.errors),
-                        "compared_with": s.compared and s.compared[0],
-                        "outputs_compared": s.compared[1] if s.compared else 0})
-    total_hits = merge(all_hits)
-    cov_path = root / "coverage.md"
-    write_atomic(cov_path, report(plan, cfg.fields(), total_hits,
-                                  f"{cfg.name} {label}, {', '.join(sims)}, seeds {seeds}"))
-    junit = args.junit or root / "junit.xml"
-    write_junit(junit, f"{cfg.name}_{label}", summaries)
-    # the table below, for programs (farms, CI): one record per simulator and view
-    summary_path = write_atomic(root / "summary.json", json.dumps(records, indent=1) + "\n")
-    print()
-    print("\n".join(table(rows, ["config", "simulator", "array", "tests", "transactions",
-                                 "MACs verified", "coverage", "seconds", "result"], "lllrrrrrr",
-                           indent="")))
-    hit, total = summary(plan, cfg.fields(), total_hits)
-    print(f"\ncoverage {hit}/{total} bins (report: {cov_path}); JUnit: {junit}; "
-          f"summary: {summary_path}; wall {wall:.1f} s")
-    if args.waves:
-        for s in summaries:
-            for _, r in s.runs:
-                for w in sorted(r.log.parent.glob("*.fst")) + sorted(r.log.parent.glob("*.vcd")):
-                    print(f"waves: {w}")
-    ok = all(s.ok for s in summaries)
-    if not ok:
-        _print_failures(cfg, summaries, args)
+    with lock_dir(args.out, "--out"):
+        root = args.out.resolve() / _tag(cfg)
+        root.mkdir(parents=True, exist_ok=True)
+        if rtl_source is not None:
+            sources = [rtl_source]
+        else:
+            sources = [_generate(cfg, root, say, view) for view in views]
+        core_json = root / "core.json"
+        cfg.save(core_json)
+        say(f"regression of {cfg.name} {cfg.rows}x{cfg.cols} on {', '.join(sims)}, "
+            f"{' and '.join(v for _, _, v in sources)} array, seeds {seeds[0]}..{seeds[-1]} "
+            f"(dir {root})")
+        t0 = time.perf_counter()
+        summaries = [SimSummary(sim, view) for _, _, view in sources for sim in sims]
+        todo = [(s, v, r) for (v, r, view) in sources for s in summaries if s.view == view]
+        stop: BaseException | None = None
+        try:
+            # a Ctrl-C or SIGTERM reaches this (main) thread only: the guard kills every
+            # simulator of the workers (inside the pool's block: the pool's exit waits for its
+            # threads, which start no new simulator once it did)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool, \
+                    procgroup.guard():
+                futures = [pool.submit(_run_sim, s, cfg, verilog, regs, core_json, root, seeds,
+                                       args, say) for s, verilog, regs in todo]
+                for f in futures:
+                    f.result()
+        except (KeyboardInterrupt, procgroup.Terminated) as exc:
+            stop = exc
+            for s in summaries:
+                s.interrupted = s.interrupted or len(s.runs) < len(seeds)
+            say("interrupted: killed every simulator; writing the reports of the runs that "
+                "finished")
+        wall = time.perf_counter() - t0
+        if stop is None:
+            _compare_views(summaries, say)
+        ok = write_reports(cfg, summaries, sims, seeds, root, args, wall)
+        if not ok:
+            print_failures(cfg, summaries, args, config_argv(cfg))
+    if stop is not None:
+        raise stop
     return 0 if ok else 1
-
-
-def _headline(message: str) -> str:
-    """The exception line of a failure message (cocotb stores the whole traceback)."""
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    for ln in lines:
-        if re.match(r"[\w.]*(Error|Exception|Timeout)\b", ln):
-            return ln
-    return lines[-1] if lines else ""
-
-
-def _print_failures(cfg: CoreConfig, summaries: list[SimSummary], args) -> None:
-    err = sys.stdout
-    print("\nFAILURES", file=err)
-    for s in summaries:
-        for e in s.errors:
-            print(f"  [{s.sim}/{s.view}] {e}", file=err)
-        for seed, r in s.runs:
-            if r.ok:
-                continue
-            if r.error:
-                print(f"  [{s.sim}] seed {seed}: {r.error}", file=err)
-            for c in r.cases:
-                if c["failed"]:
-                    msg = _headline(c["message"])
-                    print(f"  [{s.sim}] seed {seed} {c['name']}: {msg[:300]}", file=err)
-            names = [c["name"] for c in r.cases if c["failed"]]
-            pattern = "|".join(re.escape(n) + "$" for n in names) or args.tests
-            cmd = ["dcim", "regress", *config_argv(cfg), "--sim", s.sim, "--seed", str(seed),
-                   "--seeds", "1", "--array-model", s.view]
-            if args.rtl is not None:
-                cmd += ["--rtl", str(args.rtl)]
-            if args.vectors is not None:
-                cmd += ["--vectors", str(args.vectors)]
-                pattern = None
-            if args.out != Path("build/regress"):
-                cmd += ["--out", str(args.out)]
-            if pattern:
-                cmd += ["--tests", pattern]
-            cmd.append("--waves")
-            print(f"  reproduce: {shlex.join(cmd)}", file=err)
-            print(f"  log: {r.log}", file=err)
-            if args.waves:
-                print(f"  waves: {r.log.parent}", file=err)

@@ -14,7 +14,8 @@ from ..golden.config import CoreConfig
 
 __all__ = ["TASKS", "check_memory", "estimate_gib", "machine_gib"]
 
-#: (fixed GiB, GiB per weight word) of each task; a weight word is one of rows x cols.
+#: (fixed GiB, GiB per weight word) of each task; a weight word is one of the array's
+#: ``stored_words`` (rows x cols, times two with double-buffered weights).
 _COEFF = {
     # Verilator's elaboration and C++ compile of the flip-flop array: 256x64 took 0.7 GB,
     # 256x256 3.5 GB before its C++ compile (~55 kB per word).
@@ -46,7 +47,7 @@ def estimate_gib(tool: str, view: str, cfg: CoreConfig) -> float:
         ``(tool, view)`` is not in :data:`TASKS`.
     """
     fixed, per_word = _COEFF[(tool, view)]
-    return fixed + per_word * cfg.rows * cfg.cols
+    return fixed + per_word * cfg.stored_words
 
 
 def check_memory(tool: str, view: str, cfg: CoreConfig, *, total_gib: float | None = None,
@@ -71,7 +72,9 @@ def check_memory(tool: str, view: str, cfg: CoreConfig, *, total_gib: float | No
     if need > 0.9 * have:
         what = {"verilator": "a Verilator build", "icarus": "an Icarus simulation",
                 "synth": "a flat synthesis"}[tool]
-        raise MemoryError(f"{what} of the {view} array at {cfg.rows}x{cfg.cols} needs about "
+        sets = " with weight_sets 2" if cfg.weight_sets == 2 else ""
+        raise MemoryError(f"{what} of the {view} array at {cfg.rows}x{cfg.cols}{sets} needs "
+                          "about "
                           f"{need:.0f} GiB (estimated from the size); this machine has "
                           f"{have:.0f} GiB{'; ' + hint if hint else ''}")
     return need

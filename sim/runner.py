@@ -183,7 +183,7 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
     if not cases and not error:
-        error = f"no test matched (log: {log})"
+        error = f"no test ran: none matched, or each one that did was skipped (log: {log})"
     ok = not error and not failures
     return RunResult(ok=ok, tests=len(cases), failed=len(failures), failures=failures,
                      stats=stats, seconds=seconds, log=log, results_xml=results, error=error,

@@ -6,7 +6,8 @@ The Debian OpenSTA cannot read VCD or SAIF, so the flow measures toggle rates it
    configured ranges; ``sparse``: ReLU-like activations, about 60 % zeros and small positive
    values, and Gaussian-like weights).
 2. :func:`write_testbench` writes a Verilog testbench that streams the weights through
-   ``s_axis_w`` and the vectors through ``s_axis_x`` (tuser EMIT) with ``m_axis_y`` always ready,
+   ``s_axis_w`` and the vectors through ``s_axis_x`` (tuser EMIT, or ACC and EMIT for a K-tiled
+   workload; idle cycles between vectors if asked) with ``m_axis_y`` always ready,
    and dumps a VCD of the compute window only (after the weights are loaded); :class:`Program`
    is the same testbench for the cycle-based simulator (:mod:`dcim.synth.gatesim`).
 3. :func:`toggle_rates` reads that VCD (with pyvcd's tokenizer) and returns, per requested
@@ -29,38 +30,64 @@ from vcd.reader import TokenKind, tokenize
 from ..golden.config import CoreConfig
 from ..verif.beats import pack_beats
 
-__all__ = ["WORKLOADS", "BitRate", "Program", "Workload", "activity_tcl",
-           "toggle_rates", "workload", "write_testbench"]
+__all__ = ["WORKLOADS", "BitRate", "Program", "Workload", "activity_tcl", "toggle_rates",
+           "workload", "write_testbench"]
 
 #: Workload names understood by :func:`workload`.
 WORKLOADS = ("random", "sparse")
 
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """Weights (``rows`` x ``cols``) and activation vectors (``n`` x ``rows``) as Python ints."""
+    """Weights (``rows`` x ``cols``) and activation vectors (``n`` x ``rows``) as Python ints.
+
+    ``gap`` idle cycles follow each vector's last beat on the activation stream (0: back to
+    back); every ``emit_every``-th vector's pass emits a result (tuser EMIT), the others
+    accumulate into the partial sums (tuser ACC after the first of each group of
+    ``emit_every``): a K-tiled layer with ``K = emit_every``.
+    """
 
     name: str
     weights: list[list[int]]
     vectors: list[list[int]]
+    gap: int = 0
+    emit_every: int = 1
 
     @property
     def macs(self) -> int:
         """Multiply-accumulates the vectors perform on the array."""
         return len(self.vectors) * len(self.weights) * len(self.weights[0])
 
+    @property
+    def results(self) -> int:
+        """Result packets the vectors produce."""
+        return len(self.vectors) // self.emit_every
 
-def workload(cfg: CoreConfig, name: str, n_vectors: int, seed: int = 1) -> Workload:
-    """Draw workload ``name`` (one of :data:`WORKLOADS`) for ``cfg``.
+    def user(self, i: int) -> int:
+        """The ``tuser`` of vector ``i`` (bit 0 ACC, bit 1 EMIT)."""
+        k = i % self.emit_every
+        return (1 if k else 0) | (2 if k == self.emit_every - 1 else 0)
+
+
+def workload(cfg: CoreConfig, name: str, n_vectors: int, seed: int = 1, gap: int = 0,
+             emit_every: int = 1) -> Workload:
+    """Draw workload ``name`` (one of :data:`WORKLOADS`) for ``cfg``; ``gap`` and
+    ``emit_every`` as in :class:`Workload`.
 
     Raises
     ------
     ValueError
-        ``name`` is not a workload, or ``n_vectors`` is not positive.
+        ``name`` is not a workload, ``n_vectors`` is not positive, ``gap`` is negative, or
+        ``emit_every`` does not divide ``n_vectors``.
     """
     if name not in WORKLOADS:
         raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, got {name!r}")
     if n_vectors < 1:
         raise ValueError(f"vectors must be >= 1, got {n_vectors}")
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0 cycles, got {gap}")
+    if emit_every < 1 or n_vectors % emit_every:
+        raise ValueError(f"emit_every must be >= 1 and divide the vectors ({n_vectors}), "
+                         f"got {emit_every}")
     rng = random.Random(f"{seed}-{name}")
     wl, wh = cfg.weight_range
     al, ah = cfg.act_range
@@ -74,7 +101,7 @@ def workload(cfg: CoreConfig, name: str, n_vectors: int, seed: int = 1) -> Workl
         sa = ah / 4
         x = [[max(0, min(ah, round(rng.gauss(-0.25 * sa, sa)))) for _ in range(cfg.rows)]
              for _ in range(n_vectors)]
-    return Workload(name, w, x)
+    return Workload(name, w, x, gap, emit_every)
 
 
 def _ident(name: str) -> str:
@@ -89,10 +116,11 @@ def _beats(cfg: CoreConfig, wl: Workload) -> tuple[list[int], list[int]]:
     return wbeats, xbeats
 
 
-def _drain_limit(cfg: CoreConfig, n_vec: int) -> int:
+def _drain_limit(cfg: CoreConfig, n_vec: int, gap: int = 0) -> int:
     """Rising edges the testbench waits at most for the last results: four times
-    :meth:`~dcim.golden.config.CoreConfig.latency_bound` (no stalls), plus 64 for reset."""
-    return 64 + 4 * cfg.latency_bound(n_vec)
+    :meth:`~dcim.golden.config.CoreConfig.latency_bound` (no stalls), plus 64 for reset and
+    the idle ``gap`` of every vector."""
+    return 64 + 4 * cfg.latency_bound(n_vec) + n_vec * gap
 
 
 def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Workload,
@@ -104,9 +132,11 @@ def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Work
     and activation streams, ``m_axis_y__tready`` = 1 and 0 on every other input. Inputs change
     at the falling clock edge; a quarter period later, when the logic has settled, the
     testbench samples ``tready`` (a beat is taken at the next rising edge when it is 1) and
-    counts result packets (``tvalid`` and ``tlast``). It samples nothing at a rising edge, so
+    counts result packets (``tvalid`` and ``tlast``). Each vector's first beat carries its
+    ``tuser`` (:meth:`Workload.user`) and its last beat is followed by ``wl.gap`` idle cycles
+    (``tvalid`` 0). It samples nothing at a rising edge, so
     no result depends on the order in which the simulator runs the processes of one instant;
-    :func:`program` is the same testbench for :mod:`dcim.synth.gatesim`. The VCD holds
+    :class:`Program` is the same testbench for :mod:`dcim.synth.gatesim`. The VCD holds
     the nets (not the cells' insides) of each module instance in ``scopes`` (dotted paths
     below the core, ``""`` for the core itself) over the compute window, from a falling edge
     after the weights are loaded to the falling edge after the last result. It prints
@@ -129,6 +159,9 @@ def write_testbench(cfg: CoreConfig, ports: dict[str, tuple[str, int]], wl: Work
     half = period_ns / 2
     quarter = period_ns / 4
     n_vec = len(wl.vectors)
+    k = wl.emit_every
+    gap = (f"\n      if ((i % {cfg.x_beats}) == {cfg.x_beats - 1}) begin @(negedge clk) "
+           f"s_axis_x__tvalid = 0; repeat ({wl.gap - 1}) @(negedge clk); end" if wl.gap else "")
     has_tlast = "s_axis_x__tlast" in ports
     dumps = "\n".join(
         "    $dumpvars(1, dut" + "".join("." + _ident(p) for p in s.split(".") if p) + ");"
@@ -172,14 +205,15 @@ module tb;
     for (i = 0; i < {len(xbeats)}; i = i + 1) begin
       @(negedge clk);
       s_axis_x__tdata = xmem[i]; s_axis_x__tvalid = 1;
-      s_axis_x__tuser = ((i % {cfg.x_beats}) == 0) ? 2'b10 : 2'b00;
+      s_axis_x__tuser = ((i % {cfg.x_beats}) == 0) ?
+        {{((i / {cfg.x_beats}) % {k}) == {k - 1}, ((i / {cfg.x_beats}) % {k}) != 0}} : 2'b00;
       {xlast}
       #{quarter}; while (s_axis_x__tready !== 1'b1) begin @(negedge clk); #{quarter}; end
-      @(posedge clk);
+      @(posedge clk);{gap}
     end
     @(negedge clk) s_axis_x__tvalid = 0;
     i = 0;
-    while (results < {n_vec} && i < {_drain_limit(cfg, n_vec)})
+    while (results < {wl.results} && i < {_drain_limit(cfg, n_vec, wl.gap)})
       begin @(posedge clk); i = i + 1; end
     @(negedge clk);
     $dumpoff;
@@ -230,17 +264,23 @@ class Program:
         for i, b in enumerate(xbeats):
             yield ("negedge",)
             beat = {"s_axis_x__tdata": b, "s_axis_x__tvalid": 1,
-                    "s_axis_x__tuser": 2 if i % cfg.x_beats == 0 else 0}
+                    "s_axis_x__tuser": (self.wl.user(i // cfg.x_beats)
+                                        if i % cfg.x_beats == 0 else 0)}
             if self.has_tlast:
                 beat["s_axis_x__tlast"] = int(i % cfg.x_beats == cfg.x_beats - 1)
             yield beat
             while (yield ("read", "s_axis_x__tready")) != 1:
                 yield ("negedge",)
             yield ("posedge",)
+            if self.wl.gap and i % cfg.x_beats == cfg.x_beats - 1:
+                yield ("negedge",)
+                yield {"s_axis_x__tvalid": 0}
+                for _ in range(self.wl.gap - 1):
+                    yield ("negedge",)
         yield ("negedge",)
         yield {"s_axis_x__tvalid": 0}
         i = 0
-        while self.results < n_vec and i < _drain_limit(cfg, n_vec):
+        while self.results < self.wl.results and i < _drain_limit(cfg, n_vec, self.wl.gap):
             yield ("posedge",)
             i += 1
         yield ("negedge",)

@@ -14,7 +14,10 @@ on a Verilog file of the core runs, in its output directory:
 4. A gate-level simulation of the mapped netlist on each workload (:mod:`dcim.synth.gatesim`,
    cycle-based, every workload in one run; or Icarus) gives every net's toggle rate in the
    compute window; OpenSTA then reports power at Fmax with those activities set on every cell
-   pin (``power.tcl``).
+   pin (``power.tcl``). The workloads include the utilization curve's (idle cycles between
+   vectors, :func:`dcim.synth.activity.curve_workloads`).
+5. The clock network's energy and the modelled clock gating of the weight cells
+   (:mod:`dcim.synth.clocking`), from the netlist's clock pins and the liberty.
 
 :func:`estimate` composes a large array from two small flat runs (see its doc).
 """
@@ -36,6 +39,8 @@ from ..golden.config import CoreConfig
 from ..golden.errors import InputError
 from ..golden.fileio import write_atomic
 from . import activity as act
+from .clocking import clock_model
+from .curve import CURVE_UTILIZATIONS, curve_gap, curve_workloads
 from .lef import read_corrected
 from .measure import ACTIVITY_SIMS, measure_activity
 from .netlist import BLOCKS, block_areas, block_of, block_paths_tcl
@@ -73,7 +78,10 @@ ABC_SWEEP = "&get -n; &fraig -x; &put; "
 def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | Path = "osu018",
                clock_ns: float = 10.0, workloads: Sequence[str] = act.WORKLOADS,
                vectors: int = 16, progress: Progress = quiet,
-               activity_sim: str = "auto", abc_sweep: bool = False) -> dict[str, Any]:
+               activity_sim: str = "auto", abc_sweep: bool = False,
+               utilization: Sequence[int] = CURVE_UTILIZATIONS,
+               emit_every: int = 1, curve_gaps: dict[int, int | None] | None = None,
+               ) -> dict[str, Any]:
     """Synthesize ``verilog`` (top module ``cfg.name``) flat-hierarchical into ``outdir``.
 
     Parameters
@@ -96,6 +104,16 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
         The gate-level simulator of the activity (:data:`ACTIVITY_SIMS`).
     abc_sweep : bool
         Run ABC's SAT sweep too (:data:`ABC_SWEEP`; much slower on wide adder trees).
+    utilization : sequence of int
+        Target array utilizations (percent) of the TOPS/W curve, each a workload ``u<p>`` of
+        ``vectors`` random vectors with idle cycles between them (empty, or no ``workloads``:
+        no curve).
+    emit_every : int
+        The curve workloads' passes emit a result every ``emit_every`` vectors and accumulate
+        otherwise (a K-tiled layer); must divide ``vectors``.
+    curve_gaps : dict, optional
+        The curve's idle cycles per point (default: :func:`dcim.synth.activity.curve_gap` of
+        ``cfg``; :func:`estimate` passes those of the whole array to its parts).
 
     Returns
     -------
@@ -117,6 +135,12 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
     if activity_sim not in ACTIVITY_SIMS:
         raise InputError(f"activity_sim must be one of {', '.join(ACTIVITY_SIMS)}, "
                          f"got {activity_sim!r}")
+    if not (isinstance(emit_every, int) and emit_every >= 1 and vectors % emit_every == 0):
+        raise InputError(f"emit_every must be an int >= 1 dividing vectors ({vectors}), "
+                         f"got {emit_every}")
+    for u in utilization:
+        if not (isinstance(u, int) and 1 <= u <= 100):
+            raise InputError(f"utilization points must be ints in [1, 100] percent, got {u!r}")
     t_start = time.monotonic()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -166,23 +190,26 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
 
     power: dict[str, Any] = {}
     acts: dict[str, Any] = {}
+    clock: dict[str, Any] = {}
     if workloads:
         t0 = time.monotonic()
+        curve_wls = curve_workloads(cfg, vectors, utilization, emit_every, curve_gaps)
         acts = measure_activity(cfg, outdir, netlist, cfg.name, lib, workloads, vectors,
-                                progress, activity_sim)
+                                progress, activity_sim, extra=list(curve_wls.values()))
         times["activity_s"] = time.monotonic() - t0
         progress("opensta: power at Fmax")
         t0 = time.monotonic()
+        names = [*workloads, *curve_wls]
         sources = "\n".join(
             template("power.tcl", workload=w, activity_file=f"activity_{w}.tcl")
-            for w in workloads)
+            for w in names)
         (outdir / "sta_power.tcl").write_text(template(
             "sta.tcl", liberty="cells.lib", netlist="netlist.v", top=cfg.name,
             period=f"{timing['min_period_ns']:.4f}", blocks="", activity=sources))
         pw = parse_power(run(["sta", "-no_init", "-exit", "sta_power.tcl"], outdir,
                               outdir / "sta_power.log", "sta", progress))
         times["power_s"] = time.monotonic() - t0
-        for w in workloads:
+        for w in names:
             if w not in pw:
                 raise FlowError(f"OpenSTA printed no power for workload {w}; "
                                 f"log: {outdir / 'sta_power.log'}")
@@ -192,6 +219,9 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
             for name, watts in cells.items():
                 blocks_w[block_of(name)] += watts
             power[w] = {**pw[w], **acts[w], "blocks_w": blocks_w}
+            if not clock:
+                clock = clock_model(cfg, netlist, lib_text, areas, cells,
+                                    timing["min_period_ns"])
 
     result = {
         "config": cfg.to_dict(),
@@ -208,6 +238,7 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
         "yosys_liberty_area_um2": mapped_stat.get("area"),
         "timing": timing,
         "power": power,
+        "clock": clock,
     }
     result["derived"] = derive(cfg, result)
     times["total_s"] = time.monotonic() - t_start
@@ -279,6 +310,9 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
             say(msg)
     c1, c2 = small_cols(cfg)
 
+    util = kw.get("utilization", CURVE_UTILIZATIONS)
+    kw["curve_gaps"] = {p: curve_gap(cfg, p, kw.get("emit_every", 1)) for p in util}
+
     def part(c: int) -> dict[str, Any]:
         small = cfg.replace(cols=c, dpu_lanes=_small_lanes(cfg, c))
         d = Path(outdir) / f"part_{cfg.rows}x{c}"
@@ -310,6 +344,15 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     t1, t2 = r1["timing"], r2["timing"]
     worst = t1 if t1["fmax_mhz"] < t2["fmax_mhz"] else t2
     timing = {**worst, "clock_ns": kw.get("clock_ns", 10.0)}
+    clock: dict[str, Any] = {}
+    if r1.get("clock") and r2.get("clock"):
+        k1, k2 = r1["clock"], r2["clock"]
+        clock = {**k2, "words": cfg.rows * cfg.cols,
+                 "energy_pj_per_cycle": {
+                     b: lin(k1["energy_pj_per_cycle"].get(b, 0.0), e)
+                     for b, e in k2["energy_pj_per_cycle"].items()},
+                 "pins": {b: {c: round(lin(k1["pins"].get(b, {}).get(c, 0), n))
+                              for c, n in p.items()} for b, p in k2["pins"].items()}}
     power = {}
     for w in r2["power"]:
         p1, p2 = r1["power"][w], r2["power"][w]
@@ -322,7 +365,8 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
                     for b in p2.get("blocks_w", {})}
         power[w] = {"total_w": e_cycle / timing["min_period_ns"], "window_cycles": window,
                     "vectors": p2["vectors"], "macs": p2["macs"] * cfg.cols // c2,
-                    "simulator": p2.get("simulator", "icarus"), "blocks_w": blocks_w}
+                    "simulator": p2.get("simulator", "icarus"), "blocks_w": blocks_w,
+                    "gap": p2.get("gap", 0), "emit_every": p2.get("emit_every", 1)}
     result = {
         "config": cfg.to_dict(),
         "method": f"estimate: linear in cols from flat runs at {cfg.rows}x{c1} and "
@@ -333,6 +377,7 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
         "area": area,
         "timing": timing,
         "power": power,
+        "clock": clock,
         "parts": [f"part_{cfg.rows}x{c1}", f"part_{cfg.rows}x{c2}"],
     }
     result["derived"] = derive(cfg, result)

@@ -28,16 +28,18 @@ ACTIVITY_SIMS = ("auto", "cycle", "icarus")
 
 def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, lib: Path,
                      workloads: Sequence[str], n_vectors: int, progress: Progress,
-                     simulator: str = "auto") -> dict[str, dict[str, Any]]:
-    """Simulate the mapped netlist on each workload; write ``activity_<w>.tcl``.
+                     simulator: str = "auto", extra: Sequence[act.Workload] = (),
+                     ) -> dict[str, dict[str, Any]]:
+    """Simulate the mapped netlist on each workload (the named ones, drawn with
+    ``n_vectors`` vectors, then the ``extra`` ones as given); write ``activity_<w>.tcl``.
 
     Both simulators run the same testbench (:func:`dcim.synth.activity.write_testbench`,
     :class:`dcim.synth.activity.Program`) and give the same toggle rates on every net both
     see (tests/test_synth_flow.py); the cycle-based one also sees the nets without a name in
     the VCD, so it annotates every cell pin.
 
-    Returns per workload: cycles in the window, result packets seen, MACs, annotated pins, the
-    simulator used.
+    Returns per workload: cycles in the window, result packets seen and expected, MACs, the
+    idle gap between vectors, annotated pins, the simulator used.
 
     Raises
     ------
@@ -51,6 +53,7 @@ def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
         raise ValueError(f"activity simulator must be one of {', '.join(ACTIVITY_SIMS)}, "
                          f"got {simulator!r}")
     ports = netlist_ports(netlist, top)
+    wls = [act.workload(cfg, w, n_vectors) for w in workloads] + list(extra)
     if simulator != "icarus":
         from . import gatesim
         try:
@@ -64,21 +67,27 @@ def measure_activity(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
                                 f"{exc}") from None
             progress(f"  cycle-based simulator not usable ({exc}); using Icarus")
         else:
-            return _activity_cycle(cfg, workdir, nl, ports, workloads, n_vectors, progress)
-    return _activity_icarus(cfg, workdir, netlist, top, lib, ports, workloads, n_vectors,
-                            progress)
+            return _activity_cycle(cfg, workdir, nl, ports, wls, progress)
+    return _activity_icarus(cfg, workdir, netlist, top, lib, ports, wls, progress)
+
+
+def _summary(wl: act.Workload, cycles: int, seen: int, pins: int, pins_total: int,
+             mean: float, simulator: str) -> dict[str, Any]:
+    return {"window_cycles": cycles, "vectors": len(wl.vectors), "results_seen": seen,
+            "results_expected": wl.results, "gap": wl.gap, "emit_every": wl.emit_every,
+            "macs": wl.macs, "pins_annotated": pins, "pins_total": pins_total,
+            "mean_toggle_rate": mean, "simulator": simulator}
 
 
 def _activity_cycle(cfg: CoreConfig, workdir: Path, nl, ports: dict[str, tuple[str, int]],
-                    workloads: Sequence[str], n_vectors: int, progress: Progress,
+                    wls: Sequence[act.Workload], progress: Progress,
                     ) -> dict[str, dict[str, Any]]:
     from . import gatesim
 
-    wls = [act.workload(cfg, w, n_vectors) for w in workloads]
     progs = [act.Program(cfg, ports, wl) for wl in wls]
     lanes = [gatesim.Lane(iter(p), p.monitor) for p in progs]
-    progress(f"  simulating the netlist on {', '.join(workloads)} at once "
-             f"({n_vectors} vectors each)")
+    progress(f"  simulating the netlist on {', '.join(w.name for w in wls)} at once "
+             f"({', '.join(str(len(w.vectors)) for w in wls)} vectors)")
     t0 = time.monotonic()
     gatesim.run(nl, lanes)
     progress(f"  simulated in {time.monotonic() - t0:.1f} s")
@@ -95,23 +104,15 @@ def _activity_cycle(cfg: CoreConfig, workdir: Path, nl, ports: dict[str, tuple[s
         port_rates = {p: act.BitRate(float(tg[nl.ports[p][1][0]]), float(hi[nl.ports[p][1][0]]))
                       for p in in_ports if p in nl.ports}
         (workdir / f"activity_{wl.name}.tcl").write_text(act.activity_tcl(pin_rates, port_rates))
-        results[wl.name] = {
-            "window_cycles": cycles,
-            "vectors": n_vectors,
-            "results_seen": prog.results,
-            "macs": wl.macs,
-            "pins_annotated": len(pin_rates),
-            "pins_total": len(nl.pin_nets) + len(nl.const_pins),
-            "mean_toggle_rate": (sum(r.activity for r in pin_rates.values())
-                                 / max(1, len(pin_rates))),
-            "simulator": "cycle",
-        }
+        results[wl.name] = _summary(
+            wl, cycles, prog.results, len(pin_rates), len(nl.pin_nets) + len(nl.const_pins),
+            sum(r.activity for r in pin_rates.values()) / max(1, len(pin_rates)), "cycle")
     return results
 
 
 def _activity_icarus(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, lib: Path,
-                     ports: dict[str, tuple[str, int]], workloads: Sequence[str],
-                     n_vectors: int, progress: Progress) -> dict[str, dict[str, Any]]:
+                     ports: dict[str, tuple[str, int]], wls: Sequence[act.Workload],
+                     progress: Progress) -> dict[str, dict[str, Any]]:
     models = cell_models(lib)
     if models is None:
         raise FlowError(f"no Verilog cell models ({lib.with_suffix('.v')}) for the "
@@ -138,12 +139,13 @@ def _activity_icarus(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
     wanted = set(pin_net.values())
     wanted |= {("", p, b) for p, (d, w) in ports.items() if d == "input" for b in range(w)}
     results = {}
-    for wname in workloads:
-        wl = act.workload(cfg, wname, n_vectors)
+    for wl in wls:
+        wname = wl.name
         vcd = f"activity_{wname}.vcd"
         tb = act.write_testbench(cfg, ports, wl, workdir, dump=vcd,
                                  scopes=[p for p, _ in insts])
-        progress(f"  simulating the netlist on the {wname} workload ({n_vectors} vectors)")
+        progress(f"  simulating the netlist on the {wname} workload ({len(wl.vectors)} "
+                 "vectors)")
         vvp = workdir / f"tb_{wname}.vvp"
         run(["iverilog", "-g2005", "-o", vvp.name, tb.name, "netlist.v", str(models)],
              workdir, workdir / f"iverilog_{wname}.log", "iverilog", progress)
@@ -163,16 +165,8 @@ def _activity_icarus(cfg: CoreConfig, workdir: Path, netlist: dict, top: str, li
         (workdir / f"activity_{wname}.tcl").write_text(act.activity_tcl(pin_rates, port_rates))
         (workdir / vcd).unlink()
         vvp.unlink()
-        results[wname] = {
-            "window_cycles": cycles,
-            "vectors": n_vectors,
-            "results_seen": int(res.group(1)),
-            "macs": wl.macs,
-            "pins_annotated": len(pin_rates),
-            "pins_total": len(pin_net) + len(const_pins),
-            "mean_toggle_rate": (sum(r.activity for r in pin_rates.values())
-                                 / max(1, len(pin_rates))),
-            "simulator": "icarus",
-        }
+        results[wname] = _summary(
+            wl, cycles, int(res.group(1)), len(pin_rates), len(pin_net) + len(const_pins),
+            sum(r.activity for r in pin_rates.values()) / max(1, len(pin_rates)), "icarus")
     return results
 

@@ -4,10 +4,13 @@ them into the checkout's ``.tech``), or a liberty the user names, and its Verilo
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["cell_models", "tech_files"]
+from ..golden.errors import InputError
+
+__all__ = ["cell_models", "check_liberty", "tech_files"]
 
 #: The source checkout holding this package (its ``.tech`` is where ``make setup`` unpacks the
 #: cells); for an installed wheel it is site-packages, where no ``.tech`` is found.
@@ -25,6 +28,8 @@ def tech_files(liberty: str | Path = "osu018") -> tuple[Path, Path | None]:
     ------
     FileNotFoundError
         The liberty cannot be found.
+    InputError
+        The file named is not a liberty file (:func:`check_liberty`).
     """
     if str(liberty) == "osu018":
         dirs = [Path(os.environ["DCIM_TECH_DIR"])] if os.environ.get("DCIM_TECH_DIR") else []
@@ -39,6 +44,7 @@ def tech_files(liberty: str | Path = "osu018") -> tuple[Path, Path | None]:
     lib = Path(liberty)
     if not lib.is_file():
         raise FileNotFoundError(f"liberty file not found: {lib}")
+    check_liberty(lib)
     lef = lib.with_suffix(".lef")
     return lib, lef if lef.is_file() else None
 
@@ -48,3 +54,31 @@ def cell_models(lib: Path) -> Path | None:
     v = lib.with_suffix(".v")
     return v if v.is_file() else None
 
+
+
+_COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.S)
+_LIBRARY = re.compile(rb"\s*library\s*\(\s*\"?[\w.-]+\"?\s*\)\s*\{")
+
+
+def check_liberty(lib: Path) -> None:
+    """Check that ``lib`` looks like a Liberty file (text whose first statement is
+    ``library (NAME) {``, with at least one ``cell (...)`` group) before any tool reads it.
+
+    Raises
+    ------
+    InputError
+        It is not text, or not a Liberty library.
+    """
+    with open(lib, "rb") as f:
+        head = f.read(1 << 20)
+    if b"\0" in head:
+        raise InputError(f"--liberty {lib} is not a liberty file (binary data)")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not a character cut by the 1 MiB read
+            raise InputError(f"--liberty {lib} is not a liberty file (not text)") from None
+    text = _COMMENT.sub(b" ", head)
+    if not _LIBRARY.match(text) or not re.search(rb"\bcell\s*\(", text):
+        raise InputError(f"--liberty {lib} is not a liberty file (it must start with "
+                         "library (NAME) { and hold cell (...) groups)")

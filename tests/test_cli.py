@@ -262,11 +262,20 @@ def test_ctrl_c_is_exit_130(monkeypatch, capsys):
 def test_config_says_what_bounds_throughput(capsys):
     code, out, err = run_cli(capsys, "config", "--rows", "16", "--cols", "8")
     assert code == 0 and json.loads(out)["rows"] == 16
-    # 8 compute cycles; DPU: 7 + 2 + 8 groups; raw: 4 int32 beats + 1 < 8
+    # 8 compute cycles; automatic: one DPU lane (8 groups), 64-bit streams (2 x beats, one
+    # int8 beat); raw: 4 int32 beats + 1 < 8
     assert err.strip() == (
         "throughput with back-to-back vectors (8 compute cycles per pass): DPU results: a pass "
-        "every 17 cycles, array busy 47.1 % (bound: DPU); raw results: a pass every 8 cycles, "
-        "array busy 100.0 % (bound: array)")
+        "every 8 cycles, array busy 100.0 % (bound: array); raw results: a pass every 8 "
+        "cycles, array busy 100.0 % (bound: array)")
+    # two compute cycles and one lane: 8 groups; balanced with 8 / 2 = 4 lanes
+    code, out, err = run_cli(capsys, "config", "--rows", "16", "--cols", "8",
+                             "--serial-bits", "4", "--dpu-lanes", "1")
+    assert code == 0
+    assert err.strip().endswith(
+        "DPU results: a pass every 8 cycles, array busy 25.0 % (bound: DPU); raw results: a "
+        "pass every 5 cycles, array busy 40.0 % (bound: result stream); output-bound: "
+        "balanced with dpu_lanes=4")
 
 
 def test_tree_style_with_tree_regs_it_cannot_place(capsys):

@@ -48,6 +48,9 @@ from dcim.golden.config import CoreConfig, Rounding, signed_bits_for, value_rang
         ({"tree_style": "wallace"}, ValueError, r"^tree_style must be one of ripple, csa, "
          r"got 'wallace'$"),
         ({"tree_style": 1}, TypeError, r"^tree_style must be a str, one of ripple, csa, got int"),
+        ({"weight_sets": 3}, ValueError, r"^weight_sets must be in \[1, 2\], got 3$"),
+        ({"weight_sets": 0}, ValueError, r"^weight_sets must be in \[1, 2\], got 0$"),
+        ({"weight_sets": True}, TypeError, r"^weight_sets must be an int in \[1, 2\], got bool"),
         ({"x_stream_bits": 12}, ValueError,
          r"^x_stream_bits must be a multiple of 8 in \[8, 4096\], got 12$"),
         ({"w_stream_bits": 0}, ValueError, r"^w_stream_bits must be in \[8, 4096\], got 0$"),
@@ -115,7 +118,8 @@ def test_signed_bits_for():
 
 
 def test_derived_figures():
-    cfg = CoreConfig(rows=64, cols=32, act_bits=8, serial_bits=2)
+    cfg = CoreConfig(rows=64, cols=32, act_bits=8, serial_bits=2, x_stream_bits=64,
+                     y_stream_bits=64)
     assert cfg.cycles_per_pass() == 4
     assert cfg.peak_macs_per_cycle == 64 * 32 / 4
     assert cfg.tree_depth == 6
@@ -194,7 +198,7 @@ def test_acc_bits_round_trips_automatic_or_explicit(tmp_path, suffix, acc_bits):
 def test_latency_figures_by_hand():
     # The DPU pipeline has seven stages whatever the fields (tests/test_hdl_dpu.py measures it
     # on the RTL, tests/test_hdl_core.py the pass and result latencies).
-    base = CoreConfig(rows=64, cols=32)
+    base = CoreConfig(rows=64, cols=32, dpu_lanes=1)
     others = [CoreConfig(rounding=r, dpu_lanes=4, cols=8, dpu_residual=res, psum_bits=24)
               for r in ("single", "double", "rne") for res in (False, True)]
     assert {c.dpu_latency for c in others} == {base.dpu_latency} == {7}
@@ -250,6 +254,8 @@ def test_precision_and_shift_widths_by_hand(act_bits, precision_bits, shamt_bits
 def test_stored_bits_and_macs_per_cycle_by_hand():
     assert CoreConfig(rows=64, cols=32).stored_bits == 16384
     assert CoreConfig(rows=3, cols=5, weight_bits=2).stored_bits == 30
+    assert CoreConfig(rows=3, cols=5, weight_bits=2, weight_sets=2).stored_bits == 60
+    assert CoreConfig(rows=64, cols=32, weight_sets=2).stored_words == 4096
     cfg = CoreConfig(rows=64, cols=32, act_bits=8, serial_bits=2)
     assert cfg.macs_per_cycle() == 512          # 2048 MACs in 4 cycles
     assert cfg.macs_per_cycle(3) == 1024        # 3 bits: 2 cycles
@@ -260,7 +266,7 @@ def test_latency_bound_by_hand():
     # 64x32, 64-bit streams: 8 activation beats, 16 raw result beats (2 int32 lanes), 4
     # residual beats; first DPU result 11 + 8 + 7 = 26 cycles after the last activation beat,
     # then 31 more DPU groups: 28 + 26 + 31 = 85 cycles per vector
-    cfg = CoreConfig(rows=64, cols=32)
+    cfg = CoreConfig(rows=64, cols=32, dpu_lanes=1)
     assert cfg.latency_bound(1) == 85
     assert cfg.latency_bound(3) == 255
     assert cfg.latency_bound(0) == 0
@@ -291,15 +297,19 @@ def test_rounding_is_stored_as_its_enum_and_written_as_its_name(tmp_path):
 
 
 def test_pass_interval_by_hand():
-    cfg = CoreConfig()  # 64x32, 8 compute cycles, 8 x beats, 32 DPU groups, 4 int8 / 16 int32 beats
+    cfg = CoreConfig()  # 64x32, 8 compute cycles, 8 x beats, 8 DPU groups, 4 int8 / 16 int32 beats
     assert cfg.pass_interval(emit=False) == 8
     assert cfg.pass_interval(raw=True) == 16 + 1
-    assert cfg.pass_interval() == 7 + 2 + 32
-    assert cfg.array_utilization() == 8 / 41 and cfg.pass_bound() == "DPU"
+    assert cfg.pass_interval() == 8
+    assert cfg.array_utilization() == 1.0 and cfg.pass_bound() == "array"
+    one = CoreConfig(dpu_lanes=1)  # 32 groups through one lane
+    assert one.pass_interval() == 32 and one.pass_bound() == "DPU"
+    assert one.array_utilization() == 8 / 32
     wide = CoreConfig(rows=256, cols=4, x_stream_bits=64)  # 32 activation beats
     assert wide.pass_interval() == 32 and wide.pass_bound() == "activation stream"
     fast = CoreConfig(rows=8, cols=8, serial_bits=8, dpu_lanes=8, y_stream_bits=32)
+    # one compute cycle, one 64-bit x beat, one group; 2 int8 beats, 8 int32 beats
     assert fast.pass_interval(raw=True) == 8 + 1 and fast.pass_bound(raw=True) == "result stream"
-    assert fast.pass_interval() == 9 + 2 and fast.pass_bound() == "result stream"
-    d = cfg.derived()
-    assert (d["pass_interval"], d["pass_bound"]) == (41, "DPU")
+    assert fast.pass_interval() == 2 and fast.pass_bound() == "result stream"
+    d = one.derived()
+    assert (d["pass_interval"], d["pass_bound"]) == (32, "DPU")

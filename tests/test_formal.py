@@ -44,9 +44,9 @@ SLOW = [  # measured ~20-70 s, ~35 s and ~90 s on a loaded 2-core machine
 ]
 
 
-def _cfg(rows, sb, wb, tr, ws, acts):
+def _cfg(rows, sb, wb, tr, ws, acts, sets=1):
     return CoreConfig(rows=rows, cols=1, serial_bits=sb, weight_bits=wb, tree_regs=tr,
-                      weight_signed=ws, act_signed=acts)
+                      weight_signed=ws, act_signed=acts, weight_sets=sets)
 
 
 def _id(case):
@@ -108,3 +108,32 @@ def test_pipeline_ignoring_en_fails(case, tmp_path):
 def test_bmc_still_available(tmp_path):
     r = column_equivalence(_cfg(1, 1, 4, 0, True, True), tmp_path, method="bmc", timeout=120)
     assert r.passed and r.method == "bmc" and r.depth == 3
+
+
+# Two weight sets (bounded from the initial state: every word of both sets written, swaps, the
+# pipeline): (rows, serial_bits, weight_bits, tree_regs, weight_signed, act_signed)
+DBUF = [
+    (2, 1, 4, 0, True, True),
+    (2, 1, 4, 1, True, False),
+    (3, 1, 3, 2, False, True),
+    (1, 2, 4, 0, True, True),
+]
+
+
+@pytest.mark.parametrize("case", DBUF, ids=_id)
+def test_two_weight_sets_equivalent(case, tmp_path):
+    r = column_equivalence(_cfg(*case, sets=2), tmp_path, timeout=300)
+    assert r.passed, (r.failed_step, r.log)
+    assert r.method == "bmc" and r.depth == 2 * case[0] + case[3] + 2
+
+
+def test_two_weight_sets_broken_pipeline_fails(tmp_path):
+    src = _broken("if (en) dl <=", "dl <=")
+    r = column_equivalence(_cfg(2, 1, 4, 1, True, True, sets=2), tmp_path, gate_source=src,
+                           timeout=300)
+    assert not r.passed and r.trace is not None and r.trace.exists()
+
+
+def test_two_weight_sets_need_bmc(tmp_path):
+    with pytest.raises(ValueError, match="needs weight_sets 1, got weight_sets 2"):
+        column_equivalence(_cfg(1, 1, 4, 0, True, True, sets=2), tmp_path, method="induction")

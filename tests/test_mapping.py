@@ -28,8 +28,9 @@ def _conv16():
 def test_conv_on_default_core():
     # rows 64, cols 32, 8 cycles per pass, 8 activation beats, DPU 32 cycles (1 lane),
     # 4 result beats, 4 beats per weight row.
-    conv, pool = _mapped(_conv16(), (16, 8, 8), CoreConfig())
-    small = _mapped(_conv16(), (16, 8, 8), CoreConfig(rows=256, x_stream_bits=128))[0]
+    conv, pool = _mapped(_conv16(), (16, 8, 8), CoreConfig(dpu_lanes=1))
+    small = _mapped(_conv16(), (16, 8, 8), CoreConfig(rows=256, x_stream_bits=128,
+                                                      dpu_lanes=1))[0]
     assert (small.row_tiles, small.schedule, small.bound) == (1, "stationary", "dpu")
     assert small.cycles == 256 * 4 + 64 * 32  # one tile load, then DPU-bound emitting passes
     assert (conv.K, conv.N, conv.vectors) == (144, 16, 64)
@@ -46,7 +47,8 @@ def test_conv_on_default_core():
 
 
 def test_gemm_stream_bound_and_batch():
-    cfg = CoreConfig(serial_bits=8, dpu_lanes=32)  # 1 compute cycle; 8 activation beats
+    # 1 compute cycle; 8 activation beats, 16 int32 result beats
+    cfg = CoreConfig(serial_bits=8, dpu_lanes=32, x_stream_bits=64, y_stream_bits=64)
     (fc,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), cfg)
     assert (fc.row_tiles, fc.col_tiles, fc.passes, fc.macs) == (2, 3, 6, 7000)
     # One vector: reloading the two row tiles per column tile (3 * (2 * 256 + 8 + 8) = 1584)
@@ -91,3 +93,25 @@ def test_depthwise_conv_real_utilization():
     (dw5,) = _mapped(_depthwise(c=4, k=5), (4, 8, 8), CoreConfig(rows=16, cols=8))
     assert (dw5.K, dw5.row_tiles, dw5.col_tiles, dw5.passes) == (25, 2, 4, 36 * 2 * 4)
     assert dw5.utilization == pytest.approx(25 * 4 / (4 * 2 * 16 * 8))
+
+
+def test_two_weight_sets_overlap_the_next_tile_load():
+    cfg = CoreConfig(weight_sets=2)
+    conv = _mapped(_conv16(), (16, 8, 8), cfg)[0]
+    # k-raw, 3 tiles of 64 raw passes (16 result beats each = 1024 cycles) and 256-cycle loads:
+    # the loads of tiles 2 and 3 hide under the compute of tiles 1 and 2.
+    assert (conv.schedule, conv.load_cycles) == ("k-raw", 768)
+    assert conv.overlapped_cycles == 2 * 256
+    assert conv.cycles == 768 + 192 * 16 - 512
+    one = _mapped(_conv16(), (16, 8, 8), CoreConfig())[0]
+    assert one.overlapped_cycles == 0 and one.cycles - conv.cycles == 512
+    # k-reload of one vector (fc: 2 row tiles x 3 column tiles, 8-cycle passes, 8 x-beats):
+    # 6 tiles in a chain, 5 overlapped, each by the pass before it (8 cycles: 3 accumulating,
+    # 2 emitting ones, whose 8 beats bound them too).
+    fast = CoreConfig(serial_bits=8, dpu_lanes=32, weight_sets=2, x_stream_bits=64,
+                      y_stream_bits=64)
+    (fc,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), fast)
+    assert (fc.schedule, fc.overlapped_cycles) == ("k-reload", 5 * 8)
+    assert fc.cycles == 3 * (2 * 256 + 8 + 8) - 40
+    t = totals(fast, [fc], 100.0)
+    assert t.overlapped_cycles == 40 and t.cycles == fc.cycles

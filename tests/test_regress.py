@@ -26,6 +26,7 @@ CONFIGS = {
     "serial4": ["--rows", "16", "--cols", "8", "--serial-bits", "4"],
     "unsigned": ["--rows", "16", "--cols", "8", "--act-signed", "false",
                  "--weight-signed", "false", "--serial-bits", "2", "--rounding", "rne"],
+    "dbuf": ["--rows", "8", "--cols", "4", "--weight-sets", "2", "--tree-regs", "1"],
 }
 
 
@@ -43,8 +44,9 @@ def test_regress_passes(tmp_path, capsys, name, sim):
 
 
 # The two views of the array (docs/core.md, "The column") through the same seeds: every test's
-# output digest must be the same. Three sizes that differ in rows, serial_bits, signedness and
-# tree_regs; the tests that exercise the array (the others do not depend on the view).
+# output digest must be the same. Sizes that differ in rows, serial_bits, signedness,
+# tree_regs, tree_style and weight_sets; the tests that exercise the array (the others do not
+# depend on the view).
 VIEW_CONFIGS = {
     "8x4-tree1": ["--rows", "8", "--cols", "4", "--tree-regs", "1"],
     "20x12-serial2": ["--rows", "20", "--cols", "12", "--serial-bits", "2", "--w-stream-bits",
@@ -52,8 +54,12 @@ VIEW_CONFIGS = {
     "16x8-unsigned-serial4": ["--rows", "16", "--cols", "8", "--act-signed", "false",
                               "--weight-signed", "false", "--serial-bits", "4", "--tree-regs",
                               "2"],
+    "8x4-dbuf-tree1": ["--rows", "8", "--cols", "4", "--weight-sets", "2", "--tree-regs", "1"],
+    "24x8-csa-dbuf-serial2": ["--rows", "24", "--cols", "8", "--tree-style", "csa",
+                              "--tree-regs", "3", "--serial-bits", "2", "--weight-sets", "2"],
 }
-VIEW_TESTS = "test_random|test_precisions|test_k_tiled|test_weight_reload|test_corners"
+VIEW_TESTS = ("test_random|test_precisions|test_k_tiled|test_weight_reload|test_corners"
+              "|test_weight_swaps")
 
 
 @pytest.mark.parametrize("name", list(VIEW_CONFIGS))

@@ -263,7 +263,7 @@ def test_testplan_rejects_duplicate_bins(tmp_path):
 
 
 def test_failure_headline_is_the_exception_line():
-    from dcim.sim.cmd_regress import _headline
+    from dcim.sim.regress_report import _headline
 
     tb = ("Traceback (most recent call last):\n  File \"x.py\", line 3, in t\n"
           "    await tb.drain()\n"
@@ -300,6 +300,13 @@ def test_memory_estimates_refuse_only_what_cannot_fit():
     # the estimate grows with the array
     assert estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=64)) > \
         estimate_gib("icarus", "rtl", CoreConfig(rows=64, cols=32))
+    # a second weight set stores as many words again: a flat synthesis that fits with one set
+    # (128x128, about 17 GiB) is refused with two, in one line naming both values
+    mid = CoreConfig(rows=128, cols=128)
+    assert check_memory("synth", "rtl", mid, total_gib=24) < 0.9 * 24
+    with pytest.raises(MemoryError, match=r"^a flat synthesis of the rtl array at 128x128 with "
+                                          r"weight_sets 2 needs about \d+ GiB"):
+        check_memory("synth", "rtl", mid.replace(weight_sets=2), total_gib=24)
 
 
 def test_model_reset_values_come_from_the_register_map():

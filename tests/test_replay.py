@@ -1,5 +1,6 @@
 """`dcim calibrate --export-vectors` and its replay by `dcim regress --vectors`."""
 
+import hashlib
 import json
 import os
 import re
@@ -179,6 +180,17 @@ def test_replay_on_both_simulators(tmp_path, capsys):
     y = np.load(out / "tile2" / "Y.npy")
     y[3, 5] += 1
     np.save(out / "tile2" / "Y.npy", y)
+    # an edited file no longer matches the digest the manifest records: refused before the run
+    code = main(["regress", "--vectors", str(out), "--sim", "icarus", "--seed", "1",
+                 "--out", str(tmp_path / "build")])
+    assert code == 2
+    assert capsys.readouterr().err == (f"dcim: error: {out / 'tile2' / 'Y.npy'} does not match "
+                                       f"{out / 'manifest.json'} (files of different exports: "
+                                       "an interrupted or mixed one); export again\n")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["tiles"][2]["sha256"]["Y.npy"] = hashlib.sha256(
+        (out / "tile2" / "Y.npy").read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(manifest))
     code = main(["regress", "--vectors", str(out), "--sim", "icarus", "--seed", "1",
                  "--out", str(tmp_path / "build")])
     text = capsys.readouterr().out

@@ -6,6 +6,7 @@ through module-scoped fixtures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -17,6 +18,7 @@ from synth_tech import needs_osu018, osu018
 from dcim.golden.config import CoreConfig
 from dcim.sim.build import verilog_text
 from dcim.sim.cli import main
+from dcim.synth import activity as act
 from dcim.synth import flow, tools
 from dcim.synth.lef import liberty_areas
 from dcim.synth.measure import measure_activity
@@ -74,7 +76,7 @@ def test_figures_present_and_positive(base):
     # a sparse (ReLU-like) workload toggles less than uniform random INT8
     assert dv["energy"]["sparse"]["energy_per_mac_pj"] < dv["energy"]["random"]["energy_per_mac_pj"]
     assert r["generic"]["cells"] > 0 and r["generic"]["transistors_cmos"]
-    assert set(dv["scaled"]) == {"22nm", "12nm"}
+    assert set(dv["scaled"]) == {"22nm", "12nm", "22nm classical", "12nm classical"}
     on_disk = json.loads((d / "synth.json").read_text())
     assert on_disk["derived"]["fmax_mhz"] == dv["fmax_mhz"]
 
@@ -104,6 +106,44 @@ def test_block_power_adds_up_to_opensta_total(base):
         e = r["derived"]["energy"][w]
         assert sum(e["energy_per_mac_pj_by_block"].values()) == pytest.approx(
             e["energy_per_mac_pj"], rel=1e-4)
+
+
+def test_clock_block_gating_and_utilization_curve(base):
+    """The clock net is a block of its own; the modelled clock gate takes most of the weight
+    store's energy; the curve's points reach their utilization and lose efficiency as it falls;
+    the array's adder trees do not toggle while it is idle (their energy per MAC stays)."""
+    r, _ = base
+    dv = r["derived"]
+    m = r["clock"]["gating"]
+    # OpenSTA's energy of a weight flip-flop that is not written: the liberty's DFFPOSX1 CLK
+    # pin (0.117 pJ at 0.06 ns) and its Q pin related to CLK (0.104-0.106 pJ at 0.005-0.01 pF)
+    assert 0.215 < m["flop_clock_pj"] < 0.225, m
+    lo, hi = r["clock"]["flop_clock_pj_range"]
+    assert hi - lo < 0.01 * hi, "no weight is written in the window"
+    for w in ("random", "sparse"):
+        e = dv["energy"][w]
+        ungated, gated = e["energy_per_mac_pj_by_block"], e["energy_per_mac_pj_by_block_gated"]
+        assert ungated["clock"] > 0 and gated["clock"] < ungated["clock"]
+        assert gated["weights"] < ungated["weights"] / 3
+        assert {b: gated[b] for b in ("compute", "accum", "dpu", "ctrl")} == \
+            {b: ungated[b] for b in ("compute", "accum", "dpu", "ctrl")}
+        # the blocks sum to OpenSTA's total within its instance rows' rounding (above)
+        assert e["energy_per_mac_pj"] == pytest.approx(
+            e["energy_per_mac_pj_opensta"] + ungated["clock"], rel=1e-4)
+    curve = dv["curve"]
+    assert curve[0]["target_percent"] == 100 and curve[0]["gap"] == 0
+    busy = [p["utilization"] for p in curve]
+    assert busy == sorted(busy, reverse=True) and len(set(busy)) == len(busy)
+    for p in curve:
+        assert r["power"][p["workload"]]["results_seen"] == \
+            r["power"][p["workload"]]["results_expected"]
+        if p["target_percent"] < 100:
+            # 4 vectors: the window's fill and drain weigh, the measured figure is lower
+            assert 0.5 * p["target_percent"] / 100 < p["utilization"] \
+                <= p["target_percent"] / 100 + 0.03, p
+            assert p["relative"] < 1 and p["relative_gated"] < 1
+            assert p["energy_per_mac_pj_by_block"]["compute"] == pytest.approx(
+                curve[0]["energy_per_mac_pj_by_block"]["compute"], rel=0.05)
 
 
 def test_lef_correction_applied(base):
@@ -210,6 +250,33 @@ def test_cycle_based_activity_equals_icarus(base, tmp_path):
         for k in clock & set(b):
             assert b[k] == (round((2 * cycles - 1) / cycles, 4), 0.5), k
         assert {k: a[k] for k in set(b) - clock} == {k: b[k] for k in set(b) - clock}
+
+
+def test_idle_gap_and_k_tiling_same_in_both_simulators(base, tmp_path):
+    """A curve workload (idle cycles between vectors, a result every second vector) runs the
+    same in the cycle-based simulator and in Icarus: the same window, the results it expects,
+    the same toggle rates on every pin both annotate (the clock aside, as above)."""
+    _, d = base
+    cfg = CoreConfig(rows=8, cols=4, **SMALL)
+    netlist = json.loads((d / "netlist.json").read_text())
+    lib, _ = osu018()
+    wl = dataclasses.replace(act.workload(cfg, "random", 4, emit_every=2), name="k2", gap=5)
+    res, rates = {}, {}
+    for sim in ("cycle", "icarus"):
+        sub = tmp_path / sim
+        sub.mkdir()
+        for f in ("netlist.v", "netlist.json"):
+            shutil.copy(d / f, sub / f)
+        res[sim] = measure_activity(cfg, sub, netlist, cfg.name, lib, (), 4, lambda m: None,
+                                    sim, extra=[wl])["k2"]
+        rates[sim] = _rates((sub / "activity_k2.tcl").read_text())
+    a, b = res["cycle"], res["icarus"]
+    assert a["results_seen"] == b["results_seen"] == a["results_expected"] == 2
+    assert a["window_cycles"] == b["window_cycles"] >= 4 * (cfg.x_beats + 5)
+    clock = {k for k, v in rates["cycle"].items() if v == (2.0, 0.5)}
+    both = set(rates["icarus"]) - clock
+    assert len(both) > 100
+    assert {k: rates["cycle"][k] for k in both} == {k: rates["icarus"][k] for k in both}
 
 
 def test_abc_sweep_runs_yosys_default_scripts(tmp_path):

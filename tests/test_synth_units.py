@@ -382,7 +382,12 @@ def test_derive_figures_by_hand():
     assert d["energy"]["random"]["tops_per_w"] == pytest.approx(2 / 25e-12 / 1e12)
     # 40 MACs in 100 cycles against a peak of 1 MAC per cycle (4x2 at 8 cycles per pass)
     assert d["energy"]["random"]["utilization"] == pytest.approx(0.4)
-    assert d["scaled"]["12nm"]["fmax_mhz"] == pytest.approx(1500.0)
+    # classical: delay / S with S = 180 / 12 = 15
+    assert d["scaled"]["12nm classical"]["fmax_mhz"] == pytest.approx(1500.0)
+    # Stillmaker & Baas, 14 nm HP at 0.8 V: delay 4.5096 / 79.006 of the 180 nm polynomial
+    # (hand-computed from the paper's coefficients: -40.66*0.512 + 109.2*0.64 - 100.6*0.8
+    # + 35.92 and 97.09*3.24 - 356.7*1.8 + 406.5)
+    assert d["scaled"]["12nm"]["fmax_mhz"] == pytest.approx(100.0 * 79.006 / 4.50968, rel=1e-4)
     assert d["datapath_fmax_mhz"] is None
     # 64 bits of 8T cells: 100 F^2 x 1.3 each at F = 0.18 um
     assert math.isclose(d["bitcell_area_um2"], 64 * 100 * 0.18 ** 2 * 1.3)
@@ -456,7 +461,7 @@ def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):
     (["--sweep", "rows=8", "--verilog", "x.v"], r"--sweep generates every size"),
     (["--method", "estimate", "--verilog", __file__],
      r"--method estimate generates smaller arrays and cannot use --verilog$"),
-    (["--clock-ns", "0", "--verilog", __file__], r"clock_ns must be in \[0.1, 1e6\] ns, got 0.0$"),
+    (["--clock-ns", "0", "--verilog", __file__], r"--clock-ns must be in \[0.1, 1e6\] ns, got 0.0$"),
     (["--liberty", "/nonexistent.lib", "--verilog", __file__],
      r"liberty file not found: /nonexistent.lib"),
     # before any work: a flat run of 256x256 cannot fit (the later --rows wins over --rows 4)

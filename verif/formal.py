@@ -21,7 +21,10 @@ Driving the gate planes from the gold words lets the solver share the weight var
 word-level ``opt``/``wreduce`` pre-pass it makes the proof much faster than the bounded check,
 but its cost still grows fast with ``rows * serial_bits * weight_bits`` (the sum is a
 multiplier, computed word-wise on one side and by bit-plane popcounts on the other).
-``method="bmc"`` is the earlier bounded check from the initial state over ``depth`` cycles.
+``method="bmc"`` is the earlier bounded check from the initial state over ``depth`` cycles; it
+is the check of a column with two weight sets (``weight_sets`` 2: the gold cells hold both sets
+and a read multiplexer, the gate is one model per set behind a multiplexer whose select is
+delayed like the pipeline), for which the state correspondence above is not written.
 
 The gate model must keep the names ``planes`` and (with ``tree_regs`` > 0) ``g_pipe.dl``.
 """
@@ -330,18 +333,19 @@ class _Runner:
 def column_equivalence(cfg: CoreConfig, workdir: str | Path, *, depth: int | None = None,
                        solver: str = "yices", timeout: float = 900.0,
                        gate_source: str | None = None,
-                       method: str = "induction") -> EquivResult:
+                       method: str | None = None) -> EquivResult:
     """Check that the ``rtl`` and ``fast`` column views of ``cfg`` agree.
 
     Parameters
     ----------
     cfg : CoreConfig
         Only the column's fields matter (rows, precisions, signedness, serial_bits,
-        tree_regs).
+        tree_regs, weight_sets).
     workdir : path
         Created if missing; holds the Verilog, the miters, the logs and any trace.
     depth : int, optional
-        ``bmc``: cycles from the initial state (default ``rows + tree_regs + 2``).
+        ``bmc``: cycles from the initial state (default ``weight_sets * rows + tree_regs +
+        2``: every word of every set written, a swap, the pipeline).
         ``induction``: the induction length k (default 1; the invariant is 1-inductive).
     solver : str
         An SMT solver yosys-smtbmc drives (``yices``, ``z3``, ``bitwuzla``, ...), on PATH or in
@@ -351,9 +355,10 @@ def column_equivalence(cfg: CoreConfig, workdir: str | Path, *, depth: int | Non
     gate_source : str, optional
         Verilog text of the behavioural model to check instead of the shipped one (to show a
         broken model fails).
-    method : {"induction", "bmc"}
-        ``induction`` (default): an unbounded proof by 1-induction over an explicit state
-        correspondence, in two parts (module docstring). ``bmc``: the bounded check from the
+    method : {"induction", "bmc"}, optional
+        ``induction`` (the default with one weight set): an unbounded proof by 1-induction
+        over an explicit state correspondence, in two parts (module docstring). ``bmc`` (the
+        default, and the only method, with two weight sets): the bounded check from the
         initial state.
 
     Returns
@@ -370,12 +375,18 @@ def column_equivalence(cfg: CoreConfig, workdir: str | Path, *, depth: int | Non
     from ..hdl.array import Column, FastColumn
     from ..sim.build import FAST_COLUMN_SOURCE, convert
 
+    if method is None:
+        method = "induction" if cfg.weight_sets == 1 else "bmc"
     if method not in ("induction", "bmc"):
         raise ValueError(f"method must be 'induction' or 'bmc', got {method!r}")
+    if method == "induction" and cfg.weight_sets != 1:
+        raise ValueError(f"method 'induction' needs weight_sets 1, got weight_sets "
+                         f"{cfg.weight_sets} (use 'bmc')")
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     if depth is None:
-        depth = 1 if method == "induction" else cfg.rows + cfg.tree_regs + 2
+        depth = (1 if method == "induction"
+                 else cfg.weight_sets * cfg.rows + cfg.tree_regs + 2)
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     model = FAST_COLUMN_SOURCE.read_text() if gate_source is None else gate_source

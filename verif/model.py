@@ -3,8 +3,9 @@
 :class:`CoreModel` is fed by the input monitors (every packet the DUT accepted, every CSR write
 the testbench made) and predicts, in order, every result packet the core must emit, as the exact
 beats of ``m_axis_y``. All arithmetic is :mod:`dcim.golden` (exact integers); this module only
-decodes stream bytes and keeps the state the contract defines (weights, W_ROW, CTRL, DPU tables,
-partial sums, queued residuals). It also samples functional coverage.
+decodes stream bytes and keeps the state the contract defines (weights, with two weight sets both
+sets and the active one, W_ROW, CTRL, DPU tables, partial sums, queued residuals). It also
+samples functional coverage.
 
 The model is lazy: an accepted activation packet only queues its pass, and the passes queued
 since the last computation are computed in one batch (one matrix product, one DPU call) when
@@ -13,6 +14,12 @@ passes depend on changes (weights, CSRs, the partial sums, a reset). Every such 
 through a method or property of the model that computes the queue first, so a batch always
 sees the state its passes were accepted under. Only the arithmetic is batched; what is
 predicted, and in which order, is what a pass-by-pass model predicts.
+
+With ``weight_sets`` 2 the passes compute with the active set (0 after a reset) and weight rows
+go into the other, so a row does not compute the queue; a SWAP vector computes the queue and
+toggles the active set. A row whose last beat was accepted in the same cycle as a SWAP vector's
+last beat belongs to the set that swap activates (docs/core.md): the monitors pass the time of
+each acceptance (``t``) so that the model gets this right whichever monitor runs first.
 """
 
 from __future__ import annotations
@@ -108,9 +115,10 @@ class CoreModel:
         self.cfg = cfg
         self.cov = cov
         self.regs = RegMapView.of(cfg) if regs is None else regs
-        self.W = np.zeros((cfg.rows, cfg.cols), dtype=np.int64)
-        self.w_known = np.zeros(cfg.rows, dtype=bool)
-        self._w_all_known = False
+        # The weight sets (memories: a reset keeps them) and which rows of each were loaded.
+        self.sets = np.zeros((cfg.weight_sets, cfg.rows, cfg.cols), dtype=np.int64)
+        self.set_known = np.zeros((cfg.weight_sets, cfg.rows), dtype=bool)
+        self.active = 0
         self.bias = np.zeros(cfg.cols, dtype=np.int64)
         self.mult = np.zeros(cfg.cols, dtype=np.int64)
         self.shift = np.zeros(cfg.cols, dtype=np.int64)
@@ -132,6 +140,11 @@ class CoreModel:
         self.flush()
         regs, ctrl = self.regs, self.regs["CTRL"]
         self._w_row = regs["W_ROW"].field("ROW").reset_value
+        if self.active:
+            self._hit("weights.swap_reset")
+        self.active = 0  # set 0 is active after a reset
+        self._swap_t: object = None  # when the last SWAP vector was accepted
+        self._swap_last = False  # the last pass swapped and no row came since
         self._run_bits = ctrl.field("RUN_BITS").reset_value
         self._raw = bool(ctrl.field("RAW").reset_value)
         self._res_en = cfg.dpu_residual and bool(ctrl.field("RES_EN").reset_value)
@@ -149,6 +162,16 @@ class CoreModel:
         self._expected.clear()
         self.waiting_residual.clear()
         self.residuals: collections.deque[np.ndarray] = collections.deque()
+
+    @property
+    def W(self) -> np.ndarray:
+        """The active weight set (rows, cols): what the passes compute with."""
+        return self.sets[self.active]
+
+    @property
+    def w_known(self) -> np.ndarray:
+        """Which rows of the active set were loaded."""
+        return self.set_known[self.active]
 
     def _hit(self, key: str, n: int = 1) -> None:
         if self.cov is not None:
@@ -216,19 +239,32 @@ class CoreModel:
 
     # ------------------------------------------------------------------------------------
     # Stream side (called when the DUT accepted a whole packet)
-    def weight_packet(self, beats: list[int]) -> None:
-        """A weight-row packet was accepted."""
+    def weight_packet(self, beats: list[int], t: object = None) -> None:
+        """A weight-row packet was accepted (at time ``t``, if given: see the module
+        docstring). With one set it is written into the array; with two into the shadow set,
+        or into the active one if ``t`` is the time the last SWAP vector was accepted."""
         cfg = self.cfg
         if len(beats) != cfg.w_beats:
             self.errors["w_len"] += 1
             self._hit("errors.w_short" if len(beats) < cfg.w_beats else "errors.w_long")
             return
-        self.flush()
         row = decode_lanes(beats, cfg.w_lanes, cfg.cols, cfg.weight_bits, cfg.weight_signed)
-        self.W[self._w_row] = row
-        self.w_known[self._w_row] = True
-        self._w_all_known = bool(self.w_known.all())
-        self._min_cols = None
+        if cfg.weight_sets == 1:
+            self.flush()
+            target = 0
+        elif t is not None and t == self._swap_t:
+            # Accepted with the SWAP vector: written before the swap, into the set it made
+            # active. The queue holds only that swap's passes (the swap computed the rest).
+            target = self.active
+            self._hit("weights.swap_same_cycle")
+        else:
+            target = 1 - self.active
+            self._hit("weights.shadow_write")
+        self._swap_last = False
+        self.sets[target, self._w_row] = row
+        self.set_known[target, self._w_row] = True
+        if target == self.active:
+            self._min_cols = None
         lo, hi = cfg.weight_range
         self._hit("operands.w_min", int(np.any(row == lo)))
         self._hit("operands.w_max", int(np.any(row == hi)))
@@ -253,15 +289,25 @@ class CoreModel:
         else:
             self.residuals.append(r)
 
-    def activation_packet(self, beats: list[int], tuser: int) -> None:
-        """An activation packet was accepted with ``tuser`` (bit0 ACC, bit1 EMIT); its pass
-        is queued (see the module docstring) and its result, if it emits, predicted."""
+    def activation_packet(self, beats: list[int], tuser: int, t: object = None) -> None:
+        """An activation packet was accepted (at time ``t``, if given) with ``tuser`` (bit0
+        ACC, bit1 EMIT, with two weight sets bit2 SWAP); its pass is queued (see the module
+        docstring) and its result, if it emits, predicted."""
         cfg = self.cfg
         if len(beats) != cfg.x_beats:
             self.errors["x_len"] += 1
             self._hit("errors.x_short" if len(beats) < cfg.x_beats else "errors.x_long")
             return
-        if not self._w_all_known:
+        if cfg.weight_sets == 2 and tuser & 4:
+            self.flush()  # the passes before the swap compute with the old set
+            self.active = 1 - self.active
+            self._min_cols = None
+            self._swap_t = t
+            self._hit("weights.swap")
+            if self._swap_last:
+                self._hit("weights.swap_consecutive")
+            self._swap_last = True
+        if not self.w_known.all():
             raise AssertionError("the test computed with weight rows it never loaded: "
                                  f"{np.flatnonzero(~self.w_known)[:8].tolist()}...")
         acc, emit = bool(tuser & 1), bool(tuser & 2)

@@ -35,8 +35,8 @@ __all__ = ["CLOCK_NS", "Pass", "Saturation", "RunEnv", "corner_chains", "csr_rw_
            "dpu_corner_sets", "env", "illegal_values", "illegal_w_rows", "k_tiled",
            "protocol_error_cases", "psum_saturation", "rand_dpu", "rand_vectors",
            "rand_weights", "random_passes", "replay_timeout_us", "reset_states",
-           "saturation_passes", "table_entries", "seed_for", "timeout_us", "MAX_PAUSE",
-           "pauses"]
+           "saturation_passes", "swap_tiles", "table_entries", "seed_for", "timeout_us",
+           "MAX_PAUSE", "pauses"]
 
 #: Clock period of the cocotb testbench.
 CLOCK_NS = 10
@@ -222,6 +222,22 @@ def k_tiled(cfg: CoreConfig, rng: np.random.Generator, depth: int
     r = cfg.rows
     return W, x, [(Wp[t * r:(t + 1) * r], Pass(xp[t * r:(t + 1) * r], acc=t > 0,
                                                emit=t == n - 1)) for t in range(n)]
+
+
+def swap_tiles(cfg: CoreConfig, rng: np.random.Generator, n_tiles: int, per_tile: int
+               ) -> list[tuple[np.ndarray, list[Pass]]]:
+    """Weight tiles for double-buffered weights: ``n_tiles`` random weight matrices, each with
+    ``per_tile`` passes (a K-tile group: ACC on all but the first, EMIT on a random half and
+    on the last), as a K-tiled and column-tiled layer streams them. A test sends tile ``t``'s
+    rows while tile ``t-1``'s passes compute and the first pass of tile ``t`` with SWAP."""
+    tiles = []
+    for _ in range(n_tiles):
+        X = rand_vectors(cfg, rng, per_tile, cfg.act_bits)
+        passes = [Pass(x, acc=i > 0 and bool(rng.integers(0, 2)),
+                       emit=i == per_tile - 1 or bool(rng.integers(0, 2)))
+                  for i, x in enumerate(X)]
+        tiles.append((rand_weights(cfg, rng), passes))
+    return tiles
 
 
 # ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, Event, RisingEdge, SimTimeoutError, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
@@ -161,6 +162,7 @@ class TB:
         self.python_s = 0.0
         self._profile = profile
         self._listeners: list[Callable[[list[int]], None]] = []
+        self._swap_next = False  # weights were loaded into the shadow set: the next vector swaps
         clk = dut.clk
         self.clk = clk
         dut.rst.value = 1
@@ -219,6 +221,7 @@ class TB:
         await ClockCycles(self.clk, cycles)
         self.sb.compare()  # what arrived before the reset, against what was predicted
         self.model.reset()
+        self._swap_next = False
         self.dut.rst.value = 0
         await RisingEdge(self.clk)
         self.y_sink.flush()
@@ -305,32 +308,47 @@ class TB:
     def _feed(self, fn):
         return lambda pkt: fn(pkt.beats)
 
+    def send_row(self, row) -> Packet:
+        """Queue one weight row (``cols`` int values) for the row ``W_ROW`` points at when it
+        is written; the model learns it with the time of its acceptance."""
+        beats = pack_beats(np.asarray(row, dtype=np.int64), 8, self.cfg.w_lanes)
+        return self.w_src.send_nowait(Packet(beats, 0, lambda pkt: self.model.weight_packet(
+            pkt.beats, get_sim_time())))
+
     async def load_weights(self, W: np.ndarray, first_row: int = 0) -> None:
         """Load rows ``first_row..`` of the array with ``W`` (shape (n, cols)); waits until every
-        row is accepted. Call only while the core holds no vector (see :meth:`wait_passes`)."""
-        cfg = self.cfg
+        row is accepted. Call only while the core holds no vector (see :meth:`wait_passes`).
+        With two weight sets the rows go into the shadow set and the next vector sent
+        (:meth:`send_vector`) swaps it in, so that a test written for one set computes with
+        the rows it loaded."""
         if first_row != self.model.w_row:
             await self.write_reg("W_ROW", ROW=first_row)
         last = None
         for row in np.asarray(W):
-            beats = pack_beats(row, 8, cfg.w_lanes)
-            last = self.w_src.send_nowait(Packet(beats, 0, self._feed(self.model.weight_packet)))
+            last = self.send_row(row)
         if last is not None:
             await last.sent.wait()
+        self._swap_next = self.cfg.weight_sets == 2
 
     def send_vector(self, x, acc: bool = False, emit: bool = True, beats: int | None = None,
-                    garbage: bool = False) -> Packet:
+                    garbage: bool = False, swap: bool | None = None) -> Packet:
         """Queue one activation vector (int values; ``garbage`` fills the bits above the
-        runtime precision with random bits, which the core must ignore)."""
+        runtime precision with random bits, which the core must ignore). ``swap`` sets tuser
+        SWAP (two weight sets only); None swaps if weights were loaded since the last
+        vector (:meth:`load_weights`)."""
         cfg = self.cfg
         x = np.asarray(x, dtype=np.int64)
         if garbage:
             b = self.model.run_bits
             x = (x & ((1 << b) - 1)) | (self.rng.integers(0, 256, x.shape) & ~((1 << b) - 1))
         data = pack_beats(x, 8, cfg.x_lanes, beats)
-        tuser = int(acc) | (int(emit) << 1)
+        if swap is None:
+            swap = self._swap_next
+        assert not swap or cfg.weight_sets == 2, "SWAP needs two weight sets"
+        self._swap_next = False
+        tuser = int(acc) | (int(emit) << 1) | (int(swap) << 2)
         return self.x_src.send_nowait(Packet(data, tuser, self._timed(
-            lambda pkt: self.model.activation_packet(pkt.beats, pkt.tuser))))
+            lambda pkt: self.model.activation_packet(pkt.beats, pkt.tuser, get_sim_time()))))
 
     def send_residual(self, r, beats: int | None = None) -> Packet:
         """Queue one int8 residual vector."""

@@ -27,7 +27,7 @@ from .sequences import (CLOCK_NS, MAX_PAUSE, RunEnv, corner_chains, dpu_corner_s
                         rand_weights, random_passes, replay_timeout_us, reset_states,
                         saturation_passes, seed_for, timeout_us)
 from .streams import Packet, pack_beats
-from .harness import core_test, load_random_weights, record, start
+from .harness import core_test, load_random_weights, not_applicable, record, start
 
 
 def _streams(e: RunEnv) -> list[str]:
@@ -191,7 +191,8 @@ async def test_weight_reload(dut):
 
 
 @core_test(lambda e: saturation_passes(e.cfg) + 40, 4, 4,
-       skip=env().sim == "icarus" and saturation_passes(env().cfg) > 200)
+       skip=env().sim == "icarus" and saturation_passes(env().cfg) > 200,
+           reason="over 200 saturation passes: too slow in Icarus")
 async def test_psum_saturation(dut):
     """The K-tiled partial sum saturates at both ends (and flags STATUS.PSUM_SAT)."""
     tb = await start(dut, "test_psum_saturation")
@@ -374,6 +375,7 @@ async def test_reset_in_state(dut, state):
 
 @cocotb.test(skip=env().replay is None, timeout_time=replay_timeout_us(env().cfg, env().replay),
              timeout_unit="us")
+@not_applicable(env().replay is None, "replay only (dcim regress --vectors DIR)")
 async def test_replay(dut):
     """Replay only (``dcim regress --vectors DIR``): an exported layer's tiles, every output
     compared with the exported expected codes."""

@@ -1,6 +1,7 @@
 """cocotb tests of a generated core's throughput: back-to-back bursts, the performance
 counters (``PERF``, ``CYCLES``, ``BUSY_CYCLES``) against the model and CoreConfig's pass
-interval, and the MAC/s bench (``test_throughput``, only with ``DCIM_BENCH``).
+interval, the MAC/s bench (``test_throughput``, only with ``DCIM_BENCH``) and the array
+utilization of a K-tiled layer with and without weight swaps (``test_k_layer``, likewise).
 
 Run by :mod:`dcim.sim.runner` beside :mod:`dcim.verif.test_core`, with the same harness
 (:mod:`dcim.verif.harness`): each test has its own testbench, seed and timeout, and fails
@@ -15,8 +16,8 @@ import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge, Timer
 
-from .harness import core_test, load_random_weights, record, start
-from .sequences import CLOCK_NS, env, rand_dpu, rand_vectors
+from .harness import core_test, load_random_weights, not_applicable, record, start
+from .sequences import CLOCK_NS, env, rand_dpu, rand_vectors, swap_tiles, timeout_us
 from .tb import TB
 
 
@@ -149,6 +150,7 @@ async def test_perf_counters(dut):
 
 
 @cocotb.test(skip=env().bench is None, timeout_time=10, timeout_unit="sec")
+@not_applicable(env().bench is None, "benchmark only (DCIM_BENCH)")
 async def test_throughput(dut):
     """Benchmark only (DCIM_BENCH=vectors): back-to-back DPU vectors, no stalls."""
     n = env().bench
@@ -188,3 +190,50 @@ async def test_throughput(dut):
                                      "testbench_s": tb.python_s - python0 + sending,
                                      "busy_cycles": busy, "csr_cycles": csr_cycles,
                                      "utilization": util})
+
+
+#: The K-tiled, column-tiled layer of test_k_layer: row tiles x column tiles.
+K_LAYER_TILES = (4, 2)
+
+
+@cocotb.test(skip=env().bench is None,
+             timeout_time=timeout_us(env().cfg, K_LAYER_TILES[0] * K_LAYER_TILES[1]
+                                     * max(1, env().bench or 1), 2 * K_LAYER_TILES[0]
+                                     * K_LAYER_TILES[1]),
+             timeout_unit="us")
+@not_applicable(env().bench is None, "benchmark only (DCIM_BENCH)")
+async def test_k_layer(dut):
+    """Benchmark only (DCIM_BENCH=vectors per tile): a layer of ``K_LAYER_TILES`` weight tiles
+    (k-raw: each tile loaded once, then every vector's pass emits raw sums), the array
+    utilization measured by the CSRs over the whole layer. With one weight set each tile is
+    loaded after the previous tile's passes are done (``PASSES``, as a host must); with two
+    the next tile's rows stream into the shadow set while the current tile computes (sent once
+    the current tile's SWAP vector is accepted) and its first vector swaps it in."""
+    n = env().bench
+    tb = await start(dut, "test_k_layer")
+    cfg, rng = tb.cfg, tb.rng
+    await tb.set_ctrl(raw=True)
+    tiles = swap_tiles(cfg, rng, K_LAYER_TILES[0] * K_LAYER_TILES[1], n)
+    perf0 = await read_perf(tb)
+    swap = None
+    for W, passes in tiles:
+        if cfg.weight_sets == 1:
+            await tb.wait_passes()
+            await tb.load_weights(W)
+        else:
+            if swap is not None:
+                await swap.sent.wait()
+            last = None
+            for row in W:
+                last = tb.send_row(row)
+            await last.sent.wait()
+        for i, p in enumerate(passes):
+            pkt = tb.send_vector(p.x, swap=cfg.weight_sets == 2 and i == 0)
+            swap = pkt if i == 0 else swap
+    await tb.drain()
+    busy, csr_cycles, util = utilization(perf0, await read_perf(tb))
+    cocotb.log.info("K-tiled layer, %d weight set(s): BUSY_CYCLES %d / CYCLES %d = %.1f %%",
+                    cfg.weight_sets, busy, csr_cycles, 100 * util)
+    tb.finish()
+    record("test_k_layer", tb, {"busy_cycles": busy, "csr_cycles": csr_cycles,
+                                "utilization": util, "tiles": len(tiles), "vectors": n})

@@ -55,7 +55,7 @@ import numpy as np
 from ..config import CoreConfig
 from ..errors import InputError
 from ..table import table
-from .evaluate import BATCH, load_data
+from .evaluate import BATCH, check_labels, load_data
 from .matmul import Matmul, to_rows
 from .qdq import QdqModel, load_qdq, quantize_linear
 from .qmodel import QLayer, QModel
@@ -304,6 +304,8 @@ def check_report(model_path: str | Path, eval_path: str | Path, cfg: CoreConfig
     if y is not None and (y.dtype.kind not in "iu" or y.shape != (len(x),)):
         raise InputError(f"evaluation data {eval_path}: y must be {len(x)} integer labels, got "
                          f"{y.dtype} {y.shape}")
+    if y is not None:
+        check_labels(qm.graph, x, y, f"evaluation data {eval_path}")
     ref_run, opt_run = OrtRunner(model, q), OrtRunner(model, q, optimized=True)
     int_layers = [lay for lay in qm.layers if lay.op.int_output]
     logits = int_layers[-1].output

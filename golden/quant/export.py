@@ -22,6 +22,7 @@ outputs its output codes. The schedule (``stationary``, ``k-reload`` or ``k-raw`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ import numpy as np
 
 from ..config import CoreConfig
 from ..errors import InputError
-from ..fileio import write_atomic
+from ..fileio import write_atomic, write_dir_atomic
 from ..model import DpuParams
+from ..npyfile import load_npy, load_npz
 from .mapping import map_layers
 from .matmul import to_rows
 from .qmodel import QLayer, QModel, run
@@ -74,7 +76,9 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
         Float input batch of the model (the first ``count`` samples are run; a convolution
         gives several vectors per sample).
     out_dir : path
-        Created if needed; existing tile files are overwritten.
+        Created if needed, written whole or not at all
+        (:func:`dcim.golden.fileio.write_dir_atomic`); the manifest records every tile file's
+        SHA-256, which :func:`load_vectors` checks.
     layer : str, optional
         Name of a weighted layer (default: the first).
     count : int
@@ -105,30 +109,36 @@ def export_vectors(qm: QModel, x: np.ndarray, out_dir: str | Path, layer: str | 
     passes = cfg.k_passes(K)
     shape1 = (1,) + codes[lay.output].shape[1:]
     schedule = map_layers(cfg, [lay], {lay.output: shape1})[0].schedule
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tiles = []
-    for t, tile in enumerate(lay.tiles):
-        d = out / f"tile{t}"
-        d.mkdir(exist_ok=True)
-        k_t = tile.weights.shape[0]
-        W = np.zeros((passes * cfg.rows, cfg.cols), dtype=np.int64)
-        W[:k_t] = tile.weights
-        write_atomic(d / "W.npy", lambda fh: np.save(fh, W.reshape(passes, cfg.rows, cfg.cols)))
-        Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
-        Xp[:, :k_t] = tile.inputs(X)
-        write_atomic(d / "X.npy", lambda fh: np.save(fh, Xp))
-        write_atomic(d / "P.npz", lambda fh: np.savez(fh, **tile.dpu.to_npz_dict()))
-        if R is not None:
-            rt = np.full((len(X), cfg.cols), tile.dpu.res_zp, dtype=np.int64)
-            rt[:, :tile.col1 - tile.col0] = R[:, tile.col0:tile.col1]
-            write_atomic(d / "R.npy", lambda fh: np.save(fh, rt))
-        write_atomic(d / "Y.npy", lambda fh: np.save(fh, Y[:, tile.col0:tile.col1]))
-        tiles.append({"id": t, "dir": d.name, "col0": tile.col0, "col1": tile.col1})
-    manifest = {"format": FORMAT, "config": cfg.fields(), "layer": lay.name,
-                "kind": lay.op.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
-                "schedule": schedule, "residual": R is not None, "tiles": tiles}
-    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    # every file is made in a new directory that then replaces out_dir (the manifest, with the
+    # digest of every tile file, last): an interrupted export leaves out_dir as it was
+    with write_dir_atomic(out_dir, last=(MANIFEST,)) as out:
+        tiles = []
+        for t, tile in enumerate(lay.tiles):
+            d = out / f"tile{t}"
+            d.mkdir()
+            k_t = tile.weights.shape[0]
+            W = np.zeros((passes * cfg.rows, cfg.cols), dtype=np.int64)
+            W[:k_t] = tile.weights
+            arrays = {"W.npy": W.reshape(passes, cfg.rows, cfg.cols)}
+            Xp = np.zeros((len(X), passes * cfg.rows), dtype=np.int64)
+            Xp[:, :k_t] = tile.inputs(X)
+            arrays["X.npy"] = Xp
+            if R is not None:
+                rt = np.full((len(X), cfg.cols), tile.dpu.res_zp, dtype=np.int64)
+                rt[:, :tile.col1 - tile.col0] = R[:, tile.col0:tile.col1]
+                arrays["R.npy"] = rt
+            arrays["Y.npy"] = Y[:, tile.col0:tile.col1]
+            for name, arr in arrays.items():
+                write_atomic(d / name, lambda fh, a=arr: np.save(fh, a))
+            write_atomic(d / "P.npz", lambda fh: np.savez(fh, **tile.dpu.to_npz_dict()))
+            digests = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+                       for f in sorted(d.iterdir())}
+            tiles.append({"id": t, "dir": d.name, "col0": tile.col0, "col1": tile.col1,
+                          "sha256": digests})
+        manifest = {"format": FORMAT, "config": cfg.fields(), "layer": lay.name,
+                    "kind": lay.op.kind, "K": K, "N": N, "vectors": len(X), "passes": passes,
+                    "schedule": schedule, "residual": R is not None, "tiles": tiles}
+        write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -154,7 +164,8 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
     FileNotFoundError
         No manifest or a tile file missing.
     ValueError
-        Not a manifest of this format, or arrays of the wrong shape.
+        Not a manifest of this format, no tiles, a file that is not a readable array (or not
+        the one the manifest's digest names), or arrays of the wrong shape.
     """
     path = Path(path)
     mpath = path / MANIFEST
@@ -162,30 +173,38 @@ def load_vectors(path: str | Path) -> tuple[CoreConfig, dict[str, Any], list[Rep
         raise FileNotFoundError(f"{path}: no {MANIFEST}")
     try:
         manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{mpath}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InputError(f"{mpath}: not valid JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError(f"{mpath}: not a {FORMAT} manifest")
-    try:
-        missing = [k for k in ("config", "vectors", "passes", "tiles", "residual", "layer",
-                               "schedule") if k not in manifest]
-        missing += [f"tiles[{i}].{k}" for i, t in enumerate(manifest.get("tiles", []))
-                    for k in ("dir", "id", "col0", "col1") if k not in t]
-    except TypeError:
-        missing = ["tiles (not a list of objects)"]
+    specs = manifest.get("tiles", [])
+    if not isinstance(specs, list) or not all(isinstance(t, dict) for t in specs):
+        raise InputError(f"{mpath}: tiles must be a list of objects")
+    missing = [k for k in ("config", "vectors", "passes", "tiles", "residual", "layer",
+                           "schedule") if k not in manifest]
+    missing += [f"tiles[{i}].{k}" for i, t in enumerate(specs)
+                for k in ("dir", "id", "col0", "col1") if k not in t]
     if missing:
         raise InputError(f"{mpath}: incomplete manifest (missing {', '.join(missing)})")
+    if not specs:
+        raise InputError(f"{mpath}: the manifest lists no tiles (nothing to replay)")
+    if not isinstance(manifest["config"], dict):
+        raise InputError(f"{mpath}: config must be an object of fields")
     cfg = CoreConfig.from_dict(manifest["config"])
-    v, p, specs = manifest["vectors"], manifest["passes"], manifest["tiles"]
+    v, p = manifest["vectors"], manifest["passes"]
     tiles = []
     for t in specs:
-        d = path / t["dir"]
-        with np.load(d / "P.npz") as data:
-            params = DpuParams.from_npz(data)
-        rfile = d / "R.npy"
-        tile = ReplayTile(t["id"], t["col0"], t["col1"], np.load(d / "W.npy"),
-                          np.load(d / "X.npy"), params,
-                          np.load(rfile) if manifest["residual"] else None, np.load(d / "Y.npy"))
+        d = path / str(t["dir"])
+        for name, want in (t.get("sha256") or {}).items():
+            f = d / str(name)
+            if f.is_file() and hashlib.sha256(f.read_bytes()).hexdigest() != want:
+                raise InputError(f"{f} does not match {mpath} (files of different exports: "
+                                 "an interrupted or mixed one); export again")
+        params = DpuParams.from_npz(load_npz("DPU", d / "P.npz"))
+        tile = ReplayTile(t["id"], t["col0"], t["col1"], load_npy("weights", d / "W.npy"),
+                          load_npy("activations", d / "X.npy"), params,
+                          load_npy("residual", d / "R.npy") if manifest["residual"] else None,
+                          load_npy("expected outputs", d / "Y.npy"))
         want = {"W": (p, cfg.rows, cfg.cols), "X": (v, p * cfg.rows),
                 "Y": (v, t["col1"] - t["col0"]), "R": (v, cfg.cols)}
         for name, shape in want.items():

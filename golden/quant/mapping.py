@@ -22,8 +22,14 @@ with one of these schedules (the cheaper one is reported):
     adds them (saturating as :func:`dcim.golden.model.accumulate`) and applies the DPU rules
     (:func:`dcim.golden.model.dpu`) -- the same integers as on the core.
 
-Weight loads are not overlapped with compute. Layers off the array (pooling, an Add not
-fused into the DPU, flatten, softmax) are listed with zero array cycles.
+With one weight set (``weight_sets`` 1) weight loads are not overlapped with compute: a layer
+of ``n`` tiles, tile ``i`` loaded in ``L`` cycles and then computed in ``C_i``, takes
+``sum(L + C_i)``. With two (double-buffered weights, docs/core.md) tile ``i+1`` loads into the
+shadow set while tile ``i`` computes, and its first pass swaps it in: ``L + sum_{i<n-1}
+max(C_i, L) + C_{n-1}``, i.e. ``sum_{i<n-1} min(C_i, L)`` load cycles fewer
+(:attr:`LayerMap.overlapped_cycles`). The first tile of a layer is not overlapped with the
+previous layer. Layers off the array (pooling, an Add not fused into the DPU, flatten, softmax)
+are listed with zero array cycles.
 
 ``utilization`` is the fraction of the array's cells doing useful MACs during the passes
 (``MACs / (passes * rows * cols)``); the totals give effective and peak TOPS at a clock
@@ -39,7 +45,17 @@ from ..config import CoreConfig
 from ..errors import InputError
 from .qmodel import QLayer
 
-__all__ = ["LayerMap", "MappingTotals", "map_layers", "totals"]
+__all__ = ["LayerMap", "MappingTotals", "hidden_load", "map_layers", "totals"]
+
+
+def hidden_load(cfg: CoreConfig, load: int, computes: list[tuple[int, int]]) -> int:
+    """Load cycles hidden under compute in a chain of tiles, each loaded in ``load`` cycles
+    and then computed (module docstring): ``computes`` lists ``(C, count)`` for every tile but
+    the last (``count`` tiles computing ``C`` cycles each, in any order). 0 with one weight
+    set."""
+    if cfg.weight_sets == 1:
+        return 0
+    return sum(count * min(c, load) for c, count in computes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +73,7 @@ class LayerMap:
     compute_cycles : int
         ``passes * cycles_per_pass``: cycles the array computes.
     load_cycles : int
-        Weight-load cycles.
+        Weight-load cycles (every one, overlapped or not).
     cycles : int
         Total cycles under the cycle model.
     utilization : float
@@ -68,6 +84,9 @@ class LayerMap:
     bound : str
         What sets the interval of an emitting pass: ``compute``, ``x_stream``, ``dpu`` or
         ``y_stream`` (empty for layers off the array).
+    overlapped_cycles : int
+        Weight-load cycles hidden under compute (two weight sets; 0 with one): ``cycles`` is
+        ``load_cycles + compute time - overlapped_cycles``.
     """
 
     name: str
@@ -85,6 +104,7 @@ class LayerMap:
     utilization: float
     schedule: str = ""
     bound: str = ""
+    overlapped_cycles: int = 0
 
     @property
     def on_array(self) -> bool:
@@ -98,7 +118,7 @@ class MappingTotals:
 
     Attributes
     ----------
-    macs, passes, compute_cycles, load_cycles, cycles : int
+    macs, passes, compute_cycles, load_cycles, cycles, overlapped_cycles : int
     utilization : float
         MAC-weighted array utilization over the passes.
     clock_mhz : float
@@ -122,6 +142,7 @@ class MappingTotals:
     effective_tops: float
     inferences_per_s: float
     batch: int = 1
+    overlapped_cycles: int = 0
 
 
 def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[int, ...]],
@@ -165,21 +186,28 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
         rt, ct = max(cfg.k_passes(k_t) for _, k_t, _, _ in plan), len(plan)
         passes = v * rt * ct
         macs = v * k * n_out
-        options = []  # (cycles, load cycles, schedule, limits)
-        if rt == 1:
+        options = []  # (cycles, load cycles, schedule, limits, hidden load cycles)
+        e_pass, r_pass = max(emit.values()), max(raw.values())
+        if rt == 1:  # ct tiles of v emitting passes
             load = ct * tile_load
-            options.append((load + v * ct * max(emit.values()), load, "stationary", emit))
+            hid = hidden_load(cfg, tile_load, [(v * e_pass, ct - 1)])
+            options.append((load + v * ct * e_pass - hid, load, "stationary", emit, hid))
         else:
+            # v * ct groups of rt tiles of one pass each, accumulating but the last
             load = v * ct * rt * tile_load
-            options.append((load + v * ct * ((rt - 1) * per_pass + max(emit.values())), load,
-                            "k-reload", emit))
+            hid = hidden_load(cfg, tile_load, [(per_pass, v * ct * (rt - 1)),
+                                               (e_pass, v * ct - 1)])
+            options.append((load + v * ct * ((rt - 1) * per_pass + e_pass) - hid, load,
+                            "k-reload", emit, hid))
+            # rt * ct tiles of v raw passes
             load = rt * ct * tile_load
-            options.append((load + passes * max(raw.values()), load, "k-raw", raw))
-        cycles, load, schedule, limits = min(options, key=lambda o: o[0])
+            hid = hidden_load(cfg, tile_load, [(v * r_pass, rt * ct - 1)])
+            options.append((load + passes * r_pass - hid, load, "k-raw", raw, hid))
+        cycles, load, schedule, limits, hid = min(options, key=lambda o: o[0])
         bound = max(limits, key=limits.get)  # first of equals: compute wins a tie
         out.append(LayerMap(layer.name, kind, k, n_out, v, rt, ct, passes, macs,
                             passes * cpp, load, cycles, macs / (passes * cfg.rows * cfg.cols),
-                            schedule, bound))
+                            schedule, bound, hid))
     return out
 
 
@@ -204,4 +232,5 @@ def totals(cfg: CoreConfig, maps: list[LayerMap], clock_mhz: float, batch: int =
         load_cycles=sum(m.load_cycles for m in maps), cycles=cycles, utilization=util,
         clock_mhz=float(clock_mhz), peak_tops=2 * cfg.peak_macs_per_cycle * f / 1e12,
         effective_tops=(2 * macs * f / cycles / 1e12) if cycles else 0.0,
-        inferences_per_s=f * batch / cycles if cycles else 0.0, batch=batch)
+        inferences_per_s=f * batch / cycles if cycles else 0.0, batch=batch,
+        overlapped_cycles=sum(m.overlapped_cycles for m in maps))
