@@ -212,6 +212,15 @@ class Schedule:
         return math.ceil(self.rows / self.x_lanes)
 
     @property
+    def tile_load_cycles(self) -> int:
+        """Cycles the weight stream takes to load one tile (``rows`` weight-row packets) with
+        back-to-back beats and no pass computing: ``rows * w_beats``. The row buffer takes the
+        next row's first beat in the cycle it writes a row into the array, so the stream is
+        never stalled (the last row is written one cycle after its last beat; measured in
+        ``tests/test_weight_swap_cycles.py``)."""
+        return self.rows * self.w_beats
+
+    @property
     def w_beats(self) -> int:
         """Beats in one weight-row packet (``cols`` weights)."""
         return math.ceil(self.cols / self.w_lanes)

@@ -116,7 +116,7 @@ class StreamReceiver(wiring.Component):
         """The weight-row receiver: ``cols`` weights of ``weight_bits``."""
         check_cfg(cfg)
         return cls(stream_bits=cfg.w_stream_bits, beats=cfg.w_beats, lanes=cfg.w_lanes,
-                   count=cfg.cols, width=cfg.weight_bits)
+                   count=cfg.cols, width=cfg.weight_bits, overlap=True)
 
     @classmethod
     def residuals(cls, cfg: CoreConfig) -> StreamReceiver:

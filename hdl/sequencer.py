@@ -130,7 +130,10 @@ class PassSequencer(CfgComponent):
                 m.d.sync += after.eq(0)
                 with m.If(x.user.swap):
                     m.d.sync += sel.eq(~sel)
-            with m.Elif(swap & ~w.full):
+            with m.Elif(swap):
+                # From the cycle after the swap vector completed, every row accepted is after
+                # it: the one waiting now (accepted no later) is written in this cycle, and the
+                # row buffer may take the next row's beat in the same cycle.
                 m.d.sync += after.eq(1)
         else:
             m.d.comb += start.eq(x.full & ~w.full & ~hold & (~run | (j == nlast)))

@@ -151,7 +151,7 @@ def _drive(dut, packets, *, take_when_full=False, run_bits=None):
 
 def test_weight_receiver_packet_rules():
     """3 beats of 2 lanes for 5 columns of 4-bit weights: a good row fills the buffer and stalls
-    the stream until taken; a short and a long row are dropped with err, every beat of the long
+    the stream until taken (ready again in the cycle it is taken); a short and a long row are dropped with err, every beat of the long
     one consumed."""
     cfg = CoreConfig(rows=2, cols=5, weight_bits=4, w_stream_bits=16)
     assert (cfg.w_beats, cfg.w_lanes) == (3, 2)
@@ -165,7 +165,9 @@ def test_weight_receiver_packet_rules():
     assert fills, "the good row never filled the buffer"
     # low 4 bits of each byte lane, column c at bits [4c, 4c+4); lane 1 of beat 2 is past cols
     assert fills[0]["data"] == 0xE | 0xF << 4 | 0xC << 8 | 0xD << 12 | 0xB << 16
-    assert all(not r["ready"] for r in fills)                # no overlap: stalled while full
+    # stalled while full, ready again in the cycle the buffer is taken (rows back to back)
+    assert all(bool(r["ready"]) == bool(r["take"]) for r in fills)
+    assert any(r["take"] for r in fills) and any(not r["take"] for r in fills)
     assert sum(r["hs"] for r in log) == len(short) + len(long) + len(good)
     assert all(r["busy"] for r in log if r["full"])
 

@@ -92,13 +92,16 @@ def _chain(cfg: CoreConfig, n: int, v: int) -> tuple[int, int]:
 # (passes per tile): compute-bound tiles (the loads after the first hide entirely) and
 # load-bound ones (each tile's passes hide under the next load)
 @pytest.mark.parametrize("v", [4, 1])
-def test_measured_overlap_follows_the_mapping_model(v):
+@pytest.mark.parametrize("w_stream_bits", [64, 16])  # rows of 1 and of 4 beats
+def test_measured_overlap_follows_the_mapping_model(v, w_stream_bits):
     n = 4
-    one = CoreConfig(rows=8, cols=8)
+    one = CoreConfig(rows=8, cols=8, w_stream_bits=w_stream_bits)
     two = one.replace(weight_sets=2)
     t1, load = _chain(one, n, v)
     t2, load2 = _chain(two, n, v)
-    assert load2 == load
+    # The mapping's tile load: the weight stream never stalls, one cycle per beat.
+    assert one.w_beats == 64 // w_stream_bits
+    assert load2 == load == one.tile_load_cycles == one.rows * one.w_beats
     compute = v * one.pass_interval(emit=False)
     # The chain without overlap: n loads and n compute runs, plus a few pipeline cycles per
     # tile (the vector buffer, the accumulate stage, the commit).
