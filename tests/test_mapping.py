@@ -27,21 +27,23 @@ def _conv16():
 
 def test_conv_on_default_core():
     # rows 64, cols 32, 8 cycles per pass, 8 activation beats, DPU 32 cycles (1 lane),
-    # 4 result beats, 4 beats per weight row.
+    # 4 int8 / 16 int32 result beats (automatic 64-bit streams), 4 beats per weight row: a tile
+    # loads in 64 * 4 = 256 cycles (the weight stream never stalls).
     conv, pool = _mapped(_conv16(), (16, 8, 8), CoreConfig(dpu_lanes=1))
     small = _mapped(_conv16(), (16, 8, 8), CoreConfig(rows=256, x_stream_bits=128,
                                                       dpu_lanes=1))[0]
-    assert (small.row_tiles, small.schedule, small.bound) == (1, "stationary", "dpu")
+    assert (small.row_tiles, small.schedule, small.bound) == (1, "stationary", "DPU")
     assert small.cycles == 256 * 4 + 64 * 32  # one tile load, then DPU-bound emitting passes
     assert (conv.K, conv.N, conv.vectors) == (144, 16, 64)
     assert (conv.row_tiles, conv.col_tiles, conv.passes) == (3, 1, 192)
     assert conv.macs == 64 * 144 * 16
     assert conv.compute_cycles == 192 * 8
-    # k-raw: each of the 3 tiles loaded once (64 rows x 4 beats), then 192 passes, each bound by
-    # its 16-beat int32 result. (k-reload: 64 * (3 * 256 + 2 * 8 + 32) = 52224 cycles.)
-    assert conv.load_cycles == 3 * 64 * 4
-    assert conv.cycles == 768 + 192 * 16
-    assert (conv.schedule, conv.bound) == ("k-raw", "y_stream")
+    # k-raw: each of the 3 tiles loaded once (256 cycles), then 192 passes, each bound by its
+    # 16-beat int32 result and the cycle that frees the output buffer after its last beat.
+    # (k-reload: 64 * (3 * 256 + 2 * 8 + 32) = 52224 cycles.)
+    assert conv.load_cycles == 3 * 256
+    assert conv.cycles == 768 + 192 * 17
+    assert (conv.schedule, conv.bound) == ("k-raw", "result stream")
     assert conv.utilization == pytest.approx(147456 / (192 * 64 * 32))
     assert (pool.passes, pool.cycles, pool.on_array) == (0, 0, False)
 
@@ -52,14 +54,14 @@ def test_gemm_stream_bound_and_batch():
     (fc,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), cfg)
     assert (fc.row_tiles, fc.col_tiles, fc.passes, fc.macs) == (2, 3, 6, 7000)
     # One vector: reloading the two row tiles per column tile (3 * (2 * 256 + 8 + 8) = 1584)
-    # beats loading all six once and emitting raw sums (1536 + 6 * 16 = 1632).
-    assert fc.load_cycles == 6 * 64 * 4
+    # beats loading all six once and emitting raw sums (1536 + 6 * 17 = 1638).
+    assert fc.load_cycles == 6 * 256
     assert fc.cycles == 3 * (2 * 256 + 8 + 8)
-    assert (fc.schedule, fc.bound) == ("k-reload", "x_stream")
+    assert (fc.schedule, fc.bound) == ("k-reload", "activation stream")
     (fc4,) = _mapped(gemm_model(np.ones((70, 100)), np.zeros(70)), (100,), cfg, batch=4)
     assert (fc4.vectors, fc4.passes, fc4.load_cycles) == (4, 24, 1536)
-    assert fc4.cycles == 1536 + 24 * 16
-    assert (fc4.schedule, fc4.bound) == ("k-raw", "y_stream")
+    assert fc4.cycles == 1536 + 24 * 17
+    assert (fc4.schedule, fc4.bound) == ("k-raw", "result stream")
     t = totals(cfg, [fc4], 100.0, batch=4)
     assert t.peak_tops == pytest.approx(2 * 64 * 32 * 100e6 / 1e12)
     assert t.effective_tops == pytest.approx(2 * 28000 * 100e6 / fc4.cycles / 1e12)
@@ -98,11 +100,11 @@ def test_depthwise_conv_real_utilization():
 def test_two_weight_sets_overlap_the_next_tile_load():
     cfg = CoreConfig(weight_sets=2)
     conv = _mapped(_conv16(), (16, 8, 8), cfg)[0]
-    # k-raw, 3 tiles of 64 raw passes (16 result beats each = 1024 cycles) and 256-cycle loads:
+    # k-raw, 3 tiles of 64 raw passes (17 cycles each = 1088 cycles) and 256-cycle loads:
     # the loads of tiles 2 and 3 hide under the compute of tiles 1 and 2.
     assert (conv.schedule, conv.load_cycles) == ("k-raw", 768)
     assert conv.overlapped_cycles == 2 * 256
-    assert conv.cycles == 768 + 192 * 16 - 512
+    assert conv.cycles == 768 + 192 * 17 - 512
     one = _mapped(_conv16(), (16, 8, 8), CoreConfig())[0]
     assert one.overlapped_cycles == 0 and one.cycles - conv.cycles == 512
     # k-reload of one vector (fc: 2 row tiles x 3 column tiles, 8-cycle passes, 8 x-beats):

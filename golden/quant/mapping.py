@@ -5,12 +5,13 @@ vectors per inference (``OH*OW`` for a convolution, 1 for a fully connected laye
 ``rows x cols`` array as ``ceil(K/rows)`` row tiles (K-passes accumulated in the partial sum)
 times ``ceil(N/cols)`` column tiles, so ``passes = V * row_tiles * col_tiles``.
 
-Cycle model, on the core's stream contract (docs/core.md): a weight tile is ``rows`` weight-row
-packets of ``w_beats`` beats; passes run back to back every ``max(cycles_per_pass, x_beats)``
-cycles; an emitted int8 result also needs the DPU (``cols / dpu_lanes`` cycles) and
-``y_beats(raw=False)`` result beats, a raw int32 result ``y_beats(raw=True)`` beats, all
-overlapped with the next pass. The core keeps one partial sum per column, so a layer is run
-with one of these schedules (the cheaper one is reported):
+Cycle model, on the core's stream contract (docs/core.md), every figure from the
+configuration's :class:`~dcim.golden.schedule.Schedule`: a weight tile loads in
+``tile_load_cycles`` (``rows`` weight-row packets of ``w_beats`` beats, back to back);
+passes run back to back every ``pass_interval`` cycles (accumulating, emitting a DPU
+result, or emitting a raw int32 result), and ``pass_bound`` names what bounds them. The core
+keeps one partial sum per column, so a layer is run with one of these schedules (the cheaper
+one is reported):
 
 ``stationary`` (``K <= rows``)
     each column tile loaded once per batch; one emitting pass per vector.
@@ -82,8 +83,9 @@ class LayerMap:
         ``stationary``, ``k-reload`` or ``k-raw`` (see the module docstring; empty for layers
         off the array).
     bound : str
-        What sets the interval of an emitting pass: ``compute``, ``x_stream``, ``dpu`` or
-        ``y_stream`` (empty for layers off the array).
+        What sets the interval of an emitting pass
+        (:meth:`~dcim.golden.schedule.Schedule.pass_bound`): ``array``, ``activation stream``,
+        ``DPU`` or ``result stream`` (empty for layers off the array).
     overlapped_cycles : int
         Weight-load cycles hidden under compute (two weight sets; 0 with one): ``cycles`` is
         ``load_cycles + compute time - overlapped_cycles``.
@@ -169,11 +171,9 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
         raise InputError(f"batch must be an int >= 1, got {batch!r}")
     out = []
     cpp = cfg.cycles_per_pass()
-    per_pass = max(cpp, cfg.x_beats)
-    tile_load = cfg.rows * cfg.w_beats
-    emit = {"compute": cpp, "x_stream": cfg.x_beats, "dpu": cfg.dpu_groups,
-            "y_stream": cfg.y_beats(raw=False)}
-    raw = {"compute": cpp, "x_stream": cfg.x_beats, "y_stream": cfg.y_beats(raw=True)}
+    tile_load = cfg.tile_load_cycles
+    per_pass = cfg.pass_interval(emit=False)  # an accumulating pass
+    e_pass, r_pass = cfg.pass_interval(), cfg.pass_interval(raw=True)
     for layer in layers:
         op = layer.op
         if not op.on_array:
@@ -186,25 +186,24 @@ def map_layers(cfg: CoreConfig, layers: list[QLayer], shapes: dict[str, tuple[in
         rt, ct = max(cfg.k_passes(k_t) for _, k_t, _, _ in plan), len(plan)
         passes = v * rt * ct
         macs = v * k * n_out
-        options = []  # (cycles, load cycles, schedule, limits, hidden load cycles)
-        e_pass, r_pass = max(emit.values()), max(raw.values())
+        options = []  # (cycles, load cycles, schedule, raw results, hidden load cycles)
         if rt == 1:  # ct tiles of v emitting passes
             load = ct * tile_load
             hid = hidden_load(cfg, tile_load, [(v * e_pass, ct - 1)])
-            options.append((load + v * ct * e_pass - hid, load, "stationary", emit, hid))
+            options.append((load + v * ct * e_pass - hid, load, "stationary", False, hid))
         else:
             # v * ct groups of rt tiles of one pass each, accumulating but the last
             load = v * ct * rt * tile_load
             hid = hidden_load(cfg, tile_load, [(per_pass, v * ct * (rt - 1)),
                                                (e_pass, v * ct - 1)])
             options.append((load + v * ct * ((rt - 1) * per_pass + e_pass) - hid, load,
-                            "k-reload", emit, hid))
+                            "k-reload", False, hid))
             # rt * ct tiles of v raw passes
             load = rt * ct * tile_load
             hid = hidden_load(cfg, tile_load, [(v * r_pass, rt * ct - 1)])
-            options.append((load + passes * r_pass - hid, load, "k-raw", raw, hid))
-        cycles, load, schedule, limits, hid = min(options, key=lambda o: o[0])
-        bound = max(limits, key=limits.get)  # first of equals: compute wins a tie
+            options.append((load + passes * r_pass - hid, load, "k-raw", True, hid))
+        cycles, load, schedule, raw, hid = min(options, key=lambda o: o[0])
+        bound = cfg.pass_bound(raw=raw)  # of the emitting passes
         out.append(LayerMap(layer.name, kind, k, n_out, v, rt, ct, passes, macs,
                             passes * cpp, load, cycles, macs / (passes * cfg.rows * cfg.cols),
                             schedule, bound, hid))
