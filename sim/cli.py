@@ -32,7 +32,8 @@ from ..golden.config import (ROUNDING_MODES, SERIAL_BITS_CHOICES, TREE_STYLES,  
                              CoreConfig)
 from ..golden.errors import InputError  # noqa: E402
 
-__all__ = ["SUBCOMMANDS", "add_config_args", "config_from_args", "main"]
+__all__ = ["SUBCOMMANDS", "add_config_args", "check_regex", "check_seconds", "config_from_args",
+           "main"]
 
 #: Exit codes of :func:`main`.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -104,9 +105,41 @@ def config_from_args(args: argparse.Namespace) -> CoreConfig:
     return CoreConfig.load(args.config).replace(**overrides)
 
 
+def check_seconds(option: str, value: float | None) -> None:
+    """Check a time limit option: None (not given) or a finite number > 0.
+
+    Raises
+    ------
+    InputError
+        One line naming ``option``, the allowed range and ``value``.
+    """
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise InputError(f"{option} must be a finite number of seconds > 0, got {value}")
+
+
+def check_regex(option: str, pattern: str | None) -> None:
+    """Check a regular-expression option (None: not given).
+
+    Raises
+    ------
+    InputError
+        ``pattern`` does not compile (one line naming ``option`` and the reason).
+    """
+    import re
+
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InputError(f"{option} is not a valid regular expression: {exc}") from None
+
+
 #: Subcommands in help order; each is a module ``cmd_<name>`` of this package with a docstring
 #: (its help), ``configure(parser)`` and ``run(args) -> int``. Absent modules are skipped.
-SUBCOMMANDS = ("config", "golden", "generate", "regress", "calibrate", "check", "synth")
+SUBCOMMANDS = ("config", "golden", "generate", "regress", "mutate", "calibrate", "check",
+               "synth")
 
 
 def _commands():

@@ -21,9 +21,7 @@ import argparse
 import concurrent.futures
 import hashlib
 import json
-import math
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,7 +33,7 @@ from ..golden.config import CoreConfig
 from ..golden.errors import InputError
 from ..golden.fileio import check_output_dir, check_output_file, lock_dir
 from .build import ARRAY_MODELS, check_array_model, check_generated
-from .cli import add_config_args, config_from_args
+from .cli import add_config_args, check_regex, check_seconds, config_from_args
 from .regress_report import print_failures, write_reports
 from .resources import check_memory
 from .runner import RunResult, build, run_tests
@@ -337,13 +335,8 @@ def _check_args(args) -> tuple[CoreConfig, list[str], list[str]]:
         raise InputError(f"--seeds must be in [1, 1000], got {args.seeds}")
     if not 1 <= args.jobs <= 64:
         raise InputError(f"--jobs must be in [1, 64], got {args.jobs}")
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise InputError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
-    if args.tests is not None:
-        try:
-            re.compile(args.tests)
-        except re.error as exc:
-            raise InputError(f"--tests is not a valid regular expression: {exc}") from None
+    check_seconds("--timeout", args.timeout)
+    check_regex("--tests", args.tests)
     check_output_dir("--out", args.out)
     check_output_file("--junit", args.junit, parents=True)
     for sim in sims:

@@ -112,7 +112,7 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
               regmap_json: Path, seed: int, tests: str | None = None, waves: bool = False,
               init_seed: int | None = None, timeout: float = 3600.0,
               progress: Callable[[str], None] | None = None,
-              replay: Path | None = None) -> RunResult:
+              replay: Path | None = None, max_failures: int | None = None) -> RunResult:
     """Run the testbench once on a finished build.
 
     Parameters
@@ -137,6 +137,9 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
         Called every 30 s with the test the simulator is running (``"test_k_tiled (7/19)"``).
     replay : Path, optional
         An export directory of ``dcim calibrate --export-vectors`` for ``test_replay``.
+    max_failures : int, optional
+        Stop the run after this many failed tests (cocotb's ``COCOTB_MAX_FAILURES``; the tests
+        after the stop do not run): ``dcim mutate`` stops a mutant at its first failure.
     """
     # The simulator runs in test_dir: every path it is given must be absolute.
     build_dir, test_dir = Path(build_dir).resolve(), Path(test_dir).resolve()
@@ -161,6 +164,9 @@ def run_tests(sim: str, top: str, build_dir: Path, test_dir: Path, *, config_jso
                    **({ENV_REPLAY: str(Path(replay).resolve())} if replay else {})})
     if not replay:
         env.pop(ENV_REPLAY, None)
+    env.pop("COCOTB_MAX_FAILURES", None)
+    if max_failures is not None:
+        env["COCOTB_MAX_FAILURES"] = str(max_failures)
     t0 = time.perf_counter()
     error = ""
     try:
