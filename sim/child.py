@@ -18,7 +18,8 @@ from .simulators import SIMULATORS
 __all__ = ["TEST_MODULES", "TIMESCALE", "main", "verilator_public_ports"]
 
 #: The cocotb test modules, run in this order.
-TEST_MODULES = ("dcim.verif.test_core", "dcim.verif.test_perf", "dcim.verif.test_swaps")
+TEST_MODULES = ("dcim.verif.test_core", "dcim.verif.test_perf", "dcim.verif.test_swaps",
+                "dcim.verif.test_dpu")
 #: Timescale of every build: Amaranth's Verilog has none, and cocotb's clock needs ps precision.
 TIMESCALE = ("1ns", "1ps")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..golden.arith import SHIFT_RANGE
 from ..hdl.regmap import Access
 from .coverage import Coverage
 from .sequences import csr_rw_word, illegal_values, illegal_w_rows, table_entries
@@ -21,6 +22,18 @@ __all__ = ["VOLATILE_SPAN", "csr_sweep"]
 #: Cycles within which the sweep's reads of a volatile (free-running) counter lie: below it
 #: right after the reset, and apart by less between two reads around a write.
 VOLATILE_SPAN = 1 << 16
+
+
+async def _read_entry(bench, t, c: int, want: int) -> None:
+    """Read entry ``c`` of table ``t``: OKAY, ``want`` in its ``t.width`` bits, the bits above
+    sign-extended for a signed table (docs/core.md), zero otherwise."""
+    data, resp = await bench.read(t.addr(c))
+    assert resp == 0 and data & ((1 << t.width) - 1) == want, \
+        f"{t.name}[{c}]: expected 0x{want:X}, read 0x{data:X} (resp {resp})"
+    upper = data >> t.width
+    ext = (1 << (32 - t.width)) - 1 if t.signed and want >> (t.width - 1) else 0
+    assert upper == ext, f"{t.name}[{c}]: read 0x{data:X}, expected bits above " \
+        f"{t.width} to be 0x{ext:X}"
 
 
 async def csr_sweep(bench, rng: np.random.Generator, cov: Coverage | None = None) -> int:
@@ -94,26 +107,42 @@ async def csr_sweep(bench, rng: np.random.Generator, cov: Coverage | None = None
         assert got == 0, f"W_ROW = {bad} (rows {cfg.rows}) was accepted (reads {got})"
         checks += 1
     hit("csr.illegal_value")
+    last: dict[tuple[str, int], tuple[object, int]] = {}
     for t in regs.tables.values():
-        vals = table_entries(cfg, t, rng)
-        for c, v in vals.items():
-            assert await bench.write(t.addr(c), v) == 0
-        for c, v in vals.items():
-            data, resp = await bench.read(t.addr(c))
-            mask = (1 << t.width) - 1
-            assert resp == 0 and data & mask == v, \
-                f"{t.name}[{c}]: wrote 0x{v:X}, read 0x{data:X} (resp {resp})"
-            # docs/core.md: signed table entries read back sign-extended to 32 bits.
-            upper = data >> t.width
-            ext = (1 << (32 - t.width)) - 1 if t.signed and v >> (t.width - 1) else 0
-            assert upper == ext, f"{t.name}[{c}]: read 0x{data:X}, expected bits above " \
-                f"{t.width} to be 0x{ext:X}"
-            checks += 1
+        mask = (1 << t.width) - 1
+        first = table_entries(cfg, t, rng)
+        # then every bit of those entries the other way (SHIFT: its complement may be
+        # illegal, so new random values): a stuck read-back bit cannot hide behind a value
+        rounds = [{c: (v, v) for c, v in first.items()}]
+        if t.name == "SHIFT":
+            rounds.append({c: (v, v) for c, v in table_entries(cfg, t, rng).items()})
+            # the ends of the legal range and beyond (docs: stored saturated to it)
+            lo, hi = SHIFT_RANGE
+            edges = [lo - 1, lo, lo + 1, hi - 2, hi - 1, hi, hi + 1]
+            for i in range(0, len(edges), cfg.cols):
+                rounds.append({c: (v & mask, min(max(v, lo), hi) & mask)
+                               for c, v in enumerate(edges[i:i + cfg.cols])})
+        else:
+            rounds.append({c: (v ^ mask, v ^ mask) for c, v in first.items()})
+        for vals in rounds:
+            for c, (v, _) in vals.items():
+                assert await bench.write(t.addr(c), v) == 0
+            for c, (v, want) in vals.items():
+                await _read_entry(bench, t, c, want)
+                last[(t.name, c)] = (t, want)
+                checks += 1
         beyond = t.base + t.stride * t.entries
         if beyond < (1 << regs.addr_bits) and beyond not in {x.base for x in regs.tables.values()}:
             data, resp = await bench.read(beyond)
             assert resp == 2 and data == 0, f"{t.name}[cols] answered {resp} with 0x{data:X}"
             checks += 1
+    # every table entry written last, written again in the reverse order of the tables, then
+    # read again: a write to one table that also changes another's entry shows here
+    for (_, c), (t, want) in reversed(list(last.items())):
+        assert await bench.write(t.addr(c), want) == 0
+    for (_, c), (t, want) in last.items():
+        await _read_entry(bench, t, c, want)
+        checks += 1
     hit("csr.tables")
     for addr in regs.unmapped_addresses():
         data, resp = await bench.read(addr)

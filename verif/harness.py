@@ -92,3 +92,13 @@ async def load_random_weights(tb: TB) -> np.ndarray:
     W = rand_weights(tb.cfg, tb.rng)
     await tb.load_weights(W)
     return W
+
+
+async def send_and_drain(tb: TB, X: np.ndarray, residual: bool = False) -> None:
+    """Send every vector of ``X`` (each with a random int8 residual if ``residual``), then wait
+    until every result was compared."""
+    for x in X:
+        tb.send_vector(x)
+        if residual:
+            tb.send_residual(tb.rng.integers(-128, 128, tb.cfg.cols))
+    await tb.drain()

@@ -187,13 +187,44 @@ def random_passes(cfg: CoreConfig, rng: np.random.Generator, n: int, bits: int |
     return [Pass(x, acc=bool(rng.random() < acc_share)) for x in X]
 
 
-def rand_dpu(cfg: CoreConfig, rng: np.random.Generator, bits: int | None = None) -> DpuParams:
-    """DPU tables that map typical partial sums onto the int8 range (so outputs are neither
-    all clamped nor all zero), plus random zero points and clamps."""
+def _spread(cfg: CoreConfig, bits: int | None = None) -> float:
+    """A typical partial-sum magnitude of random operands at ``bits``-bit activations."""
     bits = cfg.act_bits if bits is None else bits
     wl, wh = cfg.weight_range
     al, ah = cfg.act_range_at(bits)
-    spread = np.sqrt(cfg.rows) * max(abs(wl), abs(wh), 1) * max(abs(al), abs(ah), 1) / 2
+    return float(np.sqrt(cfg.rows) * max(abs(wl), abs(wh), 1) * max(abs(al), abs(ah), 1) / 2)
+
+
+def _any_scale(rng: np.random.Generator, real: float) -> tuple[int, int]:
+    """``(multiplier, shift)`` with ``multiplier * 2**(shift - 31) ~= real`` for a multiplier
+    of random magnitude (``k`` random bits, ``k`` in 1..31), not TFLite's normalized one in
+    [2**30, 2**31): the product's low bits then reach the rounding point. The shift is
+    clipped to :data:`SHIFT_RANGE` (the scale is then only near ``real``)."""
+    k = int(rng.integers(1, 32))
+    m = int(rng.integers(1 << (k - 1), 1 << k))
+    s = int(round(31 + np.log2(real / m)))
+    return m, min(max(s, SHIFT_RANGE[0]), SHIFT_RANGE[1])
+
+
+def scaled_dpu(cfg: CoreConfig, rng: np.random.Generator, bits: int | None = None
+               ) -> DpuParams:
+    """DPU tables like :func:`rand_dpu` (typical partial sums of ``bits``-bit activations onto
+    the int8 range), but every multiplier (and the residual's) of random magnitude
+    (:func:`_any_scale`)."""
+    spread = _spread(cfg, bits)
+    pairs = [_any_scale(rng, 60.0 / spread * rng.uniform(0.25, 4.0)) for _ in range(cfg.cols)]
+    res_m, res_s = _any_scale(rng, rng.uniform(0.2, 1.5))
+    return DpuParams(rng.integers(-int(spread), int(spread) + 1, cfg.cols),
+                     np.array([m for m, _ in pairs]), np.array([s for _, s in pairs]),
+                     out_zp=int(rng.integers(-20, 21)), act_min=int(rng.integers(-128, 0)),
+                     act_max=int(rng.integers(0, 128)), res_multiplier=res_m, res_shift=res_s,
+                     res_zp=int(rng.integers(-30, 31)))
+
+
+def rand_dpu(cfg: CoreConfig, rng: np.random.Generator, bits: int | None = None) -> DpuParams:
+    """DPU tables that map typical partial sums onto the int8 range (so outputs are neither
+    all clamped nor all zero), plus random zero points and clamps."""
+    spread = _spread(cfg, bits)
     mult, shift = [], []
     for _ in range(cfg.cols):
         m, s = quantize_multiplier(float(60.0 / spread * rng.uniform(0.25, 4.0)))

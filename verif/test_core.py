@@ -27,7 +27,8 @@ from .sequences import (CLOCK_NS, MAX_PAUSE, RunEnv, corner_chains, dpu_corner_s
                         rand_weights, random_passes, replay_timeout_us, reset_states,
                         saturation_passes, seed_for, timeout_us)
 from .streams import Packet, pack_beats
-from .harness import core_test, load_random_weights, not_applicable, record, start
+from .harness import (core_test, load_random_weights, not_applicable, record, send_and_drain,
+                      start)
 
 
 def _streams(e: RunEnv) -> list[str]:
@@ -239,11 +240,7 @@ async def test_corners(dut):
         await tb.set_dpu(p)
         res = cfg.dpu_residual and i >= 3
         await tb.set_ctrl(raw=False, res_en=res)
-        for x in rand_vectors(cfg, tb.rng, 4, cfg.act_bits):
-            tb.send_vector(x)
-            if res:
-                tb.send_residual(tb.rng.integers(-128, 128, cfg.cols))
-        await tb.drain()
+        await send_and_drain(tb, rand_vectors(cfg, tb.rng, 4, cfg.act_bits), res)
     tb.finish()
     record("test_corners", tb)
 
