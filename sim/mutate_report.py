@@ -94,8 +94,9 @@ def write_report(cfg: CoreConfig, root: Path, mutations: list[Mutation],
                          ("Errors", errors)):
         if group:
             sections += [f"## {title}", "", *_md_table(
-                ["id", "src", "mode", "target", "Verilog", "detail"],
-                [[r["id"], r["src"], r["mode"], r["target"], f"`{r['line']}`", r["detail"]]
+                ["id", "src", "module", "mode", "target", "Verilog", "detail"],
+                [[r["id"], r["src"], r["module"], r["mode"], r["target"], f"`{r['line']}`",
+                  r["detail"]]
                  for r in group]), ""]
     write_atomic(root / "mutation.md", "\n".join(sections))
     print()

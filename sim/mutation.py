@@ -248,8 +248,10 @@ def _regress(run: Run, rtl: Path, mdir: Path) -> RunResult:
 def run_mutant(run: Run, mutation: Mutation | None) -> MutantResult:
     """Make, build and run one mutant (``None``: the control) in ``root/mutants/<id>``.
 
-    Never raises for a failure of the mutant or the flow (they are its ``status``); a Ctrl-C
-    or SIGTERM that stops the run gives ``interrupted`` (its status then means nothing).
+    Never raises for a failure of the mutant or the flow (they are its ``status``; an
+    equivalence check that fails or runs over ``run.equiv_timeout`` leaves a survivor); a
+    Ctrl-C or SIGTERM that stops the run gives ``interrupted`` (its status then means
+    nothing).
     """
     index = 0 if mutation is None else mutation.index
     mdir = run.root / "mutants" / ("control" if mutation is None else f"m{index:04d}")
@@ -267,7 +269,10 @@ def run_mutant(run: Run, mutation: Mutation | None) -> MutantResult:
             res.status, res.detail = "survived", f"{r.tests} tests passed"
             if mutation is not None:
                 t2 = time.perf_counter()
-                proven, res.detail = prove_equivalent(run, mutation, mdir)
+                try:
+                    proven, res.detail = prove_equivalent(run, mutation, mdir)
+                except FlowError as exc:  # no proof (a timeout): it stays a survivor
+                    proven, res.detail = False, f"no equivalence proof: {exc}"[:300]
                 res.equiv_seconds = time.perf_counter() - t2
                 res.status = "equivalent" if proven else "survived"
         elif r.error.startswith("timed out"):

@@ -111,3 +111,43 @@ def test_stuck_result_valid_is_killed_and_not_equivalent(tmp_path):
     mdir = root / "mutants" / f"m{stuck[0].index:04d}"
     proven, detail = mu.prove_equivalent(run, stuck[0], mdir)
     assert not proven and "unproven" in detail
+
+
+def _fake_run(tmp_path, monkeypatch, result, equiv=None):
+    """run_mutant with the mutant's Verilog and its regression replaced by ``result``."""
+    from pathlib import Path
+
+    from dcim.sim.runner import RunResult
+
+    def regress(run, rtl, mdir):
+        ok, failures, error = result
+        return RunResult(ok=ok, tests=3, failed=len(failures), failures=failures, stats={},
+                         seconds=0.1, log=Path("sim.log"), results_xml=Path("r.xml"),
+                         error=error)
+    monkeypatch.setattr(mu, "_write_mutant", lambda run, m, mdir: mdir)
+    monkeypatch.setattr(mu, "_regress", regress)
+    if equiv is not None:
+        monkeypatch.setattr(mu, "prove_equivalent", equiv)
+    run = mu.Run(CoreConfig(rows=4, cols=2), tmp_path, tmp_path / "rtl", "icarus", 1, None,
+                 10.0, 10.0, tmp_path / "core.json")
+    return mu.run_mutant(run, Mutation(3, LINE))
+
+
+def test_outcomes_of_a_mutant(tmp_path, monkeypatch):
+    r = _fake_run(tmp_path, monkeypatch, (False, ["test_csr", "test_random"], ""))
+    assert (r.status, r.detail, r.index) == ("killed", "test_csr", 3)
+    r = _fake_run(tmp_path, monkeypatch, (False, [], "timed out after 10 s (log: x)"))
+    assert r.status == "timeout"
+    r = _fake_run(tmp_path, monkeypatch, (True, [], ""), lambda *a: (True, "proven"))
+    assert (r.status, r.detail) == ("equivalent", "proven")
+    r = _fake_run(tmp_path, monkeypatch, (True, [], ""), lambda *a: (False, "3 unproven"))
+    assert r.status == "survived"
+
+
+def test_equivalence_timeout_leaves_a_survivor(tmp_path, monkeypatch):
+    from dcim.synth.tools import FlowError
+
+    def slow(*a):
+        raise FlowError("yosys timed out after 10 s; log: equiv.log")
+    r = _fake_run(tmp_path, monkeypatch, (True, [], ""), slow)
+    assert r.status == "survived" and "timed out" in r.detail
