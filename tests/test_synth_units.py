@@ -483,8 +483,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
 
 
 def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
-    """With block areas, energy per cycle and window exactly linear in cols, the estimate of a
-    bigger array is exact."""
+    """With block areas and energy per cycle exactly linear in cols, the estimate of a bigger
+    array is exact; the window is the larger part's, shifted by the schedule."""
     seen = []
 
     def fake_synthesize(cfg, verilog, outdir, **kw):
@@ -528,9 +528,13 @@ def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
     # Fmax: the slower of the two runs (here the 4-column one)
     assert r["timing"]["min_period_ns"] == pytest.approx(10.0 - 0.04)
     p = r["power"]["random"]
-    assert p["window_cycles"] == 40 + 2 * 64
+    # the window is not linear in cols: the 8-column part's (40 + 2 * 8), shifted by the
+    # schedule: the array's last result starts 19 cycles after its vector (8 + 3, one group of
+    # 8 lanes, the DPU's 7) and ends 7 beats later, the part's starts after 26 (8 groups of 1
+    # lane) in one beat: a shift of 0
+    assert p["window_cycles"] == 40 + 2 * 8
     assert p["total_w"] * p["window_cycles"] * r["timing"]["min_period_ns"] == \
-        pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 64))
+        pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 8))
     assert p["macs"] == 4 * 8 * 64
     assert r["method"].startswith("estimate")
 
@@ -572,3 +576,19 @@ def test_instance_power_rows_and_blocks():
     assert [block_of(n) for n in cells] == ["ctrl", "weights", "compute", "glue"]
     assert block_of("accum/_1_") == "accum" and block_of("dpu/lane0/_2_") == "dpu"
 
+
+
+def test_estimate_window_shift_matches_measured_parts():
+    """The estimate's window model explains the windows the activity simulation measured for
+    the two parts of the 256x256 default (``dcim synth --rows 256 --cols 256``: 151 cycles at
+    256x4, 155 at 256x8, one DPU lane, 16 back-to-back vectors), and by hand the whole array:
+    its 32 lanes and 256-bit result stream end the last result 4 cycles after the 256x4 part's
+    (latency 19 against 22, drain 7 against 0)."""
+    p4, p8 = (CoreConfig(rows=256, cols=c, dpu_lanes=1) for c in (4, 8))
+    assert flow.window_shift(p8, p4, 16, 0) == 155 - 151
+    assert flow.window_shift(CoreConfig(rows=256, cols=256), p4, 16, 0) == 4
+    # one lane on 256 columns: a result every 256 cycles instead of 8, and its drain
+    one = CoreConfig(rows=256, cols=256, dpu_lanes=1)
+    assert flow.window_shift(one, p4, 16, 0) == 15 * (256 - 8) + (11 + 8 + 7 + 248) - 22
+    # gaps longer than the DPU's interval set the pace on both
+    assert flow.window_shift(one, p4, 4, 300) == (11 + 8 + 7 + 248) - 22
