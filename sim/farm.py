@@ -166,11 +166,11 @@ def _client(scheduler: str | None, workers: int):
 
     from distributed import Client, LocalCluster
 
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)  # errors: in the job records
     if scheduler is not None:
         return Client(scheduler, timeout="20s"), None
     cluster = LocalCluster(n_workers=1, threads_per_worker=workers, processes=False,
-                           dashboard_address=None)
+                           dashboard_address=":0")
     return Client(cluster), cluster
 
 
@@ -213,7 +213,14 @@ def run_farm(jobs: Sequence[Job], *, tests: str | None, timeout: float,
                     futures.append(f)
             for f in as_completed(futures):
                 job, seed = owner[f.key]
-                _record(job, seed, f.result(), say)
+                if f.status == "error":  # a bug or a lost worker: that job's error, not a stop
+                    exc = f.exception()
+                    what = "build" if seed is None else f"seed {seed}"
+                    job.summary.errors.append(f"{what}: task failed: {type(exc).__name__}: "
+                                              f"{exc}")
+                    say(f"[{job.fc.label} {job.summary.sim}] {job.summary.errors[-1]}")
+                else:
+                    _record(job, seed, f.result(), say)
                 if seed is not None:
                     tick()
     except BaseException:

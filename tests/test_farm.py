@@ -157,6 +157,30 @@ def test_farm_failure_reproduces(tmp_path, capsys, fake_sims):
     assert "<failure" in (out / "junit.xml").read_text()
 
 
+def test_farm_task_error_is_that_jobs_failure(tmp_path, capsys, monkeypatch, fake_sims):
+    """A task that raises (a bug, a lost worker) fails its job with the error; the other
+    jobs still run and the reports are written."""
+    fake = regress_runs.run_tests
+
+    def run_tests(sim, top, bdir, test_dir, *, seed, **kw):
+        if seed == 8 and "x4_" in str(bdir):
+            raise RuntimeError("worker lost")
+        return fake(sim, top, bdir, test_dir, seed=seed, **kw)
+
+    monkeypatch.setattr(regress_runs, "run_tests", run_tests)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(capsys, "farm", "--configs", _grid(
+        tmp_path, "[[config]]\nrows = 8\ncols = 4\n[[config]]\nrows = 8\ncols = 8\n"),
+        "--sim", "icarus", "--seeds", "2", "--seed", "7", "-o", out, "-q")
+    assert code == 1
+    assert "seed 8: task failed: RuntimeError: worker lost" in err
+    jobs = {j["describe"]: j for j in json.loads((out / "summary.json").read_text())["jobs"]}
+    assert jobs["8x4"]["result"] == "fail" and jobs["8x4"]["seeds"] == [7]
+    assert jobs["8x4"]["errors"] == ["seed 8: task failed: RuntimeError: worker lost"]
+    assert jobs["8x8"]["result"] == "pass" and jobs["8x8"]["seeds"] == [7, 8]
+    assert "worker lost" in (out / "junit.xml").read_text()
+
+
 def test_farm_sigterm_keeps_what_finished(tmp_path, capsys, monkeypatch, fake_sims):
     """Seed 7 finishes; the next seed's simulator (a ``sleep``) runs when SIGTERM comes: it is
     killed within seconds, the reports of seed 7 are written, and the run ends with 143."""
