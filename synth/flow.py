@@ -269,10 +269,18 @@ def _small_lanes(cfg: CoreConfig, c: int) -> int:
     return max(1, cfg.dpu_lanes * c // cfg.cols)
 
 
+def part_config(cfg: CoreConfig, c: int) -> CoreConfig:
+    """The configuration of an estimate's part of ``c`` columns: ``cfg`` with the DPU lanes
+    scaled in proportion (at least 1)."""
+    return cfg.replace(cols=c, dpu_lanes=_small_lanes(cfg, c))
+
+
 def small_cols(cfg: CoreConfig) -> tuple[int, int]:
     """Two small column counts ``(c, 2c)``, both dividing ``cols``, ``2c < cols``, with the DPU
-    lanes scaled in proportion (at least 1, dividing the columns); the smallest such ``c >= 4``,
-    else the smallest.
+    lanes scaled in proportion (at least 1, dividing the columns): the smallest ``c >= 4`` at
+    which the proportion is exact (``dpu_lanes * c / cols`` lanes, so that the parts' DPU grows
+    by lanes as the array's does and drains a result in the same cycles), else the smallest
+    ``c >= 4``, else the smallest.
 
     Raises
     ------
@@ -286,7 +294,8 @@ def small_cols(cfg: CoreConfig) -> tuple[int, int]:
         raise InputError(f"cols ({cfg.cols}) with dpu_lanes {cfg.dpu_lanes} cannot be composed "
                          "from two smaller arrays of c and 2c columns; use flat synthesis")
     big = [c for c in cands if c >= 4]
-    c = big[0] if big else cands[0]
+    exact = [c for c in big if cfg.dpu_lanes * c % cfg.cols == 0]
+    c = (exact or big or cands)[0]
     return c, 2 * c
 
 
@@ -333,7 +342,7 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     kw["curve_gaps"] = {p: curve_gap(cfg, p, kw.get("emit_every", 1)) for p in util}
 
     def part(c: int) -> dict[str, Any]:
-        small = cfg.replace(cols=c, dpu_lanes=_small_lanes(cfg, c))
+        small = part_config(cfg, c)
         d = Path(outdir) / f"part_{cfg.rows}x{c}"
         d.mkdir(parents=True, exist_ok=True)
         tag = f"{cfg.rows}x{c}"
@@ -346,7 +355,7 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     with ThreadPoolExecutor(max_workers=jobs) as pool, procgroup.guard():
         r1, r2 = pool.map(part, (c1, c2))
     k = (cfg.cols - c1) / (c2 - c1)
-    small2 = cfg.replace(cols=c2, dpu_lanes=_small_lanes(cfg, c2))
+    small2 = part_config(cfg, c2)
 
     def lin(a: float, b: float) -> float:
         return a + (b - a) * k

@@ -355,7 +355,12 @@ def test_block_areas_sum_to_total_and_recurse():
 
 
 def test_small_cols_for_the_estimate():
-    assert flow.small_cols(CoreConfig(rows=8, cols=256)) == (4, 8)
+    # the default's 32 lanes on 256 columns: one lane per 8 columns, kept exactly by 8 and 16
+    assert flow.small_cols(CoreConfig(rows=8, cols=256)) == (8, 16)
+    assert flow.small_cols(CoreConfig(rows=8, cols=256, dpu_lanes=1)) == (4, 8)
+    # 2 lanes on 16 columns: exact only at 8 and 16, which is not smaller: the floor of 1 lane
+    assert flow.small_cols(CoreConfig(rows=32, cols=16)) == (4, 8)
+    assert flow.small_cols(CoreConfig(rows=32, cols=32)) == (8, 16)
     assert flow.small_cols(CoreConfig(rows=8, cols=32, dpu_lanes=8)) == (4, 8)
     assert flow.small_cols(CoreConfig(rows=8, cols=6)) == (1, 2)
     assert flow.small_cols(CoreConfig(rows=8, cols=64, dpu_lanes=64)) == (4, 8)
@@ -469,8 +474,8 @@ def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):
      r"a flat synthesis of the rtl array at 256x256 needs about \d+ GiB \(estimated from the "
      r"size\); this machine has \d+ GiB; use --method estimate$"),
     (["--rows", "4096", "--cols", "256"],
-     r"a flat synthesis of the rtl array at 4096x8 needs about \d+ GiB .*; the estimate "
-     r"synthesizes 4096x8 flat; use fewer rows$"),
+     r"a flat synthesis of the rtl array at 4096x16 needs about \d+ GiB .*; the estimate "
+     r"synthesizes 4096x16 flat; use fewer rows$"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     import re
@@ -511,10 +516,10 @@ def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
     monkeypatch.setattr(flow, "synthesize", fake_synthesize)
     cfg = CoreConfig(rows=8, cols=64, dpu_lanes=8)
     r = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path, jobs=1)
-    assert seen == [(8, 4, 1), (8, 8, 1)]
+    assert seen == [(8, 8, 1), (8, 16, 2)]  # one lane per 8 columns, as on the array
     # the two flat runs at once compose to the same figures
     r2 = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path, jobs=2)
-    assert sorted(seen[2:]) == [(8, 4, 1), (8, 8, 1)]
+    assert sorted(seen[2:]) == [(8, 8, 1), (8, 16, 2)]
     assert {k: v for k, v in r2.items() if k != "wall_time"} == \
         {k: v for k, v in r.items() if k != "wall_time"}
     assert r2["wall_time"]["jobs"] == 2 and r2["wall_time"]["parts_s"] == [1.0, 1.0]
@@ -525,16 +530,16 @@ def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
     assert r["area"]["blocks"]["ctrl"]["area_um2"] == pytest.approx(500.0 + 3.0 * 64)
     assert r["area"]["total_um2"] == pytest.approx(6400.0 + 692.0 + 24.0)
     assert r["area"]["cells"] == 640 + 114 + 1
-    # Fmax: the slower of the two runs (here the 4-column one)
-    assert r["timing"]["min_period_ns"] == pytest.approx(10.0 - 0.04)
+    # Fmax: the slower of the two runs (here the 8-column one)
+    assert r["timing"]["min_period_ns"] == pytest.approx(10.0 - 0.08)
     p = r["power"]["random"]
-    # the window is not linear in cols: the 8-column part's (40 + 2 * 8), shifted by the
+    # the window is not linear in cols: the 16-column part's (40 + 2 * 16), shifted by the
     # schedule: the array's last result starts 19 cycles after its vector (8 + 3, one group of
-    # 8 lanes, the DPU's 7) and ends 7 beats later, the part's starts after 26 (8 groups of 1
-    # lane) in one beat: a shift of 0
-    assert p["window_cycles"] == 40 + 2 * 8
+    # 8 lanes, the DPU's 7) and ends 7 beats later; the part's starts after 22 (4 groups of 2
+    # lanes for its first beat of 8 values) and ends 4 cycles later (its other 4 groups): 0
+    assert p["window_cycles"] == 40 + 2 * 16
     assert p["total_w"] * p["window_cycles"] * r["timing"]["min_period_ns"] == \
-        pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 8))
+        pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 16))
     assert p["macs"] == 4 * 8 * 64
     assert r["method"].startswith("estimate")
 
