@@ -62,6 +62,18 @@ class Schedule:
         first_beat = min(self.y_lanes(raw=False), self.cols)
         return self.pass_latency(bits) + -(-first_beat // self.dpu_lanes) + self.dpu_latency
 
+    def result_drain(self, raw: bool = False) -> int:
+        """Cycles from the first beat of a result packet to its last, the output not stalled:
+        ``y_beats(raw) - 1`` for a raw result (every partial sum is there at once); a DPU
+        result's beat ``k`` also waits for the DPU groups its values come from, one group per
+        cycle after those of the first beat, so ``max(y_beats - 1, dpu_groups - g0)`` with
+        ``g0`` the groups of the first beat (:meth:`result_latency` counts those)."""
+        beats = self.y_beats(raw)
+        if raw:
+            return beats - 1
+        g0 = -(-min(self.y_lanes(raw=False), self.cols) // self.dpu_lanes)
+        return max(beats - 1, self.dpu_groups - g0)
+
     @property
     def dpu_groups(self) -> int:
         """DPU cycles (groups of ``dpu_lanes`` columns) per result vector; also the entries of

@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import hashlib
-import json
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -35,8 +33,9 @@ from ..golden.fileio import check_output_dir, check_output_file, lock_dir
 from .build import ARRAY_MODELS, check_array_model, check_generated
 from .cli import add_config_args, check_regex, check_seconds, config_from_args
 from .regress_report import print_failures, write_reports
+from .regress_runs import (SimSummary, build_dir, build_error, build_sim, digests,
+                          run_seed)
 from .resources import check_memory
-from .runner import RunResult, build, run_tests
 from .simulators import SIMULATORS, SimulatorError, check_simulator
 
 
@@ -114,7 +113,9 @@ def _vectors_config(args) -> CoreConfig:
     return cfg
 
 
-def _tag(cfg: CoreConfig) -> str:
+def config_tag(cfg: CoreConfig) -> str:
+    """The run directory of a configuration: its name, size and a hash of its fields and of
+    the generator's sources (a changed generator gets new builds)."""
     h = hashlib.sha256(cfg.to_json().encode())
     # the generator's sources and data files, wherever the package is installed
     hdl = [f for f in resources.files("dcim.hdl").iterdir() if f.is_file()]
@@ -148,7 +149,9 @@ def _check_rtl(cfg: CoreConfig, rtl: Path, edited: bool = False) -> tuple[Path, 
     return verilog, regs, view
 
 
-def _generate(cfg: CoreConfig, root: Path, say, view: str) -> tuple[Path, Path, str]:
+def generated_rtl(cfg: CoreConfig, root: Path, say, view: str) -> tuple[Path, Path, str]:
+    """The Verilog, register map and view of ``cfg``'s ``view`` under ``root/view/rtl``,
+    generated there unless a whole earlier generation is found (:func:`_check_rtl`)."""
     from .build import generate
 
     rtl = root / view / "rtl"
@@ -164,51 +167,6 @@ def _generate(cfg: CoreConfig, root: Path, say, view: str) -> tuple[Path, Path, 
 
 
 # --------------------------------------------------------------------------------------------
-@dataclass
-class SimSummary:
-    """Results of one simulator on one configuration."""
-
-    sim: str
-    view: str = "rtl"
-    build_s: float = 0.0
-    runs: list[tuple[int, RunResult]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    #: The view this one's output digests were compared with, and how many were compared.
-    compared: tuple[str, int] | None = None
-    #: A Ctrl-C or SIGTERM stopped it: ``runs`` holds the seeds that finished.
-    interrupted: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return (not self.errors and not self.interrupted and bool(self.runs)
-                and all(r.ok for _, r in self.runs))
-
-    @property
-    def result(self) -> str:
-        """``pass``, ``fail`` or ``interrupted`` (stopped with no failure among its runs)."""
-        if self.ok:
-            return "pass"
-        failed = self.errors or any(not r.ok for _, r in self.runs)
-        return "fail" if failed or not self.interrupted else "interrupted"
-
-    @property
-    def seconds(self) -> float:
-        return self.build_s + sum(r.seconds for _, r in self.runs)
-
-    def totals(self) -> tuple[int, int, int]:
-        tests = sum(r.tests for _, r in self.runs)
-        trans = macs = 0
-        for _, r in self.runs:
-            for t in r.stats.get("tests", {}).values():
-                trans += t.get("compared", 0) + t.get("checks", 0)
-                macs += t.get("macs", 0)
-        return tests, trans, macs
-
-
-def _digests(r: RunResult) -> dict[str, str]:
-    return {k: v["digest"] for k, v in r.stats.get("tests", {}).items()}
-
-
 def _run_sim(summ: SimSummary, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path,
              root: Path, seeds: list[int], args, say) -> SimSummary:
     """Build and run every seed of one simulator and view into ``summ`` (filled as the runs
@@ -224,28 +182,28 @@ def _run_sim(summ: SimSummary, cfg: CoreConfig, verilog: Path, regs: Path, core_
 def _run_seeds(summ: SimSummary, cfg: CoreConfig, verilog: Path, regs: Path, core_json: Path,
                root: Path, seeds: list[int], args, say) -> SimSummary:
     sim, view = summ.sim, summ.view
-    bdir = root / view / (sim + ("_waves" if args.waves else ""))
+    bdir = build_dir(root, sim, view, args.waves)
     tag = f"{sim}/{view}"
     try:
-        summ.build_s = build(sim, verilog, cfg.name, bdir / "build", waves=args.waves,
-                             timeout=args.timeout)
+        summ.build_s = build_sim(sim, verilog, cfg.name, bdir, waves=args.waves,
+                                 timeout=args.timeout)
     except SimulatorError as exc:
-        if procgroup.stopping():
+        err = build_error(exc)
+        if err is None:
             summ.interrupted = True
         else:
-            summ.errors.append(str(exc))
+            summ.errors.append(err)
         return summ
     say(f"[{tag}] built in {summ.build_s:.1f} s")
     for i, seed in enumerate(seeds):
-        init = (seed * 2654435761) % (1 << 31) if sim == "verilator" else None
-        r = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}",
-                      config_json=core_json, regmap_json=regs, seed=seed, tests=args.tests,
-                      waves=args.waves, init_seed=init, timeout=args.timeout,
-                      progress=lambda msg, s=seed: say(f"[{tag}] seed {s}: {msg}"),
-                      replay=args.vectors)
-        if not r.ok and procgroup.stopping():  # killed by the stop, not a failure
+        run = run_seed(sim, cfg.name, bdir, seed, core_json=core_json, regs=regs,
+                       tests=args.tests, waves=args.waves, timeout=args.timeout,
+                       replay=args.vectors, check_init=i == 0,
+                       progress=lambda msg, s=seed: say(f"[{tag}] seed {s}: {msg}"))
+        if run is None:
             summ.interrupted = True
             return summ
+        r = run.result
         summ.runs.append((seed, r))
         state = "ok" if r.ok else "FAILED"
         say(f"[{tag}] seed {seed} ({i + 1}/{len(seeds)}): {r.tests} tests, {r.failed} failed, "
@@ -255,22 +213,10 @@ def _run_seeds(summ: SimSummary, cfg: CoreConfig, verilog: Path, regs: Path, cor
             say(f"[{tag}] seed {seed}: replayed layer {rep['layer']}: {rep['tiles']} tile(s), "
                 f"{rep['outputs']} outputs bit-exact ({rep['schedule']}, {rep['compared']} "
                 "result packets)")
-        if sim == "verilator" and i == 0 and r.ok:
-            r2 = run_tests(sim, cfg.name, bdir / "build", bdir / f"seed{seed}_init2",
-                           config_json=core_json, regmap_json=regs, seed=seed,
-                           tests=args.tests, init_seed=init + 1, timeout=args.timeout,
-                           replay=args.vectors)
-            if not r2.ok and procgroup.stopping():
-                summ.interrupted = True
-                return summ
-            d1, d2 = _digests(r), _digests(r2)
-            diff = sorted(k for k in d1 if d2.get(k) != d1[k])
-            if not r2.ok or diff:
-                summ.errors.append(f"seed {seed}: a second random initial-value seed gave "
-                                   f"different outputs in {', '.join(diff[:3]) or 'the run'} "
-                                   f"(log: {r2.log})")
-            else:
-                say(f"[{tag}] seed {seed}: identical outputs under two random init seeds")
+        if run.error:
+            summ.errors.append(run.error)
+        elif sim == "verilator" and i == 0 and r.ok:
+            say(f"[{tag}] seed {seed}: identical outputs under two random init seeds")
     return summ
 
 
@@ -295,7 +241,7 @@ def _compare_views(summaries: list[SimSummary], say) -> None:
             continue
         compared = 0
         for (seed, r), (seed0, r0) in zip(s.runs, ref.runs):
-            d, d0 = _digests(r), _digests(r0)
+            d, d0 = digests(r), digests(r0)
             diff = sorted(k for k in set(d) | set(d0) if d.get(k) != d0.get(k))
             compared += len(d0)
             s.compared = (ref.view, compared)
@@ -319,12 +265,7 @@ def _check_args(args) -> tuple[CoreConfig, list[str], list[str]]:
         args.tests = "test_replay$"
     else:
         cfg = config_from_args(args)
-    if args.sim == "all":
-        sims = list(SIMULATORS)
-    elif args.sim in SIMULATORS:
-        sims = [args.sim]
-    else:
-        raise InputError(f"--sim must be one of {', '.join(SIMULATORS)} or all, got {args.sim!r}")
+    sims = check_run_options(args.sim, args.timeout, args.tests)
     if args.rtl_edited and args.rtl is None:
         raise InputError("--rtl-edited needs --rtl DIR")
     if args.rtl is not None and args.array_model is not None:
@@ -335,13 +276,32 @@ def _check_args(args) -> tuple[CoreConfig, list[str], list[str]]:
         raise InputError(f"--seeds must be in [1, 1000], got {args.seeds}")
     if not 1 <= args.jobs <= 64:
         raise InputError(f"--jobs must be in [1, 64], got {args.jobs}")
-    check_seconds("--timeout", args.timeout)
-    check_regex("--tests", args.tests)
     check_output_dir("--out", args.out)
     check_output_file("--junit", args.junit, parents=True)
     for sim in sims:
         check_simulator(sim)
     return cfg, sims, views
+
+
+def check_run_options(sim: str, timeout: float, tests: str | None) -> list[str]:
+    """The simulators ``--sim`` names (``all``: every one), with ``--timeout`` and ``--tests``
+    checked (``dcim regress`` and ``dcim farm``).
+
+    Raises
+    ------
+    InputError
+        An unknown simulator, a timeout that is not finite and > 0, or a pattern that is not
+        a regular expression.
+    """
+    if sim == "all":
+        sims = list(SIMULATORS)
+    elif sim in SIMULATORS:
+        sims = [sim]
+    else:
+        raise InputError(f"--sim must be one of {', '.join(SIMULATORS)} or all, got {sim!r}")
+    check_seconds("--timeout", timeout)
+    check_regex("--tests", tests)
+    return sims
 
 
 def run(args: argparse.Namespace) -> int:
@@ -370,12 +330,12 @@ def run(args: argparse.Namespace) -> int:
             except MemoryError as exc:
                 raise InputError(str(exc)) from None
     with lock_dir(args.out, "--out"):
-        root = args.out.resolve() / _tag(cfg)
+        root = args.out.resolve() / config_tag(cfg)
         root.mkdir(parents=True, exist_ok=True)
         if rtl_source is not None:
             sources = [rtl_source]
         else:
-            sources = [_generate(cfg, root, say, view) for view in views]
+            sources = [generated_rtl(cfg, root, say, view) for view in views]
         core_json = root / "core.json"
         cfg.save(core_json)
         say(f"regression of {cfg.name} {cfg.rows}x{cfg.cols} on {', '.join(sims)}, "

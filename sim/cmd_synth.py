@@ -172,7 +172,7 @@ def _check_memory(cfg: CoreConfig, args: argparse.Namespace) -> None:
             check_memory("synth", "rtl", cfg, hint="use --method estimate")
         else:
             c2 = flow.small_cols(cfg)[1]
-            check_memory("synth", "rtl", cfg.replace(cols=c2, dpu_lanes=1),
+            check_memory("synth", "rtl", flow.part_config(cfg, c2),
                          hint=f"the estimate synthesizes {cfg.rows}x{c2} flat; use fewer rows")
     except MemoryError as exc:
         raise InputError(str(exc)) from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..golden.fileio import write_atomic
 
-__all__ = ["ParseError", "parse_results", "write_junit"]
+__all__ = ["ParseError", "parse_results", "write_junit", "write_junit_groups"]
 
 #: Raised for a results file that is not well-formed XML.
 ParseError = ET.ParseError
@@ -59,29 +59,40 @@ def write_junit(path: Path, label: str, summaries: Iterable) -> None:
     label : str
         The name of the whole report (``<config>_<label>``); every suite is named
         ``<label>.<sim>.<view>.seed<seed>``.
-    summaries : iterable of dcim.sim.cmd_regress.SimSummary
+    summaries : iterable of dcim.sim.regress_runs.SimSummary
         One per (simulator, array view): its ``sim``, ``view``, ``runs`` (``(seed,
         RunResult)`` pairs, one suite each, a case per test case and a ``simulator`` error
         case when the run itself failed) and ``errors`` (one failed ``regression`` case each).
     """
-    suites = ET.Element("testsuites", name=f"dcim regress {label}")
-    for s in summaries:
-        base = f"{label}.{s.sim}.{s.view}"
-        for seed, r in s.runs:
-            name = f"{base}.seed{seed}"
-            suite = ET.SubElement(suites, "testsuite", name=name, tests=str(r.tests),
-                                  failures=str(r.failed), time=f"{r.seconds:.3f}")
-            for c in r.cases:
-                case = ET.SubElement(suite, "testcase", classname=name, name=c["name"],
-                                     time=f"{c['time']:.3f}")
-                if c["failed"]:
-                    ET.SubElement(case, "failure", message=c["message"][:2000])
-            if r.error:
-                case = ET.SubElement(suite, "testcase", classname=name, name="simulator")
-                ET.SubElement(case, "error", message=r.error)
-        for err in s.errors:
-            suite = ET.SubElement(suites, "testsuite", name=base, tests="1", failures="1")
-            case = ET.SubElement(suite, "testcase", classname=base, name="regression")
-            ET.SubElement(case, "failure", message=err)
+    write_junit_groups(path, f"dcim regress {label}", [(label, summaries)])
+
+
+def write_junit_groups(path: Path, name: str, groups: Iterable[tuple[str, Iterable]]) -> None:
+    """As :func:`write_junit`, for several configurations in one report (``dcim farm``):
+    ``groups`` are ``(label, summaries)`` pairs, the report is named ``name``."""
+    suites = ET.Element("testsuites", name=name)
+    for label, summaries in groups:
+        for s in summaries:
+            _suites(suites, f"{label}.{s.sim}.{s.view}", s)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, ET.tostring(suites, encoding="unicode", xml_declaration=True))
+
+
+def _suites(suites: ET.Element, base: str, s) -> None:
+    """The suites of one (simulator, view) summary under ``suites``."""
+    for seed, r in s.runs:
+        name = f"{base}.seed{seed}"
+        suite = ET.SubElement(suites, "testsuite", name=name, tests=str(r.tests),
+                              failures=str(r.failed), time=f"{r.seconds:.3f}")
+        for c in r.cases:
+            case = ET.SubElement(suite, "testcase", classname=name, name=c["name"],
+                                 time=f"{c['time']:.3f}")
+            if c["failed"]:
+                ET.SubElement(case, "failure", message=c["message"][:2000])
+        if r.error:
+            case = ET.SubElement(suite, "testcase", classname=name, name="simulator")
+            ET.SubElement(case, "error", message=r.error)
+    for err in s.errors:
+        suite = ET.SubElement(suites, "testsuite", name=base, tests="1", failures="1")
+        case = ET.SubElement(suite, "testcase", classname=base, name="regression")
+        ET.SubElement(case, "failure", message=err)

@@ -249,14 +249,38 @@ def synthesize(cfg: CoreConfig, verilog: Path, outdir: Path, *, liberty: str | P
 
 # ------------------------------------------------------------------------------------------------
 # Hierarchical estimate
+def window_shift(big: CoreConfig, small: CoreConfig, n_vec: int, gap: int,
+                 emit_every: int = 1) -> int:
+    """Cycles the compute window of a workload is longer on ``big`` than on ``small`` (e.g.
+    the whole array and a part of its estimate): ``n_vec`` vectors sent back to back with
+    ``gap`` idle cycles after each, every ``emit_every``-th emitting a DPU result. The window
+    spans each vector's interval (``max(pass_interval, x_beats + gap)``, emitting or not) and,
+    after the last vector, its result's :meth:`~dcim.golden.schedule.Schedule.result_latency`
+    and :meth:`~dcim.golden.schedule.Schedule.result_drain`; only their difference is used,
+    so the fill and the testbench's fixed cycles cancel."""
+    def span(c: CoreConfig) -> int:
+        total = sum(max(c.pass_interval(emit=i % emit_every == emit_every - 1), c.x_beats + gap)
+                    for i in range(n_vec - 1))
+        return total + c.result_latency() + c.result_drain()
+    return span(big) - span(small)
+
+
 def _small_lanes(cfg: CoreConfig, c: int) -> int:
     return max(1, cfg.dpu_lanes * c // cfg.cols)
 
 
+def part_config(cfg: CoreConfig, c: int) -> CoreConfig:
+    """The configuration of an estimate's part of ``c`` columns: ``cfg`` with the DPU lanes
+    scaled in proportion (at least 1)."""
+    return cfg.replace(cols=c, dpu_lanes=_small_lanes(cfg, c))
+
+
 def small_cols(cfg: CoreConfig) -> tuple[int, int]:
     """Two small column counts ``(c, 2c)``, both dividing ``cols``, ``2c < cols``, with the DPU
-    lanes scaled in proportion (at least 1, dividing the columns); the smallest such ``c >= 4``,
-    else the smallest.
+    lanes scaled in proportion (at least 1, dividing the columns): the smallest ``c >= 4`` at
+    which the proportion is exact (``dpu_lanes * c / cols`` lanes, so that the parts' DPU grows
+    by lanes as the array's does and drains a result in the same cycles), else the smallest
+    ``c >= 4``, else the smallest.
 
     Raises
     ------
@@ -270,7 +294,8 @@ def small_cols(cfg: CoreConfig) -> tuple[int, int]:
         raise InputError(f"cols ({cfg.cols}) with dpu_lanes {cfg.dpu_lanes} cannot be composed "
                          "from two smaller arrays of c and 2c columns; use flat synthesis")
     big = [c for c in cands if c >= 4]
-    c = big[0] if big else cands[0]
+    exact = [c for c in big if cfg.dpu_lanes * c % cfg.cols == 0]
+    c = (exact or big or cands)[0]
     return c, 2 * c
 
 
@@ -281,9 +306,12 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     Every block grows linearly with ``cols`` at a fixed ``rows`` (each column has its own
     weights, adder tree, accumulators and DPU table entries; ``dpu_lanes`` is scaled in
     proportion). Two flat runs at ``c`` and ``2c`` columns give, per block, a fixed part and a
-    per-column part, which are composed for ``cols``. The energy per clock cycle and the
-    workload's window length (cycles) are composed the same way; Fmax is the smaller Fmax of
-    the two runs (it ignores the growing fan-out of the activation bits).
+    per-column part, which are composed for ``cols``. The energy per clock cycle is composed
+    the same way; the workload's window (cycles) is the ``2c`` run's, shifted by what the
+    core's schedule says differs on the whole array (:func:`window_shift`: the DPU lanes and
+    streams of the parts are not those of the array, so the window is not linear in the
+    columns). Fmax is the smaller Fmax of the two runs (it ignores the growing fan-out of the
+    activation bits).
 
     Parameters
     ----------
@@ -314,7 +342,7 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     kw["curve_gaps"] = {p: curve_gap(cfg, p, kw.get("emit_every", 1)) for p in util}
 
     def part(c: int) -> dict[str, Any]:
-        small = cfg.replace(cols=c, dpu_lanes=_small_lanes(cfg, c))
+        small = part_config(cfg, c)
         d = Path(outdir) / f"part_{cfg.rows}x{c}"
         d.mkdir(parents=True, exist_ok=True)
         tag = f"{cfg.rows}x{c}"
@@ -327,6 +355,7 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
     with ThreadPoolExecutor(max_workers=jobs) as pool, procgroup.guard():
         r1, r2 = pool.map(part, (c1, c2))
     k = (cfg.cols - c1) / (c2 - c1)
+    small2 = part_config(cfg, c2)
 
     def lin(a: float, b: float) -> float:
         return a + (b - a) * k
@@ -359,7 +388,8 @@ def estimate(cfg: CoreConfig, generate: Callable[[CoreConfig, Path], Path], outd
         # energy per clock cycle (power x period) and the workload's window length are both
         # linear in the columns (with one DPU lane the results take cols cycles each)
         e_cycle = lin(p1["total_w"] * t1["min_period_ns"], p2["total_w"] * t2["min_period_ns"])
-        window = max(1, round(lin(p1["window_cycles"], p2["window_cycles"])))
+        window = max(1, p2["window_cycles"] + window_shift(
+            cfg, small2, p2["vectors"], p2.get("gap", 0), p2.get("emit_every", 1)))
         blocks_w = {b: lin(p1["blocks_w"][b] * t1["min_period_ns"],
                            p2["blocks_w"][b] * t2["min_period_ns"]) / timing["min_period_ns"]
                     for b in p2.get("blocks_w", {})}

@@ -82,6 +82,7 @@ class AmaranthTB:
         self.now = 0            # cycles seen by the main testbench
         self.packets: list[list[int]] = []
         self.first_valid: list[int] = []   # cycle of the first tvalid of each result packet
+        self.last_beat: list[int] = []     # cycle of the tlast handshake of each result packet
         self.updates: list[int] = []       # cycles in which a pass committed
         self.x_last: list[int] = []        # cycle of the last handshake of each x packet
         self.block = False
@@ -233,6 +234,7 @@ class AmaranthTB:
             if valid and ready:
                 self._y_beats.append(ctx.get(y.tdata))
                 if ctx.get(y.tlast):
+                    self.last_beat.append(t)
                     beats, self._y_beats, seen = self._y_beats, [], False
                     self.packets.append(beats)
                     self.sb.on_packet(beats)

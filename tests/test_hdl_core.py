@@ -165,9 +165,12 @@ def test_dpu_results_grid(kw):
 @pytest.mark.parametrize("kw", [dict(rows=8, cols=4, serial_bits=2, tree_regs=1),
                                 dict(rows=4, cols=8, act_bits=4, serial_bits=1, tree_regs=2,
                                      dpu_lanes=2),
-                                dict(rows=5, cols=3, serial_bits=8)], ids=_cfg_id)
+                                dict(rows=5, cols=3, serial_bits=8),
+                                dict(rows=4, cols=12, dpu_lanes=2, y_stream_bits=32)],
+                         ids=_cfg_id)
 def test_latency_and_pass_interval(kw):
-    """Measured RAW and DPU latency and the back-to-back pass interval equal the figures."""
+    """Measured RAW and DPU latency, the cycles from a result's first beat to its last, and the
+    back-to-back pass interval equal the figures."""
     cfg = CoreConfig(x_stream_bits=8 * max(8, kw["rows"]), **kw)
     assert cfg.x_beats == 1
     rng = np.random.default_rng(3)
@@ -183,6 +186,7 @@ def test_latency_and_pass_interval(kw):
                 last = await b.send_vector(np.zeros(cfg.rows, int))
                 await b.wait_packets(len(b.packets) + 1)
                 results[bits, raw] = b.first_valid[len(b.packets) - 1] - last
+                results[bits, raw, "drain"] = b.last_beat[-1] - b.first_valid[-1]
             # back-to-back passes without EMIT
             start = len(b.updates)
             for _ in range(6):
@@ -195,6 +199,8 @@ def test_latency_and_pass_interval(kw):
     for bits in (cfg.act_bits, 1):
         assert results[bits, True] == cfg.pass_latency(bits)
         assert results[bits, False] == cfg.result_latency(bits)
+        for raw in (True, False):
+            assert results[bits, raw, "drain"] == cfg.result_drain(raw)
         assert results[bits, "gap"] == [cfg.cycles_per_pass(bits)]
 
 

@@ -128,9 +128,12 @@ def _fake_run(tmp_path, monkeypatch, result, equiv=None):
     monkeypatch.setattr(mu, "_regress", regress)
     if equiv is not None:
         monkeypatch.setattr(mu, "prove_equivalent", equiv)
+    from dcim.golden import procgroup
+
     run = mu.Run(CoreConfig(rows=4, cols=2), tmp_path, tmp_path / "rtl", "icarus", 1, None,
                  10.0, 10.0, tmp_path / "core.json")
-    return mu.run_mutant(run, Mutation(3, LINE))
+    with procgroup.guard():  # as dcim mutate runs it (a new run: an earlier stop is over)
+        return mu.run_mutant(run, Mutation(3, LINE))
 
 
 def test_outcomes_of_a_mutant(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ import pytest
 from dcim.golden import procgroup
 from dcim.golden.config import CoreConfig
 from dcim.golden.fileio import lock_dir
-from dcim.sim import cmd_regress, supervise
+from dcim.sim import cmd_regress, regress_runs, supervise
 from dcim.sim.build import generate
 from dcim.sim.cli import main
 from dcim.sim.runner import RunResult
@@ -87,8 +87,8 @@ def test_interrupted_regress_reports_what_finished(tmp_path, capsys, monkeypatch
                          error=f"simulator exited with code {code}")
 
     monkeypatch.setattr(cmd_regress, "check_simulator", lambda sim: None)
-    monkeypatch.setattr(cmd_regress, "build", lambda *a, **kw: 0.0)
-    monkeypatch.setattr(cmd_regress, "run_tests", fake_run_tests)
+    monkeypatch.setattr(regress_runs, "build", lambda *a, **kw: 0.0)
+    monkeypatch.setattr(regress_runs, "run_tests", fake_run_tests)
     out = tmp_path / "out"
     argv = ["regress", "--rows", "8", "--cols", "4", "--rtl", rtl8x4, "--sim", "icarus",
             "--seed", "1", "--seeds", "3", "--out", out]

@@ -355,7 +355,12 @@ def test_block_areas_sum_to_total_and_recurse():
 
 
 def test_small_cols_for_the_estimate():
-    assert flow.small_cols(CoreConfig(rows=8, cols=256)) == (4, 8)
+    # the default's 32 lanes on 256 columns: one lane per 8 columns, kept exactly by 8 and 16
+    assert flow.small_cols(CoreConfig(rows=8, cols=256)) == (8, 16)
+    assert flow.small_cols(CoreConfig(rows=8, cols=256, dpu_lanes=1)) == (4, 8)
+    # 2 lanes on 16 columns: exact only at 8 and 16, which is not smaller: the floor of 1 lane
+    assert flow.small_cols(CoreConfig(rows=32, cols=16)) == (4, 8)
+    assert flow.small_cols(CoreConfig(rows=32, cols=32)) == (8, 16)
     assert flow.small_cols(CoreConfig(rows=8, cols=32, dpu_lanes=8)) == (4, 8)
     assert flow.small_cols(CoreConfig(rows=8, cols=6)) == (1, 2)
     assert flow.small_cols(CoreConfig(rows=8, cols=64, dpu_lanes=64)) == (4, 8)
@@ -469,8 +474,8 @@ def test_sweep_points_keep_the_other_options(tmp_path, monkeypatch):
      r"a flat synthesis of the rtl array at 256x256 needs about \d+ GiB \(estimated from the "
      r"size\); this machine has \d+ GiB; use --method estimate$"),
     (["--rows", "4096", "--cols", "256"],
-     r"a flat synthesis of the rtl array at 4096x8 needs about \d+ GiB .*; the estimate "
-     r"synthesizes 4096x8 flat; use fewer rows$"),
+     r"a flat synthesis of the rtl array at 4096x16 needs about \d+ GiB .*; the estimate "
+     r"synthesizes 4096x16 flat; use fewer rows$"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     import re
@@ -483,8 +488,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
 
 
 def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
-    """With block areas, energy per cycle and window exactly linear in cols, the estimate of a
-    bigger array is exact."""
+    """With block areas and energy per cycle exactly linear in cols, the estimate of a bigger
+    array is exact; the window is the larger part's, shifted by the schedule."""
     seen = []
 
     def fake_synthesize(cfg, verilog, outdir, **kw):
@@ -511,10 +516,10 @@ def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
     monkeypatch.setattr(flow, "synthesize", fake_synthesize)
     cfg = CoreConfig(rows=8, cols=64, dpu_lanes=8)
     r = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path, jobs=1)
-    assert seen == [(8, 4, 1), (8, 8, 1)]
+    assert seen == [(8, 8, 1), (8, 16, 2)]  # one lane per 8 columns, as on the array
     # the two flat runs at once compose to the same figures
     r2 = flow.estimate(cfg, lambda c, d: d / "x.v", tmp_path, jobs=2)
-    assert sorted(seen[2:]) == [(8, 4, 1), (8, 8, 1)]
+    assert sorted(seen[2:]) == [(8, 8, 1), (8, 16, 2)]
     assert {k: v for k, v in r2.items() if k != "wall_time"} == \
         {k: v for k, v in r.items() if k != "wall_time"}
     assert r2["wall_time"]["jobs"] == 2 and r2["wall_time"]["parts_s"] == [1.0, 1.0]
@@ -525,12 +530,16 @@ def test_estimate_composes_blocks_linearly_in_cols(tmp_path, monkeypatch):
     assert r["area"]["blocks"]["ctrl"]["area_um2"] == pytest.approx(500.0 + 3.0 * 64)
     assert r["area"]["total_um2"] == pytest.approx(6400.0 + 692.0 + 24.0)
     assert r["area"]["cells"] == 640 + 114 + 1
-    # Fmax: the slower of the two runs (here the 4-column one)
-    assert r["timing"]["min_period_ns"] == pytest.approx(10.0 - 0.04)
+    # Fmax: the slower of the two runs (here the 8-column one)
+    assert r["timing"]["min_period_ns"] == pytest.approx(10.0 - 0.08)
     p = r["power"]["random"]
-    assert p["window_cycles"] == 40 + 2 * 64
+    # the window is not linear in cols: the 16-column part's (40 + 2 * 16), shifted by the
+    # schedule: the array's last result starts 19 cycles after its vector (8 + 3, one group of
+    # 8 lanes, the DPU's 7) and ends 7 beats later; the part's starts after 22 (4 groups of 2
+    # lanes for its first beat of 8 values) and ends 4 cycles later (its other 4 groups): 0
+    assert p["window_cycles"] == 40 + 2 * 16
     assert p["total_w"] * p["window_cycles"] * r["timing"]["min_period_ns"] == \
-        pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 64))
+        pytest.approx(1e-3 * (10 + 64) * 10.0 * (40 + 2 * 16))
     assert p["macs"] == 4 * 8 * 64
     assert r["method"].startswith("estimate")
 
@@ -572,3 +581,19 @@ def test_instance_power_rows_and_blocks():
     assert [block_of(n) for n in cells] == ["ctrl", "weights", "compute", "glue"]
     assert block_of("accum/_1_") == "accum" and block_of("dpu/lane0/_2_") == "dpu"
 
+
+
+def test_estimate_window_shift_matches_measured_parts():
+    """The estimate's window model explains the windows the activity simulation measured for
+    the two parts of the 256x256 default (``dcim synth --rows 256 --cols 256``: 151 cycles at
+    256x4, 155 at 256x8, one DPU lane, 16 back-to-back vectors), and by hand the whole array:
+    its 32 lanes and 256-bit result stream end the last result 4 cycles after the 256x4 part's
+    (latency 19 against 22, drain 7 against 0)."""
+    p4, p8 = (CoreConfig(rows=256, cols=c, dpu_lanes=1) for c in (4, 8))
+    assert flow.window_shift(p8, p4, 16, 0) == 155 - 151
+    assert flow.window_shift(CoreConfig(rows=256, cols=256), p4, 16, 0) == 4
+    # one lane on 256 columns: a result every 256 cycles instead of 8, and its drain
+    one = CoreConfig(rows=256, cols=256, dpu_lanes=1)
+    assert flow.window_shift(one, p4, 16, 0) == 15 * (256 - 8) + (11 + 8 + 7 + 248) - 22
+    # gaps longer than the DPU's interval set the pace on both
+    assert flow.window_shift(one, p4, 4, 300) == (11 + 8 + 7 + 248) - 22
