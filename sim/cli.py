@@ -106,7 +106,8 @@ def config_from_args(args: argparse.Namespace) -> CoreConfig:
 
 #: Subcommands in help order; each is a module ``cmd_<name>`` of this package with a docstring
 #: (its help), ``configure(parser)`` and ``run(args) -> int``. Absent modules are skipped.
-SUBCOMMANDS = ("config", "golden", "generate", "regress", "calibrate", "check", "synth")
+SUBCOMMANDS = ("config", "golden", "generate", "regress", "calibrate", "check", "synth",
+               "prove")
 
 
 def _commands():
