@@ -40,8 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "as a whole; default: a temporary directory, kept only if a property "
                         "fails)")
     g.add_argument("--props", metavar="LIST",
-                   help="comma-separated properties to prove (default all; the names are "
-                        "listed by --list)")
+                   help="comma-separated properties to prove, or all (default: every "
+                        "property but those --list marks as not default)")
     g.add_argument("--depth", type=int, metavar="N",
                    help=f"cycles from reset for every bounded property, 1..{MAX_DEPTH} "
                         "(default: each property's own; for the column equivalence, the "
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         for name, prop in properties().items():
-            print(f"{name:12} {prop.summary}")
+            print(f"{name:13} {prop.summary}{'' if prop.default else ' [not default]'}")
         return 0
     cfg = config_from_args(args)
     names = parse_props(args.props)
