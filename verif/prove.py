@@ -9,8 +9,9 @@ over ``depth`` cycles, every free input free in every cycle; then, if the harnes
 the same model in cover mode, so that a proof whose assumptions exclude the interesting traces
 (a vacuous proof) is reported as failed.
 
-The harnesses are in :mod:`dcim.verif.prove_accum` (the accumulators) and
-:mod:`dcim.verif.prove_axi` (the AXI4-Lite and result-stream protocols); the column views'
+The harnesses are in :mod:`dcim.verif.prove_accum` (the accumulators),
+:mod:`dcim.verif.prove_axi` (the AXI4-Lite and result-stream protocols) and
+:mod:`dcim.verif.prove_dpu` (the DPU's pipeline as a stream); the column views'
 equivalence is :func:`dcim.verif.formal.column_equivalence`. :func:`properties` names them
 all, in the order ``dcim prove`` runs them.
 """
@@ -207,11 +208,11 @@ def _column(cfg: CoreConfig, workdir: Path, depth: int | None, timeout: float,
 def properties() -> dict[str, Property]:
     """Every property by name, in the order ``dcim prove`` runs them (built on first use: the
     harness modules import Amaranth)."""
-    from . import prove_accum, prove_axi
+    from . import prove_accum, prove_axi, prove_dpu
 
     props = {"column": Property(f"rtl column == fast column model (both views, every input "
                                 f"free; at most {COLUMN_ROWS} rows)", _column)}
-    for module in (prove_accum, prove_axi):
+    for module in (prove_accum, prove_axi, prove_dpu):
         props.update(module.PROPERTIES)
     return props
 
