@@ -29,8 +29,8 @@ from ..golden.config import CoreConfig
 from ..golden.errors import InputError
 from .formal import FormalError, _Runner
 
-__all__ = ["FormalError", "PropResult", "Property", "parse_props", "properties", "run_bmc",
-           "run_property"]
+__all__ = ["FormalError", "PropResult", "Property", "parse_props", "properties", "prove_harness",
+           "bounded", "run_bmc", "run_property"]
 
 _SCRIPT = """\
 read_rtlil {top}.il
@@ -187,6 +187,25 @@ def column_config(cfg: CoreConfig) -> CoreConfig:
         return cfg
     small = cfg.replace(rows=COLUMN_ROWS, tree_regs=0)
     return small.replace(tree_regs=min(cfg.tree_regs, small.tree_depth))
+
+
+def prove_harness(name: str, harness, workdir: str | Path, depth: int | None,
+                  default_depth: int, *, timeout: float = 600.0,
+                  solver: str = "yices") -> PropResult:
+    """:func:`run_bmc` on a harness with ``ports`` (and optionally ``bind``) attributes and
+    covers, over ``depth`` cycles (None: ``default_depth``)."""
+    return run_bmc(name, harness, harness.ports, workdir,
+                   default_depth if depth is None else depth, timeout=timeout, solver=solver,
+                   covers=True, bind=getattr(harness, "bind", None))
+
+
+def bounded(summary: str, proof: Callable[..., PropResult], default: bool = True,
+            **fixed) -> Property:
+    """A :class:`Property` whose run is ``proof(cfg, workdir, depth=, timeout=, solver=,
+    **fixed)``."""
+    def run(cfg, workdir, depth, timeout, solver):
+        return proof(cfg, workdir, depth=depth, timeout=timeout, solver=solver, **fixed)
+    return Property(summary, run, default=default)
 
 
 def _column(cfg: CoreConfig, workdir: Path, depth: int | None, timeout: float,

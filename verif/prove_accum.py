@@ -32,7 +32,7 @@ from amaranth.hdl import Array, Cat, Const, Cover, Elaboratable, Module, Mux, Si
 from amaranth.hdl import Assert, Assume
 
 from ..golden.config import CoreConfig
-from .prove import Property, PropResult, run_bmc
+from .prove import PropResult, bounded, prove_harness
 
 __all__ = ["PROPERTIES", "AccumHarness", "accum_proof"]
 
@@ -195,22 +195,13 @@ def accum_proof(cfg: CoreConfig, workdir: str | Path, *, depth: int | None = Non
     if saturating:
         cfg = cfg.replace(psum_bits=cfg.acc_width, acc_bits=cfg.acc_width)
     harness = AccumHarness(cfg, None if dut is None else dut(cfg), saturating)
-    name = name or ("accum-sat" if saturating else "accum")
-    return run_bmc(name, harness, harness.ports, workdir,
-                   accum_depth(cfg) if depth is None else depth, timeout=timeout,
-                   solver=solver, covers=True, bind=harness.bind)
-
-
-def _run(saturating: bool):
-    def run(cfg, workdir, depth, timeout, solver):
-        return accum_proof(cfg, workdir, depth=depth, saturating=saturating, timeout=timeout,
-                           solver=solver)
-    return run
+    return prove_harness(name or ("accum-sat" if saturating else "accum"), harness, workdir,
+                         depth, accum_depth(cfg), timeout=timeout, solver=solver)
 
 
 PROPERTIES = {
-    "accum": Property("accumulators: every pass commits clamp(psum*ACC + exact dot product); "
-                      "hold, busy, done, EMIT", _run(False)),
-    "accum-sat": Property("accumulators at psum_bits = acc_width: saturation over passes as "
-                          "golden's clamp", _run(True)),
+    "accum": bounded("accumulators: every pass commits clamp(psum*ACC + exact dot product); "
+                     "hold, busy, done, EMIT", accum_proof),
+    "accum-sat": bounded("accumulators at psum_bits = acc_width: saturation over passes as "
+                         "golden's clamp", accum_proof, saturating=True),
 }

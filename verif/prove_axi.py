@@ -27,7 +27,7 @@ from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Elaboratable
                           Signal, Value)
 
 from ..golden.config import CoreConfig
-from .prove import Property, PropResult, run_bmc
+from .prove import PropResult, bounded, prove_harness
 
 __all__ = ["PROPERTIES", "AxiLiteHarness", "ResultStreamHarness", "axil_proof", "axis_proof",
            "mapped_predicate"]
@@ -143,10 +143,8 @@ def axil_proof(cfg: CoreConfig, workdir: str | Path, *, depth: int | None = None
                timeout: float = 600.0, solver: str = "yices") -> PropResult:
     """Prove ``axil`` (module docstring) on ``cfg``'s CSR block over ``depth`` cycles from
     reset (default :func:`axil_depth`); ``dut(cfg)`` builds another block to prove."""
-    harness = AxiLiteHarness(cfg, None if dut is None else dut(cfg))
-    return run_bmc("axil", harness, harness.ports, workdir,
-                   axil_depth(cfg) if depth is None else depth, timeout=timeout,
-                   solver=solver, covers=True)
+    return prove_harness("axil", AxiLiteHarness(cfg, None if dut is None else dut(cfg)),
+                         workdir, depth, axil_depth(cfg), timeout=timeout, solver=solver)
 
 
 
@@ -246,23 +244,17 @@ def axis_proof(cfg: CoreConfig, workdir: str | Path, *, depth: int | None = None
     packer over ``depth`` cycles from reset (default :func:`axis_depth`); ``dut(cfg)`` builds
     another packer to prove."""
     harness = ResultStreamHarness(cfg, None if dut is None else dut(cfg), mixed)
-    return run_bmc("axis-y-order" if mixed else "axis-y", harness, harness.ports, workdir,
-                   axis_depth(cfg) if depth is None else depth, timeout=timeout,
-                   solver=solver, covers=True)
+    return prove_harness("axis-y-order" if mixed else "axis-y", harness, workdir, depth,
+                         axis_depth(cfg), timeout=timeout, solver=solver)
 
 
 PROPERTIES = {
-    "axil": Property("AXI4-Lite: one response per request within 3 cycles, held until taken; "
-                     "SLVERR exactly on unmapped addresses (RegMap)",
-                     lambda cfg, work, depth, timeout, solver: axil_proof(
-                         cfg, work, depth=depth, timeout=timeout, solver=solver)),
-    "axis-y": Property("result AXI4-Stream: tvalid/tdata/tlast held while stalled; "
-                       "y_beats(raw) beats per result, tlast on the last, in load order",
-                       lambda cfg, work, depth, timeout, solver: axis_proof(
-                           cfg, work, depth=depth, timeout=timeout, solver=solver)),
-    "axis-y-order": Property("result AXI4-Stream with RAW and DPU results mixed (CTRL.RAW "
-                             "changed while STATUS.BUSY is 0): in load order",
-                             lambda cfg, work, depth, timeout, solver: axis_proof(
-                                 cfg, work, depth=depth, mixed=True, timeout=timeout,
-                                 solver=solver), default=False),
+    "axil": bounded("AXI4-Lite: one response per request within 3 cycles, held until taken; "
+                    "SLVERR exactly on unmapped addresses (RegMap)", axil_proof),
+    "axis-y": bounded("result AXI4-Stream: tvalid/tdata/tlast held while stalled; "
+                      "y_beats(raw) beats per result, tlast on the last, in load order",
+                      axis_proof),
+    "axis-y-order": bounded("result AXI4-Stream with RAW and DPU results mixed (CTRL.RAW "
+                            "changed while STATUS.BUSY is 0): in load order", axis_proof,
+                            default=False, mixed=True),
 }

@@ -21,7 +21,7 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Elaboratable, Module
 from amaranth.hdl import Value
 
 from ..golden.config import CoreConfig
-from .prove import Property, PropResult, run_bmc
+from .prove import PropResult, bounded, prove_harness
 
 __all__ = ["PROPERTIES", "DpuStreamHarness", "dpu_proof"]
 
@@ -84,15 +84,11 @@ def dpu_proof(cfg: CoreConfig, workdir: str | Path, *, depth: int | None = None,
               timeout: float = 600.0, solver: str = "yices") -> PropResult:
     """Prove ``dpu-stream`` (module docstring) over ``depth`` cycles from reset (default
     :func:`dpu_depth`); ``dut(cfg)`` builds another DPU to prove."""
-    harness = DpuStreamHarness(cfg, None if dut is None else dut(cfg))
-    return run_bmc("dpu-stream", harness, harness.ports, workdir,
-                   dpu_depth(cfg) if depth is None else depth, timeout=timeout,
-                   solver=solver, covers=True)
+    return prove_harness("dpu-stream", DpuStreamHarness(cfg, None if dut is None else dut(cfg)),
+                         workdir, depth, dpu_depth(cfg), timeout=timeout, solver=solver)
 
 
 PROPERTIES = {
-    "dpu-stream": Property("DPU pipeline: in order, no loss or invention, dpu_latency cycles "
-                           "when not stalled, a group per cycle with o.ready",
-                           lambda cfg, work, depth, timeout, solver: dpu_proof(
-                               cfg, work, depth=depth, timeout=timeout, solver=solver)),
+    "dpu-stream": bounded("DPU pipeline: in order, no loss or invention, dpu_latency cycles "
+                          "when not stalled, a group per cycle with o.ready", dpu_proof),
 }
