@@ -36,9 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
     g = parser.add_argument_group("proof")
     g.add_argument("-o", "--output", type=Path, metavar="DIR",
-                   help="directory for the models, logs and counterexample traces (replaced "
-                        "as a whole; default: a temporary directory, kept only if a property "
-                        "fails)")
+                   help="directory for the models, logs, counterexample traces and "
+                        "prove.json/prove.md, written as one directory when the run ends "
+                        "(default: a temporary directory, kept only if a property fails)")
     g.add_argument("--props", metavar="LIST",
                    help="comma-separated properties to prove, or all (default: every "
                         "property but those --list marks as not default)")
