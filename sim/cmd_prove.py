@@ -46,8 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help=f"cycles from reset for every bounded property, 1..{MAX_DEPTH} "
                         "(default: each property's own; for the column equivalence, the "
                         "induction length)")
-    g.add_argument("--timeout", type=float, default=900.0, metavar="S",
-                   help="wall-clock limit per property in seconds (default 900)")
+    g.add_argument("--timeout", type=float, default=1800.0, metavar="S",
+                   help="wall-clock limit per property in seconds (default 1800)")
     g.add_argument("--solver", default="yices", metavar="NAME",
                    help="SMT solver for yosys-smtbmc (default yices)")
     g.add_argument("--list", action="store_true", help="list the properties and exit")
