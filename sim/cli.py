@@ -138,8 +138,8 @@ def check_regex(option: str, pattern: str | None) -> None:
 
 #: Subcommands in help order; each is a module ``cmd_<name>`` of this package with a docstring
 #: (its help), ``configure(parser)`` and ``run(args) -> int``. Absent modules are skipped.
-SUBCOMMANDS = ("config", "golden", "generate", "regress", "farm", "mutate", "calibrate", "check",
-               "synth")
+SUBCOMMANDS = ("config", "golden", "generate", "regress", "farm", "prove", "mutate", "calibrate",
+               "check", "synth")
 
 
 def _commands():
