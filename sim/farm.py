@@ -150,7 +150,7 @@ def seed_task(built: tuple[float, str | None], sim: str, top: str, bdir: Path, s
               check_init: bool) -> Any:
     """Run one seed on a finished build (``built``: what :func:`build_task` returned); None
     when the build failed or a stop killed the run."""
-    if built[1] is not None:
+    if built[1] is not None or procgroup.stopping():  # no build, or a stop: nothing to run
         return None
     try:
         return run_seed(sim, top, bdir, seed, core_json=core_json, regs=regs, tests=tests,

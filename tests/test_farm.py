@@ -220,6 +220,8 @@ def test_farm_sigterm_keeps_what_finished(tmp_path, capsys, monkeypatch, fake_si
     assert started[0] == 7  # the first seed first
     assert (job["seeds"], job["result"], job["errors"]) == ([7], "interrupted", [])
     assert "<failure" not in (out / "junit.xml").read_text()
+    # the seed queued behind the stop did not start (no simulator, no run directory)
+    assert started == [7, 8]
 
 
 @pytest.mark.sim
