@@ -179,9 +179,10 @@ def run_farm(jobs: Sequence[Job], *, tests: str | None, timeout: float,
              tick: Callable[[], None]) -> bool:
     """Run every job's build and seeds as tasks; fill each job's ``summary``.
 
-    Builds go first (higher priority), every seed depends on its build, and a job's first
-    seeds go before its later ones. ``tick`` is
-    called once per finished seed (a progress bar). A Ctrl-C or SIGTERM cancels what has not
+    Every seed depends on its build; builds have a higher priority and a job's first seeds a
+    higher one than its later ones, but dask takes priorities as hints (the recorded run,
+    docs/verification.md, built its last configuration after 70 minutes, when the others had
+    run their seeds). ``tick`` is called once per finished seed (a progress bar). A Ctrl-C or SIGTERM cancels what has not
     run, kills every simulator (in-process cluster) and marks the unfinished jobs interrupted;
     the exception then propagates.
 
