@@ -28,7 +28,8 @@ from ..golden.errors import InputError
 from ..golden.fileio import check_output_dir, check_output_file, lock_dir, write_atomic
 from ..golden.table import table
 from .build import check_array_model
-from .cmd_regress import check_run_options, config_argv, config_tag, generated_rtl
+from .cmd_regress import (add_run_options, check_run_options, config_argv, config_tag,
+                          generated_rtl)
 from .farm import Job, load_grid, run_farm
 from .regress_report import print_failures
 from .regress_runs import SimSummary
@@ -43,28 +44,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``dcim farm``."""
     parser.add_argument("--configs", type=Path, required=True, metavar="FILE",
                         help="the grid of configurations (.toml or .json; see above)")
-    parser.add_argument("--sim", default="all", metavar="SIM",
-                        help="icarus, verilator or all (default all)")
+    add_run_options(parser, Path("build/farm"), "build and run directories and the reports",
+                    "OUT/junit.xml")
     parser.add_argument("--seeds", type=int, default=10, metavar="N",
                         help="seeds per configuration and simulator (default 10)")
     parser.add_argument("--icarus-seeds", type=int, default=None, metavar="N",
                         help="seeds per configuration on Icarus (default: --seeds)")
-    parser.add_argument("--seed", type=int, default=None, metavar="SEED",
-                        help="first seed (default: random; printed)")
-    parser.add_argument("--tests", default=None, metavar="PATTERN",
-                        help="regular expression selecting test names (default: all)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="a dask.distributed scheduler (e.g. tcp://host:8786); default: a "
                              "LocalCluster in this process")
     parser.add_argument("--workers", type=int, default=2, metavar="N",
                         help="LocalCluster threads, i.e. simulators at once (default 2)")
-    parser.add_argument("-o", "--out", "--output", dest="out", type=Path,
-                        default=Path("build/farm"), metavar="DIR",
-                        help="build and run directories and the reports (default build/farm)")
-    parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
-                        help="JUnit XML path (default OUT/junit.xml)")
-    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
-                        help="wall-clock limit of one simulator run (default 1800)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -200,14 +190,13 @@ def write_farm_reports(jobs: list[Job], out: Path, junit: Path, wall: float) -> 
             f"seed runs, {failed} failed.\n\n")
     cov = write_atomic(out / "coverage.md", head + "\n".join(sections))
     write_junit_groups(junit, "dcim farm", [(j.fc.label, [j.summary]) for j in jobs])
+    rate = runs / wall * 3600 if wall > 0 else 0.0
     summary_path = write_atomic(out / "summary.json", json.dumps(
         {"wall_seconds": wall, "seed_runs": runs, "failed_runs": failed,
-         "seeds_per_hour": runs / wall * 3600 if wall > 0 else 0.0, "jobs": records},
-        indent=1) + "\n")
+         "seeds_per_hour": rate, "jobs": records}, indent=1) + "\n")
     print("\n".join(table(rows, ["config", "simulator", "array", "seeds", "tests",
                                  "transactions", "MACs verified", "coverage", "seconds",
                                  "result"], "lllrrrrrrr", indent="")))
-    rate = runs / wall * 3600 if wall > 0 else 0.0
     print(f"\n{runs} seed runs ({failed} failed) in {wall:.1f} s wall: {rate:,.0f} seeds/hour; "
           f"coverage: {cov}; JUnit: {junit}; summary: {summary_path}")
     return all(j.summary.ok and len(j.summary.runs) == len(j.seeds) for j in jobs)

@@ -43,14 +43,10 @@ from .simulators import SIMULATORS, SimulatorError, check_simulator
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``dcim regress``."""
     add_config_args(parser)
-    parser.add_argument("--sim", default="all", metavar="SIM",
-                        help="icarus, verilator or all (default all)")
+    add_run_options(parser, Path("build/regress"), "build and run directories",
+                    "OUT/<config>/junit.xml")
     parser.add_argument("--seeds", type=int, default=1, metavar="N",
                         help="runs per simulator with seeds SEED..SEED+N-1 (default 1)")
-    parser.add_argument("--seed", type=int, default=None, metavar="SEED",
-                        help="first seed (default: random; printed)")
-    parser.add_argument("--tests", default=None, metavar="PATTERN",
-                        help="regular expression selecting test names (default: all)")
     parser.add_argument("--waves", action="store_true",
                         help="record waves (FST on Icarus, VCD on Verilator) in each run dir")
     parser.add_argument("-j", "--jobs", type=int, default=1, metavar="JOBS",
@@ -65,16 +61,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtl-edited", action="store_true",
                         help="accept files of --rtl DIR that differ from the digests its "
                              "<name>.json records (Verilog edited on purpose, a mutant)")
-    parser.add_argument("-o", "--out", "--output", dest="out", type=Path,
-                        default=Path("build/regress"), metavar="DIR",
-                        help="build and run directories (default build/regress)")
-    parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
-                        help="JUnit XML path (default OUT/<config>/junit.xml)")
-    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
-                        help="wall-clock limit of one simulator run (default 1800)")
     parser.add_argument("--vectors", type=Path, default=None, metavar="DIR",
                         help="replay the layer `dcim calibrate --export-vectors DIR` wrote "
                              "(only test_replay runs; the core comes from DIR/manifest.json)")
+
+
+def add_run_options(parser: argparse.ArgumentParser, out: Path, out_help: str,
+                    junit: str) -> None:
+    """Add the options ``dcim regress`` and ``dcim farm`` share: ``--sim``, ``--seed``,
+    ``--tests``, ``-o/--out`` (default ``out``), ``--junit`` (default ``junit``) and
+    ``--timeout`` (checked by :func:`check_run_options`)."""
+    parser.add_argument("--sim", default="all", metavar="SIM",
+                        help="icarus, verilator or all (default all)")
+    parser.add_argument("--seed", type=int, default=None, metavar="SEED",
+                        help="first seed (default: random; printed)")
+    parser.add_argument("--tests", default=None, metavar="PATTERN",
+                        help="regular expression selecting test names (default: all)")
+    parser.add_argument("-o", "--out", "--output", dest="out", type=Path, default=out,
+                        metavar="DIR", help=f"{out_help} (default {out})")
+    parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                        help=f"JUnit XML path (default {junit})")
+    parser.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                        help="wall-clock limit of one simulator run (default 1800)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,10 +36,6 @@ from .simulators import SimulatorError
 
 __all__ = ["FarmConfig", "Job", "load_grid", "run_farm"]
 
-#: Keys of a ``[[config]]`` entry that are not :class:`CoreConfig` fields.
-EXTRA_KEYS = ("array_model",)
-
-
 @dataclasses.dataclass(frozen=True)
 class FarmConfig:
     """One configuration of the grid and the array view it runs."""

@@ -14,7 +14,7 @@ import pytest
 
 from dcim.golden.config import CoreConfig
 from dcim.sim.cli import main
-from dcim.verif.prove import parse_props, properties
+from dcim.verif.prove import parse_props
 from dcim.verif.prove_accum import accum_proof
 from dcim.verif.prove_axi import axil_proof, axis_proof, mapped_predicate
 from dcim.verif.prove_dpu import dpu_proof

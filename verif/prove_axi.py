@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Cover, Elaboratable, Module, Mux,
+from amaranth.hdl import (Array, Assert, Assume, Cat, Cover, Elaboratable, Module, Mux,
                           Signal, Value)
 
 from ..golden.config import CoreConfig
